@@ -1,0 +1,28 @@
+# The two commands of the README, plus what they are made of.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: install demo up test lint
+
+$(BIN)/driftline: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(BIN)/driftline
+
+demo: install
+	$(BIN)/driftline demo
+
+up: install
+	$(BIN)/driftline up
+
+lint: install
+	$(BIN)/ruff check agent collector detectors tests
+	$(BIN)/ruff format --check agent collector detectors tests
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/pytest

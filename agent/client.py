@@ -1,0 +1,308 @@
+"""The agent SDK: what an AI service calls to record its decisions, reviews and feedback.
+
+Every ``record_*`` call returns at once: it stamps ids and time on the caller's thread and
+queues the event; validation, the OpenTelemetry span, encoding and the network happen on the
+agent's worker thread. Nothing here raises into the service for bad data or an absent broker:
+``flush()`` and ``close()`` report what was not delivered and why.
+
+    with Driftline(service="loans") as driftline:
+        decision_id = driftline.record_decision(
+            model="credit-risk", version="3", inputs={"income": 52_000},
+            output="approve", confidence=0.91, latency_ms=12.5,
+        )
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, ParamSpec, TypeVar
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+
+from agent.contract import SCHEMA_VERSION, EventType, ReviewAction, new_event_id
+from agent.dispatcher import DeliveryReport, Dispatcher, Record
+from agent.publisher import KafkaPublisher
+from agent.settings import AgentSettings
+from agent.tracing import decision_span, make_tracer_provider
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class Driftline:
+    def __init__(self, settings: AgentSettings | None = None, **overrides: Any) -> None:
+        """Settings come from ``settings``, else from keyword overrides and DRIFTLINE_* vars."""
+        self.settings = settings or AgentSettings(**overrides)
+        self._tracer_provider = make_tracer_provider(
+            self.settings.service, self.settings.trace_exporter
+        )
+        publisher = KafkaPublisher(
+            bootstrap_servers=self.settings.kafka_bootstrap_servers,
+            topic=self.settings.topic,
+            delivery_timeout_ms=self.settings.delivery_timeout_ms,
+        )
+        self._dispatcher = Dispatcher(
+            publisher,
+            queue_size=self.settings.queue_size,
+            batch_size=self.settings.batch_size,
+            linger_ms=self.settings.linger_ms,
+        )
+
+    def record_decision(
+        self,
+        *,
+        model: str,
+        version: str,
+        inputs: dict[str, Any],
+        output: Any,
+        confidence: float,
+        latency_ms: float,
+        automated: bool = True,
+        class_scores: dict[str, float] | None = None,
+        subject_ref: str | None = None,
+        decision_id: uuid.UUID | None = None,
+    ) -> uuid.UUID:
+        """Record a decision the model took; return its decision id."""
+        decision_id = decision_id or new_event_id()
+        occurred_at = datetime.now(UTC)
+        parent = otel_context.get_current()
+        document = self._envelope("decision", model, version, decision_id, occurred_at)
+        document["payload"] = {
+            "inputs": dict(inputs),
+            "output": output,
+            "confidence": confidence,
+            "class_scores": class_scores,
+            "latency_ms": latency_ms,
+            "automated": automated,
+            "subject_ref": subject_ref,
+        }
+
+        def add_span(doc: dict[str, Any]) -> None:
+            end_ns = int(occurred_at.timestamp() * 1e9)
+            attributes: dict[str, str | float | bool] = {
+                "driftline.decision_id": str(decision_id),
+                "driftline.automated": bool(automated),
+            }
+            if isinstance(confidence, int | float):
+                attributes["driftline.confidence"] = float(confidence)
+            span = decision_span(
+                self._tracer_provider,
+                parent=parent,
+                model=model,
+                version=version,
+                attributes=attributes,
+                start_ns=end_ns - int(float(latency_ms) * 1e6),
+                end_ns=end_ns,
+            )
+            doc["trace_id"] = format(span.trace_id, "032x")
+            doc["span_id"] = format(span.span_id, "016x")
+
+        self._dispatcher.submit(Record(document, finish=add_span))
+        return decision_id
+
+    def decision(
+        self,
+        *,
+        model: str,
+        version: str,
+        inputs: dict[str, Any],
+        automated: bool = True,
+        subject_ref: str | None = None,
+    ) -> DecisionScope:
+        """A context manager that times the model call; set ``output`` and ``confidence``."""
+        return DecisionScope(
+            self,
+            model=model,
+            version=version,
+            inputs=inputs,
+            automated=automated,
+            subject_ref=subject_ref,
+        )
+
+    def traced(
+        self,
+        *,
+        model: str,
+        version: str,
+        confidence: Callable[[R], float],
+        output: Callable[[R], Any] = lambda result: result,
+        automated: bool = True,
+    ) -> Callable[[Callable[P, R]], Callable[P, R]]:
+        """Decorate a prediction function: its arguments are the inputs, its result the output."""
+
+        def decorate(function: Callable[P, R]) -> Callable[P, R]:
+            signature = inspect.signature(function)
+
+            @functools.wraps(function)
+            def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+                inputs = dict(signature.bind(*args, **kwargs).arguments)
+                with self.decision(
+                    model=model, version=version, inputs=inputs, automated=automated
+                ) as scope:
+                    result = function(*args, **kwargs)
+                    scope.output = output(result)
+                    scope.confidence = confidence(result)
+                return result
+
+            return wrapper
+
+        return decorate
+
+    def record_review(
+        self,
+        decision_id: uuid.UUID,
+        *,
+        model: str,
+        version: str,
+        reviewer: str,
+        action: ReviewAction,
+        new_output: Any = None,
+        rationale: str | None = None,
+    ) -> uuid.UUID:
+        """Record a human review of a decision; return the review's event id."""
+        payload = {
+            "reviewer": reviewer,
+            "action": action,
+            "new_output": new_output,
+            "rationale": rationale,
+        }
+        return self._record("review", model, version, decision_id, payload)
+
+    def record_feedback(
+        self,
+        decision_id: uuid.UUID,
+        *,
+        model: str,
+        version: str,
+        reporter: str,
+        ground_truth: Any = None,
+        correct: bool | None = None,
+        comment: str | None = None,
+    ) -> uuid.UUID:
+        """Record what was later learned about a decision; return the event id."""
+        payload = {
+            "ground_truth": ground_truth,
+            "correct": correct,
+            "reporter": reporter,
+            "comment": comment,
+        }
+        return self._record("feedback", model, version, decision_id, payload)
+
+    def record_deployment(
+        self, *, model: str, version: str, owner: str, approved_by: str
+    ) -> uuid.UUID:
+        """Record that a model version went live, who owns it and who approved it."""
+        payload = {"version": version, "owner": owner, "approved_by": approved_by}
+        return self._record("model_deployed", model, version, None, payload)
+
+    def flush(self, timeout_s: float = 10.0) -> DeliveryReport:
+        """Wait for every event recorded so far to be delivered or fail; report the totals."""
+        return self._dispatcher.flush(timeout_s)
+
+    def close(self, timeout_s: float = 10.0) -> DeliveryReport:
+        """Deliver what is queued within the deadline, stop, and report what was not sent."""
+        report = self._dispatcher.close(timeout_s)
+        self._tracer_provider.shutdown()
+        return report
+
+    def __enter__(self) -> Driftline:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def _record(
+        self,
+        event_type: EventType,
+        model: str,
+        version: str,
+        decision_id: uuid.UUID | None,
+        payload: dict[str, Any],
+    ) -> uuid.UUID:
+        document = self._envelope(event_type, model, version, decision_id, datetime.now(UTC))
+        caller_span = trace.get_current_span().get_span_context()
+        if caller_span.is_valid:
+            document["trace_id"] = format(caller_span.trace_id, "032x")
+            document["span_id"] = format(caller_span.span_id, "016x")
+        document["payload"] = payload
+        self._dispatcher.submit(Record(document))
+        event_id: uuid.UUID = document["event_id"]
+        return event_id
+
+    def _envelope(
+        self,
+        event_type: EventType,
+        model: str,
+        version: str,
+        decision_id: uuid.UUID | None,
+        occurred_at: datetime,
+    ) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA_VERSION,
+            "event_id": new_event_id(),
+            "type": event_type,
+            "occurred_at": occurred_at,
+            "service": self.settings.service,
+            "model": {"name": model, "version": version},
+            "decision_id": decision_id,
+        }
+
+
+class DecisionScope:
+    """Times one model call and records it as a decision when the block ends without error.
+
+    A block that raises records nothing: a failed call is not a decision.
+    """
+
+    def __init__(
+        self,
+        client: Driftline,
+        *,
+        model: str,
+        version: str,
+        inputs: dict[str, Any],
+        automated: bool,
+        subject_ref: str | None,
+    ) -> None:
+        self._client = client
+        self._model, self._version = model, version
+        self._inputs, self._automated, self._subject_ref = inputs, automated, subject_ref
+        self.decision_id = new_event_id()
+        self.output: Any = None
+        self.confidence: float | None = None
+        self.class_scores: dict[str, float] | None = None
+        self._started_ns = 0
+
+    def __enter__(self) -> DecisionScope:
+        self._started_ns = time.perf_counter_ns()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if exc_type is not None:
+            return
+        latency_ms = (time.perf_counter_ns() - self._started_ns) / 1e6
+        self._client.record_decision(
+            model=self._model,
+            version=self._version,
+            inputs=self._inputs,
+            output=self.output,
+            # A missing confidence is caught by the contract on the worker and reported.
+            confidence=self.confidence,  # type: ignore[arg-type]
+            latency_ms=latency_ms,
+            automated=self._automated,
+            class_scores=self.class_scores,
+            subject_ref=self._subject_ref,
+            decision_id=self.decision_id,
+        )

@@ -1,0 +1,243 @@
+"""Event contract v1: the one definition of Driftline's wire format.
+
+The agent emits these events; the collector and the API import them from here. An event is an
+envelope (identity, time, service, model, decision and trace ids) around a payload whose type
+the envelope's ``type`` names. ``encode`` gives canonical JSON bytes (sorted keys, no
+whitespace, UTC timestamps with microseconds), so the same event always hashes the same;
+``decode`` turns bytes back into an event or raises ``ContractError`` naming every bad field.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any, Final, Literal
+
+import uuid6
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    TypeAdapter,
+    ValidationError,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
+
+SCHEMA_VERSION: Final = 1
+
+EventType = Literal["decision", "review", "feedback", "model_deployed"]
+ReviewAction = Literal["approve", "override", "escalate"]
+
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+Probability = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+
+
+class ContractError(ValueError):
+    """A message that is not a valid v1 event; ``problems`` pairs each field path with why."""
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(f"{field}: {reason}" for field, reason in problems))
+
+
+def new_event_id() -> uuid.UUID:
+    """A UUIDv7: unique, and ordered by creation time."""
+    return uuid.UUID(int=uuid6.uuid7().int)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ModelRef(_Frozen):
+    name: Name
+    version: Name
+
+
+class DecisionPayload(_Frozen):
+    """A model decision: what went in (as redacted by policy), what came out, how sure it was."""
+
+    inputs: dict[str, JsonValue]
+    output: JsonValue
+    confidence: Probability
+    class_scores: dict[str, Probability] | None = None
+    latency_ms: Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
+    automated: bool
+    subject_ref: Annotated[str, Field(max_length=200)] | None = None
+
+
+class ReviewPayload(_Frozen):
+    """A human looked at a decision and approved, overrode or escalated it."""
+
+    reviewer: Name
+    action: ReviewAction
+    new_output: JsonValue = None
+    rationale: str | None = None
+
+    @model_validator(mode="after")
+    def _override_says_what_instead(self) -> ReviewPayload:
+        if self.action == "override" and self.new_output is None:
+            raise ValueError("an override must give new_output")
+        return self
+
+
+class FeedbackPayload(_Frozen):
+    """What was later learned about a decision: the ground truth, or just right or wrong."""
+
+    ground_truth: JsonValue = None
+    correct: bool | None = None
+    reporter: Name
+    comment: str | None = None
+
+    @model_validator(mode="after")
+    def _says_something(self) -> FeedbackPayload:
+        if self.ground_truth is None and self.correct is None:
+            raise ValueError("feedback must give ground_truth or correct")
+        return self
+
+
+class ModelDeployedPayload(_Frozen):
+    """A model version went live, with who is accountable for it and who approved it."""
+
+    version: Name
+    owner: Name
+    approved_by: Name
+
+
+class _Envelope(_Frozen):
+    schema_version: Literal[1] = Field(default=SCHEMA_VERSION, alias="schema")
+    event_id: uuid.UUID = Field(default_factory=new_event_id)
+    occurred_at: datetime = Field(default_factory=utc_now)
+    service: Name
+    model: ModelRef
+    decision_id: uuid.UUID | None = None
+    trace_id: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")] | None = None
+    span_id: Annotated[str, Field(pattern=r"^[0-9a-f]{16}$")] | None = None
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    @field_validator("event_id")
+    @classmethod
+    def _is_uuid7(cls, value: uuid.UUID) -> uuid.UUID:
+        if value.version != 7:
+            raise ValueError(f"must be a UUIDv7, got version {value.version}")
+        return value
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _is_utc(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("must carry a timezone (UTC)")
+        return value.astimezone(UTC)
+
+    @field_serializer("occurred_at")
+    def _always_microseconds(self, value: datetime) -> str:
+        return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+    def kafka_key(self) -> bytes:
+        """The partition key: a decision and its reviews and feedback share one partition."""
+        if self.decision_id is not None:
+            return str(self.decision_id).encode()
+        return f"model:{self.model.name}".encode()
+
+
+class _AboutDecision(_Envelope):
+    decision_id: uuid.UUID
+
+
+class DecisionEvent(_AboutDecision):
+    type: Literal["decision"] = "decision"
+    payload: DecisionPayload
+
+
+class ReviewEvent(_AboutDecision):
+    type: Literal["review"] = "review"
+    payload: ReviewPayload
+
+
+class FeedbackEvent(_AboutDecision):
+    type: Literal["feedback"] = "feedback"
+    payload: FeedbackPayload
+
+
+class ModelDeployedEvent(_Envelope):
+    type: Literal["model_deployed"] = "model_deployed"
+    payload: ModelDeployedPayload
+
+    @model_validator(mode="after")
+    def _versions_agree(self) -> ModelDeployedEvent:
+        if self.payload.version != self.model.version:
+            raise ValueError(
+                f"payload.version {self.payload.version!r} differs from "
+                f"model.version {self.model.version!r}"
+            )
+        return self
+
+
+Event = Annotated[
+    DecisionEvent | ReviewEvent | FeedbackEvent | ModelDeployedEvent,
+    Field(discriminator="type"),
+]
+_EVENT = TypeAdapter[Event](Event)
+
+
+def encode(event: Event) -> bytes:
+    """Canonical JSON bytes: sorted keys, no whitespace, UTF-8, no NaN."""
+    return json.dumps(
+        event.model_dump(mode="json", by_alias=True),
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        allow_nan=False,
+    ).encode()
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def decode(raw: bytes) -> Event:
+    """Parse and validate one message; raise ContractError saying which fields are wrong."""
+    try:
+        document = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+    except UnicodeDecodeError as error:
+        reason = f"not UTF-8 text ({error.reason} at byte {error.start})"
+        raise ContractError([("message", reason)]) from None
+    except ValueError as error:
+        raise ContractError([("message", f"not valid JSON: {error}")]) from None
+    return validate(document)
+
+
+def validate(document: Any) -> Event:
+    """Validate an already parsed JSON document as a v1 event."""
+    if not isinstance(document, dict):
+        raise ContractError([("message", f"expected a JSON object, got {type(document).__name__}")])
+    version = document.get("schema")
+    if version != SCHEMA_VERSION:
+        reason = "missing" if version is None else f"unsupported version {version!r}"
+        raise ContractError([("schema", f"{reason}; this build reads version {SCHEMA_VERSION}")])
+    try:
+        return _EVENT.validate_python(document)
+    except ValidationError as error:
+        raise ContractError(_problems(error, document.get("type"))) from None
+
+
+def _problems(error: ValidationError, tag: object) -> list[tuple[str, str]]:
+    problems = []
+    for detail in error.errors(include_url=False):
+        location = list(detail["loc"])
+        if location and location[0] == tag:  # the union member pydantic tried, not a field
+            location = location[1:]
+        if detail["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            location = ["type"]
+        field = ".".join(str(part) for part in location) or "message"
+        problems.append((field, detail["msg"]))
+    return problems

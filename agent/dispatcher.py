@@ -1,0 +1,178 @@
+"""Moves recorded events off the caller's thread: a bounded queue and one worker thread.
+
+The caller only appends to the queue. The worker validates each record against the contract,
+records its span, encodes it and hands batches to the publisher. Every outcome is counted:
+delivered, failed (with the reason), dropped because the queue was full. ``flush`` and
+``close`` return those counts instead of swallowing failures.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from agent.contract import ContractError, Event, encode, validate
+from agent.publisher import KafkaPublisher, Outgoing
+
+log = structlog.get_logger(__name__)
+
+MAX_REASONS_KEPT = 100
+
+
+@dataclass(frozen=True)
+class Record:
+    """What the caller hands over: the event document and what the worker needs to finish it."""
+
+    document: dict[str, Any]
+    finish: Callable[[dict[str, Any]], None] | None = None  # e.g. add the span's trace ids
+
+
+@dataclass(frozen=True)
+class Failure:
+    event_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class DeliveryReport:
+    """Totals since the client started."""
+
+    recorded: int
+    delivered: int
+    failed: int
+    dropped: int
+    pending: int
+    failures: list[Failure] = field(default_factory=list)  # the first MAX_REASONS_KEPT
+
+    @property
+    def ok(self) -> bool:
+        return self.failed == 0 and self.dropped == 0 and self.pending == 0
+
+
+class Dispatcher:
+    def __init__(
+        self, publisher: KafkaPublisher, *, queue_size: int, batch_size: int, linger_ms: int
+    ) -> None:
+        self._publisher = publisher
+        self._queue: queue.Queue[Record] = queue.Queue(maxsize=queue_size)
+        self._batch_size = batch_size
+        self._linger_s = linger_ms / 1000
+        self._settled = threading.Condition()
+        self._recorded = self._delivered = self._failed = self._dropped = 0
+        self._failures: list[Failure] = []
+        self._closing = threading.Event()
+        self._worker = threading.Thread(target=self._run, name="driftline-agent", daemon=True)
+        self._worker.start()
+
+    def submit(self, record: Record) -> bool:
+        """Queue a record without waiting; False if the queue was full and it was dropped."""
+        try:
+            self._queue.put_nowait(record)
+        except queue.Full:
+            with self._settled:
+                self._dropped += 1
+                dropped = self._dropped
+            if dropped == 1 or dropped % 1000 == 0:
+                log.warning("agent queue full; events dropped", dropped_total=dropped)
+            return False
+        with self._settled:
+            self._recorded += 1
+        return True
+
+    def report(self) -> DeliveryReport:
+        with self._settled:
+            return DeliveryReport(
+                recorded=self._recorded,
+                delivered=self._delivered,
+                failed=self._failed,
+                dropped=self._dropped,
+                pending=self._recorded - self._delivered - self._failed,
+                failures=list(self._failures),
+            )
+
+    def flush(self, timeout_s: float) -> DeliveryReport:
+        """Wait until everything recorded so far is delivered or failed, or the deadline."""
+        deadline = time.monotonic() + timeout_s
+        with self._settled:
+            target = self._recorded
+            while self._delivered + self._failed < target:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not self._worker.is_alive():
+                    break
+                self._settled.wait(remaining)
+        return self.report()
+
+    def close(self, timeout_s: float) -> DeliveryReport:
+        """Flush within the deadline, stop the worker, and report what could not be sent."""
+        started = time.monotonic()
+        self.flush(timeout_s)
+        self._closing.set()
+        self._worker.join(max(0.0, timeout_s - (time.monotonic() - started)))
+        self._publisher.shutdown(timeout_s=1.0)
+        report = self.report()
+        if not report.ok:
+            log.error(
+                "agent closed with events not delivered",
+                failed=report.failed,
+                dropped=report.dropped,
+                pending=report.pending,
+            )
+        return report
+
+    def _run(self) -> None:
+        while not (self._closing.is_set() and self._queue.empty()):
+            batch = self._next_batch()
+            if batch:
+                self._send(batch)
+
+    def _next_batch(self) -> list[Record]:
+        try:
+            batch = [self._queue.get(timeout=0.1)]
+        except queue.Empty:
+            return []
+        deadline = time.monotonic() + self._linger_s
+        while len(batch) < self._batch_size:
+            try:
+                batch.append(self._queue.get(timeout=max(0.0, deadline - time.monotonic())))
+            except queue.Empty:
+                break
+        return batch
+
+    def _send(self, batch: list[Record]) -> None:
+        outgoing, failures = [], []
+        for record in batch:
+            try:
+                outgoing.append(_encode(record))
+            except ContractError as error:
+                failures.append(Failure(str(record.document.get("event_id")), str(error)))
+            except Exception as error:  # the worker must outlive any one bad record
+                reason = f"could not be encoded: {error!r}"
+                failures.append(Failure(str(record.document.get("event_id")), reason))
+        result = self._publisher.publish(outgoing)
+        failures += [Failure(str(item.event_id), reason) for item, reason in result.failed]
+        if failures:
+            log.error(
+                "events not delivered",
+                count=len(failures),
+                first_event_id=failures[0].event_id,
+                first_reason=failures[0].reason,
+            )
+        with self._settled:
+            self._delivered += result.delivered
+            self._failed += len(failures)
+            room = MAX_REASONS_KEPT - len(self._failures)
+            self._failures += failures[: max(0, room)]
+            self._settled.notify_all()
+
+
+def _encode(record: Record) -> Outgoing:
+    if record.finish is not None:
+        record.finish(record.document)
+    event: Event = validate(record.document)
+    return Outgoing(event_id=event.event_id, key=event.kafka_key(), value=encode(event))

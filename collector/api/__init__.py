@@ -1,0 +1,1 @@
+"""The auditor's HTTP API (FastAPI): decision trails and health."""

@@ -1,0 +1,119 @@
+"""The collector's consumer loop: Kafka batch in, one database transaction, then commit offsets.
+
+Offsets are committed only after the transaction commits, so a crash at any point re-reads
+events that ``ingest`` then absorbs as duplicates: every event ends up stored exactly once.
+When the database refuses a batch, the partitions are rewound and the batch is tried again
+with backoff; nothing is skipped.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import structlog
+from kafka import KafkaConsumer
+from kafka.errors import KafkaError
+from kafka.structs import OffsetAndMetadata, TopicPartition
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session
+
+from collector.ingest import BatchOutcome, RawMessage, write_batch
+
+log = structlog.get_logger(__name__)
+
+MAX_BACKOFF_S = 30.0
+
+# What KafkaConsumer.poll returns; kafka-python's ConsumerRecord carries no type hints.
+Polled = dict[TopicPartition, list[Any]]
+
+
+class Collector:
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        bootstrap_servers: str,
+        topic: str,
+        group_id: str,
+        batch_size: int = 500,
+        max_poll_interval_ms: int = 10_000,
+        session_timeout_ms: int = 6_000,
+    ) -> None:
+        self._engine = engine
+        self._topic = topic
+        self._batch_size = batch_size
+        self._consumer_config = {
+            "bootstrap_servers": bootstrap_servers,
+            "group_id": group_id,
+            "client_id": "driftline-collector",
+            "enable_auto_commit": False,
+            "auto_offset_reset": "earliest",
+            "max_poll_interval_ms": max_poll_interval_ms,
+            "session_timeout_ms": session_timeout_ms,
+            "heartbeat_interval_ms": max(100, session_timeout_ms // 3),
+        }
+
+    def run(self, stop: threading.Event) -> None:
+        """Consume until ``stop`` is set."""
+        consumer = KafkaConsumer(self._topic, **self._consumer_config)
+        log.info("collector consuming", topic=self._topic, group=self._consumer_config["group_id"])
+        backoff_s = 0.5
+        try:
+            while not stop.is_set():
+                polled = consumer.poll(timeout_ms=500, max_records=self._batch_size)
+                if not polled:
+                    continue
+                try:
+                    outcome = self._store(polled)
+                except SQLAlchemyError as error:
+                    log.error("database refused the batch; will read it again", error=str(error))
+                    _rewind(consumer, polled)
+                    stop.wait(backoff_s)
+                    backoff_s = min(backoff_s * 2, MAX_BACKOFF_S)
+                    continue
+                backoff_s = 0.5
+                _commit(consumer, polled)
+                log.debug(
+                    "batch stored",
+                    stored=outcome.stored,
+                    duplicates=outcome.duplicates,
+                    dead_letters=outcome.dead_letters,
+                )
+        finally:
+            consumer.close(autocommit=False)
+
+    def _store(self, polled: Polled) -> BatchOutcome:
+        messages = [
+            RawMessage(record.topic, record.partition, record.offset, record.key, record.value)
+            for records in polled.values()
+            for record in records
+        ]
+        with Session(self._engine) as session:
+            outcome = write_batch(session, messages)
+            session.commit()
+        return outcome
+
+
+def _commit(consumer: KafkaConsumer, polled: Polled) -> None:
+    offsets = {
+        partition: OffsetAndMetadata(records[-1].offset + 1, "", -1)
+        for partition, records in polled.items()
+    }
+    try:
+        consumer.commit(offsets)
+    except KafkaError as error:
+        # The batch is stored; whoever reads it again absorbs it as duplicates.
+        log.warning("offset commit failed after the batch was stored", error=str(error))
+
+
+def _rewind(consumer: KafkaConsumer, polled: Polled) -> None:
+    for partition, records in polled.items():
+        try:
+            consumer.seek(partition, records[0].offset)
+        except (KafkaError, AssertionError) as error:
+            # The partition moved to another consumer, which starts from the committed offset.
+            log.info(
+                "partition no longer ours; not rewound", partition=str(partition), error=str(error)
+            )

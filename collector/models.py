@@ -1,0 +1,120 @@
+"""The SQL tables: the append-only ledger, the read models projected from it, dead letters.
+
+The ledger is the record; every other table can be rebuilt from it. Alembic migrations under
+``collector/migrations`` create exactly these tables (a test compares them).
+"""
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, Index, LargeBinary, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from collector.sqltypes import JSONDocument, UTCDateTime
+
+
+class LedgerEntry(SQLModel, table=True):
+    """One event in its partition's hash chain.
+
+    ``chain_hash = SHA-256(previous chain_hash || event_digest)`` with
+    ``event_digest = SHA-256(event_bytes)``: the chain covers the digest rather than the bytes
+    so that erasing personal data from ``event_bytes`` later leaves the chain verifiable.
+    """
+
+    __tablename__ = "ledger_entries"
+
+    topic: str = Field(primary_key=True, max_length=249)
+    partition: int = Field(primary_key=True)
+    seq: int = Field(primary_key=True, sa_type=BigInteger)
+    event_id: uuid.UUID = Field(unique=True)
+    event_type: str = Field(max_length=40)
+    kafka_offset: int = Field(sa_type=BigInteger)
+    event_bytes: bytes = Field(sa_type=LargeBinary)
+    event_digest: bytes = Field(sa_type=LargeBinary)
+    chain_hash: bytes = Field(sa_type=LargeBinary)
+    recorded_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class DeadLetter(SQLModel, table=True):
+    """A message that could not be decoded, kept byte for byte with the reason."""
+
+    __tablename__ = "dead_letters"
+    __table_args__ = (UniqueConstraint("topic", "partition", "kafka_offset"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    topic: str = Field(max_length=249)
+    partition: int
+    kafka_offset: int = Field(sa_type=BigInteger)
+    key: bytes | None = Field(default=None, sa_type=LargeBinary)
+    raw: bytes = Field(sa_type=LargeBinary)
+    reason: str = Field(sa_type=Text)
+    received_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class DecisionBase(SQLModel):
+    decision_id: uuid.UUID = Field(primary_key=True)
+    event_id: uuid.UUID = Field(unique=True)
+    occurred_at: datetime = Field(sa_type=UTCDateTime)
+    service: str = Field(max_length=200)
+    model_name: str = Field(max_length=200)
+    model_version: str = Field(max_length=200)
+    inputs: dict[str, Any] = Field(sa_type=JSONDocument)
+    output: Any = Field(sa_type=JSONDocument)
+    confidence: float
+    class_scores: dict[str, float] | None = Field(default=None, sa_type=JSONDocument)
+    latency_ms: float
+    automated: bool
+    subject_ref: str | None = Field(default=None, max_length=200, index=True)
+    trace_id: str | None = Field(default=None, max_length=32)
+    span_id: str | None = Field(default=None, max_length=16)
+
+
+class Decision(DecisionBase, table=True):
+    __tablename__ = "decisions"
+    __table_args__ = (
+        Index("ix_decisions_time", "occurred_at", "decision_id"),
+        Index("ix_decisions_model_time", "model_name", "model_version", "occurred_at"),
+    )
+
+
+class ReviewBase(SQLModel):
+    event_id: uuid.UUID = Field(primary_key=True)
+    decision_id: uuid.UUID = Field(index=True)
+    occurred_at: datetime = Field(sa_type=UTCDateTime)
+    reviewer: str = Field(max_length=200)
+    action: str = Field(max_length=20)
+    new_output: Any = Field(default=None, sa_type=JSONDocument, nullable=True)
+    rationale: str | None = Field(default=None, sa_type=Text)
+
+
+class Review(ReviewBase, table=True):
+    __tablename__ = "reviews"
+
+
+class FeedbackBase(SQLModel):
+    event_id: uuid.UUID = Field(primary_key=True)
+    decision_id: uuid.UUID = Field(index=True)
+    occurred_at: datetime = Field(sa_type=UTCDateTime)
+    ground_truth: Any = Field(default=None, sa_type=JSONDocument, nullable=True)
+    correct: bool | None = None
+    reporter: str = Field(max_length=200)
+    comment: str | None = Field(default=None, sa_type=Text)
+
+
+class Feedback(FeedbackBase, table=True):
+    __tablename__ = "feedback"
+
+
+class ModelDeploymentBase(SQLModel):
+    event_id: uuid.UUID = Field(primary_key=True)
+    occurred_at: datetime = Field(sa_type=UTCDateTime)
+    service: str = Field(max_length=200)
+    model_name: str = Field(max_length=200, index=True)
+    model_version: str = Field(max_length=200)
+    owner: str = Field(max_length=200)
+    approved_by: str = Field(max_length=200)
+
+
+class ModelDeployment(ModelDeploymentBase, table=True):
+    __tablename__ = "model_deployments"

@@ -1,0 +1,92 @@
+"""Read models projected from events: decisions, reviews, feedback, model deployments.
+
+Projection is a pure function of the events, so replaying the ledger rebuilds the same rows.
+"""
+
+from collections.abc import Sequence
+
+import structlog
+from sqlmodel import Session, SQLModel, col, select
+
+from agent.contract import DecisionEvent, Event, FeedbackEvent, ModelDeployedEvent, ReviewEvent
+from collector.models import Decision, Feedback, ModelDeployment, Review
+
+log = structlog.get_logger(__name__)
+
+
+def project(session: Session, events: Sequence[Event]) -> None:
+    """Add the read-model rows for events that are new to the ledger."""
+    decided = _decisions_already_stored(session, events)
+    for event in events:
+        if isinstance(event, DecisionEvent):
+            if event.decision_id in decided:
+                # The ledger keeps both events; the read model keeps the first decision.
+                log.warning(
+                    "decision id recorded twice; read model keeps the first",
+                    decision_id=str(event.decision_id),
+                    event_id=str(event.event_id),
+                )
+                continue
+            decided.add(event.decision_id)
+        session.add(row_for(event))
+
+
+def row_for(event: Event) -> SQLModel:
+    match event:
+        case DecisionEvent(payload=p):
+            return Decision(
+                decision_id=event.decision_id,
+                event_id=event.event_id,
+                occurred_at=event.occurred_at,
+                service=event.service,
+                model_name=event.model.name,
+                model_version=event.model.version,
+                inputs=p.inputs,
+                output=p.output,
+                confidence=p.confidence,
+                class_scores=p.class_scores,
+                latency_ms=p.latency_ms,
+                automated=p.automated,
+                subject_ref=p.subject_ref,
+                trace_id=event.trace_id,
+                span_id=event.span_id,
+            )
+        case ReviewEvent(payload=p):
+            return Review(
+                event_id=event.event_id,
+                decision_id=event.decision_id,
+                occurred_at=event.occurred_at,
+                reviewer=p.reviewer,
+                action=p.action,
+                new_output=p.new_output,
+                rationale=p.rationale,
+            )
+        case FeedbackEvent(payload=p):
+            return Feedback(
+                event_id=event.event_id,
+                decision_id=event.decision_id,
+                occurred_at=event.occurred_at,
+                ground_truth=p.ground_truth,
+                correct=p.correct,
+                reporter=p.reporter,
+                comment=p.comment,
+            )
+        case ModelDeployedEvent(payload=p):
+            return ModelDeployment(
+                event_id=event.event_id,
+                occurred_at=event.occurred_at,
+                service=event.service,
+                model_name=event.model.name,
+                model_version=p.version,
+                owner=p.owner,
+                approved_by=p.approved_by,
+            )
+    raise TypeError(f"no read model for {type(event).__name__}")
+
+
+def _decisions_already_stored(session: Session, events: Sequence[Event]) -> set[object]:
+    ids = [e.decision_id for e in events if isinstance(e, DecisionEvent)]
+    if not ids:
+        return set()
+    stored = session.exec(select(Decision.decision_id).where(col(Decision.decision_id).in_(ids)))
+    return set(stored)

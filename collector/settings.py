@@ -1,0 +1,36 @@
+"""Settings of the collector process (and of ``driftline up``): one object, validated at start.
+
+Order: command-line option, then DRIFTLINE_* environment variable, then default. With no
+Kafka bootstrap servers given, ``driftline up`` starts the embedded broker.
+"""
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from collector.database import normalize_url
+
+
+class CollectorSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DRIFTLINE_", extra="ignore")
+
+    database_url: str = "sqlite:///driftline.db"
+    kafka_bootstrap_servers: str | None = None
+    topic: str = "driftline.events"
+    consumer_group: str = "driftline-collector"
+    partitions: int = Field(default=3, ge=1, description="Partitions when the topic is created.")
+    batch_size: int = Field(default=500, ge=1, le=5_000)
+    # The embedded broker holds a group join for the whole rebalance timeout, which
+    # kafka-python takes from max_poll_interval_ms: keep it short.
+    max_poll_interval_ms: int = Field(default=10_000, ge=1_000)
+    session_timeout_ms: int = Field(default=6_000, ge=1_000)
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=0, le=65_535)
+    log_level: str = "info"
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        url = normalize_url(value)
+        if not url.startswith(("sqlite", "postgresql")):
+            raise ValueError(f"only sqlite:// and postgresql:// are supported, got {value!r}")
+        return url

@@ -1,0 +1,125 @@
+"""A simulated AI service for the demo: a credit-risk model deciding loan applications.
+
+Unsure decisions go to a human reviewer, who approves, overrides or escalates them; for some
+decisions the real outcome is reported later as feedback. It records everything through the
+agent SDK, exactly as a real service would.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import uuid
+from dataclasses import dataclass, field
+
+from agent import Driftline
+
+SERVICE = "loan-desk"
+MODEL = "credit-risk"
+VERSION = "3.1.0"
+REGIONS = ["north", "south", "east", "west"]
+REVIEWERS = ["a.kim", "j.osei", "m.rossi"]
+REVIEW_BELOW = 0.7  # decisions less sure than this wait for a human
+
+
+@dataclass
+class SimulationResult:
+    decisions: list[uuid.UUID] = field(default_factory=list)
+    reviewed: set[uuid.UUID] = field(default_factory=set)
+    with_feedback: set[uuid.UUID] = field(default_factory=set)
+    events: int = 0
+
+
+def run_simulation(client: Driftline, *, decisions: int, seed: int = 7) -> SimulationResult:
+    rng = random.Random(seed)
+    result = SimulationResult()
+    client.record_deployment(
+        model=MODEL, version=VERSION, owner="risk-ml-team", approved_by="model-risk-committee"
+    )
+    result.events += 1
+    for number in range(decisions):
+        applicant: dict[str, float | int | str] = {
+            "income": round(rng.lognormvariate(10.8, 0.4)),
+            "age": rng.randint(21, 75),
+            "debt_ratio": round(rng.betavariate(2, 5), 3),
+            "employment_years": rng.randint(0, 30),
+            "region": rng.choice(REGIONS),
+        }
+        approve = _approval_probability(applicant)
+        label = "approve" if approve >= 0.5 else "decline"
+        confidence = round(max(approve, 1 - approve), 4)
+        automated = confidence >= REVIEW_BELOW
+        decision_id = client.record_decision(
+            model=MODEL,
+            version=VERSION,
+            inputs=applicant,
+            output=label,
+            confidence=confidence,
+            class_scores={"approve": round(approve, 4), "decline": round(1 - approve, 4)},
+            latency_ms=round(rng.uniform(3.0, 25.0), 3),
+            automated=automated,
+            subject_ref=f"applicant-{number:06d}",
+        )
+        result.decisions.append(decision_id)
+        result.events += 1
+        if not automated:
+            _review(client, rng, decision_id, label)
+            result.reviewed.add(decision_id)
+            result.events += 1
+        if rng.random() < 0.3:
+            correct = rng.random() < confidence
+            client.record_feedback(
+                decision_id,
+                model=MODEL,
+                version=VERSION,
+                reporter="collections-system",
+                ground_truth=label if correct else _other(label),
+                correct=correct,
+                comment=None if correct else "applicant's repayment history contradicts it",
+            )
+            result.with_feedback.add(decision_id)
+            result.events += 1
+    return result
+
+
+def _approval_probability(applicant: dict[str, float | int | str]) -> float:
+    income, debt = float(applicant["income"]), float(applicant["debt_ratio"])
+    years = float(applicant["employment_years"])
+    logit = 1.6 * math.log(income / 45_000) - 5.0 * (debt - 0.3) + 0.05 * years
+    return 1 / (1 + math.exp(-logit))
+
+
+def _review(client: Driftline, rng: random.Random, decision_id: uuid.UUID, label: str) -> None:
+    roll = rng.random()
+    if roll < 0.7:
+        client.record_review(
+            decision_id,
+            model=MODEL,
+            version=VERSION,
+            reviewer=rng.choice(REVIEWERS),
+            action="approve",
+            rationale="consistent with policy",
+        )
+    elif roll < 0.95:
+        client.record_review(
+            decision_id,
+            model=MODEL,
+            version=VERSION,
+            reviewer=rng.choice(REVIEWERS),
+            action="override",
+            new_output=_other(label),
+            rationale="income verified by payslips; model under-weights tenure",
+        )
+    else:
+        client.record_review(
+            decision_id,
+            model=MODEL,
+            version=VERSION,
+            reviewer=rng.choice(REVIEWERS),
+            action="escalate",
+            rationale="possible identity mismatch",
+        )
+
+
+def _other(label: str) -> str:
+    return "decline" if label == "approve" else "approve"

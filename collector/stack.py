@@ -1,0 +1,111 @@
+"""The whole system in one process: broker (embedded unless one is given), collector, API.
+
+``driftline up`` runs it in the foreground; ``driftline demo`` runs it around a simulation.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+import structlog
+import uvicorn
+from sqlalchemy import Engine
+
+from collector.api.app import create_app
+from collector.broker import EmbeddedBroker
+from collector.consumer import Collector
+from collector.database import make_engine, migrate
+from collector.settings import CollectorSettings
+from collector.topics import ensure_topic
+
+log = structlog.get_logger(__name__)
+
+
+class Stack:
+    def __init__(self, settings: CollectorSettings) -> None:
+        self.settings = settings
+        self.broker: EmbeddedBroker | None = None
+        self.engine: Engine | None = None
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._server: uvicorn.Server | None = None
+
+    @property
+    def bootstrap_servers(self) -> str:
+        if self.broker is not None:
+            return self.broker.bootstrap_servers
+        assert self.settings.kafka_bootstrap_servers is not None
+        return self.settings.kafka_bootstrap_servers
+
+    @property
+    def api_url(self) -> str:
+        assert self._server is not None and self._server.servers, "API not started"
+        host, port = self._server.servers[0].sockets[0].getsockname()[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> Stack:
+        settings = self.settings
+        if settings.kafka_bootstrap_servers is None:
+            self.broker = EmbeddedBroker().start()
+            log.info("embedded broker started", bootstrap_servers=self.bootstrap_servers)
+        ensure_topic(self.bootstrap_servers, settings.topic, settings.partitions)
+        self.engine = make_engine(settings.database_url)
+        migrate(self.engine)
+        collector = Collector(
+            engine=self.engine,
+            bootstrap_servers=self.bootstrap_servers,
+            topic=settings.topic,
+            group_id=settings.consumer_group,
+            batch_size=settings.batch_size,
+            max_poll_interval_ms=settings.max_poll_interval_ms,
+            session_timeout_ms=settings.session_timeout_ms,
+        )
+        self._spawn("driftline-collector", lambda: collector.run(self._stop))
+        self._server = uvicorn.Server(
+            uvicorn.Config(
+                create_app(self.engine),
+                host=settings.api_host,
+                port=settings.api_port,
+                log_level="warning",
+            )
+        )
+        self._spawn("driftline-api", self._server.run)
+        while not self._server.started:
+            if not self._threads[-1].is_alive():
+                self.stop()
+                raise RuntimeError(
+                    f"API could not start on {settings.api_host}:{settings.api_port}"
+                    " (port taken? set DRIFTLINE_API_PORT)"
+                )
+            self._stop.wait(0.05)
+        return self
+
+    def wait(self) -> None:
+        """Block until interrupted; raise if a component stopped by itself."""
+        while not self._stop.wait(0.5):
+            stopped = [thread.name for thread in self._threads if not thread.is_alive()]
+            if stopped:
+                raise RuntimeError(f"{', '.join(stopped)} stopped unexpectedly; see the log")
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._server is not None:
+            self._server.should_exit = True
+        for thread in self._threads:
+            thread.join(timeout=15)
+        if self.broker is not None:
+            self.broker.stop()
+        if self.engine is not None:
+            self.engine.dispose()
+
+    def _spawn(self, name: str, target: Callable[[], object]) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def __enter__(self) -> Stack:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
