@@ -25,6 +25,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
 
 from agent.contract import SCHEMA_VERSION, EventType, ReviewAction, new_event_id
 from agent.dispatcher import DeliveryReport, Dispatcher, Record
@@ -37,10 +38,21 @@ R = TypeVar("R")
 
 
 class Driftline:
-    def __init__(self, settings: AgentSettings | None = None, **overrides: Any) -> None:
-        """Settings come from ``settings``, else from keyword overrides and DRIFTLINE_* vars."""
+    def __init__(
+        self,
+        settings: AgentSettings | None = None,
+        *,
+        tracer_provider: TracerProvider | None = None,
+        **overrides: Any,
+    ) -> None:
+        """Settings come from ``settings``, else from keyword overrides and DRIFTLINE_* vars.
+
+        Spans go to ``tracer_provider`` when given (a service's own pipeline), else to one
+        built from ``settings.trace_exporter``.
+        """
         self.settings = settings or AgentSettings(**overrides)
-        self._tracer_provider = make_tracer_provider(
+        self._owns_tracer_provider = tracer_provider is None
+        self._tracer_provider = tracer_provider or make_tracer_provider(
             self.settings.service, self.settings.trace_exporter
         )
         publisher = KafkaPublisher(
@@ -209,7 +221,8 @@ class Driftline:
     def close(self, timeout_s: float = 10.0) -> DeliveryReport:
         """Deliver what is queued within the deadline, stop, and report what was not sent."""
         report = self._dispatcher.close(timeout_s)
-        self._tracer_provider.shutdown()
+        if self._owns_tracer_provider:
+            self._tracer_provider.shutdown()
         return report
 
     def __enter__(self) -> Driftline:

@@ -79,6 +79,7 @@ class KafkaPublisher:
                 # kafka-python insists on delivery > linger + request timeout.
                 request_timeout_ms=min(self._delivery_timeout_ms // 2, 30_000),
                 max_block_ms=self._delivery_timeout_ms,
+                bootstrap_timeout_ms=self._delivery_timeout_ms,
             )
             log.info("connected to Kafka", bootstrap_servers=self._bootstrap_servers)
         return self._producer

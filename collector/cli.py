@@ -11,6 +11,7 @@ from typing import Annotated, Any, NoReturn
 
 import httpx
 import typer
+from kafka.errors import KafkaError
 from pydantic import ValidationError
 from rich.console import Console
 from sqlalchemy import Engine
@@ -29,7 +30,8 @@ app = typer.Typer(
     help="Driftline: records AI decisions, keeps them in a tamper-evident ledger, serves audits.",
     no_args_is_help=True,
 )
-console = Console()
+console = Console(soft_wrap=True)
+errors = Console(stderr=True, soft_wrap=True)
 
 DatabaseOption = Annotated[
     str | None,
@@ -52,7 +54,7 @@ def load_settings(**options: Any) -> CollectorSettings:
     except ValidationError as error:
         for problem in error.errors(include_url=False):
             key = ".".join(str(part) for part in problem["loc"])
-            console.print(f"[red]bad setting {key} (DRIFTLINE_{key.upper()}): {problem['msg']}")
+            errors.print(f"[red]bad setting {key} (DRIFTLINE_{key.upper()}): {problem['msg']}")
         raise typer.Exit(2) from None
 
 
@@ -144,7 +146,7 @@ def collect(
     )
     configure_logging(settings.log_level)
     if settings.kafka_bootstrap_servers is None:
-        console.print(
+        errors.print(
             "[red]DRIFTLINE_KAFKA_BOOTSTRAP_SERVERS is not set; `driftline up` starts an "
             "embedded broker instead"
         )
@@ -165,6 +167,8 @@ def collect(
         collector.run(stop)
     except KeyboardInterrupt:
         stop.set()
+    except KafkaError as error:
+        _fail(f"Kafka at {settings.kafka_bootstrap_servers}: {error}")
 
 
 @app.command("migrate")
@@ -195,7 +199,7 @@ def verify(database_url: DatabaseOption = None) -> None:
 
 
 def _fail(message: str) -> NoReturn:
-    console.print(f"[red]✗ {message}")
+    errors.print(f"[red]✗ {message}")
     raise typer.Exit(1)
 
 

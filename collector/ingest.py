@@ -29,7 +29,7 @@ class RawMessage:
     partition: int
     offset: int
     key: bytes | None
-    value: bytes
+    value: bytes | None  # None is a Kafka tombstone, which no event is
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,9 @@ def write_batch(session: Session, messages: list[RawMessage]) -> BatchOutcome:
     valid: list[tuple[RawMessage, Event]] = []
     invalid: list[tuple[RawMessage, str]] = []
     for message in messages:
+        if message.value is None:
+            invalid.append((message, "message: null value (a tombstone), not an event"))
+            continue
         try:
             valid.append((message, decode(message.value)))
         except ContractError as error:
@@ -118,7 +121,7 @@ def _dead_letters_not_yet_kept(
                 partition=message.partition,
                 kafka_offset=message.offset,
                 key=message.key,
-                raw=message.value,
+                raw=message.value or b"",
                 reason=reason,
                 received_at=now,
             )

@@ -6,6 +6,7 @@ Kafka bootstrap servers given, ``driftline up`` starts the embedded broker.
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.exc import ArgumentError
 
 from collector.database import normalize_url
 
@@ -27,10 +28,18 @@ class CollectorSettings(BaseSettings):
     api_port: int = Field(default=8000, ge=0, le=65_535)
     log_level: str = "info"
 
+    @field_validator("kafka_bootstrap_servers")
+    @classmethod
+    def _blank_means_embedded(cls, value: str | None) -> str | None:
+        return value.strip() or None if value is not None else None
+
     @field_validator("database_url")
     @classmethod
     def _known_database(cls, value: str) -> str:
-        url = normalize_url(value)
+        try:
+            url = normalize_url(value)
+        except ArgumentError:
+            raise ValueError(f"not a database URL: {value!r}") from None
         if not url.startswith(("sqlite", "postgresql")):
             raise ValueError(f"only sqlite:// and postgresql:// are supported, got {value!r}")
         return url

@@ -1,0 +1,184 @@
+"""The agent SDK against the real embedded broker: what it sends, the spans it makes, and how
+it reports what it could not deliver without ever raising into the service."""
+
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from agent import Driftline
+from agent.contract import DecisionEvent, FeedbackEvent, ModelDeployedEvent, ReviewEvent, decode
+from collector.broker import EmbeddedBroker, free_port
+from tests.topic_reader import read_topic
+
+MODEL = {"model": "credit-risk", "version": "3"}
+
+
+@pytest.fixture
+def spans() -> InMemorySpanExporter:
+    return InMemorySpanExporter()
+
+
+@pytest.fixture
+def client(broker: EmbeddedBroker, topic: str, spans: InMemorySpanExporter) -> Iterator[Driftline]:
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    with Driftline(
+        service="loan-desk",
+        kafka_bootstrap_servers=broker.bootstrap_servers,
+        topic=topic,
+        tracer_provider=provider,
+    ) as driftline:
+        yield driftline
+
+
+def test_every_kind_of_event_reaches_the_topic_keyed_by_decision(
+    client: Driftline, broker: EmbeddedBroker, topic: str
+) -> None:
+    client.record_deployment(**MODEL, owner="risk-ml", approved_by="committee")
+    decision_id = client.record_decision(
+        **MODEL, inputs={"income": 52_000}, output="approve", confidence=0.91, latency_ms=12.5
+    )
+    client.record_review(decision_id, **MODEL, reviewer="a.kim", action="approve")
+    client.record_feedback(decision_id, **MODEL, reporter="collections", correct=True)
+
+    report = client.flush()
+
+    assert report.ok and report.delivered == 4
+    records = read_topic(broker.bootstrap_servers, topic, 4)
+    decoded = [decode(record.value) for record in records]
+    kinds = {type(event) for event in decoded}
+    assert kinds == {ModelDeployedEvent, DecisionEvent, ReviewEvent, FeedbackEvent}
+    about_decision = [r for r in records if r.key == str(decision_id).encode()]
+    assert len(about_decision) == 3
+    assert len({r.partition for r in about_decision}) == 1
+    ordered = [type(decode(r.value)) for r in sorted(about_decision, key=lambda r: r.offset)]
+    assert ordered == [DecisionEvent, ReviewEvent, FeedbackEvent]
+
+
+def test_a_decision_gets_one_span_whose_ids_are_in_the_event(
+    client: Driftline, broker: EmbeddedBroker, topic: str, spans: InMemorySpanExporter
+) -> None:
+    decision_id = client.record_decision(
+        **MODEL, inputs={}, output="approve", confidence=0.9, latency_ms=40.0, automated=False
+    )
+    assert client.flush().ok
+
+    event = decode(read_topic(broker.bootstrap_servers, topic, 1)[0].value)
+    (span,) = spans.get_finished_spans()
+    assert span.context is not None and span.start_time is not None and span.end_time is not None
+    assert event.trace_id == format(span.context.trace_id, "032x")
+    assert event.span_id == format(span.context.span_id, "016x")
+    assert span.attributes is not None
+    assert span.attributes["gen_ai.request.model"] == "credit-risk"
+    assert span.attributes["driftline.decision_id"] == str(decision_id)
+    assert span.attributes["driftline.automated"] is False
+    assert (span.end_time - span.start_time) == pytest.approx(40e6, rel=1e-3)
+
+
+def test_a_decision_joins_the_callers_trace(
+    client: Driftline, broker: EmbeddedBroker, topic: str, spans: InMemorySpanExporter
+) -> None:
+    service_tracer = TracerProvider().get_tracer("the-service")
+    with service_tracer.start_as_current_span("handle request") as request_span:
+        client.record_decision(**MODEL, inputs={}, output=1, confidence=0.5, latency_ms=1.0)
+    assert client.flush().ok
+
+    (span,) = spans.get_finished_spans()
+    assert span.parent is not None
+    assert span.parent.span_id == request_span.get_span_context().span_id
+    assert span.context is not None
+    assert span.context.trace_id == request_span.get_span_context().trace_id
+
+
+def test_the_context_manager_times_the_call_and_keeps_what_it_was_told(
+    client: Driftline, broker: EmbeddedBroker, topic: str
+) -> None:
+    with client.decision(**MODEL, inputs={"x": 1}, subject_ref="applicant-7") as scope:
+        time.sleep(0.05)
+        scope.output = "decline"
+        scope.confidence = 0.66
+    assert client.flush().ok
+
+    event = decode(read_topic(broker.bootstrap_servers, topic, 1)[0].value)
+    assert isinstance(event, DecisionEvent)
+    assert event.decision_id == scope.decision_id
+    assert event.payload.output == "decline"
+    assert event.payload.confidence == 0.66
+    assert event.payload.subject_ref == "applicant-7"
+    assert 50 <= event.payload.latency_ms < 1000
+
+
+def test_a_call_that_raises_is_not_a_decision(client: Driftline) -> None:
+    with pytest.raises(ZeroDivisionError), client.decision(**MODEL, inputs={}) as scope:
+        scope.output = 1 / 0
+    assert client.flush().recorded == 0
+
+
+def test_the_decorator_records_arguments_result_and_confidence(
+    client: Driftline, broker: EmbeddedBroker, topic: str
+) -> None:
+    @client.traced(**MODEL, confidence=lambda result: result[1], output=lambda result: result[0])
+    def predict(income: int, region: str = "north") -> tuple[str, float]:
+        return ("approve", 0.8)
+
+    assert predict(52_000) == ("approve", 0.8)
+    assert client.flush().ok
+
+    event = decode(read_topic(broker.bootstrap_servers, topic, 1)[0].value)
+    assert isinstance(event, DecisionEvent)
+    assert event.payload.inputs == {"income": 52_000}
+    assert (event.payload.output, event.payload.confidence) == ("approve", 0.8)
+
+
+def test_invalid_data_is_reported_by_flush_not_raised(client: Driftline) -> None:
+    client.record_decision(**MODEL, inputs={}, output=1, confidence=1.7, latency_ms=1.0)
+    client.record_decision(**MODEL, inputs={}, output=1, confidence=0.7, latency_ms=1.0)
+
+    report = client.flush()
+
+    assert (report.delivered, report.failed) == (1, 1)
+    assert "payload.confidence" in report.failures[0].reason
+    assert not report.ok
+
+
+def test_an_unreachable_broker_is_reported_and_never_blocks_the_caller() -> None:
+    nobody = f"127.0.0.1:{free_port()}"
+    client = Driftline(service="s", kafka_bootstrap_servers=nobody, delivery_timeout_ms=1_000)
+    started = time.perf_counter()
+    ids = [
+        client.record_decision(**MODEL, inputs={}, output=1, confidence=0.5, latency_ms=1.0)
+        for _ in range(20)
+    ]
+    recording_s = time.perf_counter() - started
+
+    report = client.close(timeout_s=10)
+
+    assert len(set(ids)) == 20
+    assert recording_s < 1.0  # generous: the point is that no call waits for the network
+    assert (report.delivered, report.failed) == (0, 20)
+    assert nobody in report.failures[0].reason
+
+
+def test_a_full_queue_drops_and_counts_instead_of_blocking() -> None:
+    nobody = f"127.0.0.1:{free_port()}"
+    client = Driftline(
+        service="s", kafka_bootstrap_servers=nobody, delivery_timeout_ms=1_000, queue_size=5
+    )
+    for _ in range(200):
+        client.record_decision(**MODEL, inputs={}, output=1, confidence=0.5, latency_ms=1.0)
+
+    report = client.close(timeout_s=10)
+
+    assert report.dropped > 0
+    assert report.recorded + report.dropped == 200
+    assert report.failed == report.recorded
+
+
+def test_returned_ids_are_uuid7(client: Driftline) -> None:
+    decision_id = client.record_decision(**MODEL, inputs={}, output=1, confidence=0.5, latency_ms=1)
+    assert isinstance(decision_id, uuid.UUID) and decision_id.version == 7

@@ -1,0 +1,152 @@
+"""The event contract: canonical bytes, round trips, and errors that name the bad field."""
+
+import json
+import random
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from agent.contract import ContractError, Event, decode, encode
+from tests import events
+from tests.strategies import events as any_event
+
+
+@given(any_event)
+def test_decoding_encoded_event_gives_it_back(event: Event) -> None:
+    assert decode(encode(event)) == event
+
+
+@given(any_event)
+def test_canonical_bytes_are_a_fixed_point(event: Event) -> None:
+    raw = encode(event)
+    assert encode(decode(raw)) == raw
+
+
+@given(any_event, st.randoms(use_true_random=False))
+def test_key_order_and_spacing_do_not_change_canonical_bytes(
+    event: Event, rng: random.Random
+) -> None:
+    document = json.loads(encode(event))
+    shuffled = _shuffled(document, rng)
+    spaced = json.dumps(shuffled, indent=2, ensure_ascii=True).encode()
+    assert encode(decode(spaced)) == encode(event)
+
+
+def _shuffled(value: object, rng: random.Random) -> object:
+    if isinstance(value, dict):
+        keys = list(value)
+        rng.shuffle(keys)
+        return {key: _shuffled(value[key], rng) for key in keys}
+    if isinstance(value, list):
+        return [_shuffled(item, rng) for item in value]
+    return value
+
+
+@settings(max_examples=50)
+@given(any_event)
+def test_timestamps_are_utc_with_microseconds(event: Event) -> None:
+    occurred_at = json.loads(encode(event))["occurred_at"]
+    assert len(occurred_at) == len("2026-01-01T00:00:00.000000Z")
+    assert occurred_at.endswith("Z")
+    assert datetime.fromisoformat(occurred_at) == event.occurred_at
+
+
+def test_a_time_in_another_zone_is_stored_as_utc() -> None:
+    local = datetime(2026, 3, 1, 9, 30, tzinfo=timezone(timedelta(hours=2)))
+    raw = encode(events.decision(occurred_at=local))
+    assert json.loads(raw)["occurred_at"] == "2026-03-01T07:30:00.000000Z"
+
+
+def test_decision_and_its_reviews_share_the_decision_key() -> None:
+    decision = events.decision()
+    assert events.review(decision.decision_id).kafka_key() == decision.kafka_key()
+    assert decision.kafka_key() == str(decision.decision_id).encode()
+    assert events.deployment().kafka_key() == b"model:credit-risk"
+
+
+def _document(**changes: object) -> dict[str, object]:
+    document = json.loads(encode(events.decision()))
+    for path, value in changes.items():
+        *parents, leaf = path.split("__")
+        target = document
+        for parent in parents:
+            target = target[parent]
+        if value is _DELETE:
+            del target[leaf]
+        else:
+            target[leaf] = value
+    return document
+
+
+_DELETE = object()
+
+
+@pytest.mark.parametrize(
+    ("raw", "field", "reason"),
+    [
+        (b"\x00\x01garbage", "message", "not valid JSON"),
+        (b'{"schema":1,"type":"decis', "message", "not valid JSON"),
+        (b"\xff\xfe{}", "message", "not UTF-8"),
+        (b"[1, 2]", "message", "expected a JSON object"),
+        (json.dumps(_document(schema=2)).encode(), "schema", "unsupported version 2"),
+        (json.dumps(_document(schema=_DELETE)).encode(), "schema", "missing"),
+        (json.dumps(_document(type="prediction")).encode(), "type", "does not match"),
+        (
+            json.dumps(_document(payload__confidence=1.5)).encode(),
+            "payload.confidence",
+            "less than or equal to 1",
+        ),
+        (json.dumps(_document(payload__inputs=_DELETE)).encode(), "payload.inputs", "required"),
+        (json.dumps(_document(event_id=str(uuid.uuid4()))).encode(), "event_id", "UUIDv7"),
+        (
+            json.dumps(_document(occurred_at="2026-01-01T00:00:00")).encode(),
+            "occurred_at",
+            "timezone",
+        ),
+        (json.dumps(_document(trace_id="xyz")).encode(), "trace_id", "pattern"),
+        (json.dumps(_document(surprise=1)).encode(), "surprise", "Extra inputs"),
+        (json.dumps(_document(decision_id=None)).encode(), "decision_id", "UUID"),
+        (
+            encode(events.decision()).replace(b'"output":"approve"', b'"output":NaN'),
+            "message",
+            "NaN is not a JSON number",
+        ),
+    ],
+)
+def test_bad_message_names_the_field_and_why(raw: bytes, field: str, reason: str) -> None:
+    with pytest.raises(ContractError) as caught:
+        decode(raw)
+    fields = [f for f, _ in caught.value.problems]
+    assert field in fields, caught.value.problems
+    assert reason in str(caught.value)
+
+
+def test_every_bad_field_is_reported_at_once() -> None:
+    raw = json.dumps(_document(payload__confidence=-1, payload__latency_ms=-5)).encode()
+    with pytest.raises(ContractError) as caught:
+        decode(raw)
+    assert {f for f, _ in caught.value.problems} == {"payload.confidence", "payload.latency_ms"}
+
+
+def test_an_override_must_say_what_instead() -> None:
+    document = json.loads(encode(events.review(uuid.uuid4())))
+    document["payload"]["new_output"] = None
+    with pytest.raises(ContractError, match="override must give new_output"):
+        decode(json.dumps(document).encode())
+
+
+def test_feedback_must_say_something() -> None:
+    document = json.loads(encode(events.feedback(uuid.uuid4())))
+    document["payload"].update(ground_truth=None, correct=None)
+    with pytest.raises(ContractError, match="ground_truth or correct"):
+        decode(json.dumps(document).encode())
+
+
+def test_deployment_versions_must_agree() -> None:
+    document = json.loads(encode(events.deployment()))
+    document["payload"]["version"] = "4"
+    with pytest.raises(ContractError, match=r"differs from model\.version"):
+        decode(json.dumps(document).encode())

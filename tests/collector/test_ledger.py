@@ -1,0 +1,134 @@
+"""The hash chain: an untouched ledger verifies; any alteration, removal or reordering is found
+at the position where it happened."""
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sqlalchemy import delete, update
+from sqlmodel import Session
+
+from agent.contract import Event, encode
+from collector import ledger
+from collector.database import make_engine, migrate
+from collector.ingest import RawMessage, write_batch
+from collector.models import LedgerEntry
+from tests.strategies import events
+
+TOPIC = "events"
+
+
+@contextmanager
+def stored(batch: list[Event], partition: int = 0) -> Iterator[Session]:
+    engine = make_engine("sqlite://")
+    migrate(engine)
+    with Session(engine) as session:
+        messages = [
+            RawMessage(TOPIC, partition, offset, event.kafka_key(), encode(event))
+            for offset, event in enumerate(batch)
+        ]
+        write_batch(session, messages)
+        session.commit()
+        yield session
+    engine.dispose()
+
+
+def unique(batch: list[Event]) -> bool:
+    return len({event.event_id for event in batch}) == len(batch)
+
+
+event_lists = st.lists(events, min_size=2, max_size=12).filter(unique)
+
+
+@settings(max_examples=30, deadline=None)
+@given(event_lists)
+def test_untouched_ledger_verifies(batch: list[Event]) -> None:
+    with stored(batch) as session:
+        result = ledger.verify(session)
+    assert result.intact, result.breaks
+    assert (result.chains, result.entries) == (1, len(batch))
+
+
+def _entry(seq: int):
+    return (LedgerEntry.topic == TOPIC) & (LedgerEntry.partition == 0) & (LedgerEntry.seq == seq)
+
+
+def _row(session: Session, seq: int) -> LedgerEntry:
+    row = session.get(LedgerEntry, (TOPIC, 0, seq))
+    assert row is not None
+    return row
+
+
+def alter_bytes(session: Session, seq: int) -> None:
+    row = _row(session, seq)
+    forged = row.event_bytes.replace(b'"service":"', b'"service":"X', 1)
+    session.execute(update(LedgerEntry).where(_entry(seq)).values(event_bytes=forged))
+
+
+def alter_bytes_and_digest(session: Session, seq: int) -> None:
+    row = _row(session, seq)
+    forged = row.event_bytes.replace(b'"service":"', b'"service":"X', 1)
+    values = {"event_bytes": forged, "event_digest": ledger.digest(forged)}
+    session.execute(update(LedgerEntry).where(_entry(seq)).values(**values))
+
+
+def alter_event_id_column(session: Session, seq: int) -> None:
+    session.execute(update(LedgerEntry).where(_entry(seq)).values(event_id=uuid.uuid4()))
+
+
+def remove(session: Session, seq: int) -> None:
+    session.execute(delete(LedgerEntry).where(_entry(seq)))
+
+
+def swap_with_next(session: Session, seq: int) -> None:
+    session.execute(update(LedgerEntry).where(_entry(seq)).values(seq=-1))
+    session.execute(update(LedgerEntry).where(_entry(seq + 1)).values(seq=seq))
+    session.execute(update(LedgerEntry).where(_entry(-1)).values(seq=seq + 1))
+
+
+TAMPERINGS = {
+    alter_bytes: "altered",
+    alter_bytes_and_digest: "does not follow",
+    alter_event_id_column: "event_id column",
+    remove: "missing",
+    swap_with_next: "does not follow",
+}
+
+
+@settings(max_examples=60, deadline=None)
+@given(event_lists, st.sampled_from(list(TAMPERINGS)), st.data())
+def test_tampering_is_found_where_it_happened(batch: list[Event], tamper, data) -> None:
+    # Removing the last entry is truncation, which only a signed checkpoint can reveal.
+    position = data.draw(st.integers(0, len(batch) - 2))
+    with stored(batch) as session:
+        tamper(session, position)
+        session.commit()
+        result = ledger.verify(session)
+    assert len(result.breaks) == 1
+    found = result.breaks[0]
+    assert found.seq == position
+    assert TAMPERINGS[tamper] in found.problem
+
+
+@settings(max_examples=20, deadline=None)
+@given(event_lists, st.data())
+def test_rewriting_an_entry_with_a_valid_hash_breaks_the_next_link(
+    batch: list[Event], data
+) -> None:
+    position = data.draw(st.integers(0, len(batch) - 2))
+    with stored(batch) as session:
+        row = _row(session, position)
+        previous = _row(session, position - 1).chain_hash if position else ledger.GENESIS
+        forged = row.event_bytes.replace(b'"service":"', b'"service":"X', 1)
+        digest = ledger.digest(forged)
+        values = {
+            "event_bytes": forged,
+            "event_digest": digest,
+            "chain_hash": ledger.link(previous, digest),
+        }
+        session.execute(update(LedgerEntry).where(_entry(position)).values(**values))
+        session.commit()
+        result = ledger.verify(session)
+    assert [b.seq for b in result.breaks] == [position + 1]

@@ -1,0 +1,116 @@
+"""Hypothesis strategies for v1 events of every type."""
+
+import uuid
+from datetime import UTC, datetime, timedelta, timezone
+
+from hypothesis import strategies as st
+
+from agent.contract import (
+    DecisionEvent,
+    DecisionPayload,
+    Event,
+    FeedbackEvent,
+    FeedbackPayload,
+    ModelDeployedEvent,
+    ModelDeployedPayload,
+    ModelRef,
+    ReviewEvent,
+    ReviewPayload,
+)
+
+names = st.text(min_size=1, max_size=30)
+json_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**53), 2**53)
+    | names
+    | st.floats(allow_nan=False, allow_infinity=False)
+)
+json_values = st.recursive(
+    json_scalars,
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(names, children, max_size=4),
+    max_leaves=12,
+)
+probabilities = st.floats(0.0, 1.0)
+VERSION_BITS, VARIANT_BITS = 0xF << 76, 0xC << 60
+
+
+def _as_uuid7(bits: int) -> uuid.UUID:
+    return uuid.UUID(int=(bits & ~VERSION_BITS | 0x7 << 76) & ~VARIANT_BITS | 0x8 << 60)
+
+
+uuid7s = st.integers(0, 2**128 - 1).map(_as_uuid7)
+timestamps = st.datetimes(
+    min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
+) | st.datetimes(
+    min_value=datetime(2000, 1, 2),
+    max_value=datetime(2099, 12, 30),
+    timezones=st.builds(lambda h: timezone(timedelta(hours=h)), st.integers(-12, 14)),
+)
+hex32 = st.text("0123456789abcdef", min_size=32, max_size=32)
+hex16 = st.text("0123456789abcdef", min_size=16, max_size=16)
+models = st.builds(ModelRef, name=names, version=names)
+
+envelope = {
+    "event_id": uuid7s,
+    "occurred_at": timestamps,
+    "service": names,
+    "model": models,
+    "trace_id": st.none() | hex32,
+    "span_id": st.none() | hex16,
+}
+
+decisions = st.builds(
+    DecisionEvent,
+    decision_id=st.uuids(),
+    payload=st.builds(
+        DecisionPayload,
+        inputs=st.dictionaries(names, json_values, max_size=6),
+        output=json_values,
+        confidence=probabilities,
+        class_scores=st.none() | st.dictionaries(names, probabilities, max_size=3),
+        latency_ms=st.floats(0, 1e6),
+        automated=st.booleans(),
+        subject_ref=st.none() | names,
+    ),
+    **envelope,
+)
+reviews = st.builds(
+    ReviewEvent,
+    decision_id=st.uuids(),
+    payload=st.builds(
+        ReviewPayload,
+        reviewer=names,
+        action=st.sampled_from(["approve", "escalate"]),
+        new_output=json_values,
+        rationale=st.none() | st.text(max_size=80),
+    ),
+    **envelope,
+)
+feedbacks = st.builds(
+    FeedbackEvent,
+    decision_id=st.uuids(),
+    payload=st.builds(
+        FeedbackPayload,
+        ground_truth=json_values.filter(lambda v: v is not None),
+        correct=st.none() | st.booleans(),
+        reporter=names,
+        comment=st.none() | st.text(max_size=80),
+    ),
+    **envelope,
+)
+
+
+@st.composite
+def deployments(draw: st.DrawFn) -> ModelDeployedEvent:
+    model = draw(models)
+    return ModelDeployedEvent(
+        payload=ModelDeployedPayload(
+            version=model.version, owner=draw(names), approved_by=draw(names)
+        ),
+        model=model,
+        **{key: draw(value) for key, value in envelope.items() if key != "model"},
+    )
+
+
+events: st.SearchStrategy[Event] = decisions | reviews | feedbacks | deployments()
