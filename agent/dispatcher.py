@@ -67,6 +67,7 @@ class Dispatcher:
         self._recorded = self._delivered = self._failed = self._dropped = 0
         self._failures: list[Failure] = []
         self._closing = threading.Event()
+        self._abandoned = threading.Event()
         self._worker = threading.Thread(target=self._run, name="driftline-agent", daemon=True)
         self._worker.start()
 
@@ -114,6 +115,8 @@ class Dispatcher:
         self.flush(timeout_s)
         self._closing.set()
         self._worker.join(max(0.0, timeout_s - (time.monotonic() - started)))
+        self._abandoned.set()  # past the deadline: what is still queued stays pending
+        self._worker.join(timeout=1.0)
         self._publisher.shutdown(timeout_s=1.0)
         report = self.report()
         if not report.ok:
@@ -126,7 +129,7 @@ class Dispatcher:
         return report
 
     def _run(self) -> None:
-        while not (self._closing.is_set() and self._queue.empty()):
+        while not self._abandoned.is_set() and not (self._closing.is_set() and self._queue.empty()):
             batch = self._next_batch()
             if batch:
                 self._send(batch)

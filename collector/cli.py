@@ -7,6 +7,7 @@ import json
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from typing import Annotated, Any, NoReturn
 
 import httpx
@@ -15,6 +16,7 @@ from kafka.errors import KafkaError
 from pydantic import ValidationError
 from rich.console import Console
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from agent import Driftline
@@ -71,7 +73,7 @@ def up(
         api_port=api_port,
     )
     configure_logging(settings.log_level)
-    with Stack(settings) as stack:
+    with _running(settings) as stack:
         _describe(stack)
         console.print("Ctrl-C stops everything.")
         try:
@@ -92,7 +94,7 @@ def demo(
     configure_logging(settings.log_level)
     console.rule("Driftline demo")
     started = time.monotonic()
-    with Stack(settings) as stack:
+    with _running(settings) as stack:
         _describe(stack)
         assert stack.engine is not None
         before = _ledger_size(stack.engine)
@@ -196,6 +198,19 @@ def verify(database_url: DatabaseOption = None) -> None:
     )
     if not result.intact:
         raise typer.Exit(1)
+
+
+@contextlib.contextmanager
+def _running(settings: CollectorSettings) -> Iterator[Stack]:
+    """The started stack; a start that fails says why and exits instead of a traceback."""
+    try:
+        stack = Stack(settings).start()
+    except (SQLAlchemyError, KafkaError, RuntimeError) as error:
+        _fail(f"could not start: {error}")
+    try:
+        yield stack
+    finally:
+        stack.stop()
 
 
 def _fail(message: str) -> NoReturn:

@@ -13,6 +13,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from agent import Driftline
+from agent.contract import ReviewAction
 
 SERVICE = "loan-desk"
 MODEL = "credit-risk"
@@ -91,34 +92,23 @@ def _approval_probability(applicant: dict[str, float | int | str]) -> float:
 
 def _review(client: Driftline, rng: random.Random, decision_id: uuid.UUID, label: str) -> None:
     roll = rng.random()
+    action: ReviewAction
     if roll < 0.7:
-        client.record_review(
-            decision_id,
-            model=MODEL,
-            version=VERSION,
-            reviewer=rng.choice(REVIEWERS),
-            action="approve",
-            rationale="consistent with policy",
-        )
+        action, new_output, rationale = "approve", None, "consistent with policy"
     elif roll < 0.95:
-        client.record_review(
-            decision_id,
-            model=MODEL,
-            version=VERSION,
-            reviewer=rng.choice(REVIEWERS),
-            action="override",
-            new_output=_other(label),
-            rationale="income verified by payslips; model under-weights tenure",
-        )
+        action, new_output = "override", _other(label)
+        rationale = "income verified by payslips; model under-weights tenure"
     else:
-        client.record_review(
-            decision_id,
-            model=MODEL,
-            version=VERSION,
-            reviewer=rng.choice(REVIEWERS),
-            action="escalate",
-            rationale="possible identity mismatch",
-        )
+        action, new_output, rationale = "escalate", None, "possible identity mismatch"
+    client.record_review(
+        decision_id,
+        model=MODEL,
+        version=VERSION,
+        reviewer=rng.choice(REVIEWERS),
+        action=action,
+        new_output=new_output,
+        rationale=rationale,
+    )
 
 
 def _other(label: str) -> str:

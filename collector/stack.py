@@ -45,6 +45,13 @@ class Stack:
         return f"http://{host}:{port}"
 
     def start(self) -> Stack:
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()  # never leave a broker process behind
+            raise
+
+    def _start(self) -> Stack:
         settings = self.settings
         if settings.kafka_bootstrap_servers is None:
             self.broker = EmbeddedBroker().start()
@@ -73,7 +80,6 @@ class Stack:
         self._spawn("driftline-api", self._server.run)
         while not self._server.started:
             if not self._threads[-1].is_alive():
-                self.stop()
                 raise RuntimeError(
                     f"API could not start on {settings.api_host}:{settings.api_port}"
                     " (port taken? set DRIFTLINE_API_PORT)"
