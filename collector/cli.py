@@ -90,7 +90,12 @@ def demo(
     keep_running: Annotated[bool, typer.Option(help="Keep serving after the demo.")] = False,
 ) -> None:
     """Start the embedded stack, drive a simulated AI service through it, show one trail."""
-    settings = load_settings(database_url=database_url, api_port=api_port, log_level="warning")
+    settings = load_settings(
+        database_url=database_url,
+        api_port=api_port,
+        embedded_broker_port=0,  # the demo's own agent is told where; keep 9092 free
+        log_level="warning",
+    )
     configure_logging(settings.log_level)
     console.rule("Driftline demo")
     started = time.monotonic()

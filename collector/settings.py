@@ -16,6 +16,9 @@ class CollectorSettings(BaseSettings):
 
     database_url: str = "sqlite:///driftline.db"
     kafka_bootstrap_servers: str | None = None
+    embedded_broker_port: int = Field(
+        default=9092, ge=0, le=65_535, description="Where `up` puts the embedded broker; 0: any."
+    )
     topic: str = "driftline.events"
     consumer_group: str = "driftline-collector"
     partitions: int = Field(default=3, ge=1, description="Partitions when the topic is created.")

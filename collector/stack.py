@@ -54,7 +54,7 @@ class Stack:
     def _start(self) -> Stack:
         settings = self.settings
         if settings.kafka_bootstrap_servers is None:
-            self.broker = EmbeddedBroker().start()
+            self.broker = EmbeddedBroker(settings.embedded_broker_port).start()
             log.info("embedded broker started", bootstrap_servers=self.bootstrap_servers)
         ensure_topic(self.bootstrap_servers, settings.topic, settings.partitions)
         self.engine = make_engine(settings.database_url)
