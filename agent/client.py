@@ -16,13 +16,16 @@ from __future__ import annotations
 
 import functools
 import inspect
+import tempfile
 import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar
 
+import structlog
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
@@ -31,7 +34,11 @@ from agent.contract import SCHEMA_VERSION, EventType, ReviewAction, new_event_id
 from agent.dispatcher import DeliveryReport, Dispatcher, Record
 from agent.publisher import KafkaPublisher
 from agent.settings import AgentSettings
+from agent.spool import Spool, SpoolError
+from agent.spooling import SpoolingPublisher
 from agent.tracing import decision_span, make_tracer_provider
+
+log = structlog.get_logger(__name__)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -60,8 +67,14 @@ class Driftline:
             topic=self.settings.topic,
             delivery_timeout_ms=self.settings.delivery_timeout_ms,
         )
-        self._dispatcher = Dispatcher(
+        spooling = SpoolingPublisher(
             publisher,
+            _open_spool(self.settings),
+            full_policy=self.settings.spool_full_policy,
+            block_ms=self.settings.spool_block_ms,
+        )
+        self._dispatcher = Dispatcher(
+            spooling,
             queue_size=self.settings.queue_size,
             batch_size=self.settings.batch_size,
             linger_ms=self.settings.linger_ms,
@@ -266,6 +279,23 @@ class Driftline:
             "model": {"name": model, "version": version},
             "decision_id": decision_id,
         }
+
+
+def _open_spool(settings: AgentSettings) -> Spool:
+    """The configured spool; if it cannot be used, a temporary one, so the service runs on."""
+    directory = settings.spool_directory()
+    try:
+        return Spool(directory, max_bytes=settings.spool_max_bytes, fsync=settings.spool_fsync)
+    except (SpoolError, OSError) as error:
+        fallback = Path(tempfile.mkdtemp(prefix="driftline-spool-"))
+        log.error(
+            "DRIFTLINE_SPOOL_DIR unusable; spooling to a temporary directory that a restart "
+            "will not find",
+            spool_dir=str(directory),
+            error=str(error),
+            fallback=str(fallback),
+        )
+        return Spool(fallback, max_bytes=settings.spool_max_bytes, fsync=settings.spool_fsync)
 
 
 class DecisionScope:

@@ -14,7 +14,6 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final, Literal
 
-import uuid6
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -26,6 +25,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from uuid_utils.compat import uuid7
 
 SCHEMA_VERSION: Final = 1
 
@@ -45,8 +45,8 @@ class ContractError(ValueError):
 
 
 def new_event_id() -> uuid.UUID:
-    """A UUIDv7: unique, and ordered by creation time."""
-    return uuid.UUID(int=uuid6.uuid7().int)
+    """A UUIDv7: unique, and ordered by creation time (about 1 µs, on the caller's thread)."""
+    return uuid7()
 
 
 def utc_now() -> datetime:

@@ -1,9 +1,10 @@
 """Moves recorded events off the caller's thread: a bounded queue and one worker thread.
 
 The caller only appends to the queue. The worker validates each record against the contract,
-records its span, encodes it and hands batches to the publisher. Every outcome is counted:
-delivered, failed (with the reason), dropped because the queue was full. ``flush`` and
-``close`` return those counts instead of swallowing failures.
+records its span, encodes it and hands batches to the spooling publisher, which sends them to
+Kafka or keeps them on disk; when the queue is idle the worker drains the spool. Every outcome
+is counted: delivered, failed (with the reason), spooled, dropped because the queue was full.
+``flush`` and ``close`` return those counts instead of swallowing failures.
 """
 
 from __future__ import annotations
@@ -18,11 +19,15 @@ from typing import Any
 import structlog
 
 from agent.contract import ContractError, Event, encode, validate
-from agent.publisher import KafkaPublisher, Outgoing
+from agent.publisher import Outgoing, PublishResult
+from agent.spooling import SpoolingPublisher
 
 log = structlog.get_logger(__name__)
 
 MAX_REASONS_KEPT = 100
+# Records encoded between voluntary GIL releases: about half a millisecond of work, so that a
+# service thread calling record_* waits that long at most, not CPython's 5 ms switch interval.
+YIELD_EVERY = 16
 
 
 @dataclass(frozen=True)
@@ -41,13 +46,14 @@ class Failure:
 
 @dataclass(frozen=True)
 class DeliveryReport:
-    """Totals since the client started."""
+    """Totals since the agent started; ``recorded`` includes events found in the spool then."""
 
     recorded: int
     delivered: int
     failed: int
     dropped: int
-    pending: int
+    pending: int  # recorded, neither delivered nor failed: in memory or in the spool
+    spooled: int  # the part of pending that is safe on disk
     failures: list[Failure] = field(default_factory=list)  # the first MAX_REASONS_KEPT
 
     @property
@@ -57,17 +63,22 @@ class DeliveryReport:
 
 class Dispatcher:
     def __init__(
-        self, publisher: KafkaPublisher, *, queue_size: int, batch_size: int, linger_ms: int
+        self,
+        publisher: SpoolingPublisher,
+        *,
+        queue_size: int,
+        batch_size: int,
+        linger_ms: int,
     ) -> None:
         self._publisher = publisher
         self._queue: queue.Queue[Record] = queue.Queue(maxsize=queue_size)
         self._batch_size = batch_size
         self._linger_s = linger_ms / 1000
         self._settled = threading.Condition()
-        self._recorded = self._delivered = self._failed = self._dropped = 0
+        self._recorded = publisher.backlog
+        self._delivered = self._failed = self._dropped = 0
         self._failures: list[Failure] = []
         self._closing = threading.Event()
-        self._abandoned = threading.Event()
         self._worker = threading.Thread(target=self._run, name="driftline-agent", daemon=True)
         self._worker.start()
 
@@ -86,6 +97,10 @@ class Dispatcher:
             self._recorded += 1
         return True
 
+    @property
+    def queue_depth(self) -> int:
+        return self._queue.qsize()
+
     def report(self) -> DeliveryReport:
         with self._settled:
             return DeliveryReport(
@@ -94,6 +109,7 @@ class Dispatcher:
                 failed=self._failed,
                 dropped=self._dropped,
                 pending=self._recorded - self._delivered - self._failed,
+                spooled=self._publisher.backlog,
                 failures=list(self._failures),
             )
 
@@ -110,13 +126,10 @@ class Dispatcher:
         return self.report()
 
     def close(self, timeout_s: float) -> DeliveryReport:
-        """Flush within the deadline, stop the worker, and report what could not be sent."""
-        started = time.monotonic()
+        """Deliver what it can within the deadline, spool the rest, stop, and report."""
         self.flush(timeout_s)
-        self._closing.set()
-        self._worker.join(max(0.0, timeout_s - (time.monotonic() - started)))
-        self._abandoned.set()  # past the deadline: what is still queued stays pending
-        self._worker.join(timeout=1.0)
+        self._closing.set()  # the worker now spools what is queued, without the network
+        self._worker.join(timeout=10)
         self._publisher.shutdown(timeout_s=1.0)
         report = self.report()
         if not report.ok:
@@ -125,14 +138,27 @@ class Dispatcher:
                 failed=report.failed,
                 dropped=report.dropped,
                 pending=report.pending,
+                spooled=report.spooled,
+                spool=str(self._publisher.spool.directory),
             )
         return report
 
     def _run(self) -> None:
-        while not self._abandoned.is_set() and not (self._closing.is_set() and self._queue.empty()):
-            batch = self._next_batch()
-            if batch:
-                self._send(batch)
+        while not self._closing.is_set():
+            try:
+                self._step()
+            except Exception:  # a bug here must not stop delivery for the service's lifetime
+                log.exception("agent worker step failed; continuing")
+                time.sleep(0.1)
+        while batch := self._take_all():
+            self._send(batch, self._publisher.park)
+
+    def _step(self) -> None:
+        batch = self._next_batch()
+        if batch:
+            self._send(batch, self._publisher.publish)
+        elif self._publisher.backlog:
+            self._count(PublishResult(delivered=self._publisher.drain()), [])
 
     def _next_batch(self) -> list[Record]:
         try:
@@ -147,9 +173,22 @@ class Dispatcher:
                 break
         return batch
 
-    def _send(self, batch: list[Record]) -> None:
+    def _take_all(self) -> list[Record]:
+        batch: list[Record] = []
+        while len(batch) < self._batch_size:
+            try:
+                batch.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        return batch
+
+    def _send(
+        self, batch: list[Record], publish: Callable[[list[Outgoing]], PublishResult]
+    ) -> None:
         outgoing, failures = [], []
-        for record in batch:
+        for number, record in enumerate(batch):
+            if number % YIELD_EVERY == YIELD_EVERY - 1:
+                time.sleep(0)  # let the service's threads have the GIL now and then
             try:
                 outgoing.append(_encode(record))
             except ContractError as error:
@@ -157,8 +196,11 @@ class Dispatcher:
             except Exception as error:  # the worker must outlive any one bad record
                 reason = f"could not be encoded: {error!r}"
                 failures.append(Failure(str(record.document.get("event_id")), reason))
-        result = self._publisher.publish(outgoing)
-        failures += [Failure(str(item.event_id), reason) for item, reason in result.failed]
+        result = publish(outgoing)
+        self._count(result, failures)
+
+    def _count(self, result: PublishResult, failures: list[Failure]) -> None:
+        failures = failures + [Failure(str(item.event_id), why) for item, why in result.failed]
         if failures:
             log.error(
                 "events not delivered",

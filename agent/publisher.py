@@ -6,8 +6,11 @@ says which events failed and why, and the caller decides what to do with them.
 
 from __future__ import annotations
 
+import contextlib
+import time
 import uuid
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import structlog
 from kafka import KafkaProducer
@@ -27,6 +30,13 @@ class Outgoing:
 class PublishResult:
     delivered: int
     failed: list[tuple[Outgoing, str]] = field(default_factory=list)
+    spooled: int = 0  # not delivered yet, but safe on disk
+
+
+class Publisher(Protocol):
+    def publish(self, batch: list[Outgoing]) -> PublishResult: ...
+
+    def shutdown(self, timeout_s: float) -> None: ...
 
 
 class KafkaPublisher:
@@ -49,24 +59,32 @@ class KafkaPublisher:
             return PublishResult(delivered=0, failed=[(item, reason) for item in batch])
         failed = []
         futures = []
-        for item in batch:
+        for number, item in enumerate(batch):
+            if number % 32 == 31:
+                time.sleep(0)  # give the GIL to the service's threads (see dispatcher)
             try:
                 futures.append((item, producer.send(self._topic, key=item.key, value=item.value)))
             except KafkaError as error:  # e.g. no metadata for the topic within max_block_ms
                 failed.append((item, f"Kafka did not take the event: {error}"))
-        producer.flush(timeout=self._delivery_timeout_ms / 1000)
+        # flush() raises when time runs out and not for failed sends: the futures say which.
+        with contextlib.suppress(KafkaError):
+            producer.flush(timeout=self._delivery_timeout_ms / 1000)
         for item, future in futures:
-            # flush() does not raise for failed sends: each future says how its send went.
             if not future.is_done:
                 failed.append((item, "not acknowledged by Kafka within the delivery timeout"))
             elif future.failed():
                 failed.append((item, f"Kafka refused the event: {future.exception}"))
+        if failed:
+            # A fresh producer (new producer id, new sequence numbers) is the sure way back
+            # once the broker returns; the events themselves are the caller's to keep.
+            self.shutdown(timeout_s=0)
         return PublishResult(delivered=len(batch) - len(failed), failed=failed)
 
     def shutdown(self, timeout_s: float) -> None:
         if self._producer is not None:
-            self._producer.close(timeout=timeout_s)
-            self._producer = None
+            producer, self._producer = self._producer, None
+            with contextlib.suppress(KafkaError):  # close flushes, and that flush may time out
+                producer.close(timeout=timeout_s)
 
     def _connected(self) -> KafkaProducer:
         if self._producer is None:

@@ -1,5 +1,6 @@
 """The agent's settings: one object, from constructor arguments, then DRIFTLINE_* variables."""
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
@@ -16,6 +17,18 @@ class AgentSettings(BaseSettings):
     batch_size: int = Field(default=500, ge=1)
     linger_ms: int = Field(default=5, ge=0)
     delivery_timeout_ms: int = Field(
-        default=30_000, ge=1_000, description="How long Kafka may take to accept an event."
+        default=5_000,
+        ge=1_000,
+        description="How long Kafka may take to accept an event before it goes to the spool.",
     )
+    spool_dir: Path | None = Field(
+        default=None, description="Where undelivered events wait; ~/.driftline/spool/SERVICE."
+    )
+    spool_max_bytes: int = Field(default=1024**3, ge=1024)
+    spool_fsync: Literal["always", "never"] = "always"
+    spool_full_policy: Literal["block", "drop"] = "block"
+    spool_block_ms: int = Field(default=1_000, ge=0)
     trace_exporter: Literal["none", "console", "otlp"] = "none"
+
+    def spool_directory(self) -> Path:
+        return self.spool_dir or Path.home() / ".driftline" / "spool" / self.service

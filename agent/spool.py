@@ -1,0 +1,257 @@
+"""A disk spool of encoded events: append-only segment files, drained oldest first.
+
+Events go here when Kafka is unreachable or slow and come out in the order they went in, also
+after the process was killed and started again. Every frame carries a CRC32C, so a write torn by
+a crash is found and cut off, never sent. A cursor file says how far draining got; it is
+replaced atomically after each delivered batch, so a crash can at worst send a batch twice,
+which the collector absorbs by ``event_id``. One process at a time owns a spool directory.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import struct
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, Literal
+
+import crc32c
+import structlog
+
+from agent.publisher import Outgoing
+
+log = structlog.get_logger(__name__)
+
+FsyncPolicy = Literal["always", "never"]
+
+# A frame: length and CRC32C of the rest, then enqueue time, event id, key length, key, value.
+HEADER = struct.Struct("<II")
+META = struct.Struct("<Q16sH")
+SEGMENT_SUFFIX = ".seg"
+
+
+class SpoolError(Exception):
+    pass
+
+
+class SpoolFull(SpoolError):
+    pass
+
+
+class Spool:
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        max_bytes: int,
+        segment_bytes: int = 8 * 1024 * 1024,
+        fsync: FsyncPolicy = "always",
+    ) -> None:
+        self.directory = directory
+        self.max_bytes = max_bytes
+        self._segment_bytes = segment_bytes
+        self._fsync = fsync
+        directory.mkdir(parents=True, exist_ok=True)
+        self._lock = (directory / "lock").open("a")
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock.close()
+            raise SpoolError(
+                f"spool directory {directory} is in use by another process; "
+                "give each agent its own (DRIFTLINE_SPOOL_DIR)"
+            ) from None
+        self._cursor_file = directory / "cursor"
+        self._segments = sorted(int(p.stem) for p in directory.glob(f"*{SEGMENT_SUFFIX}"))
+        self._read_segment, self._read_offset = self._load_cursor()
+        self.count = 0
+        self._oldest_ns: int | None = None
+        self._recover()
+        self._writer: IO[bytes] | None = None
+        self._peeked: list[tuple[int, int]] = []
+
+    @property
+    def size_bytes(self) -> int:
+        return sum(self._path(segment).stat().st_size for segment in self._segments)
+
+    def oldest_age_s(self) -> float:
+        """Age of the oldest spooled event, 0 when the spool is empty."""
+        if self._oldest_ns is None:
+            return 0.0
+        return max(0.0, (time.time_ns() - self._oldest_ns) / 1e9)
+
+    def append(self, items: Sequence[Outgoing]) -> None:
+        """Write all of ``items`` or, if they do not fit under ``max_bytes``, none of them."""
+        now = time.time_ns()
+        frames = [_frame(item, now) for item in items]
+        size = sum(len(frame) for frame in frames)
+        if self.size_bytes + size > self.max_bytes:
+            raise SpoolFull(f"spool at {self.directory} is full ({self.max_bytes} bytes)")
+        writer = self._writable()
+        for frame in frames:
+            writer.write(frame)
+        writer.flush()
+        if self._fsync == "always":
+            os.fsync(writer.fileno())
+        self.count += len(items)
+        if self._oldest_ns is None and items:
+            self._oldest_ns = now
+        if writer.tell() >= self._segment_bytes:
+            self._roll()
+
+    def peek(self, limit: int) -> list[Outgoing]:
+        """The oldest events, up to ``limit``, without removing them."""
+        items: list[Outgoing] = []
+        self._peeked = []
+        for segment in self._segments:
+            if segment < self._read_segment:
+                continue
+            start = self._read_offset if segment == self._read_segment else 0
+            with self._path(segment).open("rb") as reader:
+                reader.seek(start)
+                while len(items) < limit:
+                    decoded = _read_frame(reader)
+                    if decoded is None:
+                        break
+                    items.append(decoded[0])
+                    self._peeked.append((segment, reader.tell()))
+            if len(items) >= limit:
+                break
+        return items
+
+    def commit(self, count: int) -> None:
+        """The first ``count`` events of the last ``peek`` were delivered: forget them."""
+        if count <= 0:
+            return
+        self._read_segment, self._read_offset = self._peeked[count - 1]
+        self._peeked = []
+        self.count -= count
+        if self.count == 0:
+            self._empty()
+            return
+        self._save_cursor()
+        finished = [s for s in self._segments if s < self._read_segment]
+        if self._at_end_of_closed_segment():
+            finished.append(self._read_segment)
+        for segment in finished:
+            self._path(segment).unlink(missing_ok=True)
+            self._segments.remove(segment)
+        self._oldest_ns = self._first_enqueued_ns()
+
+    def _empty(self) -> None:
+        """Everything was delivered: start afresh past the last segment."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        next_segment = (self._segments[-1] + 1) if self._segments else self._read_segment
+        for segment in self._segments:
+            self._path(segment).unlink(missing_ok=True)
+        self._segments = []
+        self._read_segment, self._read_offset = next_segment, 0
+        self._save_cursor()
+        self._oldest_ns = None
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        self._lock.close()
+
+    def _writable(self) -> IO[bytes]:
+        if self._writer is None:
+            if not self._segments:
+                self._segments.append(self._read_segment)
+            self._writer = self._path(self._segments[-1]).open("ab")
+        return self._writer
+
+    def _roll(self) -> None:
+        assert self._writer is not None
+        self._writer.close()
+        self._segments.append(self._segments[-1] + 1)
+        self._writer = self._path(self._segments[-1]).open("ab")
+
+    def _at_end_of_closed_segment(self) -> bool:
+        if self._read_segment == self._segments[-1]:
+            return False
+        if self._read_offset < self._path(self._read_segment).stat().st_size:
+            return False
+        self._read_segment, self._read_offset = self._read_segment + 1, 0
+        self._save_cursor()
+        return True
+
+    def _path(self, segment: int) -> Path:
+        return self.directory / f"{segment:012d}{SEGMENT_SUFFIX}"
+
+    def _load_cursor(self) -> tuple[int, int]:
+        try:
+            segment, offset = self._cursor_file.read_text().split()
+            return int(segment), int(offset)
+        except (FileNotFoundError, ValueError):
+            return (self._segments[0] if self._segments else 0), 0
+
+    def _save_cursor(self) -> None:
+        partial = self._cursor_file.with_suffix(".tmp")
+        partial.write_text(f"{self._read_segment} {self._read_offset}")
+        os.replace(partial, self._cursor_file)
+
+    def _recover(self) -> None:
+        """Count what is left to send and cut off a frame torn by a crash."""
+        for segment in list(self._segments):
+            if segment < self._read_segment:
+                self._path(segment).unlink(missing_ok=True)
+                self._segments.remove(segment)
+                continue
+            start = self._read_offset if segment == self._read_segment else 0
+            path = self._path(segment)
+            with path.open("rb") as reader:
+                reader.seek(start)
+                good_end = start
+                while _read_frame(reader) is not None:
+                    self.count += 1
+                    good_end = reader.tell()
+            if good_end < path.stat().st_size:
+                log.warning(
+                    "spool segment ends in a torn frame; cut off",
+                    segment=str(path),
+                    bytes_cut=path.stat().st_size - good_end,
+                )
+                os.truncate(path, good_end)
+        self._oldest_ns = self._first_enqueued_ns()
+        if self.count:
+            log.info("spool holds events from before; draining them", count=self.count)
+
+    def _first_enqueued_ns(self) -> int | None:
+        if self.count == 0:
+            return None
+        for segment in self._segments:
+            if segment < self._read_segment:
+                continue
+            with self._path(segment).open("rb") as reader:
+                reader.seek(self._read_offset if segment == self._read_segment else 0)
+                decoded = _read_frame(reader)
+                if decoded is not None:
+                    return decoded[1]
+        return None
+
+
+def _frame(item: Outgoing, enqueued_ns: int) -> bytes:
+    rest = META.pack(enqueued_ns, item.event_id.bytes, len(item.key)) + item.key + item.value
+    return HEADER.pack(len(rest), crc32c.crc32c(rest)) + rest
+
+
+def _read_frame(reader: IO[bytes]) -> tuple[Outgoing, int] | None:
+    """The next whole frame and its enqueue time, or None at the end or at a torn frame."""
+    header = reader.read(HEADER.size)
+    if len(header) < HEADER.size:
+        return None
+    length, checksum = HEADER.unpack(header)
+    rest = reader.read(length)
+    if len(rest) < length or crc32c.crc32c(rest) != checksum or length < META.size:
+        return None
+    enqueued_ns, event_id, key_length = META.unpack_from(rest)
+    key = rest[META.size : META.size + key_length]
+    value = rest[META.size + key_length :]
+    return Outgoing(event_id=uuid.UUID(bytes=event_id), key=key, value=value), enqueued_ns
