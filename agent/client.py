@@ -29,10 +29,12 @@ import structlog
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
+from pydantic import ValidationError
 
 from agent.contract import SCHEMA_VERSION, EventType, ReviewAction, new_event_id
-from agent.dispatcher import DeliveryReport, Dispatcher, Record
+from agent.dispatcher import DeliveryReport, Dispatcher, Record, RefusingDispatcher
 from agent.publisher import KafkaPublisher
+from agent.redaction import RedactionError, RedactionPolicy, Redactor
 from agent.settings import AgentSettings
 from agent.spool import Spool, SpoolError
 from agent.spooling import SpoolingPublisher
@@ -55,10 +57,22 @@ class Driftline:
         """Settings come from ``settings``, else from keyword overrides and DRIFTLINE_* vars.
 
         Spans go to ``tracer_provider`` when given (a service's own pipeline), else to one
-        built from ``settings.trace_exporter``.
+        built from ``settings.trace_exporter``. Bad settings never raise into the service: the
+        agent logs what is wrong, records nothing, and every report repeats the reason.
         """
-        self.settings = settings or AgentSettings(**overrides)
         self._owns_tracer_provider = tracer_provider is None
+        self._dispatcher: Dispatcher | RefusingDispatcher
+        try:
+            self.settings = settings or AgentSettings(**overrides)
+            redactor = _redactor(self.settings)
+        except (ValidationError, RedactionError) as error:
+            reason = _configuration_problem(error)
+            log.error("Driftline agent misconfigured; recording nothing", problem=reason)
+            self._service = str(overrides.get("service") or "misconfigured")
+            self._tracer_provider = tracer_provider or make_tracer_provider(self._service, "none")
+            self._dispatcher = RefusingDispatcher(reason)
+            return
+        self._service = self.settings.service
         self._tracer_provider = tracer_provider or make_tracer_provider(
             self.settings.service, self.settings.trace_exporter
         )
@@ -78,6 +92,7 @@ class Driftline:
             queue_size=self.settings.queue_size,
             batch_size=self.settings.batch_size,
             linger_ms=self.settings.linger_ms,
+            processors=[redactor],
         )
 
     def record_decision(
@@ -275,10 +290,29 @@ class Driftline:
             "event_id": new_event_id(),
             "type": event_type,
             "occurred_at": occurred_at,
-            "service": self.settings.service,
+            "service": self._service,
             "model": {"name": model, "version": version},
             "decision_id": decision_id,
         }
+
+
+def _redactor(settings: AgentSettings) -> Redactor:
+    policy = (
+        RedactionPolicy.load(settings.redaction_policy)
+        if settings.redaction_policy
+        else RedactionPolicy()
+    )
+    key = settings.redaction_key.get_secret_value().encode() if settings.redaction_key else None
+    return Redactor(policy, key)
+
+
+def _configuration_problem(error: ValidationError | RedactionError) -> str:
+    if isinstance(error, RedactionError):
+        return f"DRIFTLINE_REDACTION_POLICY {error}"
+    return "; ".join(
+        f"DRIFTLINE_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
+        for e in error.errors(include_url=False)
+    )
 
 
 def _open_spool(settings: AgentSettings) -> Spool:

@@ -12,13 +12,13 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
 
-from agent.contract import ContractError, Event, encode, validate
+from agent.contract import Event, encode, validate
 from agent.publisher import Outgoing, PublishResult
 from agent.spooling import SpoolingPublisher
 
@@ -28,6 +28,11 @@ MAX_REASONS_KEPT = 100
 # Records encoded between voluntary GIL releases: about half a millisecond of work, so that a
 # service thread calling record_* waits that long at most, not CPython's 5 ms switch interval.
 YIELD_EVERY = 16
+
+
+# A step every event document passes through on the worker, in order (redaction, for one);
+# it changes the document in place or raises ValueError to refuse the event, saying why.
+Processor = Callable[[dict[str, Any]], None]
 
 
 @dataclass(frozen=True)
@@ -69,8 +74,10 @@ class Dispatcher:
         queue_size: int,
         batch_size: int,
         linger_ms: int,
+        processors: Sequence[Processor] = (),
     ) -> None:
         self._publisher = publisher
+        self._processors = processors
         self._queue: queue.Queue[Record] = queue.Queue(maxsize=queue_size)
         self._batch_size = batch_size
         self._linger_s = linger_ms / 1000
@@ -190,8 +197,8 @@ class Dispatcher:
             if number % YIELD_EVERY == YIELD_EVERY - 1:
                 time.sleep(0)  # let the service's threads have the GIL now and then
             try:
-                outgoing.append(_encode(record))
-            except ContractError as error:
+                outgoing.append(self._encode(record))
+            except ValueError as error:  # ContractError, or a processor refusing the event
                 failures.append(Failure(str(record.document.get("event_id")), str(error)))
             except Exception as error:  # the worker must outlive any one bad record
                 reason = f"could not be encoded: {error!r}"
@@ -215,9 +222,45 @@ class Dispatcher:
             self._failures += failures[: max(0, room)]
             self._settled.notify_all()
 
+    def _encode(self, record: Record) -> Outgoing:
+        for process in self._processors:
+            process(record.document)
+        if record.finish is not None:
+            record.finish(record.document)
+        event: Event = validate(record.document)
+        return Outgoing(event_id=event.event_id, key=event.kafka_key(), value=encode(event))
 
-def _encode(record: Record) -> Outgoing:
-    if record.finish is not None:
-        record.finish(record.document)
-    event: Event = validate(record.document)
-    return Outgoing(event_id=event.event_id, key=event.kafka_key(), value=encode(event))
+
+class RefusingDispatcher:
+    """Stands in for the dispatcher when the agent is misconfigured: it records nothing, so no
+    unredacted data can leave, and every report says why."""
+
+    def __init__(self, reason: str) -> None:
+        self._reason = reason
+        self._lock = threading.Lock()
+        self._refused = 0
+        self.queue_depth = 0
+
+    def submit(self, record: Record) -> bool:
+        with self._lock:
+            self._refused += 1
+        return False
+
+    def report(self) -> DeliveryReport:
+        with self._lock:
+            refused = self._refused
+        return DeliveryReport(
+            recorded=refused,
+            delivered=0,
+            failed=refused,
+            dropped=0,
+            pending=0,
+            spooled=0,
+            failures=[Failure("*", f"agent misconfigured: {self._reason}")],
+        )
+
+    def flush(self, timeout_s: float) -> DeliveryReport:
+        return self.report()
+
+    def close(self, timeout_s: float) -> DeliveryReport:
+        return self.report()

@@ -3,7 +3,7 @@
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -29,6 +29,10 @@ class AgentSettings(BaseSettings):
     spool_full_policy: Literal["block", "drop"] = "block"
     spool_block_ms: int = Field(default=1_000, ge=0)
     trace_exporter: Literal["none", "console", "otlp"] = "none"
+    redaction_policy: Path | None = Field(
+        default=None, description="YAML redaction policy; none: mask e-mails, cards, phones."
+    )
+    redaction_key: SecretStr | None = Field(default=None, description="HMAC key for hash rules.")
 
     def spool_directory(self) -> Path:
         return self.spool_dir or Path.home() / ".driftline" / "spool" / self.service

@@ -1,0 +1,53 @@
+"""Bad agent configuration: one clear message naming the setting, and the service runs on."""
+
+from pathlib import Path
+
+import pytest
+import structlog
+
+from agent import Driftline
+from collector.broker import free_port
+
+MODEL = {"model": "m", "version": "1"}
+
+
+def record_one(agent: Driftline) -> None:
+    agent.record_decision(**MODEL, inputs={}, output=1, confidence=0.5, latency_ms=1.0)
+
+
+def refusal(**settings: object) -> str:
+    with structlog.testing.capture_logs() as logs:
+        agent = Driftline(
+            service="s", kafka_bootstrap_servers=f"127.0.0.1:{free_port()}", **settings
+        )
+        record_one(agent)  # no exception reaches the service
+        report = agent.close(timeout_s=1)
+    assert (report.recorded, report.failed, report.delivered) == (1, 1, 0)
+    errors = [log for log in logs if log["log_level"] == "error"]
+    assert len(errors) == 1, logs
+    assert errors[0]["problem"] in report.failures[0].reason
+    return report.failures[0].reason
+
+
+def test_an_unknown_redaction_action_is_named_with_its_file_and_key(tmp_path: Path) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("models:\n  '*':\n    rules:\n      - field: ssn\n        action: shred\n")
+    reason = refusal(redaction_policy=policy)
+    assert "DRIFTLINE_REDACTION_POLICY" in reason
+    assert "policy.yaml: models.*.rules.0.action" in reason
+
+
+def test_a_missing_policy_file_is_named(tmp_path: Path) -> None:
+    reason = refusal(redaction_policy=tmp_path / "nowhere.yaml")
+    assert "DRIFTLINE_REDACTION_POLICY" in reason and "nowhere.yaml" in reason
+
+
+def test_hash_rules_without_a_key_are_refused(tmp_path: Path) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("models:\n  '*':\n    rules:\n      - field: name\n        action: hash\n")
+    assert "DRIFTLINE_REDACTION_KEY" in refusal(redaction_policy=policy)
+
+
+def test_a_bad_environment_variable_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DRIFTLINE_QUEUE_SIZE", "plenty")
+    assert "DRIFTLINE_QUEUE_SIZE" in refusal()
