@@ -29,16 +29,18 @@ import structlog
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
+from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
 from agent.contract import SCHEMA_VERSION, EventType, ReviewAction, new_event_id
 from agent.dispatcher import DeliveryReport, Dispatcher, Record, RefusingDispatcher
+from agent.metrics import AgentMetrics
 from agent.publisher import KafkaPublisher
 from agent.redaction import RedactionError, RedactionPolicy, Redactor
 from agent.settings import AgentSettings
 from agent.spool import Spool, SpoolError
 from agent.spooling import SpoolingPublisher
-from agent.tracing import decision_span, make_tracer_provider
+from agent.tracing import add_decision_span, make_tracer_provider
 
 log = structlog.get_logger(__name__)
 
@@ -61,7 +63,10 @@ class Driftline:
         agent logs what is wrong, records nothing, and every report repeats the reason.
         """
         self._owns_tracer_provider = tracer_provider is None
+        self._tracer_provider: TracerProvider | None
         self._dispatcher: Dispatcher | RefusingDispatcher
+        self._spooling: SpoolingPublisher | None = None
+        self.metrics = CollectorRegistry()  # what `driftline agent` serves at /metrics
         try:
             self.settings = settings or AgentSettings(**overrides)
             redactor = _redactor(self.settings)
@@ -81,7 +86,7 @@ class Driftline:
             topic=self.settings.topic,
             delivery_timeout_ms=self.settings.delivery_timeout_ms,
         )
-        spooling = SpoolingPublisher(
+        self._spooling = spooling = SpoolingPublisher(
             publisher,
             _open_spool(self.settings),
             full_policy=self.settings.spool_full_policy,
@@ -94,6 +99,7 @@ class Driftline:
             linger_ms=self.settings.linger_ms,
             processors=[redactor],
         )
+        self.metrics.register(AgentMetrics(self._dispatcher, spooling, redactor))
 
     def record_decision(
         self,
@@ -124,28 +130,11 @@ class Driftline:
             "subject_ref": subject_ref,
         }
 
-        def add_span(doc: dict[str, Any]) -> None:
-            end_ns = int(occurred_at.timestamp() * 1e9)
-            attributes: dict[str, str | float | bool] = {
-                "driftline.decision_id": str(decision_id),
-                "driftline.automated": bool(automated),
-            }
-            if isinstance(confidence, int | float):
-                attributes["driftline.confidence"] = float(confidence)
-            span = decision_span(
-                self._tracer_provider,
-                parent=parent,
-                model=model,
-                version=version,
-                attributes=attributes,
-                start_ns=end_ns - int(float(latency_ms) * 1e6),
-                end_ns=end_ns,
-            )
-            doc["trace_id"] = format(span.trace_id, "032x")
-            doc["span_id"] = format(span.span_id, "016x")
-
-        self._dispatcher.submit(Record(document, finish=add_span))
+        self._dispatcher.submit(Record(document, finish=self._span_finisher(parent)))
         return decision_id
+
+    def _span_finisher(self, parent: otel_context.Context) -> Callable[[dict[str, Any]], None]:
+        return functools.partial(add_decision_span, self._tracer_provider, parent)
 
     def decision(
         self,
@@ -242,6 +231,40 @@ class Driftline:
         payload = {"version": version, "owner": owner, "approved_by": approved_by}
         return self._record("model_deployed", model, version, None, payload)
 
+    def complete_event(self, document: dict[str, Any]) -> dict[str, Any]:
+        """An event document as a sidecar caller sends it, with what the agent stamps added
+        where missing: schema, event id, time, service, and a decision id for a decision."""
+        completed = {
+            "schema": SCHEMA_VERSION,
+            "event_id": new_event_id(),
+            "occurred_at": datetime.now(UTC),
+            "service": self._service,
+        } | document
+        if completed.get("type") == "decision":
+            completed.setdefault("decision_id", new_event_id())
+        return completed
+
+    def record_event(
+        self, document: dict[str, Any], parent: otel_context.Context | None = None
+    ) -> bool:
+        """Queue a complete event document; ``parent`` is the caller's trace context, which a
+        decision's span joins. False if the queue was full and it was dropped."""
+        if document.get("type") == "decision":
+            finish = self._span_finisher(parent or otel_context.get_current())
+            return self._dispatcher.submit(Record(document, finish=finish))
+        return self._dispatcher.submit(Record(document))
+
+    def readiness(self) -> tuple[bool, str]:
+        """Ready when Kafka takes events or the spool has room for them."""
+        if self._spooling is None:
+            return False, self._dispatcher.report().failures[0].reason
+        spool = self._spooling.spool
+        if self._spooling.connected:
+            return True, "Kafka reachable"
+        if spool.size_bytes < spool.max_bytes:
+            return True, f"Kafka unreachable; spooling ({spool.count} events waiting)"
+        return False, f"Kafka unreachable and the spool at {spool.directory} is full"
+
     def flush(self, timeout_s: float = 10.0) -> DeliveryReport:
         """Wait for every event recorded so far to be delivered or fail; report the totals."""
         return self._dispatcher.flush(timeout_s)
@@ -249,7 +272,7 @@ class Driftline:
     def close(self, timeout_s: float = 10.0) -> DeliveryReport:
         """Deliver what is queued within the deadline, stop, and report what was not sent."""
         report = self._dispatcher.close(timeout_s)
-        if self._owns_tracer_provider:
+        if self._owns_tracer_provider and self._tracer_provider is not None:
             self._tracer_provider.shutdown()
         return report
 

@@ -32,6 +32,8 @@ class SpoolingPublisher:
         self._block_s = block_ms / 1000
         self._backoff_s = 0.0
         self._next_drain = 0.0
+        self.send_errors = 0  # sends Kafka did not take (those events went to the spool)
+        self.connected = True  # the last send reached Kafka
 
     @property
     def backlog(self) -> int:
@@ -42,8 +44,9 @@ class SpoolingPublisher:
             result = self._inner.publish(batch)
             if not result.failed:
                 self._backoff_s = 0.0
+                self.connected = True
                 return result
-            self._back_off(result.failed[0][1])
+            self._back_off(len(result.failed), result.failed[0][1])
             delivered, batch = result.delivered, [item for item, _ in result.failed]
         else:
             delivered = 0
@@ -61,9 +64,10 @@ class SpoolingPublisher:
             self.spool.commit(delivered_prefix)
             drained += delivered_prefix
             if result.failed:
-                self._back_off(result.failed[0][1])
+                self._back_off(len(result.failed), result.failed[0][1])
                 break
             self._backoff_s = 0.0
+            self.connected = True
         return drained
 
     def park(self, batch: list[Outgoing]) -> PublishResult:
@@ -96,7 +100,9 @@ class SpoolingPublisher:
                 if not self.drain():
                     time.sleep(0.01)
 
-    def _back_off(self, reason: str) -> None:
+    def _back_off(self, failed: int, reason: str) -> None:
+        self.send_errors += failed
+        self.connected = False
         self._backoff_s = min(MAX_BACKOFF_S, max(0.1, self._backoff_s * 2))
         self._next_drain = time.monotonic() + self._backoff_s
         log.warning("Kafka not taking events; spooling", reason=reason, retry_in_s=self._backoff_s)

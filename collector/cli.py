@@ -12,6 +12,7 @@ from typing import Annotated, Any, NoReturn
 
 import httpx
 import typer
+import uvicorn
 from kafka.errors import KafkaError
 from pydantic import ValidationError
 from rich.console import Console
@@ -20,6 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from agent import Driftline
+from agent.sidecar import create_sidecar
 from collector import ledger, queries
 from collector.consumer import Collector
 from collector.database import make_engine, migrate
@@ -176,6 +178,20 @@ def collect(
         stop.set()
     except KafkaError as error:
         _fail(f"Kafka at {settings.kafka_bootstrap_servers}: {error}")
+
+
+@app.command("agent")
+def agent_command(
+    host: Annotated[str, typer.Option(help="Listen address; keep it local to the pod.")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(help="Listen port.")] = 8686,
+) -> None:
+    """Run the agent as an HTTP sidecar, for services in any language (DRIFTLINE_* settings)."""
+    configure_logging("info")
+    # A misconfigured agent still serves: /readyz says what is wrong, nothing is recorded.
+    driftline = Driftline()
+    uvicorn.run(create_sidecar(driftline), host=host, port=port, log_level="warning")
 
 
 @app.command("migrate")

@@ -182,3 +182,22 @@ def test_a_full_queue_drops_and_counts_instead_of_blocking() -> None:
 def test_returned_ids_are_uuid7(client: Driftline) -> None:
     decision_id = client.record_decision(**MODEL, inputs={}, output=1, confidence=0.5, latency_ms=1)
     assert isinstance(decision_id, uuid.UUID) and decision_id.version == 7
+
+
+def test_without_an_exporter_the_event_still_carries_the_callers_trace(
+    broker: EmbeddedBroker, topic: str
+) -> None:
+    service_tracer = TracerProvider().get_tracer("the-service")
+    with Driftline(
+        service="s", kafka_bootstrap_servers=broker.bootstrap_servers, topic=topic
+    ) as agent:
+        with service_tracer.start_as_current_span("handle request") as request_span:
+            agent.record_decision(**MODEL, inputs={}, output=1, confidence=0.5, latency_ms=1.0)
+        agent.record_decision(**MODEL, inputs={}, output=1, confidence=0.5, latency_ms=1.0)
+        assert agent.flush().ok
+
+    events = [decode(r.value) for r in read_topic(broker.bootstrap_servers, topic, 2)]
+    trace_ids = {event.trace_id for event in events}
+    assert format(request_span.get_span_context().trace_id, "032x") in trace_ids
+    assert len(trace_ids) == 2  # the call outside any span started a trace of its own
+    assert all(event.span_id and len(event.span_id) == 16 for event in events)

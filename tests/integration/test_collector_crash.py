@@ -45,9 +45,12 @@ def test_killed_collector_restarts_without_loss_or_duplicates(
     broker: EmbeddedBroker, topic: str, database_url: str, engine: Engine, tmp_path: Path
 ) -> None:
     def ledger_size() -> int:
+        if collector.poll() is not None:  # it died by itself: say why instead of waiting
+            raise AssertionError(f"collector exited: {log.read_text()[-3000:]}")
         with Session(engine) as session:
             return session.exec(select(func.count()).select_from(LedgerEntry)).one()
 
+    log = tmp_path / "collector.log"
     agent = Driftline(service="s", kafka_bootstrap_servers=broker.bootstrap_servers, topic=topic)
     stream_done = threading.Event()
 
@@ -63,9 +66,8 @@ def test_killed_collector_restarts_without_loss_or_duplicates(
             time.sleep(0.005)  # about 20 s of stream, so both kills land in the middle of it
         stream_done.set()
 
-    log = tmp_path / "collector.log"
     collector = start_collector(broker, topic, database_url, log)
-    producer = threading.Thread(target=stream)
+    producer = threading.Thread(target=stream, daemon=True)
     producer.start()
     killed_mid_stream = []
     try:

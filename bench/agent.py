@@ -1,0 +1,155 @@
+"""What the agent costs a service: per call, and in sustained throughput to Kafka.
+
+Measured in one run against baselines on the same machine:
+- per call, ``record_decision`` against a plain function call with the same arguments and
+  against a bare OpenTelemetry span start/end (SDK provider, no exporter);
+- sustained throughput, the agent's events/s to the embedded broker against a bare kafka-python
+  producer (idempotent, acks=all) sending the same encoded bytes.
+
+Calls are timed one by one in bursts of 100 with a pause between bursts, as a service records
+decisions, so the figures are the caller's cost and not the queue's.
+
+    .venv/bin/python -m bench.agent [--calls 20000] [--events 50000]
+
+The last line is one JSON object with the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from typing import Any
+
+from kafka import KafkaProducer
+from opentelemetry.sdk.trace import TracerProvider
+
+from agent import Driftline
+from agent.contract import DecisionEvent, DecisionPayload, ModelRef, encode, new_event_id
+from collector.broker import EmbeddedBroker
+from collector.topics import ensure_topic
+
+INPUTS = {"income": 52_000, "age": 41, "debt_ratio": 0.31, "region": "north"}
+BURST = 100
+
+
+def per_call_us(call: Callable[[], Any], calls: int) -> list[float]:
+    timings = []
+    for _ in range(calls // BURST):
+        for _ in range(BURST):
+            began = time.perf_counter_ns()
+            call()
+            timings.append((time.perf_counter_ns() - began) / 1000)
+        time.sleep(0.002)
+    return timings
+
+
+def summary(timings: list[float]) -> dict[str, float]:
+    ordered = sorted(timings)
+    return {
+        "median_us": round(statistics.median(ordered), 2),
+        "p99_us": round(ordered[int(len(ordered) * 0.99)], 2),
+    }
+
+
+def plain_function(**fields: Any) -> object:
+    return new_event_id()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=20_000)
+    parser.add_argument("--events", type=int, default=50_000)
+    args = parser.parse_args()
+
+    with EmbeddedBroker() as broker:
+        ensure_topic(broker.bootstrap_servers, "bench-calls", 3)
+        ensure_topic(broker.bootstrap_servers, "bench-agent", 3)
+        ensure_topic(broker.bootstrap_servers, "bench-bare", 3)
+        fields = dict(
+            model="credit-risk", version="3", inputs=INPUTS, output="approve",
+            confidence=0.91, latency_ms=12.5,
+        )  # fmt: skip
+
+        tracer = TracerProvider().get_tracer("bench")
+        plain = summary(per_call_us(lambda: plain_function(**fields), args.calls))
+        span = summary(per_call_us(lambda: tracer.start_span("decision").end(), args.calls))
+        with Driftline(
+            service="bench",
+            kafka_bootstrap_servers=broker.bootstrap_servers,
+            topic="bench-calls",
+            spool_dir=tempfile.mkdtemp(),
+        ) as agent:
+            recorded = summary(per_call_us(lambda: agent.record_decision(**fields), args.calls))
+            assert agent.flush(timeout_s=60).ok
+
+        events = [
+            DecisionEvent(
+                service="bench",
+                model=ModelRef(name="credit-risk", version="3"),
+                decision_id=new_event_id(),
+                payload=DecisionPayload(
+                    inputs=INPUTS, output="approve", confidence=0.91, latency_ms=12.5,
+                    automated=True,
+                ),
+            )
+            for _ in range(args.events)
+        ]  # fmt: skip
+        encoded = [(event.kafka_key(), encode(event)) for event in events]
+        producer = KafkaProducer(
+            bootstrap_servers=broker.bootstrap_servers,
+            enable_idempotence=True,
+            acks="all",
+            linger_ms=5,
+        )
+        began = time.perf_counter()
+        futures = [producer.send("bench-bare", key=k, value=v) for k, v in encoded]
+        producer.flush()
+        bare_s = time.perf_counter() - began
+        assert all(f.succeeded() for f in futures)
+        producer.close()
+
+        with Driftline(
+            service="bench",
+            kafka_bootstrap_servers=broker.bootstrap_servers,
+            topic="bench-agent",
+            spool_dir=tempfile.mkdtemp(),
+            queue_size=args.events,
+        ) as agent:
+            began = time.perf_counter()
+            for _ in range(args.events):
+                agent.record_decision(**fields)
+            report = agent.flush(timeout_s=300)
+            agent_s = time.perf_counter() - began
+            assert report.ok, report
+
+    figures = {
+        "calls": args.calls,
+        "plain_call": plain,
+        "otel_span": span,
+        "record_decision": recorded,
+        "added_median_us": round(recorded["median_us"] - plain["median_us"], 2),
+        "added_p99_us": round(recorded["p99_us"] - plain["p99_us"], 2),
+        "events": args.events,
+        "bare_producer_events_per_s": round(args.events / bare_s),
+        "agent_events_per_s": round(args.events / agent_s),
+        "agent_vs_bare_throughput": round(bare_s / agent_s, 3),
+    }
+    print(
+        f"per call (median / p99 µs): plain {plain['median_us']} / {plain['p99_us']}, "
+        f"OTel span {span['median_us']} / {span['p99_us']}, "
+        f"record_decision {recorded['median_us']} / {recorded['p99_us']}"
+    )
+    print(
+        f"throughput: agent {figures['agent_events_per_s']} events/s, bare producer "
+        f"{figures['bare_producer_events_per_s']} events/s "
+        f"({figures['agent_vs_bare_throughput']:.0%} of bare)"
+    )
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
