@@ -26,6 +26,7 @@ from types import TracebackType
 from typing import Any, ParamSpec, TypeVar
 
 import structlog
+from jsonschema.protocols import Validator
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
@@ -34,6 +35,7 @@ from pydantic import ValidationError
 
 from agent.contract import SCHEMA_VERSION, EventType, ReviewAction, new_event_id
 from agent.dispatcher import DeliveryReport, Dispatcher, Record, RefusingDispatcher
+from agent.input_contracts import ContractCheck, InputContractError, load_contracts
 from agent.metrics import AgentMetrics
 from agent.publisher import KafkaPublisher
 from agent.redaction import RedactionError, RedactionPolicy, Redactor
@@ -78,6 +80,7 @@ class Driftline:
             self._dispatcher = RefusingDispatcher(reason)
             return
         self._service = self.settings.service
+        contract_check = ContractCheck(_input_contracts(self.settings))
         self._tracer_provider = tracer_provider or make_tracer_provider(
             self.settings.service, self.settings.trace_exporter
         )
@@ -97,9 +100,9 @@ class Driftline:
             queue_size=self.settings.queue_size,
             batch_size=self.settings.batch_size,
             linger_ms=self.settings.linger_ms,
-            processors=[redactor],
+            processors=[contract_check, redactor],  # the contract sees inputs before redaction
         )
-        self.metrics.register(AgentMetrics(self._dispatcher, spooling, redactor))
+        self.metrics.register(AgentMetrics(self._dispatcher, spooling, redactor, contract_check))
 
     def record_decision(
         self,
@@ -317,6 +320,20 @@ class Driftline:
             "model": {"name": model, "version": version},
             "decision_id": decision_id,
         }
+
+
+def _input_contracts(settings: AgentSettings) -> dict[str, Validator]:
+    """The configured contracts; if they cannot be used, none, after saying why."""
+    if settings.input_contracts is None:
+        return {}
+    try:
+        return load_contracts(settings.input_contracts)
+    except InputContractError as error:
+        log.error(
+            "DRIFTLINE_INPUT_CONTRACTS unusable; recording without data contracts",
+            problem=str(error),
+        )
+        return {}
 
 
 def _redactor(settings: AgentSettings) -> Redactor:

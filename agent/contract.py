@@ -72,6 +72,8 @@ class DecisionPayload(_Frozen):
     latency_ms: Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
     automated: bool
     subject_ref: Annotated[str, Field(max_length=200)] | None = None
+    # How the inputs break the model's data contract, if it has one; set by the agent.
+    contract_violations: list[str] = Field(default_factory=list, max_length=100)
 
 
 class ReviewPayload(_Frozen):

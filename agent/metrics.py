@@ -9,17 +9,23 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from agent.dispatcher import Dispatcher
+from agent.input_contracts import ContractCheck
 from agent.redaction import Redactor
 from agent.spooling import SpoolingPublisher
 
 
 class AgentMetrics(Collector):
     def __init__(
-        self, dispatcher: Dispatcher, publisher: SpoolingPublisher, redactor: Redactor
+        self,
+        dispatcher: Dispatcher,
+        publisher: SpoolingPublisher,
+        redactor: Redactor,
+        contract_check: ContractCheck,
     ) -> None:
         self._dispatcher = dispatcher
         self._publisher = publisher
         self._redactor = redactor
+        self._contract_check = contract_check
 
     def collect(self) -> Iterator[Metric]:
         report = self._dispatcher.report()
@@ -42,6 +48,14 @@ class AgentMetrics(Collector):
             "Values dropped, hashed or masked by the redaction policy.",
             self._redactor.redactions,
         )
+        violations = CounterMetricFamily(
+            "driftline_agent_contract_violations",
+            "Decisions whose inputs broke their model's data contract.",
+            labels=["model", "service"],
+        )
+        for (model, service), count in self._contract_check.violations.items():
+            violations.add_metric([model, service], count)
+        yield violations
         gauges: dict[str, tuple[float, str]] = {
             "queue_depth": (self._dispatcher.queue_depth, "Events in memory, not yet sent."),
             "spool_events": (spool.count, "Events waiting in the disk spool."),

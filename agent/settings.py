@@ -32,6 +32,9 @@ class AgentSettings(BaseSettings):
     redaction_policy: Path | None = Field(
         default=None, description="YAML redaction policy; none: mask e-mails, cards, phones."
     )
+    input_contracts: Path | None = Field(
+        default=None, description="YAML: model name to the JSON Schema its inputs should meet."
+    )
     redaction_key: SecretStr | None = Field(default=None, description="HMAC key for hash rules.")
 
     def spool_directory(self) -> Path:

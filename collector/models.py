@@ -66,6 +66,7 @@ class DecisionBase(SQLModel):
     latency_ms: float
     automated: bool
     subject_ref: str | None = Field(default=None, max_length=200, index=True)
+    contract_violations: list[str] = Field(default_factory=list, sa_type=JSONDocument)
     trace_id: str | None = Field(default=None, max_length=32)
     span_id: str | None = Field(default=None, max_length=16)
 

@@ -48,6 +48,7 @@ def row_for(event: Event) -> SQLModel:
                 latency_ms=p.latency_ms,
                 automated=p.automated,
                 subject_ref=p.subject_ref,
+                contract_violations=p.contract_violations,
                 trace_id=event.trace_id,
                 span_id=event.span_id,
             )

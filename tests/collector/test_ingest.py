@@ -52,6 +52,8 @@ def test_the_same_event_twice_in_one_batch_is_stored_once(engine: Engine) -> Non
 
 def test_every_event_type_reaches_its_read_model(engine: Engine) -> None:
     decision = events.decision(trace_id="ab" * 16, span_id="cd" * 8)
+    violated = decision.payload.model_copy(update={"contract_violations": ["income: minimum 0"]})
+    decision = decision.model_copy(update={"payload": violated})
     batch: list[Event | bytes] = [
         events.deployment(),
         decision,
@@ -66,6 +68,7 @@ def test_every_event_type_reaches_its_read_model(engine: Engine) -> None:
         assert stored.inputs == {"income": 52_000, "region": "north"}
         assert stored.occurred_at == decision.occurred_at
         assert (stored.trace_id, stored.span_id) == ("ab" * 16, "cd" * 8)
+        assert stored.contract_violations == ["income: minimum 0"]
         review = session.exec(select(Review)).one()
         assert (review.action, review.new_output) == ("override", "decline")
         assert session.exec(select(Feedback)).one().correct is False

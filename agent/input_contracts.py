@@ -1,0 +1,75 @@
+"""Data contracts: per model, a JSON Schema that a decision's inputs are expected to meet.
+
+An input that breaks its contract is still recorded (the decision happened), marked with its
+violations in ``payload.contract_violations`` and counted per model and service; detectors use
+the rate. The check runs before redaction, on the inputs as the model saw them. A violation
+names the field and the schema's rule, never the value, so it cannot leak what redaction hides.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import yaml
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+from jsonschema.protocols import Validator
+
+MAX_VIOLATIONS = 20
+
+
+class InputContractError(ValueError):
+    """A contracts file that cannot be used; the message names the file and model."""
+
+
+def load_contracts(path: Path) -> dict[str, Validator]:
+    """``{model name: validator}`` from a YAML file mapping model names to JSON Schemas."""
+    try:
+        document = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as error:
+        raise InputContractError(f"{path}: {error}") from None
+    if not isinstance(document, dict):
+        raise InputContractError(f"{path}: expected a mapping of model name to JSON Schema")
+    validators: dict[str, Validator] = {}
+    for model, schema in document.items():
+        try:
+            Draft202012Validator.check_schema(schema)
+        except SchemaError as error:
+            where = ".".join(str(part) for part in error.path) or "(top)"
+            raise InputContractError(f"{path}: {model}: {where}: {error.message}") from None
+        validators[str(model)] = Draft202012Validator(schema)
+    return validators
+
+
+class ContractCheck:
+    """A processor: marks each decision with the ways its inputs break its model's contract."""
+
+    def __init__(self, validators: dict[str, Validator]) -> None:
+        self._validators = validators
+        self.violations: Counter[tuple[str, str]] = Counter()  # (model, service) -> events
+
+    def __call__(self, document: dict[str, Any]) -> None:
+        payload, model = document.get("payload"), document.get("model")
+        if document.get("type") != "decision" or not isinstance(payload, dict):
+            return
+        name = str(model.get("name")) if isinstance(model, dict) else ""
+        validator = self._validators.get(name)
+        if validator is None:
+            return
+        found = sorted(validator.iter_errors(payload.get("inputs")), key=lambda e: list(e.path))
+        problems = [_describe(error) for error in found[:MAX_VIOLATIONS]]
+        payload["contract_violations"] = problems
+        if problems:
+            self.violations[(name, str(document.get("service")))] += 1
+
+
+def _describe(error: Any) -> str:
+    field = ".".join(str(part) for part in error.absolute_path) or "inputs"
+    if error.validator == "required":
+        missing = [name for name in error.validator_value if name not in (error.instance or {})]
+        return f"{field}: required {', '.join(missing)}"
+    if error.validator == "additionalProperties":
+        return f"{field}: no additional properties allowed"
+    return f"{field}: {error.validator} {error.validator_value}"
