@@ -28,7 +28,6 @@ from typing import Any, ParamSpec, TypeVar
 import structlog
 from jsonschema.protocols import Validator
 from opentelemetry import context as otel_context
-from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
@@ -42,7 +41,7 @@ from agent.redaction import RedactionError, RedactionPolicy, Redactor
 from agent.settings import AgentSettings
 from agent.spool import Spool, SpoolError
 from agent.spooling import SpoolingPublisher
-from agent.tracing import add_decision_span, make_tracer_provider
+from agent.tracing import DecisionTracing, make_tracer_provider
 
 log = structlog.get_logger(__name__)
 
@@ -76,7 +75,8 @@ class Driftline:
             reason = _configuration_problem(error)
             log.error("Driftline agent misconfigured; recording nothing", problem=reason)
             self._service = str(overrides.get("service") or "misconfigured")
-            self._tracer_provider = tracer_provider or make_tracer_provider(self._service, "none")
+            self._tracer_provider = tracer_provider
+            self._tracing = DecisionTracing(tracer_provider)
             self._dispatcher = RefusingDispatcher(reason)
             return
         self._service = self.settings.service
@@ -84,6 +84,7 @@ class Driftline:
         self._tracer_provider = tracer_provider or make_tracer_provider(
             self.settings.service, self.settings.trace_exporter
         )
+        self._tracing = DecisionTracing(self._tracer_provider)
         publisher = KafkaPublisher(
             bootstrap_servers=self.settings.kafka_bootstrap_servers,
             topic=self.settings.topic,
@@ -133,11 +134,19 @@ class Driftline:
             "subject_ref": subject_ref,
         }
 
-        self._dispatcher.submit(Record(document, finish=self._span_finisher(parent)))
+        self._dispatcher.submit(Record(document, finish=self._finisher(document, parent)))
         return decision_id
 
-    def _span_finisher(self, parent: otel_context.Context) -> Callable[[dict[str, Any]], None]:
-        return functools.partial(add_decision_span, self._tracer_provider, parent)
+    def _finisher(
+        self, document: dict[str, Any], parent: otel_context.Context
+    ) -> Callable[[dict[str, Any]], None] | None:
+        """What the worker does to finish an event: the decision's span, or the evaluation
+        result of a review or feedback, in the trace of its decision."""
+        if document.get("type") == "decision":
+            return functools.partial(self._tracing.decision, parent)
+        if document.get("type") in ("review", "feedback"):
+            return functools.partial(self._tracing.evaluation, parent)
+        return None
 
     def decision(
         self,
@@ -252,10 +261,8 @@ class Driftline:
     ) -> bool:
         """Queue a complete event document; ``parent`` is the caller's trace context, which a
         decision's span joins. False if the queue was full and it was dropped."""
-        if document.get("type") == "decision":
-            finish = self._span_finisher(parent or otel_context.get_current())
-            return self._dispatcher.submit(Record(document, finish=finish))
-        return self._dispatcher.submit(Record(document))
+        finish = self._finisher(document, parent or otel_context.get_current())
+        return self._dispatcher.submit(Record(document, finish=finish))
 
     def readiness(self) -> tuple[bool, str]:
         """Ready when Kafka takes events or the spool has room for them."""
@@ -294,12 +301,9 @@ class Driftline:
         payload: dict[str, Any],
     ) -> uuid.UUID:
         document = self._envelope(event_type, model, version, decision_id, datetime.now(UTC))
-        caller_span = trace.get_current_span().get_span_context()
-        if caller_span.is_valid:
-            document["trace_id"] = format(caller_span.trace_id, "032x")
-            document["span_id"] = format(caller_span.span_id, "016x")
+        caller = otel_context.get_current()
         document["payload"] = payload
-        self._dispatcher.submit(Record(document))
+        self._dispatcher.submit(Record(document, finish=self._finisher(document, caller)))
         event_id: uuid.UUID = document["event_id"]
         return event_id
 

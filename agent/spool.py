@@ -133,9 +133,10 @@ class Spool:
             self._empty()
             return
         self._save_cursor()
-        finished = [s for s in self._segments if s < self._read_segment]
         if self._at_end_of_closed_segment():
-            finished.append(self._read_segment)
+            self._read_segment, self._read_offset = self._read_segment + 1, 0
+            self._save_cursor()
+        finished = [s for s in self._segments if s < self._read_segment]
         for segment in finished:
             self._path(segment).unlink(missing_ok=True)
             self._segments.remove(segment)
@@ -174,13 +175,10 @@ class Spool:
         self._writer = self._path(self._segments[-1]).open("ab")
 
     def _at_end_of_closed_segment(self) -> bool:
-        if self._read_segment == self._segments[-1]:
-            return False
-        if self._read_offset < self._path(self._read_segment).stat().st_size:
-            return False
-        self._read_segment, self._read_offset = self._read_segment + 1, 0
-        self._save_cursor()
-        return True
+        return (
+            self._read_segment != self._segments[-1]
+            and self._read_offset >= self._path(self._read_segment).stat().st_size
+        )
 
     def _path(self, segment: int) -> Path:
         return self.directory / f"{segment:012d}{SEGMENT_SUFFIX}"

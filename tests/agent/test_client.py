@@ -201,3 +201,56 @@ def test_without_an_exporter_the_event_still_carries_the_callers_trace(
     assert format(request_span.get_span_context().trace_id, "032x") in trace_ids
     assert len(trace_ids) == 2  # the call outside any span started a trace of its own
     assert all(event.span_id and len(event.span_id) == 16 for event in events)
+
+
+def test_reviews_and_feedback_are_evaluation_results_in_the_decisions_trace(
+    client: Driftline, broker: EmbeddedBroker, topic: str, spans: InMemorySpanExporter
+) -> None:
+    decision_id = client.record_decision(
+        **MODEL, inputs={}, output="approve", confidence=0.6, latency_ms=5.0
+    )
+    client.record_review(
+        decision_id, **MODEL, reviewer="a.kim", action="override", new_output="decline",
+        rationale="applicant wrote from jane.doe@example.com",
+    )  # fmt: skip
+    client.record_feedback(decision_id, **MODEL, reporter="collections", correct=False)
+    assert client.flush().ok
+
+    decision_span, review_span, feedback_span = spans.get_finished_spans()
+    for evaluation in (review_span, feedback_span):
+        assert evaluation.parent is not None and decision_span.context is not None
+        assert evaluation.parent.span_id == decision_span.context.span_id
+        assert evaluation.context is not None
+        assert evaluation.context.trace_id == decision_span.context.trace_id
+        (event,) = evaluation.events
+        assert event.name == "gen_ai.evaluation.result"
+        assert event.attributes is not None
+        assert event.attributes["gen_ai.response.id"] == str(decision_id)
+    assert dict(review_span.events[0].attributes or {}) == {
+        "gen_ai.evaluation.name": "human_review",
+        "gen_ai.evaluation.score.label": "override",
+        "gen_ai.evaluation.explanation": "applicant wrote from [email]",
+        "gen_ai.response.id": str(decision_id),
+    }
+    feedback_attributes = feedback_span.events[0].attributes or {}
+    assert feedback_attributes["gen_ai.evaluation.score.label"] == "incorrect"
+    assert feedback_attributes["gen_ai.evaluation.score.value"] == 0.0
+    events = [decode(r.value) for r in read_topic(broker.bootstrap_servers, topic, 3)]
+    assert len({event.trace_id for event in events}) == 1
+
+
+def test_without_an_exporter_a_review_still_joins_its_decisions_trace(
+    broker: EmbeddedBroker, topic: str
+) -> None:
+    with Driftline(
+        service="s", kafka_bootstrap_servers=broker.bootstrap_servers, topic=topic
+    ) as agent:
+        decision_id = agent.record_decision(
+            **MODEL, inputs={}, output=1, confidence=0.5, latency_ms=1.0
+        )
+        agent.record_review(decision_id, **MODEL, reviewer="r", action="approve")
+        assert agent.flush().ok
+
+    events = [decode(r.value) for r in read_topic(broker.bootstrap_servers, topic, 2)]
+    assert len({event.trace_id for event in events}) == 1
+    assert len({event.span_id for event in events}) == 2

@@ -26,11 +26,11 @@ operations = st.lists(
         st.tuples(st.just("drain"), st.integers(1, 10), st.integers(0, 10)),
         st.tuples(st.just("reopen")),
     ),
-    max_size=25,
+    max_size=40,
 )
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(operations)
 def test_spool_behaves_like_a_queue_across_restarts(ops: list[tuple[Any, ...]]) -> None:
     with tempfile.TemporaryDirectory() as directory:
