@@ -29,7 +29,7 @@ import structlog
 from jsonschema.protocols import Validator
 from opentelemetry import context as otel_context
 from opentelemetry.sdk.trace import TracerProvider
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Histogram
 from pydantic import ValidationError
 
 from agent.contract import SCHEMA_VERSION, EventType, ReviewAction, new_event_id
@@ -102,6 +102,12 @@ class Driftline:
             batch_size=self.settings.batch_size,
             linger_ms=self.settings.linger_ms,
             processors=[contract_check, redactor],  # the contract sees inputs before redaction
+            send_latency=Histogram(
+                "driftline_agent_send_latency_seconds",
+                "From recording an event to Kafka acknowledging it (events sent straight).",
+                buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+                registry=self.metrics,
+            ),
         )
         self.metrics.register(AgentMetrics(self._dispatcher, spooling, redactor, contract_check))
 
@@ -118,8 +124,14 @@ class Driftline:
         class_scores: dict[str, float] | None = None,
         subject_ref: str | None = None,
         decision_id: uuid.UUID | None = None,
+        operation: str | None = None,
+        input_tokens: int | None = None,
+        output_tokens: int | None = None,
     ) -> uuid.UUID:
-        """Record a decision the model took; return its decision id."""
+        """Record a decision the model took; return its decision id.
+
+        ``operation`` and the token counts are for generative models (GenAI conventions).
+        """
         decision_id = decision_id or new_event_id()
         occurred_at = datetime.now(UTC)
         parent = otel_context.get_current()
@@ -132,6 +144,10 @@ class Driftline:
             "latency_ms": latency_ms,
             "automated": automated,
             "subject_ref": subject_ref,
+            "operation": operation,
+            "usage": None
+            if input_tokens is None and output_tokens is None
+            else {"input_tokens": input_tokens, "output_tokens": output_tokens},
         }
 
         self._dispatcher.submit(Record(document, finish=self._finisher(document, parent)))

@@ -62,6 +62,11 @@ class ModelRef(_Frozen):
     version: Name
 
 
+class TokenUsage(_Frozen):
+    input_tokens: Annotated[int, Field(ge=0)] | None = None
+    output_tokens: Annotated[int, Field(ge=0)] | None = None
+
+
 class DecisionPayload(_Frozen):
     """A model decision: what went in (as redacted by policy), what came out, how sure it was."""
 
@@ -72,6 +77,9 @@ class DecisionPayload(_Frozen):
     latency_ms: Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
     automated: bool
     subject_ref: Annotated[str, Field(max_length=200)] | None = None
+    # For generative models: the GenAI operation ("chat", "text_completion"...) and tokens.
+    operation: Annotated[str, Field(max_length=100)] | None = None
+    usage: TokenUsage | None = None
     # How the inputs break the model's data contract, if it has one; set by the agent.
     contract_violations: list[str] = Field(default_factory=list, max_length=100)
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
+from prometheus_client import Histogram
 
 from agent.contract import Event, encode, validate
 from agent.publisher import Outgoing, PublishResult
@@ -75,9 +76,11 @@ class Dispatcher:
         batch_size: int,
         linger_ms: int,
         processors: Sequence[Processor] = (),
+        send_latency: Histogram | None = None,
     ) -> None:
         self._publisher = publisher
         self._processors = processors
+        self._send_latency = send_latency
         self._queue: queue.Queue[Record] = queue.Queue(maxsize=queue_size)
         self._batch_size = batch_size
         self._linger_s = linger_ms / 1000
@@ -192,12 +195,16 @@ class Dispatcher:
     def _send(
         self, batch: list[Record], publish: Callable[[list[Outgoing]], PublishResult]
     ) -> None:
-        outgoing, failures = [], []
+        outgoing, failures, occurred = [], [], []
         for number, record in enumerate(batch):
             if number % YIELD_EVERY == YIELD_EVERY - 1:
                 time.sleep(0)  # let the service's threads have the GIL now and then
             try:
-                outgoing.append(self._encode(record))
+                event = self._event(record)
+                outgoing.append(
+                    Outgoing(event_id=event.event_id, key=event.kafka_key(), value=encode(event))
+                )
+                occurred.append(event.occurred_at.timestamp())
             except ValueError as error:  # ContractError, or a processor refusing the event
                 failures.append(Failure(str(record.document.get("event_id")), str(error)))
             except Exception as error:  # the worker must outlive any one bad record
@@ -205,6 +212,10 @@ class Dispatcher:
                 failures.append(Failure(str(record.document.get("event_id")), reason))
         result = publish(outgoing)
         self._count(result, failures)
+        if self._send_latency is not None and result.delivered == len(outgoing):
+            now = time.time()  # sent straight through; spooled events show as spool age
+            for moment in occurred:
+                self._send_latency.observe(now - moment)
 
     def _count(self, result: PublishResult, failures: list[Failure]) -> None:
         failures = failures + [Failure(str(item.event_id), why) for item, why in result.failed]
@@ -222,13 +233,12 @@ class Dispatcher:
             self._failures += failures[: max(0, room)]
             self._settled.notify_all()
 
-    def _encode(self, record: Record) -> Outgoing:
+    def _event(self, record: Record) -> Event:
         for process in self._processors:
             process(record.document)
         if record.finish is not None:
             record.finish(record.document)
-        event: Event = validate(record.document)
-        return Outgoing(event_id=event.event_id, key=event.kafka_key(), value=encode(event))
+        return validate(record.document)
 
 
 class RefusingDispatcher:

@@ -55,7 +55,10 @@ class KafkaPublisher:
         try:
             producer = self._connected()
         except KafkaError as error:
-            reason = f"no connection to Kafka at {self._bootstrap_servers}: {error}"
+            reason = (
+                f"no connection to Kafka at {self._bootstrap_servers} "
+                f"(DRIFTLINE_KAFKA_BOOTSTRAP_SERVERS): {error}"
+            )
             return PublishResult(delivered=0, failed=[(item, reason) for item in batch])
         failed = []
         futures = []

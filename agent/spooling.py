@@ -44,7 +44,7 @@ class SpoolingPublisher:
             result = self._inner.publish(batch)
             if not result.failed:
                 self._backoff_s = 0.0
-                self.connected = True
+                self._reconnected()
                 return result
             self._back_off(len(result.failed), result.failed[0][1])
             delivered, batch = result.delivered, [item for item, _ in result.failed]
@@ -67,7 +67,7 @@ class SpoolingPublisher:
                 self._back_off(len(result.failed), result.failed[0][1])
                 break
             self._backoff_s = 0.0
-            self.connected = True
+            self._reconnected()
         return drained
 
     def park(self, batch: list[Outgoing]) -> PublishResult:
@@ -102,10 +102,17 @@ class SpoolingPublisher:
 
     def _back_off(self, failed: int, reason: str) -> None:
         self.send_errors += failed
-        self.connected = False
         self._backoff_s = min(MAX_BACKOFF_S, max(0.1, self._backoff_s * 2))
         self._next_drain = time.monotonic() + self._backoff_s
-        log.warning("Kafka not taking events; spooling", reason=reason, retry_in_s=self._backoff_s)
+        # Said once per outage; the retries that follow are for the debug log only.
+        report = log.warning if self.connected else log.debug
+        report("Kafka not taking events; spooling them", reason=reason, retry_in_s=self._backoff_s)
+        self.connected = False
+
+    def _reconnected(self) -> None:
+        if not self.connected:
+            log.info("Kafka takes events again; draining the spool", spooled=self.spool.count)
+        self.connected = True
 
 
 def _delivered_prefix(items: list[Outgoing], result: PublishResult) -> int:

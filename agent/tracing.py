@@ -77,7 +77,15 @@ class DecisionTracing:
         confidence = payload.get("confidence")
         if isinstance(confidence, int | float):
             attributes["driftline.confidence"] = float(confidence)
-        ids = self._span(f"decision {name}", parent, attributes, start_ns, end_ns)
+        operation = payload.get("operation")
+        if isinstance(operation, str):
+            attributes["gen_ai.operation.name"] = operation
+        usage = payload.get("usage")
+        for tokens in ("input_tokens", "output_tokens"):
+            if isinstance(usage, dict) and isinstance(usage.get(tokens), int):
+                attributes[f"gen_ai.usage.{tokens}"] = usage[tokens]
+        span_name = f"{operation or 'decision'} {name}"  # GenAI: "{operation} {model}"
+        ids = self._span(span_name, parent, attributes, start_ns, end_ns)
         self._keep(str(document.get("decision_id")), ids)
         _stamp(document, ids)
 

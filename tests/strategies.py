@@ -16,6 +16,7 @@ from agent.contract import (
     ModelRef,
     ReviewEvent,
     ReviewPayload,
+    TokenUsage,
 )
 
 names = st.text(min_size=1, max_size=30)
@@ -72,6 +73,14 @@ decisions = st.builds(
         latency_ms=st.floats(0, 1e6),
         automated=st.booleans(),
         subject_ref=st.none() | names,
+        operation=st.none() | names,
+        usage=st.none()
+        | st.builds(
+            TokenUsage,
+            input_tokens=st.none() | st.integers(0, 10**7),
+            output_tokens=st.none() | st.integers(0, 10**7),
+        ),
+        contract_violations=st.lists(names, max_size=3),
     ),
     **envelope,
 )

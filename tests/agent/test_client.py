@@ -254,3 +254,23 @@ def test_without_an_exporter_a_review_still_joins_its_decisions_trace(
     events = [decode(r.value) for r in read_topic(broker.bootstrap_servers, topic, 2)]
     assert len({event.trace_id for event in events}) == 1
     assert len({event.span_id for event in events}) == 2
+
+
+def test_a_generative_call_carries_its_operation_and_token_usage(
+    client: Driftline, broker: EmbeddedBroker, topic: str, spans: InMemorySpanExporter
+) -> None:
+    client.record_decision(
+        **MODEL, inputs={"prompt": "summarise"}, output="...", confidence=0.8, latency_ms=900,
+        operation="chat", input_tokens=120, output_tokens=48,
+    )  # fmt: skip
+    assert client.flush().ok
+
+    (span,) = spans.get_finished_spans()
+    assert span.name == "chat credit-risk"
+    assert span.attributes is not None
+    assert span.attributes["gen_ai.operation.name"] == "chat"
+    assert span.attributes["gen_ai.usage.input_tokens"] == 120
+    assert span.attributes["gen_ai.usage.output_tokens"] == 48
+    event = decode(read_topic(broker.bootstrap_servers, topic, 1)[0].value)
+    assert isinstance(event, DecisionEvent) and event.payload.usage is not None
+    assert (event.payload.usage.input_tokens, event.payload.usage.output_tokens) == (120, 48)

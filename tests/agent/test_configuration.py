@@ -51,3 +51,21 @@ def test_hash_rules_without_a_key_are_refused(tmp_path: Path) -> None:
 def test_a_bad_environment_variable_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DRIFTLINE_QUEUE_SIZE", "plenty")
     assert "DRIFTLINE_QUEUE_SIZE" in refusal()
+
+
+def test_an_unreachable_broker_is_named_once_and_recording_goes_on(tmp_path: Path) -> None:
+    with structlog.testing.capture_logs() as logs:
+        agent = Driftline(
+            service="s",
+            kafka_bootstrap_servers=f"127.0.0.1:{free_port()}",
+            delivery_timeout_ms=1_000,
+        )
+        for _ in range(3):
+            record_one(agent)
+            agent.flush(timeout_s=1.5)  # each flush waits out another failed attempt
+        report = agent.close(timeout_s=1)
+
+    warnings = [log for log in logs if log["log_level"] == "warning"]
+    assert len(warnings) == 1, warnings
+    assert "DRIFTLINE_KAFKA_BOOTSTRAP_SERVERS" in warnings[0]["reason"]
+    assert (report.recorded, report.spooled) == (3, 3)

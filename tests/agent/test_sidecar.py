@@ -108,6 +108,7 @@ def test_health_readiness_and_metrics(sidecar: TestClient, driftline: Driftline)
     assert "driftline_agent_events_delivered_total 1.0" in metrics
     assert "driftline_agent_redactions_total 1.0" in metrics
     assert "driftline_agent_spool_events 0.0" in metrics
+    assert "driftline_agent_send_latency_seconds_count 1.0" in metrics
 
 
 def test_a_misconfigured_sidecar_is_not_ready_and_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
