@@ -1,0 +1,36 @@
+"""Drift of a rate: the share of missing values of a feature, or of decisions that broke their
+data contract, or of decisions under the human-review threshold. Two-proportion z-test."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from scipy.stats import norm
+
+from detectors.continuous import NotChecked
+
+
+@dataclass(frozen=True)
+class RateDrift:
+    baseline_rate: float
+    current_rate: float
+    difference: float  # current minus baseline, the effect size
+    p_value: float
+
+
+def check_rate(
+    baseline_hits: int, baseline_size: int, current_hits: int, current_size: int
+) -> RateDrift | NotChecked:
+    if baseline_size == 0 or current_size == 0:
+        return NotChecked(
+            f"no decisions to compare (baseline {baseline_size}, window {current_size})"
+        )
+    p1, p2 = baseline_hits / baseline_size, current_hits / current_size
+    pooled = (baseline_hits + current_hits) / (baseline_size + current_size)
+    spread = math.sqrt(pooled * (1 - pooled) * (1 / baseline_size + 1 / current_size))
+    if spread == 0.0:  # both all-or-nothing and the same: no evidence of change
+        p_value = 1.0 if p1 == p2 else 0.0
+    else:
+        p_value = float(2 * norm.sf(abs(p2 - p1) / spread))
+    return RateDrift(p1, p2, p2 - p1, p_value)
