@@ -1,0 +1,119 @@
+"""Baselines stay bounded and representative; a full check flags exactly what moved, including a
+change only the joint distribution shows, and not a difference too small to matter."""
+
+from typing import Any
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from detectors.baseline import OTHER, Baseline, BaselineBuilder
+from detectors.continuous import ContinuousDrift, check_continuous
+from detectors.verdict import JOINT, FeatureVerdict, Unchecked, check_window
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), chunks=st.integers(1, 40))
+def test_the_reservoir_is_bounded_and_a_fair_sample(seed: int, chunks: int) -> None:
+    rng = np.random.default_rng(seed)
+    builder = BaselineBuilder(continuous=("x",), reservoir=500, seed=seed)
+    everything = []
+    for _ in range(chunks):
+        chunk = rng.lognormal(0, 1, 1_000)
+        everything.append(chunk)
+        builder.add({"x": chunk})
+    baseline = builder.build()
+    assert baseline.rows.shape == (500, 1)
+    assert baseline.size == 1_000 * chunks
+    fair = check_continuous(np.sort(np.concatenate(everything)), baseline.rows[:, 0])
+    assert isinstance(fair, ContinuousDrift) and fair.p_value > 1e-4
+
+
+def test_categories_are_capped_without_losing_counts() -> None:
+    builder = BaselineBuilder(continuous=(), categorical=("city",), max_categories=10)
+    builder.add({"city": [f"c{i % 50}" for i in range(5_000)] + [None] * 7})
+    baseline = builder.build()
+    assert len(baseline.categorical["city"]) == 10
+    assert OTHER in baseline.categorical["city"]
+    assert sum(baseline.categorical["city"].values()) == 5_000
+    assert baseline.missing["city"] == 7
+
+
+def test_a_baseline_survives_its_record() -> None:
+    builder = BaselineBuilder(continuous=("x", "y"), categorical=("r",), reservoir=50)
+    builder.add({"x": [1.0, None, 3.0], "y": [0.5, 0.1, 0.2], "r": ["a", "b", None]})
+    baseline = builder.build()
+    again = Baseline.from_record(baseline.to_record())
+    assert np.array_equal(again.rows, baseline.rows, equal_nan=True)
+    assert again.categorical == baseline.categorical and again.missing == baseline.missing
+
+
+def decisions(rng: np.random.Generator, n: int, **shift: float) -> dict[str, Any]:
+    income = rng.lognormal(10.8, 0.4, n) * (1 + shift.get("income", 0.0))
+    age = rng.normal(45, 12, n)
+    confidence = np.clip(rng.beta(8, 2, n) - shift.get("confidence", 0.0), 0, 1)
+    region = rng.choice(["north", "south", "east"], n, p=[0.5, 0.3, 0.2])
+    return {"income": income, "age": age, "confidence": confidence, "region": list(region)}
+
+
+def fitted(rng: np.random.Generator) -> Baseline:
+    builder = BaselineBuilder(continuous=("income", "age", "confidence"), categorical=("region",))
+    for _ in range(4):
+        builder.add(decisions(rng, 5_000))
+    return builder.build()
+
+
+def drifted(verdicts: list[FeatureVerdict | Unchecked]) -> set[tuple[str, str]]:
+    return {(v.feature, v.test) for v in verdicts if isinstance(v, FeatureVerdict) and v.drifted}
+
+
+def test_an_unshifted_window_flags_nothing() -> None:
+    rng = np.random.default_rng(1)
+    verdicts = check_window(fitted(rng), decisions(rng, 5_000), review_threshold=0.6)
+    assert drifted(verdicts) == set()
+    assert all(isinstance(v, FeatureVerdict) for v in verdicts)
+
+
+def test_exactly_the_shifted_feature_and_the_confidence_are_flagged() -> None:
+    rng = np.random.default_rng(2)
+    baseline = fitted(rng)
+    window = decisions(rng, 5_000, income=0.3, confidence=0.15)
+
+    found = drifted(check_window(baseline, window, review_threshold=0.6))
+
+    assert ("income", "ks") in found
+    assert ("confidence", "ks") in found and ("confidence", "review-share") in found
+    assert not {feature for feature, _ in found} & {"age", "region"}
+
+
+def test_a_change_only_the_joint_distribution_shows_is_flagged() -> None:
+    rng = np.random.default_rng(3)
+    together = [[1, 0.9], [0.9, 1]]
+    builder = BaselineBuilder(continuous=("a", "b"))
+    rows = rng.multivariate_normal([0, 0], together, 10_000)
+    builder.add({"a": rows[:, 0], "b": rows[:, 1]})
+    apart = rng.multivariate_normal([0, 0], [[1, -0.9], [-0.9, 1]], 3_000)
+
+    found = drifted(check_window(builder.build(), {"a": apart[:, 0], "b": apart[:, 1]}))
+
+    assert found == {(JOINT, "pca-reconstruction")}
+
+
+def test_a_significant_but_tiny_difference_is_not_drift() -> None:
+    rng = np.random.default_rng(4)
+    builder = BaselineBuilder(continuous=("x",), reservoir=100_000)
+    builder.add({"x": rng.normal(0, 1, 100_000)})
+    verdicts = check_window(builder.build(), {"x": rng.normal(0.05, 1, 100_000)})
+    (ks,) = [v for v in verdicts if isinstance(v, FeatureVerdict) and v.test == "ks"]
+    assert ks.adjusted_p < 0.01 and ks.effect < 0.1
+    assert not ks.drifted
+
+
+def test_a_feature_gone_missing_is_reported_not_raised() -> None:
+    rng = np.random.default_rng(5)
+    window = decisions(rng, 2_000)
+    window["age"] = [None] * 2_000
+    verdicts = check_window(fitted(rng), window)
+    unchecked = [v for v in verdicts if isinstance(v, Unchecked)]
+    assert [(v.feature, v.test) for v in unchecked] == [("age", "ks")]
+    assert ("age", "missing-rate") in drifted(verdicts)
