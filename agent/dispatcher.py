@@ -94,17 +94,18 @@ class Dispatcher:
 
     def submit(self, record: Record) -> bool:
         """Queue a record without waiting; False if the queue was full and it was dropped."""
+        with self._settled:  # counted first, so the worker never settles more than recorded
+            self._recorded += 1
         try:
             self._queue.put_nowait(record)
         except queue.Full:
             with self._settled:
+                self._recorded -= 1
                 self._dropped += 1
                 dropped = self._dropped
             if dropped == 1 or dropped % 1000 == 0:
                 log.warning("agent queue full; events dropped", dropped_total=dropped)
             return False
-        with self._settled:
-            self._recorded += 1
         return True
 
     @property

@@ -43,7 +43,6 @@ class SpoolingPublisher:
         if self.spool.count == 0 and time.monotonic() >= self._next_drain:
             result = self._inner.publish(batch)
             if not result.failed:
-                self._backoff_s = 0.0
                 self._reconnected()
                 return result
             self._back_off(len(result.failed), result.failed[0][1])
@@ -66,7 +65,6 @@ class SpoolingPublisher:
             if result.failed:
                 self._back_off(len(result.failed), result.failed[0][1])
                 break
-            self._backoff_s = 0.0
             self._reconnected()
         return drained
 
@@ -110,6 +108,7 @@ class SpoolingPublisher:
         self.connected = False
 
     def _reconnected(self) -> None:
+        self._backoff_s = 0.0
         if not self.connected:
             log.info("Kafka takes events again; draining the spool", spooled=self.spool.count)
         self.connected = True

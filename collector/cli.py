@@ -162,15 +162,7 @@ def collect(
         raise typer.Exit(2)
     engine = make_engine(settings.database_url)
     migrate(engine)
-    collector = Collector(
-        engine=engine,
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        topic=settings.topic,
-        group_id=settings.consumer_group,
-        batch_size=settings.batch_size,
-        max_poll_interval_ms=settings.max_poll_interval_ms,
-        session_timeout_ms=settings.session_timeout_ms,
-    )
+    collector = Collector.from_settings(engine, settings, settings.kafka_bootstrap_servers)
     stop = threading.Event()
     try:
         collector.run(stop)

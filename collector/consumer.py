@@ -20,6 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from collector.ingest import BatchOutcome, RawMessage, write_batch
+from collector.settings import CollectorSettings
 
 log = structlog.get_logger(__name__)
 
@@ -54,6 +55,20 @@ class Collector:
             "session_timeout_ms": session_timeout_ms,
             "heartbeat_interval_ms": max(100, session_timeout_ms // 3),
         }
+
+    @classmethod
+    def from_settings(
+        cls, engine: Engine, settings: CollectorSettings, bootstrap_servers: str
+    ) -> Collector:
+        return cls(
+            engine=engine,
+            bootstrap_servers=bootstrap_servers,
+            topic=settings.topic,
+            group_id=settings.consumer_group,
+            batch_size=settings.batch_size,
+            max_poll_interval_ms=settings.max_poll_interval_ms,
+            session_timeout_ms=settings.session_timeout_ms,
+        )
 
     def run(self, stop: threading.Event) -> None:
         """Consume until ``stop`` is set."""

@@ -86,9 +86,5 @@ def search_decisions(
     return list(session.exec(statement.limit(limit)).all())
 
 
-def count_decisions(*, session: Session) -> int:
-    return session.exec(select(func.count()).select_from(Decision)).one()
-
-
 def count_ledger_entries(*, session: Session) -> int:
     return session.exec(select(func.count()).select_from(LedgerEntry)).one()

@@ -59,15 +59,7 @@ class Stack:
         ensure_topic(self.bootstrap_servers, settings.topic, settings.partitions)
         self.engine = make_engine(settings.database_url)
         migrate(self.engine)
-        collector = Collector(
-            engine=self.engine,
-            bootstrap_servers=self.bootstrap_servers,
-            topic=settings.topic,
-            group_id=settings.consumer_group,
-            batch_size=settings.batch_size,
-            max_poll_interval_ms=settings.max_poll_interval_ms,
-            session_timeout_ms=settings.session_timeout_ms,
-        )
+        collector = Collector.from_settings(self.engine, settings, self.bootstrap_servers)
         self._spawn("driftline-collector", lambda: collector.run(self._stop))
         self._server = uvicorn.Server(
             uvicorn.Config(

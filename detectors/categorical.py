@@ -17,8 +17,6 @@ from scipy.stats import chi2_contingency
 
 from detectors.continuous import NotChecked
 
-OTHER = "(rare or unseen)"
-
 
 @dataclass(frozen=True)
 class CategoricalDrift:

@@ -116,22 +116,25 @@ def _decide(
 ) -> list[FeatureVerdict | Unchecked]:
     checked = [r for r in results if isinstance(r, _Result)]
     adjusted = adjust(np.array([r.p_value for r in checked]), correction)
-    verdicts: dict[int, FeatureVerdict] = {}
+    verdicts = []
     for result, p in zip(checked, adjusted, strict=True):
         floor = floors.get(result.feature, floors.get(result.effect_name, 0.0))
-        verdicts[id(result)] = FeatureVerdict(
-            feature=result.feature,
-            test=result.test,
-            statistic=result.statistic,
-            p_value=result.p_value,
-            adjusted_p=float(p),
-            effect_name=result.effect_name,
-            effect=result.effect,
-            drifted=bool(p < rate and abs(result.effect) >= floor),
-            baseline_size=result.baseline_size,
-            current_size=result.current_size,
+        verdicts.append(
+            FeatureVerdict(
+                feature=result.feature,
+                test=result.test,
+                statistic=result.statistic,
+                p_value=result.p_value,
+                adjusted_p=float(p),
+                effect_name=result.effect_name,
+                effect=result.effect,
+                drifted=bool(p < rate and abs(result.effect) >= floor),
+                baseline_size=result.baseline_size,
+                current_size=result.current_size,
+            )
         )
-    return [verdicts[id(r)] if isinstance(r, _Result) else r for r in results]
+    in_order = iter(verdicts)
+    return [next(in_order) if isinstance(r, _Result) else r for r in results]
 
 
 def _continuous(name: str, check: ContinuousDrift | NotChecked) -> _Result | Unchecked:
