@@ -9,19 +9,21 @@ whitespace, UTC timestamps with microseconds), so the same event always hashes t
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
     JsonValue,
+    PlainSerializer,
     TypeAdapter,
     ValidationError,
-    field_serializer,
     field_validator,
     model_validator,
 )
@@ -29,11 +31,39 @@ from uuid_utils.compat import uuid7
 
 SCHEMA_VERSION: Final = 1
 
-EventType = Literal["decision", "review", "feedback", "model_deployed"]
+EventType = Literal[
+    "decision",
+    "review",
+    "feedback",
+    "model_deployed",
+    "baseline_set",
+    "drift_detected",
+    "drift_resolved",
+]
 ReviewAction = Literal["approve", "override", "escalate"]
+DriftTest = Literal[
+    "ks", "g-test", "missing-rate", "flag-rate", "review-share", "pca-reconstruction"
+]
 
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 Probability = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+Count = Annotated[int, Field(ge=0)]
+Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+def _in_utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("must carry a timezone (UTC)")
+    return value.astimezone(UTC)
+
+
+# Always UTC, always with microseconds and Z, so that the same instant gives the same bytes.
+Timestamp = Annotated[
+    datetime,
+    AfterValidator(_in_utc),
+    PlainSerializer(lambda v: v.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), when_used="json"),
+]
 
 
 class ContractError(ValueError):
@@ -122,10 +152,55 @@ class ModelDeployedPayload(_Frozen):
     approved_by: Name
 
 
+class BaselineSetPayload(_Frozen):
+    """A baseline became what a model version's decisions are compared with.
+
+    ``record`` is the baseline itself (``detectors.baseline.Baseline.to_record``) and
+    ``baseline_id`` the SHA-256 of its canonical JSON, so the ledger proves which one was used.
+    """
+
+    version: Name
+    baseline_id: Sha256
+    source: Annotated[str, Field(min_length=1, max_length=500)]
+    set_by: Name
+    size: Count
+    record: dict[str, JsonValue]
+
+    @model_validator(mode="after")
+    def _id_is_the_digest(self) -> BaselineSetPayload:
+        if self.baseline_id != baseline_digest(self.record):
+            raise ValueError("baseline_id is not the SHA-256 of the record")
+        return self
+
+
+class DriftPayload(_Frozen):
+    """A detector's verdict on one feature of a model version, and the evidence for it."""
+
+    version: Name
+    baseline_id: Sha256
+    feature: Name
+    test: DriftTest
+    statistic: Finite
+    p_value: Probability
+    adjusted_p: Probability  # after correction across the check's features
+    false_alarm_rate: Probability  # the rate per check the verdict was judged at
+    effect_name: Name
+    effect: Finite | None  # None: unbounded, as any move off a constant baseline
+    window_start: Timestamp
+    window_end: Timestamp
+    baseline_size: Count
+    current_size: Count
+
+
+def baseline_digest(record: dict[str, JsonValue]) -> str:
+    canonical = json.dumps(record, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
 class _Envelope(_Frozen):
     schema_version: Literal[1] = Field(default=SCHEMA_VERSION, alias="schema")
     event_id: uuid.UUID = Field(default_factory=new_event_id)
-    occurred_at: datetime = Field(default_factory=utc_now)
+    occurred_at: Timestamp = Field(default_factory=utc_now)
     service: Name
     model: ModelRef
     decision_id: uuid.UUID | None = None
@@ -140,17 +215,6 @@ class _Envelope(_Frozen):
         if value.version != 7:
             raise ValueError(f"must be a UUIDv7, got version {value.version}")
         return value
-
-    @field_validator("occurred_at")
-    @classmethod
-    def _is_utc(cls, value: datetime) -> datetime:
-        if value.tzinfo is None:
-            raise ValueError("must carry a timezone (UTC)")
-        return value.astimezone(UTC)
-
-    @field_serializer("occurred_at")
-    def _always_microseconds(self, value: datetime) -> str:
-        return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
     def kafka_key(self) -> bytes:
         """The partition key: a decision and its reviews and feedback share one partition."""
@@ -178,12 +242,13 @@ class FeedbackEvent(_AboutDecision):
     payload: FeedbackPayload
 
 
-class ModelDeployedEvent(_Envelope):
-    type: Literal["model_deployed"] = "model_deployed"
-    payload: ModelDeployedPayload
+class _AboutVersion(_Envelope):
+    """An event about a model version as a whole; its payload names the version again."""
+
+    payload: ModelDeployedPayload | BaselineSetPayload | DriftPayload
 
     @model_validator(mode="after")
-    def _versions_agree(self) -> ModelDeployedEvent:
+    def _versions_agree(self) -> _AboutVersion:
         if self.payload.version != self.model.version:
             raise ValueError(
                 f"payload.version {self.payload.version!r} differs from "
@@ -192,8 +257,34 @@ class ModelDeployedEvent(_Envelope):
         return self
 
 
+class ModelDeployedEvent(_AboutVersion):
+    type: Literal["model_deployed"] = "model_deployed"
+    payload: ModelDeployedPayload
+
+
+class BaselineSetEvent(_AboutVersion):
+    type: Literal["baseline_set"] = "baseline_set"
+    payload: BaselineSetPayload
+
+
+class DriftDetectedEvent(_AboutVersion):
+    type: Literal["drift_detected"] = "drift_detected"
+    payload: DriftPayload
+
+
+class DriftResolvedEvent(_AboutVersion):
+    type: Literal["drift_resolved"] = "drift_resolved"
+    payload: DriftPayload
+
+
 Event = Annotated[
-    DecisionEvent | ReviewEvent | FeedbackEvent | ModelDeployedEvent,
+    DecisionEvent
+    | ReviewEvent
+    | FeedbackEvent
+    | ModelDeployedEvent
+    | BaselineSetEvent
+    | DriftDetectedEvent
+    | DriftResolvedEvent,
     Field(discriminator="type"),
 ]
 _EVENT = TypeAdapter[Event](Event)

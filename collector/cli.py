@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import getpass
 import json
 import threading
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import httpx
@@ -16,6 +18,7 @@ import uvicorn
 from kafka.errors import KafkaError
 from pydantic import ValidationError
 from rich.console import Console
+from rich.table import Table
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
@@ -23,17 +26,32 @@ from sqlmodel import Session
 from agent import Driftline
 from agent.sidecar import create_sidecar
 from collector import ledger, queries
+from collector.baselines import (
+    FittedBaseline,
+    active_baseline,
+    all_baselines,
+    fit_first_decisions,
+    fit_reference,
+)
 from collector.consumer import Collector
 from collector.database import make_engine, migrate
+from collector.detection import DETECTOR_SERVICE, DetectorWorker
 from collector.logs import configure_logging
+from collector.reference import ReferenceFileError
 from collector.settings import CollectorSettings
 from collector.simulation import SERVICE, run_simulation
 from collector.stack import Stack
+from detectors.baseline import Baseline
 
 app = typer.Typer(
     help="Driftline: records AI decisions, keeps them in a tamper-evident ledger, serves audits.",
     no_args_is_help=True,
 )
+baseline_app = typer.Typer(
+    help="Baselines: what each model version's decisions are compared with.",
+    no_args_is_help=True,
+)
+app.add_typer(baseline_app, name="baseline")
 console = Console(soft_wrap=True)
 errors = Console(stderr=True, soft_wrap=True)
 
@@ -49,6 +67,8 @@ KafkaOption = Annotated[
     ),
 ]
 PortOption = Annotated[int | None, typer.Option(help="API port [env DRIFTLINE_API_PORT]")]
+ModelOption = Annotated[str, typer.Option(help="Model name, as the agent records it.")]
+VersionOption = Annotated[str, typer.Option(help="Model version, as the agent records it.")]
 
 
 def load_settings(**options: Any) -> CollectorSettings:
@@ -172,6 +192,123 @@ def collect(
         _fail(f"Kafka at {settings.kafka_bootstrap_servers}: {error}")
 
 
+@app.command()
+def detect(
+    database_url: DatabaseOption = None, kafka_bootstrap_servers: KafkaOption = None
+) -> None:
+    """Run only the detector worker: check recent decisions against baselines, emit verdicts."""
+    settings = load_settings(
+        database_url=database_url, kafka_bootstrap_servers=kafka_bootstrap_servers
+    )
+    configure_logging(settings.log_level)
+    engine = make_engine(settings.database_url)
+    migrate(engine)
+    with Driftline(
+        service=DETECTOR_SERVICE,
+        kafka_bootstrap_servers=_bootstrap_servers(settings),
+        topic=settings.topic,
+        spool_dir=settings.detect_spool_dir,
+    ) as agent:
+        stop = threading.Event()
+        with contextlib.suppress(KeyboardInterrupt):
+            DetectorWorker(engine, agent, settings).run(stop)
+
+
+@baseline_app.command("fit")
+def baseline_fit(
+    model: ModelOption,
+    version: VersionOption,
+    reference: Annotated[
+        Path | None, typer.Option(help="A CSV, JSON Lines or Parquet file of inputs.")
+    ] = None,
+    first: Annotated[
+        int | None, typer.Option(min=2, help="Fit from the version's first N decisions.")
+    ] = None,
+    set_by: Annotated[
+        str | None, typer.Option(help="Who chose it, for the audit trail [default: you].")
+    ] = None,
+    reservoir: Annotated[int, typer.Option(min=100, help="Rows kept.")] = 10_000,
+    review_threshold: Annotated[
+        float | None,
+        typer.Option(min=0, max=1, help="Confidence under which a human reviews a decision."),
+    ] = None,
+    database_url: DatabaseOption = None,
+    kafka_bootstrap_servers: KafkaOption = None,
+) -> None:
+    """Fit a baseline and set it for a model version with a baseline_set event."""
+    if (reference is None) == (first is None):
+        _fail("give exactly one of --reference FILE and --first N")
+    settings = load_settings(
+        database_url=database_url, kafka_bootstrap_servers=kafka_bootstrap_servers
+    )
+    try:
+        if reference is not None:
+            fitted = fit_reference(
+                reference, reservoir=reservoir, review_threshold=review_threshold
+            )
+        else:
+            assert first is not None
+            with Session(make_engine(settings.database_url)) as session:
+                found = fit_first_decisions(
+                    session,
+                    model,
+                    version,
+                    first,
+                    reservoir=reservoir,
+                    review_threshold=review_threshold,
+                )
+            if found is None:
+                _fail(f"{model} {version} has fewer than {first} decisions stored")
+            fitted = found
+    except (ReferenceFileError, ValueError, SQLAlchemyError) as error:
+        _fail(str(error))
+    _publish_baseline(settings, model, version, fitted, set_by or getpass.getuser())
+    _show_features(fitted.baseline.features())
+    if fitted.reservoir_rows < min(reservoir, fitted.baseline.size):
+        console.print(
+            f"[yellow]kept {fitted.reservoir_rows} rows, not {reservoir}, so that the "
+            "baseline fits in one event"
+        )
+
+
+@baseline_app.command("show")
+def baseline_show(
+    model: ModelOption, version: VersionOption, database_url: DatabaseOption = None
+) -> None:
+    """Show the baseline in force for a model version."""
+    settings = load_settings(database_url=database_url)
+    with Session(make_engine(settings.database_url)) as session:
+        record = active_baseline(session, model, version)
+    if record is None:
+        _fail(f"no baseline set for {model} {version}")
+    console.print(f"baseline {record.baseline_id}")
+    console.print(
+        f"set {record.occurred_at:%Y-%m-%d %H:%M:%S}Z by {record.set_by}, from {record.source}, "
+        f"summarising {record.size} decisions"
+    )
+    _show_features(Baseline.from_record(record.record).features())
+
+
+@baseline_app.command("list")
+def baseline_list(database_url: DatabaseOption = None) -> None:
+    """Every baseline ever set, oldest first per version; the last of each is in force."""
+    settings = load_settings(database_url=database_url)
+    with Session(make_engine(settings.database_url)) as session:
+        records = all_baselines(session)
+    table = Table("model", "version", "baseline", "set at", "set by", "source", "decisions")
+    for record in records:
+        table.add_row(
+            record.model_name,
+            record.model_version,
+            record.baseline_id[:12],
+            f"{record.occurred_at:%Y-%m-%d %H:%M:%S}Z",
+            record.set_by,
+            record.source,
+            str(record.size),
+        )
+    console.print(table)
+
+
 @app.command("agent")
 def agent_command(
     host: Annotated[str, typer.Option(help="Listen address; keep it local to the pod.")] = (
@@ -224,6 +361,51 @@ def _running(settings: CollectorSettings) -> Iterator[Stack]:
         yield stack
     finally:
         stack.stop()
+
+
+def _bootstrap_servers(settings: CollectorSettings) -> str:
+    """The configured cluster, else the embedded broker a `driftline up` runs."""
+    return settings.kafka_bootstrap_servers or f"127.0.0.1:{settings.embedded_broker_port}"
+
+
+def _publish_baseline(
+    settings: CollectorSettings, model: str, version: str, fitted: FittedBaseline, set_by: str
+) -> None:
+    with Driftline(
+        service="driftline-cli",
+        kafka_bootstrap_servers=_bootstrap_servers(settings),
+        topic=settings.topic,
+    ) as agent:
+        agent.record_event(
+            agent.complete_event(
+                {
+                    "type": "baseline_set",
+                    "model": {"name": model, "version": version},
+                    "payload": {
+                        "version": version,
+                        "baseline_id": fitted.baseline_id,
+                        "source": fitted.source,
+                        "set_by": set_by,
+                        "size": fitted.baseline.size,
+                        "record": fitted.record,
+                    },
+                }
+            )
+        )
+        report = agent.flush(timeout_s=30)
+    if report.delivered != 1:
+        _fail(f"baseline_set was not delivered to Kafka: {report}")
+    console.print(
+        f"[green]✓[/] baseline {fitted.baseline_id} set for {model} {version} "
+        f"({fitted.source}, {fitted.baseline.size} decisions)"
+    )
+
+
+def _show_features(features: dict[str, str]) -> None:
+    table = Table("feature", "kind")
+    for name, kind in features.items():
+        table.add_row(name, kind)
+    console.print(table)
 
 
 def _fail(message: str) -> NoReturn:

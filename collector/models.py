@@ -119,3 +119,55 @@ class ModelDeploymentBase(SQLModel):
 
 class ModelDeployment(ModelDeploymentBase, table=True):
     __tablename__ = "model_deployments"
+
+
+class BaselineRecordBase(SQLModel):
+    event_id: uuid.UUID = Field(primary_key=True)
+    baseline_id: str = Field(max_length=64, index=True)
+    occurred_at: datetime = Field(sa_type=UTCDateTime)
+    service: str = Field(max_length=200)
+    model_name: str = Field(max_length=200)
+    model_version: str = Field(max_length=200)
+    source: str = Field(max_length=500)
+    set_by: str = Field(max_length=200)
+    size: int = Field(sa_type=BigInteger)
+    record: dict[str, Any] = Field(sa_type=JSONDocument)
+
+
+class BaselineRecord(BaselineRecordBase, table=True):
+    """A baseline set for a model version; the latest one set is the active one."""
+
+    __tablename__ = "baselines"
+    __table_args__ = (
+        Index("ix_baselines_model_time", "model_name", "model_version", "occurred_at"),
+    )
+
+
+class DriftVerdictBase(SQLModel):
+    event_id: uuid.UUID = Field(primary_key=True)
+    occurred_at: datetime = Field(sa_type=UTCDateTime)
+    model_name: str = Field(max_length=200)
+    model_version: str = Field(max_length=200)
+    state: str = Field(max_length=20)  # "detected" or "resolved"
+    baseline_id: str = Field(max_length=64)
+    feature: str = Field(max_length=200)
+    test: str = Field(max_length=40)
+    statistic: float
+    p_value: float
+    adjusted_p: float
+    false_alarm_rate: float
+    effect_name: str = Field(max_length=200)
+    effect: float | None = None
+    window_start: datetime = Field(sa_type=UTCDateTime)
+    window_end: datetime = Field(sa_type=UTCDateTime)
+    baseline_size: int = Field(sa_type=BigInteger)
+    current_size: int = Field(sa_type=BigInteger)
+
+
+class DriftVerdict(DriftVerdictBase, table=True):
+    """A feature of a model version started or stopped drifting, with the evidence."""
+
+    __tablename__ = "drift_verdicts"
+    __table_args__ = (
+        Index("ix_drift_verdicts_model_time", "model_name", "model_version", "occurred_at"),
+    )

@@ -1,4 +1,5 @@
-"""Read models projected from events: decisions, reviews, feedback, model deployments.
+"""Read models projected from events: decisions, reviews, feedback, model deployments,
+baselines and drift verdicts.
 
 Projection is a pure function of the events, so replaying the ledger rebuilds the same rows.
 """
@@ -8,8 +9,24 @@ from collections.abc import Sequence
 import structlog
 from sqlmodel import Session, SQLModel, col, select
 
-from agent.contract import DecisionEvent, Event, FeedbackEvent, ModelDeployedEvent, ReviewEvent
-from collector.models import Decision, Feedback, ModelDeployment, Review
+from agent.contract import (
+    BaselineSetEvent,
+    DecisionEvent,
+    DriftDetectedEvent,
+    DriftResolvedEvent,
+    Event,
+    FeedbackEvent,
+    ModelDeployedEvent,
+    ReviewEvent,
+)
+from collector.models import (
+    BaselineRecord,
+    Decision,
+    DriftVerdict,
+    Feedback,
+    ModelDeployment,
+    Review,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -81,6 +98,28 @@ def row_for(event: Event) -> SQLModel:
                 model_version=p.version,
                 owner=p.owner,
                 approved_by=p.approved_by,
+            )
+        case BaselineSetEvent(payload=p):
+            return BaselineRecord(
+                event_id=event.event_id,
+                baseline_id=p.baseline_id,
+                occurred_at=event.occurred_at,
+                service=event.service,
+                model_name=event.model.name,
+                model_version=p.version,
+                source=p.source,
+                set_by=p.set_by,
+                size=p.size,
+                record=p.record,
+            )
+        case DriftDetectedEvent(payload=p) | DriftResolvedEvent(payload=p):
+            return DriftVerdict(
+                event_id=event.event_id,
+                occurred_at=event.occurred_at,
+                model_name=event.model.name,
+                model_version=p.version,
+                state="detected" if isinstance(event, DriftDetectedEvent) else "resolved",
+                **p.model_dump(exclude={"version"}),
             )
     raise TypeError(f"no read model for {type(event).__name__}")
 

@@ -11,7 +11,7 @@ from datetime import datetime
 from sqlalchemy import func, tuple_
 from sqlmodel import Session, col, select
 
-from collector.models import Decision, Feedback, LedgerEntry, Review
+from collector.models import Decision, DriftVerdict, Feedback, LedgerEntry, Review
 
 
 @dataclass(frozen=True)
@@ -88,3 +88,48 @@ def search_decisions(
 
 def count_ledger_entries(*, session: Session) -> int:
     return session.exec(select(func.count()).select_from(LedgerEntry)).one()
+
+
+def latest_verdicts(
+    *, session: Session, model: str, version: str, baseline_id: str
+) -> list[DriftVerdict]:
+    """Per (feature, test), the latest verdict against this baseline: its current state."""
+    about = (
+        col(DriftVerdict.model_name) == model,
+        col(DriftVerdict.model_version) == version,
+        col(DriftVerdict.baseline_id) == baseline_id,
+    )
+    latest = (
+        select(
+            col(DriftVerdict.feature).label("feature"),
+            col(DriftVerdict.test).label("test"),
+            func.max(DriftVerdict.occurred_at).label("at"),
+        )
+        .where(*about)
+        .group_by(col(DriftVerdict.feature), col(DriftVerdict.test))
+        .subquery()
+    )
+    statement = (
+        select(DriftVerdict)
+        .join(
+            latest,
+            (col(DriftVerdict.feature) == latest.c.feature)
+            & (col(DriftVerdict.test) == latest.c.test)
+            & (col(DriftVerdict.occurred_at) == latest.c.at),
+        )
+        .where(*about)
+        .order_by(col(DriftVerdict.feature), col(DriftVerdict.test))
+    )
+    return list(session.exec(statement).all())
+
+
+def verdict_history(
+    *, session: Session, model: str, version: str, limit: int = 100
+) -> list[DriftVerdict]:
+    """The verdicts of a model version, newest first."""
+    statement = (
+        select(DriftVerdict)
+        .where(DriftVerdict.model_name == model, DriftVerdict.model_version == version)
+        .order_by(col(DriftVerdict.occurred_at).desc(), col(DriftVerdict.event_id).desc())
+    )
+    return list(session.exec(statement.limit(limit)).all())

@@ -4,6 +4,9 @@ Order: command-line option, then DRIFTLINE_* environment variable, then default.
 Kafka bootstrap servers given, ``driftline up`` starts the embedded broker.
 """
 
+from pathlib import Path
+from typing import Literal
+
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.exc import ArgumentError
@@ -30,6 +33,39 @@ class CollectorSettings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=0, le=65_535)
     log_level: str = "info"
+
+    # The detector worker (``driftline detect``, and inside ``driftline up``).
+    detect_enabled: bool = Field(default=True, description="Run the worker inside `up`.")
+    detect_interval_s: float = Field(default=60.0, gt=0, description="Seconds between checks.")
+    detect_window_decisions: int = Field(
+        default=2_000, ge=20, description="A window is the last N decisions of a version..."
+    )
+    detect_window_minutes: float | None = Field(
+        default=None, gt=0, description="...or those of the last T minutes, at most N of them."
+    )
+    detect_min_decisions: int = Field(
+        default=200, ge=2, description="Fewer decisions in a window than this: no check."
+    )
+    detect_false_alarm_rate: float = Field(default=0.01, gt=0, lt=1, description="Per check.")
+    detect_correction: Literal["benjamini-hochberg", "bonferroni"] = "benjamini-hochberg"
+    detect_min_effect: dict[str, float] = Field(
+        default_factory=dict,
+        description='Effect floors by feature or effect name, JSON: {"income": 0.2}.',
+    )
+    detect_raise_after: int = Field(default=1, ge=1, description="Alarming checks in a row.")
+    detect_clear_after: int = Field(default=3, ge=1, description="Quiet checks in a row.")
+    detect_baseline_first: int = Field(
+        default=0,
+        ge=0,
+        description="Fit a version's baseline from its first N decisions when it has none; 0: off.",
+    )
+    detect_spool_dir: Path = Field(
+        default=Path.home() / ".driftline" / "spool" / "driftline-detector",
+        description="Where the worker's verdicts wait while Kafka is unreachable.",
+    )
+    detect_review_threshold: float | None = Field(
+        default=None, ge=0, le=1, description="Confidence under which decisions go to a human."
+    )
 
     @field_validator("kafka_bootstrap_servers")
     @classmethod

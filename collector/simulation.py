@@ -2,7 +2,8 @@
 
 Unsure decisions go to a human reviewer, who approves, overrides or escalates them; for some
 decisions the real outcome is reported later as feedback. It records everything through the
-agent SDK, exactly as a real service would.
+agent SDK, exactly as a real service would. Run ``shifted``, it sees a new population: applicants
+carry more debt (``debt_ratio`` drifts, no other input does) and the model is less sure of itself.
 """
 
 from __future__ import annotations
@@ -31,22 +32,34 @@ class SimulationResult:
     events: int = 0
 
 
-def run_simulation(client: Driftline, *, decisions: int, seed: int = 7) -> SimulationResult:
+def run_simulation(
+    client: Driftline,
+    *,
+    decisions: int,
+    seed: int = 7,
+    shifted: bool = False,
+    deploy: bool = True,
+    first_number: int = 0,
+) -> SimulationResult:
+    """``deploy`` records the model's deployment first; ``first_number`` numbers applicants."""
     rng = random.Random(seed)
     result = SimulationResult()
-    client.record_deployment(
-        model=MODEL, version=VERSION, owner="risk-ml-team", approved_by="model-risk-committee"
-    )
-    result.events += 1
-    for number in range(decisions):
+    if deploy:
+        client.record_deployment(
+            model=MODEL, version=VERSION, owner="risk-ml-team", approved_by="model-risk-committee"
+        )
+        result.events += 1
+    for number in range(first_number, first_number + decisions):
         applicant: dict[str, float | int | str] = {
             "income": round(rng.lognormvariate(10.8, 0.4)),
             "age": rng.randint(21, 75),
-            "debt_ratio": round(rng.betavariate(2, 5), 3),
+            "debt_ratio": round(rng.betavariate(3.5, 4) if shifted else rng.betavariate(2, 5), 3),
             "employment_years": rng.randint(0, 30),
             "region": rng.choice(REGIONS),
         }
         approve = _approval_probability(applicant)
+        if shifted:  # the model has not seen such applicants: it hedges towards 0.5
+            approve = 0.5 + 0.6 * (approve - 0.5)
         label = "approve" if approve >= 0.5 else "decline"
         confidence = round(max(approve, 1 - approve), 4)
         automated = confidence >= REVIEW_BELOW

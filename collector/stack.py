@@ -1,4 +1,5 @@
-"""The whole system in one process: broker (embedded unless one is given), collector, API.
+"""The whole system in one process: broker (embedded unless one is given), collector, detector
+worker, API.
 
 ``driftline up`` runs it in the foreground; ``driftline demo`` runs it around a simulation.
 """
@@ -12,10 +13,12 @@ import structlog
 import uvicorn
 from sqlalchemy import Engine
 
+from agent import Driftline
 from collector.api.app import create_app
 from collector.broker import EmbeddedBroker
 from collector.consumer import Collector
 from collector.database import make_engine, migrate
+from collector.detection import DETECTOR_SERVICE, DetectorWorker
 from collector.settings import CollectorSettings
 from collector.topics import ensure_topic
 
@@ -30,6 +33,7 @@ class Stack:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._server: uvicorn.Server | None = None
+        self._detector_agent: Driftline | None = None
 
     @property
     def bootstrap_servers(self) -> str:
@@ -61,6 +65,15 @@ class Stack:
         migrate(self.engine)
         collector = Collector.from_settings(self.engine, settings, self.bootstrap_servers)
         self._spawn("driftline-collector", lambda: collector.run(self._stop))
+        if settings.detect_enabled:
+            self._detector_agent = Driftline(
+                service=DETECTOR_SERVICE,
+                kafka_bootstrap_servers=self.bootstrap_servers,
+                topic=settings.topic,
+                spool_dir=settings.detect_spool_dir,
+            )
+            worker = DetectorWorker(self.engine, self._detector_agent, settings)
+            self._spawn("driftline-detector", lambda: worker.run(self._stop))
         self._server = uvicorn.Server(
             uvicorn.Config(
                 create_app(self.engine),
@@ -92,6 +105,8 @@ class Stack:
             self._server.should_exit = True
         for thread in self._threads:
             thread.join(timeout=15)
+        if self._detector_agent is not None:
+            self._detector_agent.close(timeout_s=5)
         if self.broker is not None:
             self.broker.stop()
         if self.engine is not None:

@@ -3,15 +3,19 @@
 Continuous features (confidence among them) are kept as a uniform reservoir of whole rows, so
 the multivariate check sees how features move together. The columns are stored sorted for the
 per-feature tests. Categorical features are kept as counts of the most frequent categories,
-with the rest pooled. Missing values are counted per feature. A baseline is fitted in chunks
+with the rest pooled. Flags (true or false per decision, such as "broke its data contract") are
+counted. Missing values are counted per feature. A baseline is fitted in chunks
 (``BaselineBuilder.add``), from a reference file or from the first decisions of a version.
+
+Its record keeps six significant digits per value: far finer than any drift worth reporting,
+and it keeps the record small enough to travel as an event.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -28,15 +32,35 @@ class Baseline:
     categorical: dict[str, dict[str, int]]
     missing: dict[str, int]  # missing values seen per feature, over ``size`` decisions
     size: int
+    flags: dict[str, int] = field(default_factory=dict)  # decisions with the flag set
+    review_threshold: float | None = None  # confidence under which a human reviews
+
+    def features(self) -> dict[str, str]:
+        """Each feature's name and kind: continuous, categorical or flag."""
+        kinds = {name: "continuous" for name in self.continuous}
+        kinds |= {name: "categorical" for name in self.categorical}
+        return kinds | {name: "flag" for name in self.flags}
+
+    def subsample(self, rows: int, seed: int = 0) -> Baseline:
+        """The same baseline with a uniform sample of at most ``rows`` reservoir rows."""
+        if rows >= len(self.rows):
+            return self
+        chosen = np.sort(np.random.default_rng(seed).choice(len(self.rows), rows, replace=False))
+        kept = self.rows[chosen]
+        return replace(self, rows=kept, sorted_columns=_sorted_columns(self.continuous, kept))
 
     def to_record(self) -> dict[str, Any]:
         """A JSON-ready form, to store as a versioned baseline record."""
         return {
             "continuous": list(self.continuous),
-            "rows": [[None if np.isnan(v) else float(v) for v in row] for row in self.rows],
+            "rows": [
+                [None if np.isnan(v) else float(f"{v:.6g}") for v in row] for row in self.rows
+            ],
             "categorical": self.categorical,
+            "flags": self.flags,
             "missing": self.missing,
             "size": self.size,
+            "review_threshold": self.review_threshold,
         }
 
     @classmethod
@@ -52,6 +76,8 @@ class Baseline:
             categorical={k: dict(v) for k, v in record["categorical"].items()},
             missing=dict(record["missing"]),
             size=int(record["size"]),
+            flags=dict(record.get("flags", {})),
+            review_threshold=record.get("review_threshold"),
         )
 
 
@@ -59,6 +85,8 @@ class Baseline:
 class BaselineBuilder:
     continuous: tuple[str, ...]
     categorical: tuple[str, ...] = ()
+    flags: tuple[str, ...] = ()
+    review_threshold: float | None = None
     reservoir: int = 10_000
     max_categories: int = 1_000
     seed: int = 0
@@ -66,6 +94,7 @@ class BaselineBuilder:
     _seen: int = 0
     _counts: dict[str, Counter[str]] = field(default_factory=dict)
     _missing: Counter[str] = field(default_factory=Counter)
+    _flagged: Counter[str] = field(default_factory=Counter)
 
     def __post_init__(self) -> None:
         self._rng = np.random.default_rng(self.seed)
@@ -74,7 +103,9 @@ class BaselineBuilder:
 
     def add(self, chunk: Mapping[str, Iterable[Any]]) -> None:
         """Take a chunk of decisions, as columns of equal length (None or NaN: missing)."""
-        columns = {name: list(chunk[name]) for name in self.continuous + self.categorical}
+        columns = {
+            name: list(chunk[name]) for name in self.continuous + self.categorical + self.flags
+        }
         size = len(next(iter(columns.values()))) if columns else 0
         matrix = np.array(
             [[np.nan if v is None else v for v in columns[name]] for name in self.continuous],
@@ -87,6 +118,8 @@ class BaselineBuilder:
             self._missing[name] += sum(value is None for value in values)
             self._counts[name].update(str(value) for value in values if value is not None)
             self._cap(name)
+        for name in self.flags:
+            self._flagged[name] += sum(bool(value) for value in columns[name])
         self._sample_rows(matrix)
         self._seen += size
 
@@ -100,6 +133,8 @@ class BaselineBuilder:
             categorical={name: dict(counts) for name, counts in self._counts.items()},
             missing={name: self._missing[name] for name in self.continuous + self.categorical},
             size=self._seen,
+            flags={name: self._flagged[name] for name in self.flags},
+            review_threshold=self.review_threshold,
         )
 
     def _sample_rows(self, matrix: NDArray[np.float64]) -> None:

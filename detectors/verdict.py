@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from detectors.baseline import Baseline
 from detectors.categorical import CategoricalDrift, check_categorical
@@ -34,7 +35,7 @@ DEFAULT_MIN_EFFECT = {
 @dataclass(frozen=True)
 class FeatureVerdict:
     feature: str
-    test: str  # "ks", "g-test", "missing-rate", "review-share", "pca-reconstruction"
+    test: str  # "ks", "g-test", "missing-rate", "flag-rate", "review-share", "pca-reconstruction"
     statistic: float
     p_value: float
     adjusted_p: float
@@ -66,14 +67,19 @@ class _Result:
 
 def check_window(
     baseline: Baseline,
-    window: Mapping[str, Sequence[Any]],
+    window: Mapping[str, Sequence[Any] | NDArray[Any]],
     *,
     rate: float = 0.01,
     correction: Correction = "benjamini-hochberg",
     min_effect: Mapping[str, float] | None = None,
     review_threshold: float | None = None,
 ) -> list[FeatureVerdict | Unchecked]:
-    """Verdicts for every check; ``min_effect`` maps a feature or an effect name to a floor."""
+    """Verdicts for every check; ``min_effect`` maps a feature or an effect name to a floor.
+
+    The window holds one column per baseline feature; ``review_threshold`` defaults to the
+    baseline's own."""
+    if review_threshold is None:
+        review_threshold = baseline.review_threshold
     results: list[_Result | Unchecked] = []
     columns = {
         name: np.array([np.nan if v is None else v for v in window[name]], dtype=float)
@@ -95,6 +101,9 @@ def check_window(
         results.append(
             _rate(name, "missing-rate", baseline.missing[name], baseline.size, missing, size)
         )
+    for name, flagged in baseline.flags.items():
+        hits = sum(bool(value) for value in window[name])
+        results.append(_rate(name, "flag-rate", flagged, baseline.size, hits, size))
     if review_threshold is not None and CONFIDENCE in columns:
         before = baseline.sorted_columns[CONFIDENCE]
         now = columns[CONFIDENCE][~np.isnan(columns[CONFIDENCE])]

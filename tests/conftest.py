@@ -27,6 +27,7 @@ def own_spool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Every test's agents spool into the test's own directory, never into ~/.driftline."""
     directory = tmp_path / "spool"
     monkeypatch.setenv("DRIFTLINE_SPOOL_DIR", str(directory))
+    monkeypatch.setenv("DRIFTLINE_DETECT_SPOOL_DIR", str(tmp_path / "detector-spool"))
     return directory
 
 

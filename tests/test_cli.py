@@ -4,7 +4,13 @@ import os
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+
+from sqlalchemy import Engine
+
+from collector.broker import EmbeddedBroker
+from tests.waiting import wait_for
 
 
 def driftline(
@@ -67,3 +73,55 @@ def test_collect_without_a_broker_says_what_to_set(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "DRIFTLINE_KAFKA_BOOTSTRAP_SERVERS" in result.stderr
+
+
+def test_baseline_fit_sets_it_through_kafka_and_show_and_list_find_it(
+    tmp_path: Path,
+    broker: EmbeddedBroker,
+    topic: str,
+    engine: Engine,
+    run_collector: Callable[[], None],
+) -> None:
+    run_collector()
+    reference = tmp_path / "golden.csv"
+    reference.write_text(
+        "income,region,confidence\n"
+        + "".join(f"{40_000 + n},{'north' if n % 2 else 'south'},0.9\n" for n in range(500))
+    )
+    env = {
+        "DRIFTLINE_DATABASE_URL": engine.url.render_as_string(hide_password=False),
+        "DRIFTLINE_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+        "DRIFTLINE_TOPIC": topic,
+        "COLUMNS": "200",  # rich fits tables to the terminal; keep whole cells to read
+    }
+    model = ("--model", "credit-risk", "--version", "3.1.0")
+    fitted = driftline(
+        "baseline", "fit", *model, "--reference", str(reference), "--set-by", "a.kim", env=env
+    )
+    assert fitted.returncode == 0, fitted.stdout + fitted.stderr
+    assert "set for credit-risk 3.1.0 (reference file golden.csv, 500 decisions)" in fitted.stdout
+
+    def shown() -> subprocess.CompletedProcess[str]:
+        return driftline("baseline", "show", *model, env=env)
+
+    result = wait_for(shown, lambda r: r.returncode == 0, what="the baseline in the store")
+    assert "by a.kim, from reference file golden.csv, summarising 500 decisions" in result.stdout
+    assert "region" in result.stdout and "categorical" in result.stdout
+
+    listed = driftline("baseline", "list", env=env)
+    assert "credit-risk" in listed.stdout and "a.kim" in listed.stdout
+
+    unknown = driftline("baseline", "show", "--model", "credit-risk", "--version", "9", env=env)
+    assert unknown.returncode == 1
+    assert "no baseline set for credit-risk 9" in unknown.stderr
+
+
+def test_baseline_fit_needs_exactly_one_source(tmp_path: Path) -> None:
+    result = driftline("baseline", "fit", "--model", "m", "--version", "1")
+    assert result.returncode == 1
+    assert "give exactly one of --reference FILE and --first N" in result.stderr
+    missing = driftline(
+        "baseline", "fit", "--model", "m", "--version", "1", "--reference", str(tmp_path / "x.csv")
+    )
+    assert missing.returncode == 1
+    assert "x.csv: no such file" in missing.stderr

@@ -3,7 +3,7 @@
 from fastapi import FastAPI
 from sqlalchemy import Engine
 
-from collector.api.routes import decisions, health
+from collector.api.routes import decisions, drift, health
 
 
 def create_app(engine: Engine) -> FastAPI:
@@ -15,4 +15,5 @@ def create_app(engine: Engine) -> FastAPI:
     app.state.engine = engine
     app.include_router(health.router)
     app.include_router(decisions.router)
+    app.include_router(drift.router)
     return app

@@ -1,0 +1,53 @@
+"""One active detector worker: on PostgreSQL an advisory lock elects it, and a standby takes
+over once the leader lets go or its connection dies."""
+
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import Engine, text
+
+from collector.database import make_engine
+from collector.leadership import Leadership
+
+
+@pytest.fixture
+def second_engine(engine: Engine) -> Iterator[Engine]:
+    other = make_engine(engine.url.render_as_string(hide_password=False))
+    yield other
+    other.dispose()
+
+
+def test_only_one_worker_leads_and_a_standby_takes_over(
+    engine: Engine, second_engine: Engine
+) -> None:
+    first, second = Leadership(engine), Leadership(second_engine)
+    assert first.hold()
+    if engine.dialect.name == "sqlite":
+        assert second.hold()  # one file, one machine: every worker leads
+        return
+    assert not second.hold()
+    assert first.hold(), "the leader keeps the lead"
+    first.release()
+    assert second.hold()
+    assert not first.hold()
+    second.release()
+
+
+def test_a_leader_whose_connection_dies_loses_the_lead(
+    engine: Engine, second_engine: Engine
+) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("the lock is a PostgreSQL session's")
+    first, second = Leadership(engine), Leadership(second_engine)
+    assert first.hold()
+    with second_engine.connect() as admin:
+        admin.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_locks"
+                " WHERE locktype = 'advisory' AND pid <> pg_backend_pid()"
+                " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            )
+        )
+    assert second.hold()
+    assert not first.hold(), "the old leader notices its session is gone"
+    second.release()
