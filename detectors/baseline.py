@@ -13,6 +13,7 @@ and it keeps the record small enough to travel as an event.
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -20,6 +21,9 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+
+from detectors.continuous import NotChecked, Reference
+from detectors.multivariate import JointModel
 
 OTHER = "(other)"
 
@@ -34,6 +38,15 @@ class Baseline:
     size: int
     flags: dict[str, int] = field(default_factory=dict)  # decisions with the flag set
     review_threshold: float | None = None  # confidence under which a human reviews
+
+    @functools.cached_property
+    def references(self) -> dict[str, Reference]:
+        """Each continuous feature prepared once for every window checked against it."""
+        return {name: Reference.of(values) for name, values in self.sorted_columns.items()}
+
+    @functools.cached_property
+    def joint(self) -> JointModel | NotChecked:
+        return JointModel.fit(self.rows)
 
     def features(self) -> dict[str, str]:
         """Each feature's name and kind: continuous, categorical or flag."""

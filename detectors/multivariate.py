@@ -4,6 +4,7 @@ used to rise together and now move apart: PCA reconstruction error against the b
 The principal components are fitted on half of the baseline's rows. The other half gives the
 reconstruction errors of normal data, against which the window's errors are compared (two-
 sample KS): errors on the rows the fit saw would be too small and make every window look odd.
+The fit is made once per baseline (``JointModel.fit``) and serves every window.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from detectors.continuous import ContinuousDrift, NotChecked, check_continuous
+from detectors.continuous import ContinuousDrift, NotChecked, Reference
 
 MIN_ROWS = 20
+
+Floats = NDArray[np.float64]
 
 
 @dataclass(frozen=True)
@@ -28,45 +31,72 @@ class JointDrift:
     current_size: int
 
 
-def check_joint(
-    baseline_rows: NDArray[np.float64], window_rows: NDArray[np.float64], *, explained: float = 0.9
-) -> JointDrift | NotChecked:
-    features = baseline_rows.shape[1]
-    if features < 2:
-        return NotChecked("the joint check needs at least 2 continuous features")
-    if len(baseline_rows) < 2 * MIN_ROWS or len(window_rows) < MIN_ROWS:
-        return NotChecked(
-            f"too few rows (baseline {len(baseline_rows)}, window {len(window_rows)}) "
-            f"for the joint check; it needs {2 * MIN_ROWS} and {MIN_ROWS}"
+@dataclass(frozen=True)
+class JointModel:
+    medians: Floats  # stand in for missing values
+    centre: Floats
+    spread: Floats
+    basis: Floats  # the kept principal axes, one per row
+    normal_errors: Reference
+    baseline_size: int
+
+    @classmethod
+    def fit(cls, baseline_rows: Floats, *, explained: float = 0.9) -> JointModel | NotChecked:
+        features = baseline_rows.shape[1]
+        if features < 2:
+            return NotChecked("the joint check needs at least 2 continuous features")
+        if len(baseline_rows) < 2 * MIN_ROWS:
+            return NotChecked(
+                f"too few baseline rows ({len(baseline_rows)}) for the joint check; "
+                f"it needs {2 * MIN_ROWS}"
+            )
+        medians = np.nanmedian(baseline_rows, axis=0)
+        medians = np.where(np.isnan(medians), 0.0, medians)
+        fit = _fill(baseline_rows[0::2], medians)
+        centre = fit.mean(axis=0)
+        spread = fit.std(axis=0)
+        spread[spread == 0] = 1.0  # a constant feature carries no structure to lose
+        _, singular, axes = np.linalg.svd((fit - centre) / spread, full_matrices=False)
+        share = np.cumsum(singular**2) / max(float(np.sum(singular**2)), 1e-300)
+        components = min(int(np.searchsorted(share, explained) + 1), features - 1)
+        basis = axes[:components]
+        errors = _errors(_fill(baseline_rows[1::2], medians), centre, spread, basis)
+        return cls(
+            medians, centre, spread, basis, Reference.of(np.sort(errors)), len(baseline_rows)
         )
-    medians = np.nanmedian(baseline_rows, axis=0)
-    medians = np.where(np.isnan(medians), 0.0, medians)
-    fit, reference = _fill(baseline_rows[0::2], medians), _fill(baseline_rows[1::2], medians)
-    window = _fill(window_rows, medians)
-    centre = fit.mean(axis=0)
-    spread = fit.std(axis=0)
-    spread[spread == 0] = 1.0  # a constant feature carries no structure to lose
-    _, singular, axes = np.linalg.svd((fit - centre) / spread, full_matrices=False)
-    share = np.cumsum(singular**2) / max(float(np.sum(singular**2)), 1e-300)
-    components = min(int(np.searchsorted(share, explained) + 1), features - 1)
-    basis = axes[:components]
 
-    def errors(rows: NDArray[np.float64]) -> NDArray[np.float64]:
-        scaled = (rows - centre) / spread
-        residual = scaled - scaled @ basis.T @ basis
-        return np.asarray(np.sum(residual**2, axis=1))
+    def check(self, window_rows: Floats) -> JointDrift | NotChecked:
+        if len(window_rows) < MIN_ROWS:
+            return NotChecked(
+                f"too few window rows ({len(window_rows)}) for the joint check; it needs {MIN_ROWS}"
+            )
+        errors = _errors(_fill(window_rows, self.medians), self.centre, self.spread, self.basis)
+        result = self.normal_errors.compare(np.sort(errors))
+        assert isinstance(result, ContinuousDrift)  # both sides have MIN_ROWS rows, none missing
+        return JointDrift(
+            p_value=result.p_value,
+            ks_statistic=result.ks_statistic,
+            error_shift_sd=result.wasserstein_sd,
+            components=len(self.basis),
+            baseline_size=self.baseline_size,
+            current_size=len(window_rows),
+        )
 
-    result = check_continuous(np.sort(errors(reference)), errors(window))
-    assert isinstance(result, ContinuousDrift)  # both sides have MIN_ROWS rows, none missing
-    return JointDrift(
-        p_value=result.p_value,
-        ks_statistic=result.ks_statistic,
-        error_shift_sd=result.wasserstein_sd,
-        components=components,
-        baseline_size=len(baseline_rows),
-        current_size=len(window_rows),
+
+def check_joint(baseline_rows: Floats, window_rows: Floats) -> JointDrift | NotChecked:
+    model = JointModel.fit(baseline_rows)
+    return model if isinstance(model, NotChecked) else model.check(window_rows)
+
+
+def _errors(rows: Floats, centre: Floats, spread: Floats, basis: Floats) -> Floats:
+    """Squared distance of each scaled row from its projection on the kept axes (orthonormal,
+    so it is the squared length lost in projecting: one matrix product, not two)."""
+    scaled = (rows - centre) / spread
+    projected = scaled @ basis.T
+    return np.asarray(
+        np.einsum("ij,ij->i", scaled, scaled) - np.einsum("ij,ij->i", projected, projected)
     )
 
 
-def _fill(rows: NDArray[np.float64], medians: NDArray[np.float64]) -> NDArray[np.float64]:
+def _fill(rows: Floats, medians: Floats) -> Floats:
     return np.where(np.isnan(rows), medians, rows)

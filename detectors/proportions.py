@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from scipy.stats import norm
+from scipy.special import ndtr
 
 from detectors.continuous import NotChecked
 
@@ -32,5 +32,5 @@ def check_rate(
     if spread == 0.0:  # both all-or-nothing and the same: no evidence of change
         p_value = 1.0 if p1 == p2 else 0.0
     else:
-        p_value = float(2 * norm.sf(abs(p2 - p1) / spread))
+        p_value = float(2 * ndtr(-abs(p2 - p1) / spread))
     return RateDrift(p1, p2, p2 - p1, p_value)

@@ -1,27 +1,33 @@
 """One full check of a window against a baseline: every feature, its missing-value rate, the
 confidence (its distribution and the share under the human-review threshold) and the joint
 distribution, with p-values adjusted together so that the false-alarm rate per check is the
-configured one. A feature drifts when its difference is both significant and large enough to
+configured one. Continuous features are sorted and compared in parallel, a share per core. A
+feature drifts when its difference is both significant and large enough to
 matter (``min_effect``, per feature or per effect measure).
 """
 
 from __future__ import annotations
 
+import functools
+import os
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+from threadpoolctl import threadpool_limits
 
 from detectors.baseline import Baseline
 from detectors.categorical import CategoricalDrift, check_categorical
-from detectors.continuous import ContinuousDrift, NotChecked, check_continuous
+from detectors.continuous import ContinuousDrift, NotChecked
 from detectors.multiple import Correction, adjust
-from detectors.multivariate import JointDrift, check_joint
+from detectors.multivariate import JointDrift
 from detectors.proportions import RateDrift, check_rate
 
+WORKERS = min(os.cpu_count() or 1, 4)
 CONFIDENCE = "confidence"
 JOINT = "(joint)"
 DEFAULT_MIN_EFFECT = {
@@ -81,15 +87,26 @@ def check_window(
     if review_threshold is None:
         review_threshold = baseline.review_threshold
     results: list[_Result | Unchecked] = []
-    columns = {
-        name: np.array([np.nan if v is None else v for v in window[name]], dtype=float)
-        for name in baseline.continuous
-    }
     size = len(next(iter(window.values()))) if window else 0
+    matrix = np.array([np.asarray(window[n], dtype=float) for n in baseline.continuous])
+    matrix = matrix.reshape(len(baseline.continuous), size)  # one row per continuous feature
+    with threadpool_limits(1, "blas"):  # BLAS's own threads would fight the pool's for cores
+        joint = _pool().submit(_check_joint, baseline, matrix)
+        parts = list(
+            _pool().map(
+                functools.partial(_compare_rows, baseline, matrix),
+                np.array_split(np.arange(len(baseline.continuous)), WORKERS),
+            )
+        )
+        joint_result = joint.result()
+    observed: dict[str, NDArray[np.float64]] = {}
+    compared: dict[str, ContinuousDrift | NotChecked] = {}
+    for part in parts:
+        for name, row, comparison in part:
+            observed[name], compared[name] = row, comparison
     for name in baseline.continuous:
-        column = columns[name]
-        results.append(_continuous(name, check_continuous(baseline.sorted_columns[name], column)))
-        missing = int(np.isnan(column).sum())
+        results.append(_continuous(name, compared[name]))
+        missing = size - observed[name].size
         results.append(
             _rate(name, "missing-rate", baseline.missing[name], baseline.size, missing, size)
         )
@@ -104,17 +121,40 @@ def check_window(
     for name, flagged in baseline.flags.items():
         hits = sum(bool(value) for value in window[name])
         results.append(_rate(name, "flag-rate", flagged, baseline.size, hits, size))
-    if review_threshold is not None and CONFIDENCE in columns:
-        before = baseline.sorted_columns[CONFIDENCE]
-        now = columns[CONFIDENCE][~np.isnan(columns[CONFIDENCE])]
+    if review_threshold is not None and CONFIDENCE in baseline.references:
+        before, now = baseline.sorted_columns[CONFIDENCE], observed[CONFIDENCE]
         under_before = int(np.searchsorted(before, review_threshold, side="left"))
-        under_now = int(np.sum(now < review_threshold))
+        under_now = int(np.searchsorted(now, review_threshold, side="left"))
         check = check_rate(under_before, before.size, under_now, now.size)
         results.append(_rate_result(CONFIDENCE, "review-share", check, before.size, now.size))
-    window_rows = np.column_stack([columns[n] for n in baseline.continuous]) if columns else None
-    if window_rows is not None:
-        results.append(_joint(check_joint(baseline.rows, window_rows)))
+    if baseline.continuous:
+        results.append(_joint(joint_result))
     return _decide(results, rate, correction, {**DEFAULT_MIN_EFFECT, **(min_effect or {})})
+
+
+def _compare_rows(
+    baseline: Baseline, matrix: NDArray[np.float64], rows: NDArray[np.intp]
+) -> list[tuple[str, NDArray[np.float64], ContinuousDrift | NotChecked]]:
+    """Sort some features' windows (missing values, NaN, sort last) and compare each."""
+    ordered = np.sort(matrix[rows], axis=1)
+    present = ordered.shape[1] - np.isnan(ordered).sum(axis=1)
+    compared = []
+    for index, row in enumerate(rows):
+        name = baseline.continuous[row]
+        observed = ordered[index, : present[index]]
+        compared.append((name, observed, baseline.references[name].compare(observed)))
+    return compared
+
+
+def _check_joint(baseline: Baseline, matrix: NDArray[np.float64]) -> JointDrift | NotChecked:
+    joint = baseline.joint
+    return joint if isinstance(joint, NotChecked) else joint.check(matrix.T)
+
+
+@functools.cache
+def _pool() -> ThreadPoolExecutor:
+    """Sorting and searching release the GIL, so features are checked on every core."""
+    return ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="driftline-check")
 
 
 def _decide(
