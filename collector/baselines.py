@@ -94,6 +94,24 @@ def fit_first_decisions(
     return for_one_event(baseline, f"first {first} decisions of {model} {version}")
 
 
+def baseline_set_event(
+    fitted: FittedBaseline, *, model: str, version: str, set_by: str
+) -> dict[str, Any]:
+    """The ``baseline_set`` event that sets it, for an agent to complete and record."""
+    return {
+        "type": "baseline_set",
+        "model": {"name": model, "version": version},
+        "payload": {
+            "version": version,
+            "baseline_id": fitted.baseline_id,
+            "source": fitted.source,
+            "set_by": set_by,
+            "size": fitted.baseline.size,
+            "record": fitted.record,
+        },
+    }
+
+
 def active_baseline(session: Session, model: str, version: str) -> BaselineRecord | None:
     return session.exec(
         select(BaselineRecord)

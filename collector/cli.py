@@ -4,42 +4,40 @@ from __future__ import annotations
 
 import contextlib
 import getpass
-import json
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
-import httpx
 import typer
 import uvicorn
 from kafka.errors import KafkaError
 from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from agent import Driftline
 from agent.sidecar import create_sidecar
-from collector import ledger, queries
+from collector import ledger
 from collector.baselines import (
     FittedBaseline,
     active_baseline,
     all_baselines,
+    baseline_set_event,
     fit_first_decisions,
     fit_reference,
 )
 from collector.consumer import Collector
 from collector.database import make_engine, migrate
+from collector.demo import DemoFailed, run_demo
 from collector.detection import DETECTOR_SERVICE, DetectorWorker
 from collector.logs import configure_logging
 from collector.reference import ReferenceFileError
 from collector.settings import CollectorSettings
-from collector.simulation import SERVICE, run_simulation
+from collector.simulation import REVIEW_BELOW
 from collector.stack import Stack
 from detectors.baseline import Baseline
 
@@ -107,54 +105,33 @@ def up(
 @app.command()
 def demo(
     decisions: Annotated[int, typer.Option(min=1, help="How many decisions to simulate.")] = 3000,
+    shifted: Annotated[
+        int, typer.Option(min=0, help="Then this many from a shifted population, at most.")
+    ] = 2000,
     database_url: DatabaseOption = None,
     api_port: PortOption = None,
     keep_running: Annotated[bool, typer.Option(help="Keep serving after the demo.")] = False,
 ) -> None:
-    """Start the embedded stack, drive a simulated AI service through it, show one trail."""
+    """Start the embedded stack, drive a simulated AI service through it, show a trail and drift."""
     settings = load_settings(
         database_url=database_url,
         api_port=api_port,
         embedded_broker_port=0,  # the demo's own agent is told where; keep 9092 free
         log_level="warning",
+        detect_interval_s=1.0,
+        detect_window_decisions=500,
+        detect_baseline_first=min(1_000, decisions),
+        detect_review_threshold=REVIEW_BELOW,
     )
     configure_logging(settings.log_level)
     console.rule("Driftline demo")
     started = time.monotonic()
     with _running(settings) as stack:
         _describe(stack)
-        assert stack.engine is not None
-        before = _ledger_size(stack.engine)
-        with Driftline(
-            service=SERVICE, kafka_bootstrap_servers=stack.bootstrap_servers, topic=settings.topic
-        ) as agent:
-            sim_started = time.monotonic()
-            result = run_simulation(agent, decisions=decisions)
-            console.print(
-                f"[green]✓[/] simulated service [bold]{SERVICE}[/] recorded "
-                f"{len(result.decisions)} decisions, {len(result.reviewed)} reviews, "
-                f"{len(result.with_feedback)} feedback ({result.events} events) "
-                f"in {time.monotonic() - sim_started:.1f}s"
-            )
-            report = agent.flush(timeout_s=60)
-        if not report.ok:
-            _fail(f"the agent did not deliver every event: {report}")
-        console.print(f"[green]✓[/] agent delivered {report.delivered} events to Kafka")
-        stored = _wait_for_ledger(stack.engine, before + report.delivered, timeout_s=90)
-        if stored - before != report.delivered:
-            _fail(f"the collector stored {stored - before} of {report.delivered} events")
-        console.print(f"[green]✓[/] collector stored {stored - before} events in the ledger")
-        with Session(stack.engine) as session:
-            verification = ledger.verify(session)
-        state = "intact" if verification.intact else f"BROKEN: {verification.breaks}"
-        console.print(
-            f"[green]✓[/] ledger: {verification.chains} hash chains, "
-            f"{verification.entries} entries, {state}"
-        )
-        chosen = next(
-            d for d in result.decisions if d in result.reviewed and d in result.with_feedback
-        )
-        _show_trail(stack.api_url, chosen)
+        try:
+            run_demo(stack, console, decisions=decisions, shifted=shifted)
+        except DemoFailed as error:
+            _fail(str(error))
         console.print(f"API docs: {stack.api_url}/docs")
         console.print(f"demo took {time.monotonic() - started:.1f}s")
         if keep_running:
@@ -378,18 +355,7 @@ def _publish_baseline(
     ) as agent:
         agent.record_event(
             agent.complete_event(
-                {
-                    "type": "baseline_set",
-                    "model": {"name": model, "version": version},
-                    "payload": {
-                        "version": version,
-                        "baseline_id": fitted.baseline_id,
-                        "source": fitted.source,
-                        "set_by": set_by,
-                        "size": fitted.baseline.size,
-                        "record": fitted.record,
-                    },
-                }
+                baseline_set_event(fitted, model=model, version=version, set_by=set_by)
             )
         )
         report = agent.flush(timeout_s=30)
@@ -422,25 +388,3 @@ def _describe(stack: Stack) -> None:
     console.print(f"[green]✓[/] {where}, topic {stack.settings.topic}")
     console.print(f"[green]✓[/] store {stack.settings.database_url} (migrated)")
     console.print(f"[green]✓[/] collector consuming; API on {stack.api_url} (docs: /docs)")
-
-
-def _ledger_size(engine: Engine) -> int:
-    with Session(engine) as session:
-        return queries.count_ledger_entries(session=session)
-
-
-def _wait_for_ledger(engine: Engine, target: int, timeout_s: float) -> int:
-    deadline = time.monotonic() + timeout_s
-    size = _ledger_size(engine)
-    while size < target and time.monotonic() < deadline:
-        time.sleep(0.2)
-        size = _ledger_size(engine)
-    return size
-
-
-def _show_trail(api_url: str, decision_id: uuid.UUID) -> None:
-    response = httpx.get(f"{api_url}/decisions/{decision_id}", timeout=10)
-    if response.status_code != 200:
-        _fail(f"GET /decisions/{decision_id} answered {response.status_code}: {response.text}")
-    console.rule(f"GET /decisions/{decision_id}")
-    console.print_json(json.dumps(response.json()))

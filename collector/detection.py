@@ -22,7 +22,7 @@ from sqlmodel import Session, col, select
 
 from agent import Driftline
 from collector import queries
-from collector.baselines import active_baseline, fit_first_decisions
+from collector.baselines import active_baseline, baseline_set_event, fit_first_decisions
 from collector.features import FeatureKinds, columns, decision_row
 from collector.hysteresis import Check, Hysteresis, Transition
 from collector.leadership import Leadership
@@ -139,22 +139,8 @@ class DetectorWorker:
         )
         if fitted is None:
             return
-        self._agent.record_event(
-            self._agent.complete_event(
-                {
-                    "type": "baseline_set",
-                    "model": {"name": model, "version": version},
-                    "payload": {
-                        "version": version,
-                        "baseline_id": fitted.baseline_id,
-                        "source": fitted.source,
-                        "set_by": DETECTOR_SERVICE,
-                        "size": fitted.baseline.size,
-                        "record": fitted.record,
-                    },
-                }
-            )
-        )
+        document = baseline_set_event(fitted, model=model, version=version, set_by=DETECTOR_SERVICE)
+        self._agent.record_event(self._agent.complete_event(document))
         self._fitted[(model, version)] = fitted.baseline_id
         log.info("baseline fitted", model=model, version=version, source=fitted.source)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -86,8 +87,11 @@ def search_decisions(
     return list(session.exec(statement.limit(limit)).all())
 
 
-def count_ledger_entries(*, session: Session) -> int:
-    return session.exec(select(func.count()).select_from(LedgerEntry)).one()
+def count_ledger_entries(*, session: Session, event_types: Sequence[str] | None = None) -> int:
+    statement = select(func.count()).select_from(LedgerEntry)
+    if event_types is not None:
+        statement = statement.where(col(LedgerEntry.event_type).in_(event_types))
+    return session.exec(statement).one()
 
 
 def latest_verdicts(

@@ -41,6 +41,11 @@ def test_demo_prints_a_decision_with_its_review_and_feedback(tmp_path: Path) -> 
     assert '"reviews": [' in out and '"reviewer":' in out
     assert '"feedback": [' in out and '"reporter":' in out
     assert "API docs: http://127.0.0.1:" in out
+    assert "detector set baseline" in out and "first 300 decisions" in out
+    assert "drift detected debt_ratio (ks)" in out
+    assert "drift detected confidence (ks)" in out
+    for unshifted in ("income", "age", "employment_years", "region"):
+        assert f"drift detected {unshifted} " not in out
 
     verified = driftline("verify", env={"DRIFTLINE_DATABASE_URL": f"sqlite:///{database}"})
     assert verified.returncode == 0, verified.stdout

@@ -117,3 +117,19 @@ def test_a_feature_gone_missing_is_reported_not_raised() -> None:
     unchecked = [v for v in verdicts if isinstance(v, Unchecked)]
     assert [(v.feature, v.test) for v in unchecked] == [("age", "ks")]
     assert ("age", "missing-rate") in drifted(verdicts)
+
+
+def test_a_rate_with_no_hits_on_either_side_is_left_out_of_the_correction() -> None:
+    rng = np.random.default_rng(5)
+    builder = BaselineBuilder(continuous=("x",), flags=("violated",))
+    builder.add({"x": rng.normal(size=2_000), "violated": [False] * 2_000})
+    baseline = builder.build()
+    clean = {"x": rng.normal(size=1_000), "violated": [False] * 1_000}
+    tests = {(v.feature, v.test) for v in check_window(baseline, clean)}
+    assert ("x", "missing-rate") not in tests and ("violated", "flag-rate") not in tests
+
+    gaps = rng.normal(size=1_000)
+    gaps[:100] = np.nan
+    broken = {"x": gaps, "violated": [n < 100 for n in range(1_000)]}
+    found = drifted(check_window(baseline, broken))
+    assert found == {("x", "missing-rate"), ("violated", "flag-rate")}
