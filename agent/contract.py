@@ -42,7 +42,13 @@ EventType = Literal[
 ]
 ReviewAction = Literal["approve", "override", "escalate"]
 DriftTest = Literal[
-    "ks", "g-test", "missing-rate", "flag-rate", "review-share", "pca-reconstruction"
+    "ks",
+    "g-test",
+    "missing-rate",
+    "flag-rate",
+    "mean-shift",
+    "review-share",
+    "pca-reconstruction",
 ]
 
 Name = Annotated[str, Field(min_length=1, max_length=200)]

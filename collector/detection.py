@@ -193,7 +193,7 @@ class DetectorWorker:
                 }
             )
         )
-        log.warning(
+        log.info(  # the event is the record; on-call hears of it through alert routing
             f"drift {transition.state}",
             model=model,
             version=version,

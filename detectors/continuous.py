@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.special import kolmogorov
+from scipy.special import kolmogorov, stdtr
 
 PSI_FLOOR = 1e-4  # a bin empty on one side would make PSI infinite
 PSI_BINS = 10
@@ -39,6 +39,15 @@ class ContinuousDrift:
 
 
 @dataclass(frozen=True)
+class MeanShift:
+    t_statistic: float
+    p_value: float
+    shift_sd: float  # current mean minus baseline mean, in baseline std devs
+    baseline_size: int
+    current_size: int
+
+
+@dataclass(frozen=True)
 class NotChecked:
     """Why a check could not give a verdict (too little data, nothing but missing values)."""
 
@@ -51,6 +60,7 @@ class Reference:
     and its PSI bins."""
 
     values: Floats
+    mean: float
     spread: float
     psi_edges: Floats
     psi_expected: Floats
@@ -62,7 +72,8 @@ class Reference:
         edges = np.unique(np.quantile(values_sorted, levels)) if n else np.zeros(0)
         return cls(
             values=values_sorted,
-            spread=float(np.std(values_sorted, ddof=1)) if n > 1 else 0.0,
+            mean=_mean_and_variance(values_sorted)[0],
+            spread=math.sqrt(_mean_and_variance(values_sorted)[1]),
             psi_edges=edges,
             psi_expected=np.maximum(_bin_counts(values_sorted, edges) / max(n, 1), PSI_FLOOR),
         )
@@ -89,6 +100,26 @@ class Reference:
             baseline_size=n,
             current_size=m,
         )
+
+    def mean_shift(self, observed: Floats) -> MeanShift | NotChecked:
+        """Welch's t-test of the window's mean against the baseline's."""
+        n, m = self.values.size, observed.size
+        if n < 2 or m < 2:
+            return NotChecked(f"too few values for a mean (baseline {n}, window {m})")
+        mean, variance = _mean_and_variance(observed)
+        shift = mean - self.mean
+        share_a, share_b = self.spread**2 / n, variance / m
+        if share_a + share_b == 0.0:  # both constant: equal, or entirely apart
+            p_value, t = (1.0, 0.0) if shift == 0.0 else (0.0, math.inf)
+        else:
+            t = shift / math.sqrt(share_a + share_b)
+            freedom = (share_a + share_b) ** 2 / (share_a**2 / (n - 1) + share_b**2 / (m - 1))
+            p_value = float(2 * stdtr(freedom, -abs(t)))
+        if self.spread == 0.0:
+            size = 0.0 if shift == 0.0 else math.copysign(math.inf, shift)
+        else:
+            size = shift / self.spread
+        return MeanShift(t, min(p_value, 1.0), size, n, m)
 
     def _ks_statistic(self, b: Floats) -> float:
         """The largest gap between the ECDFs. At each window value it is read directly; between
@@ -125,6 +156,16 @@ class Reference:
 def check_continuous(baseline_sorted: Floats, current: Floats) -> ContinuousDrift | NotChecked:
     """Compare the current window with the (sorted, NaN-free) baseline."""
     return Reference.of(baseline_sorted).compare(np.sort(current[~np.isnan(current)]))
+
+
+def _mean_and_variance(values: Floats) -> tuple[float, float]:
+    """Mean and sample variance; exact for a constant sample, where rounding would otherwise
+    leave a spread of about 1e-16 to divide by."""
+    if values.size == 0:
+        return math.nan, 0.0
+    if values.min() == values.max():
+        return float(values[0]), 0.0
+    return float(np.mean(values)), float(np.var(values, ddof=1))
 
 
 def _counts_up_to(values_sorted: Floats) -> Indices:

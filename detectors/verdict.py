@@ -1,9 +1,9 @@
-"""One full check of a window against a baseline: every feature, its missing-value rate, the
-confidence (its distribution and the share under the human-review threshold) and the joint
-distribution, with p-values adjusted together so that the false-alarm rate per check is the
-configured one. Continuous features are sorted and compared in parallel, a share per core. A
-feature drifts when its difference is both significant and large enough to
-matter (``min_effect``, per feature or per effect measure).
+"""One full check of a window against a baseline: every feature, its missing-value rate, every
+flag's rate, the confidence (its distribution, its mean and the share under the human-review
+threshold) and the joint distribution, with p-values adjusted together so that the false-alarm
+rate per check is the configured one. A feature drifts when its difference is both significant
+and large enough to matter (``min_effect``, per feature or per effect measure). Continuous
+features are sorted and compared in parallel, a share per core.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from threadpoolctl import threadpool_limits
 
 from detectors.baseline import Baseline
 from detectors.categorical import CategoricalDrift, check_categorical
-from detectors.continuous import ContinuousDrift, NotChecked
+from detectors.continuous import ContinuousDrift, MeanShift, NotChecked
 from detectors.multiple import Correction, adjust
 from detectors.multivariate import JointDrift
 from detectors.proportions import RateDrift, check_rate
@@ -35,13 +35,14 @@ DEFAULT_MIN_EFFECT = {
     "js_distance": 0.05,
     "rate_difference": 0.02,
     "error_shift_sd": 0.1,
+    "mean_shift_sd": 0.1,
 }
 
 
 @dataclass(frozen=True)
 class FeatureVerdict:
     feature: str
-    test: str  # "ks", "g-test", "missing-rate", "flag-rate", "review-share", "pca-reconstruction"
+    test: str  # ks, g-test, missing-rate, flag-rate, mean-shift, review-share, pca-reconstruction
     statistic: float
     p_value: float
     adjusted_p: float
@@ -117,6 +118,9 @@ def check_window(
     for name, flagged in baseline.flags.items():
         hits = sum(bool(value) for value in window[name])
         results += _rate(name, "flag-rate", flagged, baseline.size, hits, size)
+    if CONFIDENCE in baseline.references:
+        shift = baseline.references[CONFIDENCE].mean_shift(observed[CONFIDENCE])
+        results.append(_mean_shift(shift))
     if review_threshold is not None and CONFIDENCE in baseline.references:
         before, now = baseline.sorted_columns[CONFIDENCE], observed[CONFIDENCE]
         under_before = int(np.searchsorted(before, review_threshold, side="left"))
@@ -188,6 +192,15 @@ def _continuous(name: str, check: ContinuousDrift | NotChecked) -> _Result | Unc
     return _Result(
         name, "ks", check.ks_statistic, check.p_value, "wasserstein_sd", check.wasserstein_sd,
         check.baseline_size, check.current_size,
+    )  # fmt: skip
+
+
+def _mean_shift(check: MeanShift | NotChecked) -> _Result | Unchecked:
+    if isinstance(check, NotChecked):
+        return Unchecked(CONFIDENCE, "mean-shift", check.reason)
+    return _Result(
+        CONFIDENCE, "mean-shift", check.t_statistic, check.p_value, "mean_shift_sd",
+        check.shift_sd, check.baseline_size, check.current_size,
     )  # fmt: skip
 
 
