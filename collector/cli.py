@@ -22,6 +22,7 @@ from sqlmodel import Session
 from agent import Driftline
 from agent.sidecar import create_sidecar
 from collector import ledger
+from collector.alert_config import AlertConfigError, Route, load_alerting
 from collector.baselines import (
     FittedBaseline,
     active_baseline,
@@ -284,6 +285,28 @@ def baseline_list(database_url: DatabaseOption = None) -> None:
             str(record.size),
         )
     console.print(table)
+
+
+@app.command("check-config")
+def check_config(
+    path: Annotated[Path, typer.Argument(help="The alerting file (routes, receivers, owners).")],
+) -> None:
+    """Validate an alerting file; name the file, line and key of every mistake."""
+    try:
+        config = load_alerting(path)
+    except AlertConfigError as error:
+        for problem in error.problems:
+            errors.print(f"[red]✗[/] {problem}", highlight=False)
+        raise typer.Exit(1) from None
+    routes = _count_routes(config.route)
+    console.print(
+        f"[green]✓[/] {path}: {routes} routes, {len(config.receivers)} receivers, "
+        f"{len(config.inhibit_rules)} inhibit rules, {len(config.owners)} owners"
+    )
+
+
+def _count_routes(route: Route) -> int:
+    return 1 + sum(_count_routes(child) for child in route.routes)
 
 
 @app.command("agent")

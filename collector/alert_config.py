@@ -1,0 +1,206 @@
+"""The alerting configuration: who owns each model, how alerts are routed to receivers, which
+alerts inhibit others. YAML with Alertmanager's vocabulary (``route``, ``matchers``,
+``continue``, ``group_by``, ``group_wait``, ``group_interval``, ``repeat_interval``,
+``receivers``, ``inhibit_rules``) plus Driftline's ``owners``.
+
+``load_alerting`` reads a file and either returns the configuration or raises
+``AlertConfigError`` listing every mistake with the file, line and key, so that
+``driftline check-config`` can point at each one.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+from collector.matchers import Matcher, MatcherError
+
+_DURATION = re.compile(r"^((\d+)w)?((\d+)d)?((\d+)h)?((\d+)m)?((\d+)s)?((\d+)ms)?$")
+_UNITS = {"w": 604_800, "d": 86_400, "h": 3_600, "m": 60, "s": 1, "ms": 0.001}
+PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
+
+
+def parse_duration(value: object) -> timedelta:
+    """A Prometheus duration: ``30s``, ``5m``, ``1h30m``, ``500ms``, ``1d``, ``1w``."""
+    if isinstance(value, timedelta):
+        return value
+    text = str(value)
+    found = _DURATION.match(text)
+    if not text or found is None:
+        raise ValueError(f"{text!r} is not a duration; write e.g. 30s, 5m, 1h30m, 500ms")
+    units = ("w", "d", "h", "m", "s", "ms")
+    amounts = found.groups()[1::2]
+    return timedelta(
+        seconds=sum(int(a) * _UNITS[u] for a, u in zip(amounts, units, strict=True) if a)
+    )
+
+
+def _matcher(value: object) -> Matcher:
+    if isinstance(value, Matcher):
+        return value
+    try:
+        return Matcher.parse(str(value))
+    except MatcherError as error:
+        raise ValueError(str(error)) from None
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+MatcherField = Annotated[Matcher, BeforeValidator(_matcher)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+
+class WebhookConfig(_Strict):
+    url: str
+    send_resolved: bool = True
+    max_alerts: int = Field(default=0, ge=0)  # 0: all
+
+
+class SlackConfig(_Strict):
+    api_url: str  # the incoming-webhook URL
+    channel: str | None = None
+    send_resolved: bool = True
+
+
+class PagerDutyConfig(_Strict):
+    routing_key: str
+    url: str = PAGERDUTY_EVENTS_URL
+    send_resolved: bool = True
+
+
+class AlertmanagerConfig(_Strict):
+    url: str  # the Alertmanager's base URL; alerts go to {url}/api/v2/alerts
+    send_resolved: bool = True
+
+
+class Receiver(_Strict):
+    name: str = Field(min_length=1)
+    webhook_configs: list[WebhookConfig] = []
+    slack_configs: list[SlackConfig] = []
+    pagerduty_configs: list[PagerDutyConfig] = []
+    alertmanager_configs: list[AlertmanagerConfig] = []
+
+
+class Route(_Strict):
+    receiver: str | None = None
+    matchers: list[MatcherField] = []
+    group_by: list[str] | None = None
+    group_wait: Duration | None = None
+    group_interval: Duration | None = None
+    repeat_interval: Duration | None = None
+    continue_: bool = Field(default=False, alias="continue")
+    routes: list[Route] = []
+
+
+class InhibitRule(_Strict):
+    source_matchers: list[MatcherField] = Field(min_length=1)
+    target_matchers: list[MatcherField] = Field(min_length=1)
+    equal: list[str] = []
+
+
+class Owner(_Strict):
+    """Who is accountable for the models an alert's labels match, and where to turn next."""
+
+    matchers: list[MatcherField] = Field(min_length=1)
+    owner: str = Field(min_length=1)
+    escalation: list[str] = []
+    runbook: str | None = None
+
+
+class AlertingConfig(_Strict):
+    route: Route
+    receivers: list[Receiver] = Field(min_length=1)
+    inhibit_rules: list[InhibitRule] = []
+    owners: list[Owner] = []
+
+    def receiver(self, name: str) -> Receiver:
+        return next(r for r in self.receivers if r.name == name)
+
+
+class AlertConfigError(ValueError):
+    """Every mistake in an alerting file, each as ``file:line: key: what is wrong``."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+def load_alerting(path: Path) -> AlertingConfig:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise AlertConfigError([f"{path}: cannot read: {error.strerror}"]) from None
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        document = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as error:
+        line = error.problem_mark.line + 1 if error.problem_mark else 0
+        raise AlertConfigError([f"{path}:{line}: not valid YAML: {error.problem}"]) from None
+    if not isinstance(document, dict):
+        raise AlertConfigError([f"{path}:1: expected a mapping with route and receivers"])
+    try:
+        config = AlertingConfig.model_validate(document)
+    except ValidationError as error:
+        raise AlertConfigError(
+            [
+                _located(path, root, tuple(problem["loc"]), problem["msg"])
+                for problem in error.errors(include_url=False)
+            ]
+        ) from None
+    problems = [_located(path, root, loc, message) for loc, message in _references(config)]
+    if problems:
+        raise AlertConfigError(problems)
+    return config
+
+
+def _references(config: AlertingConfig) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    """Mistakes no single field shows: unknown or duplicate receivers, a root that filters."""
+    names = [receiver.name for receiver in config.receivers]
+    for index, name in enumerate(names):
+        if name in names[:index]:
+            yield ("receivers", index, "name"), f"receiver {name!r} is defined twice"
+    if config.route.receiver is None:
+        yield ("route", "receiver"), "the root route needs a receiver, the default for all alerts"
+    if config.route.matchers:
+        yield ("route", "matchers"), "the root route takes every alert; it cannot have matchers"
+
+    def walk(
+        route: Route, loc: tuple[str | int, ...]
+    ) -> Iterator[tuple[tuple[str | int, ...], str]]:
+        if route.receiver is not None and route.receiver not in names:
+            yield (
+                (*loc, "receiver"),
+                (f"unknown receiver {route.receiver!r}; defined: {', '.join(names)}"),
+            )
+        for index, child in enumerate(route.routes):
+            yield from walk(child, (*loc, "routes", index))
+
+    yield from walk(config.route, ("route",))
+
+
+def _located(path: Path, root: yaml.Node | None, loc: tuple[Any, ...], message: str) -> str:
+    """``file:line: key: message``, the line being the key's own or its nearest parent's."""
+    node, line = root, 1
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            found = next((v for k, v in node.value if k.value == part), None)
+            if found is None:
+                break
+            node = found
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            if part >= len(node.value):
+                break
+            node = node.value[part]
+        else:
+            break
+        line = node.start_mark.line + 1
+    key = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+    return f"{path}:{line}: {key}: {message}"
