@@ -113,6 +113,7 @@ class Owner(_Strict):
     owner: str = Field(min_length=1)
     escalation: list[str] = []
     runbook: str | None = None
+    severity: str = "warning"  # the alert's severity label; PagerDuty maps it
 
 
 class AlertingConfig(_Strict):

@@ -171,3 +171,24 @@ class DriftVerdict(DriftVerdictBase, table=True):
     __table_args__ = (
         Index("ix_drift_verdicts_model_time", "model_name", "model_version", "occurred_at"),
     )
+
+
+class OutboxMessage(SQLModel, table=True):
+    """A notification stored before it is sent, and marked when its receiver accepts it."""
+
+    __tablename__ = "notification_outbox"
+    __table_args__ = (Index("ix_outbox_due", "state", "next_attempt_at"),)
+
+    id: uuid.UUID = Field(primary_key=True)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    receiver: str = Field(max_length=200)
+    integration: str = Field(max_length=40)  # "webhook[0]", "pagerduty[0]"...
+    group_key: str = Field(sa_type=Text)
+    status: str = Field(max_length=20)  # the notification's: firing or resolved
+    url: str = Field(sa_type=Text)
+    body: Any = Field(sa_type=JSONDocument)
+    state: str = Field(max_length=20)  # pending, sent, or failed for good
+    attempts: int = 0
+    next_attempt_at: datetime = Field(sa_type=UTCDateTime)
+    last_error: str | None = Field(default=None, sa_type=Text)
+    sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -1,0 +1,99 @@
+"""Alerts gathered into notifications, as Alertmanager's aggregation groups do.
+
+Each route an alert takes puts it in the group of that route and its ``group_by`` labels. A new
+group waits ``group_wait`` for more alerts; after its first notification it is looked at every
+``group_interval`` and notifies again when its alerts changed (new, or resolved), or when
+``repeat_interval`` has passed since it last notified. Resolved alerts go out once, then leave
+the group; an empty group is dropped. Time is passed in, so that tests and restarts can drive it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from collector.alert_config import AlertingConfig
+from collector.alerts import Alert
+from collector.routing import RoutePolicy, route_alert
+
+
+@dataclass(frozen=True)
+class Notification:
+    """One message to one receiver about one group."""
+
+    receiver: str
+    group_key: str
+    group_labels: dict[str, str]
+    alerts: tuple[Alert, ...]
+
+    @property
+    def status(self) -> str:
+        return "resolved" if all(a.resolved for a in self.alerts) else "firing"
+
+
+@dataclass
+class _Group:
+    policy: RoutePolicy
+    labels: dict[str, str]
+    alerts: dict[str, Alert] = field(default_factory=dict)
+    next_flush: datetime | None = None
+    last_notified: datetime | None = None
+    notified: frozenset[tuple[str, bool]] = frozenset()  # (fingerprint, resolved) last sent
+
+
+class Grouper:
+    def __init__(self, config: AlertingConfig) -> None:
+        self._config = config
+        self._groups: dict[tuple[str, str], _Group] = {}
+
+    def add(self, alert: Alert, now: datetime) -> None:
+        for policy in route_alert(self._config.route, alert.labels):
+            key = (policy.receiver, policy.group_key(alert.labels))
+            group = self._groups.get(key)
+            if group is None:
+                group = _Group(policy, policy.group_labels(alert.labels))
+                group.next_flush = now + policy.group_wait
+                self._groups[key] = group
+            known = group.alerts.get(alert.fingerprint)
+            if known is not None:  # keep when it started; take its latest state
+                alert = replace(alert, starts_at=known.starts_at)
+            group.alerts[alert.fingerprint] = alert
+
+    def due(self, now: datetime) -> list[Notification]:
+        """The notifications to send now; groups are moved on as if they were sent."""
+        notifications = []
+        for (receiver, group_key), group in list(self._groups.items()):
+            if group.next_flush is None or now < group.next_flush:
+                continue
+            state = frozenset((fp, a.resolved) for fp, a in group.alerts.items())
+            repeat = (
+                group.last_notified is not None
+                and now - group.last_notified >= group.policy.repeat_interval
+            )
+            if state != group.notified or repeat:
+                notifications.append(
+                    Notification(receiver, group_key, group.labels, _ordered(group.alerts.values()))
+                )
+                group.notified, group.last_notified = state, now
+            for fingerprint in [fp for fp, a in group.alerts.items() if a.resolved]:
+                del group.alerts[fingerprint]
+            group.notified = frozenset(x for x in group.notified if not x[1])
+            if not group.alerts:
+                del self._groups[(receiver, group_key)]
+            else:
+                group.next_flush = now + group.policy.group_interval
+        return notifications
+
+    def firing(self) -> Mapping[str, Alert]:
+        """Every alert firing in any group, by fingerprint."""
+        return {
+            fp: alert
+            for group in self._groups.values()
+            for fp, alert in group.alerts.items()
+            if not alert.resolved
+        }
+
+
+def _ordered(alerts: Iterable[Alert]) -> tuple[Alert, ...]:
+    return tuple(sorted(alerts, key=lambda a: (a.starts_at, a.fingerprint)))
