@@ -39,6 +39,7 @@ EventType = Literal[
     "baseline_set",
     "drift_detected",
     "drift_resolved",
+    "alert_notified",
 ]
 ReviewAction = Literal["approve", "override", "escalate"]
 DriftTest = Literal[
@@ -198,6 +199,18 @@ class DriftPayload(_Frozen):
     current_size: Count
 
 
+class AlertNotifiedPayload(_Frozen):
+    """A receiver accepted a notification: who was told what, and when (the event's time)."""
+
+    notification_id: uuid.UUID
+    receiver: Name
+    integration: Annotated[str, Field(min_length=1, max_length=40)]
+    group_key: Annotated[str, Field(min_length=1, max_length=4_000)]
+    status: Literal["firing", "resolved"]
+    fingerprints: list[Annotated[str, Field(max_length=64)]] = Field(max_length=10_000)
+    attempts: Annotated[int, Field(ge=1)]
+
+
 def baseline_digest(record: dict[str, JsonValue]) -> str:
     canonical = json.dumps(record, sort_keys=True, separators=(",", ":"), allow_nan=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
@@ -283,6 +296,14 @@ class DriftResolvedEvent(_AboutVersion):
     payload: DriftPayload
 
 
+class AlertNotifiedEvent(_Envelope):
+    """About the alert group's model when it has one; ``model.name`` is "*" when it spans
+    several."""
+
+    type: Literal["alert_notified"] = "alert_notified"
+    payload: AlertNotifiedPayload
+
+
 Event = Annotated[
     DecisionEvent
     | ReviewEvent
@@ -290,7 +311,8 @@ Event = Annotated[
     | ModelDeployedEvent
     | BaselineSetEvent
     | DriftDetectedEvent
-    | DriftResolvedEvent,
+    | DriftResolvedEvent
+    | AlertNotifiedEvent,
     Field(discriminator="type"),
 ]
 _EVENT = TypeAdapter[Event](Event)

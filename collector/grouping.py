@@ -9,7 +9,7 @@ the group; an empty group is dropped. Time is passed in, so that tests and resta
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -60,25 +60,33 @@ class Grouper:
                 alert = replace(alert, starts_at=known.starts_at)
             group.alerts[alert.fingerprint] = alert
 
-    def due(self, now: datetime) -> list[Notification]:
-        """The notifications to send now; groups are moved on as if they were sent."""
+    def due(
+        self,
+        now: datetime,
+        mute: Callable[[Notification], Notification | None] = lambda n: n,
+    ) -> list[Notification]:
+        """The notifications to send now; groups are moved on as if they were sent. ``mute``
+        takes muted alerts out; what it leaves is what counts as notified, so an alert whose
+        silence ends goes out at its group's next look."""
         notifications = []
         for (receiver, group_key), group in list(self._groups.items()):
             if group.next_flush is None or now < group.next_flush:
                 continue
-            state = frozenset((fp, a.resolved) for fp, a in group.alerts.items())
+            whole = Notification(receiver, group_key, group.labels, _ordered(group.alerts.values()))
+            sent = mute(whole)
+            state = (
+                frozenset((a.fingerprint, a.resolved) for a in sent.alerts) if sent else frozenset()
+            )
             repeat = (
                 group.last_notified is not None
                 and now - group.last_notified >= group.policy.repeat_interval
             )
-            if state != group.notified or repeat:
-                notifications.append(
-                    Notification(receiver, group_key, group.labels, _ordered(group.alerts.values()))
-                )
-                group.notified, group.last_notified = state, now
+            if sent is not None and (state != group.notified or repeat):
+                notifications.append(sent)
+                group.last_notified = now
+            group.notified = frozenset(x for x in state if not x[1])
             for fingerprint in [fp for fp, a in group.alerts.items() if a.resolved]:
                 del group.alerts[fingerprint]
-            group.notified = frozenset(x for x in group.notified if not x[1])
             if not group.alerts:
                 del self._groups[(receiver, group_key)]
             else:

@@ -185,6 +185,8 @@ class OutboxMessage(SQLModel, table=True):
     integration: str = Field(max_length=40)  # "webhook[0]", "pagerduty[0]"...
     group_key: str = Field(sa_type=Text)
     status: str = Field(max_length=20)  # the notification's: firing or resolved
+    fingerprints: list[str] = Field(sa_type=JSONDocument)  # of the alerts it carries
+    common_labels: dict[str, str] = Field(sa_type=JSONDocument)
     url: str = Field(sa_type=Text)
     body: Any = Field(sa_type=JSONDocument)
     state: str = Field(max_length=20)  # pending, sent, or failed for good
@@ -192,3 +194,33 @@ class OutboxMessage(SQLModel, table=True):
     next_attempt_at: datetime = Field(sa_type=UTCDateTime)
     last_error: str | None = Field(default=None, sa_type=Text)
     sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class AlertNotification(SQLModel, table=True):
+    """Who was told what, and when: a receiver accepted a notification (``alert_notified``)."""
+
+    __tablename__ = "alert_notifications"
+
+    event_id: uuid.UUID = Field(primary_key=True)
+    occurred_at: datetime = Field(sa_type=UTCDateTime)
+    notification_id: uuid.UUID = Field(index=True)
+    receiver: str = Field(max_length=200)
+    integration: str = Field(max_length=40)
+    group_key: str = Field(sa_type=Text)
+    status: str = Field(max_length=20)
+    fingerprints: list[str] = Field(sa_type=JSONDocument)
+    attempts: int
+
+
+class Silence(SQLModel, table=True):
+    """Alerts matching all of ``matchers`` are not notified from ``starts_at`` to ``ends_at``."""
+
+    __tablename__ = "silences"
+
+    id: uuid.UUID = Field(primary_key=True)
+    matchers: list[str] = Field(sa_type=JSONDocument)
+    starts_at: datetime = Field(sa_type=UTCDateTime)
+    ends_at: datetime = Field(sa_type=UTCDateTime, index=True)
+    created_by: str = Field(max_length=200)
+    comment: str = Field(sa_type=Text)
+    created_at: datetime = Field(sa_type=UTCDateTime)

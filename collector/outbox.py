@@ -23,7 +23,7 @@ from sqlmodel import Session, col, select
 from collector.alert_config import Receiver
 from collector.grouping import Notification
 from collector.models import OutboxMessage
-from collector.receivers import messages
+from collector.receivers import common_labels, messages
 
 log = structlog.get_logger(__name__)
 
@@ -48,6 +48,8 @@ def enqueue(
             integration=message.integration,
             group_key=notification.group_key,
             status=notification.status,
+            fingerprints=[alert.fingerprint for alert in notification.alerts],
+            common_labels=common_labels([alert.labels for alert in notification.alerts]),
             url=message.url,
             body=message.body,
             state=PENDING,

@@ -10,6 +10,7 @@ import structlog
 from sqlmodel import Session, SQLModel, col, select
 
 from agent.contract import (
+    AlertNotifiedEvent,
     BaselineSetEvent,
     DecisionEvent,
     DriftDetectedEvent,
@@ -20,6 +21,7 @@ from agent.contract import (
     ReviewEvent,
 )
 from collector.models import (
+    AlertNotification,
     BaselineRecord,
     Decision,
     DriftVerdict,
@@ -120,6 +122,18 @@ def row_for(event: Event) -> SQLModel:
                 model_version=p.version,
                 state="detected" if isinstance(event, DriftDetectedEvent) else "resolved",
                 **p.model_dump(exclude={"version"}),
+            )
+        case AlertNotifiedEvent(payload=p):
+            return AlertNotification(
+                event_id=event.event_id,
+                occurred_at=event.occurred_at,
+                notification_id=p.notification_id,
+                receiver=p.receiver,
+                integration=p.integration,
+                group_key=p.group_key,
+                status=p.status,
+                fingerprints=p.fingerprints,
+                attempts=p.attempts,
             )
     raise TypeError(f"no read model for {type(event).__name__}")
 

@@ -76,8 +76,8 @@ def _webhook(
         "status": _status(alerts),
         "receiver": notification.receiver,
         "groupLabels": notification.group_labels,
-        "commonLabels": _common([a.labels for a in alerts]),
-        "commonAnnotations": _common([a.annotations for a in alerts]),
+        "commonLabels": common_labels([a.labels for a in alerts]),
+        "commonAnnotations": common_labels([a.annotations for a in alerts]),
         "externalURL": external_url,
         "alerts": [
             {
@@ -131,7 +131,7 @@ def _pagerduty(notification: Notification, routing_key: str, external_url: str) 
     if notification.status == "resolved":
         return {"routing_key": routing_key, "event_action": "resolve", "dedup_key": key}
     firing = [a for a in notification.alerts if not a.resolved]
-    common = _common([a.labels for a in firing])
+    common = common_labels([a.labels for a in firing])
     severity = common.get("severity", "warning")
     summary = "; ".join(a.annotations.get("summary", "") for a in firing)
     return {
@@ -173,7 +173,8 @@ def _status(alerts: tuple[Alert, ...]) -> str:
     return "resolved" if all(a.resolved for a in alerts) else "firing"
 
 
-def _common(mappings: list[dict[str, str]]) -> dict[str, str]:
+def common_labels(mappings: list[dict[str, str]]) -> dict[str, str]:
+    """The labels (or annotations) every one of them has, with the same value."""
     if not mappings:
         return {}
     first = mappings[0]

@@ -1,6 +1,7 @@
 """Valid events for tests, with any field overridable."""
 
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from agent.contract import (
@@ -64,3 +65,24 @@ def deployment(**overrides: Any) -> ModelDeployedEvent:
         "payload": ModelDeployedPayload(version="3", owner="risk-ml", approved_by="committee"),
     }
     return ModelDeployedEvent(**(fields | overrides))
+
+
+def drift_payload(feature: str, **overrides: Any) -> dict[str, Any]:
+    """A drift verdict's payload (for drift_detected or drift_resolved) about MODEL."""
+    now = datetime.now(UTC)
+    return {
+        "version": MODEL.version,
+        "baseline_id": "ab" * 32,
+        "feature": feature,
+        "test": "ks",
+        "statistic": 0.2,
+        "p_value": 1e-9,
+        "adjusted_p": 1e-8,
+        "false_alarm_rate": 0.01,
+        "effect_name": "wasserstein_sd",
+        "effect": 0.4,
+        "window_start": now,
+        "window_end": now,
+        "baseline_size": 1_000,
+        "current_size": 500,
+    } | overrides

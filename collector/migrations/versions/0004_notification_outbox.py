@@ -24,6 +24,8 @@ def upgrade() -> None:
         sa.Column("integration", sa.String(length=40), nullable=False),
         sa.Column("group_key", sa.Text(), nullable=False),
         sa.Column("status", sa.String(length=20), nullable=False),
+        sa.Column("fingerprints", JSONDocument, nullable=False),
+        sa.Column("common_labels", JSONDocument, nullable=False),
         sa.Column("url", sa.Text(), nullable=False),
         sa.Column("body", JSONDocument, nullable=False),
         sa.Column("state", sa.String(length=20), nullable=False),

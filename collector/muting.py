@@ -1,0 +1,67 @@
+"""What keeps an alert out of a notification, as in Alertmanager:
+
+- a silence: all of its matchers match the alert, between its start and its end;
+- an inhibition: another alert that is firing matches a rule's source matchers, this one its
+  target matchers, and the two agree on every label the rule lists under ``equal``.
+
+A muted alert stays in its group, so it is notified when the silence ends or the source
+resolves, if it still fires then.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from sqlmodel import Session, col, select
+
+from collector.alert_config import InhibitRule
+from collector.alerts import Alert
+from collector.grouping import Notification
+from collector.matchers import Matcher, all_match
+from collector.models import Silence
+
+
+@dataclass(frozen=True)
+class ActiveSilence:
+    id: uuid.UUID
+    matchers: tuple[Matcher, ...]
+
+
+def active_silences(session: Session, now: datetime) -> list[ActiveSilence]:
+    rows = session.exec(
+        select(Silence).where(col(Silence.starts_at) <= now, col(Silence.ends_at) > now)
+    ).all()
+    return [ActiveSilence(row.id, tuple(Matcher.parse(m) for m in row.matchers)) for row in rows]
+
+
+def mute(
+    notification: Notification,
+    silences: Sequence[ActiveSilence],
+    firing: Iterable[Alert],
+    rules: Sequence[InhibitRule],
+) -> Notification | None:
+    """The notification without its muted alerts; None if none is left."""
+    sources = list(firing)
+    kept = tuple(
+        alert
+        for alert in notification.alerts
+        if not any(all_match(s.matchers, alert.labels) for s in silences)
+        and not (not alert.resolved and _inhibited(alert, sources, rules))
+    )
+    return replace(notification, alerts=kept) if kept else None
+
+
+def _inhibited(alert: Alert, sources: Sequence[Alert], rules: Sequence[InhibitRule]) -> bool:
+    return any(
+        all_match(rule.target_matchers, alert.labels)
+        and any(
+            source.fingerprint != alert.fingerprint
+            and all_match(rule.source_matchers, source.labels)
+            and all(source.labels.get(name) == alert.labels.get(name) for name in rule.equal)
+            for source in sources
+        )
+        for rule in rules
+    )

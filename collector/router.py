@@ -1,0 +1,174 @@
+"""The alert router: drift verdicts from Kafka (its own consumer group) become alerts, grouped
+and routed by the alerting file, muted by silences and inhibitions, stored in the outbox and
+sent. Each notification a receiver accepts is recorded as an ``alert_notified`` event, so the
+trail shows who was told what and when.
+
+Alerts still firing are read back from the store when the router starts, so a restart keeps
+reminding (``repeat_interval``) and resolving them; they are notified once more after a restart.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import httpx
+import structlog
+from kafka import KafkaConsumer
+from sqlalchemy import Engine
+from sqlmodel import Session, col, select
+
+from agent import Driftline
+from agent.contract import (
+    ContractError,
+    DriftDetectedEvent,
+    DriftResolvedEvent,
+    decode,
+)
+from collector.alert_config import AlertingConfig
+from collector.alerts import Alert, alert_for
+from collector.grouping import Grouper, Notification
+from collector.models import LedgerEntry, OutboxMessage
+from collector.muting import active_silences, mute
+from collector.outbox import OutboxSender, enqueue
+
+log = structlog.get_logger(__name__)
+
+ROUTER_SERVICE = "driftline-router"
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class AlertRouter:
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        config: AlertingConfig,
+        agent: Driftline,
+        client: httpx.Client,
+        external_url: str,
+        clock: Clock = utc_now,
+    ) -> None:
+        self._engine = engine
+        self._config = config
+        self._agent = agent
+        self._external_url = external_url
+        self._clock = clock
+        self._grouper = Grouper(config)
+        self._sender = OutboxSender(engine, client)
+        self.consuming = threading.Event()  # set once Kafka has assigned it partitions
+
+    def take(self, event: DriftDetectedEvent | DriftResolvedEvent) -> Alert:
+        alert = alert_for(event, self._config, self._external_url)
+        self._grouper.add(alert, self._clock())
+        return alert
+
+    def restore(self) -> int:
+        """Take up the alerts the ledger says are firing; how many there are."""
+        with Session(self._engine) as session:
+            stored = session.exec(
+                select(LedgerEntry.event_bytes)
+                .where(col(LedgerEntry.event_type).in_(("drift_detected", "drift_resolved")))
+                .order_by(col(LedgerEntry.recorded_at))
+            ).all()
+        latest: dict[str, Alert] = {}
+        for raw in stored:
+            event = decode(raw)
+            assert isinstance(event, DriftDetectedEvent | DriftResolvedEvent)
+            alert = alert_for(event, self._config, self._external_url)
+            latest[alert.fingerprint] = alert
+        firing = [alert for alert in latest.values() if not alert.resolved]
+        for alert in firing:
+            self._grouper.add(alert, self._clock())
+        return len(firing)
+
+    def tick(self) -> list[OutboxMessage]:
+        """Store what is due for notification, send what is due for sending; what was sent."""
+        now = self._clock()
+        with Session(self._engine) as session:
+            silences = active_silences(session, now)
+            firing = list(self._grouper.firing().values())
+
+            def muted(notification: Notification) -> Notification | None:
+                return mute(notification, silences, firing, self._config.inhibit_rules)
+
+            for notification in self._grouper.due(now, muted):
+                receiver = self._config.receiver(notification.receiver)
+                enqueue(session, notification, receiver, self._external_url, now)
+            session.commit()
+        sent = list(self._sender.send_due(now))
+        for message in sent:
+            self._record(message)
+        return sent
+
+    def run(
+        self,
+        stop: threading.Event,
+        *,
+        bootstrap_servers: str,
+        topic: str,
+        group_id: str,
+        max_poll_interval_ms: int = 10_000,
+        session_timeout_ms: int = 6_000,
+    ) -> None:
+        """Consume and notify until ``stop`` is set."""
+        restored = self.restore()
+        consumer = KafkaConsumer(
+            topic,
+            bootstrap_servers=bootstrap_servers,
+            group_id=group_id,
+            client_id=ROUTER_SERVICE,
+            enable_auto_commit=False,
+            auto_offset_reset="latest",  # what came before is in the ledger, restored above
+            max_poll_interval_ms=max_poll_interval_ms,
+            session_timeout_ms=session_timeout_ms,
+            heartbeat_interval_ms=max(100, session_timeout_ms // 3),
+        )
+        log.info("alert router consuming", topic=topic, group=group_id, firing=restored)
+        try:
+            while not stop.is_set():
+                for records in consumer.poll(timeout_ms=250).values():
+                    for record in records:
+                        self._consume(record.value)
+                if consumer.assignment():
+                    self.consuming.set()
+                    consumer.commit()
+                self.tick()
+        finally:
+            consumer.close(autocommit=False)
+
+    def _consume(self, raw: bytes) -> None:
+        try:
+            event = decode(raw)
+        except ContractError:
+            return  # the collector keeps it as a dead letter
+        if isinstance(event, DriftDetectedEvent | DriftResolvedEvent):
+            self.take(event)
+
+    def _record(self, message: OutboxMessage) -> None:
+        labels = message.common_labels
+        self._agent.record_event(
+            self._agent.complete_event(
+                {
+                    "type": "alert_notified",
+                    "model": {
+                        "name": labels.get("model", "*"),
+                        "version": labels.get("version", "*"),
+                    },
+                    "payload": {
+                        "notification_id": message.id,
+                        "receiver": message.receiver,
+                        "integration": message.integration,
+                        "group_key": message.group_key,
+                        "status": message.status,
+                        "fingerprints": message.fingerprints,
+                        "attempts": message.attempts,
+                    },
+                }
+            )
+        )

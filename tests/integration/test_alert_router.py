@@ -1,0 +1,183 @@
+"""Alert routing end to end: drift verdicts travel through Kafka to the router, which groups
+them, mutes what is silenced or inhibited, and notifies a real HTTP server on loopback standing
+in for the team's webhook; every accepted notification comes back as an ``alert_notified``
+event in the ledger."""
+
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import Engine
+from sqlmodel import Session, select
+
+from agent import Driftline
+from collector.alert_config import load_alerting
+from collector.broker import EmbeddedBroker
+from collector.models import AlertNotification, Silence
+from collector.router import ROUTER_SERVICE, AlertRouter
+from tests.events import MODEL, drift_payload
+from tests.http_recorder import Recorder, recording_server
+from tests.waiting import wait_for
+
+CONFIG = """\
+route:
+  receiver: team
+  group_by: [model, version]
+  group_wait: 1s
+  group_interval: 1s
+  repeat_interval: 1h
+receivers:
+  - name: team
+    webhook_configs: [{{url: "{url}/hook"}}]
+inhibit_rules:
+  - source_matchers: ['feature="upstream"']
+    target_matchers: ['feature=~"downstream.*"']
+    equal: [model]
+owners:
+  - matchers: ['model="credit-risk"']
+    owner: risk-ml-team
+    runbook: https://runbooks.example/credit-risk
+"""
+
+
+@pytest.fixture
+def webhook() -> Iterator[Recorder]:
+    with recording_server() as recorder:
+        yield recorder
+
+
+@pytest.fixture
+def router(
+    broker: EmbeddedBroker, topic: str, engine: Engine, webhook: Recorder, tmp_path: Path
+) -> Iterator[AlertRouter]:
+    path = tmp_path / "alerting.yaml"
+    path.write_text(CONFIG.format(url=webhook.url))
+    stop = threading.Event()
+    with (
+        Driftline(
+            service=ROUTER_SERVICE,
+            kafka_bootstrap_servers=broker.bootstrap_servers,
+            topic=topic,
+            spool_dir=tmp_path / "router-spool",
+        ) as agent,
+        httpx.Client(timeout=5) as client,
+    ):
+        router = AlertRouter(
+            engine=engine,
+            config=load_alerting(path),
+            agent=agent,
+            client=client,
+            external_url="http://driftline.example",
+        )
+        thread = threading.Thread(
+            target=router.run,
+            args=(stop,),
+            kwargs={
+                "bootstrap_servers": broker.bootstrap_servers,
+                "topic": topic,
+                "group_id": f"router-{topic}",
+            },
+            daemon=True,
+        )
+        thread.start()
+        assert router.consuming.wait(30), "the router never joined its consumer group"
+        yield router
+        stop.set()
+        thread.join(timeout=15)
+
+
+@pytest.fixture
+def detector(broker: EmbeddedBroker, topic: str) -> Iterator[Callable[..., None]]:
+    with Driftline(
+        service="driftline-detector", kafka_bootstrap_servers=broker.bootstrap_servers, topic=topic
+    ) as agent:
+
+        def verdict(state: str, feature: str) -> None:
+            agent.record_event(
+                agent.complete_event(
+                    {
+                        "type": f"drift_{state}",
+                        "model": {"name": MODEL.name, "version": MODEL.version},
+                        "payload": drift_payload(feature),
+                    }
+                )
+            )
+            assert agent.flush(timeout_s=10).ok
+
+        yield verdict
+
+
+def alerts_of(body: Any) -> list[tuple[str, str]]:
+    return sorted((a["labels"]["feature"], a["status"]) for a in body["alerts"])
+
+
+def test_a_burst_is_one_notification_then_one_resolution_and_each_is_in_the_ledger(
+    router: AlertRouter,
+    detector: Callable[..., None],
+    webhook: Recorder,
+    engine: Engine,
+    run_collector: Callable[[], None],
+) -> None:
+    run_collector()
+    for n in range(50):
+        detector("detected", f"f{n:02d}")
+    (body,) = wait_for(webhook.accepted, lambda got: len(got) >= 1, what="the grouped alert")
+    assert body["version"] == "4" and body["status"] == "firing"
+    assert len(body["alerts"]) == 50
+    assert body["commonLabels"]["owner"] == "risk-ml-team"
+    assert body["commonAnnotations"]["runbook_url"] == "https://runbooks.example/credit-risk"
+
+    for n in range(50):
+        detector("resolved", f"f{n:02d}")
+    wait_for(webhook.accepted, lambda got: len(got) >= 2, what="the resolution")
+    resolved = webhook.accepted()[1]
+    assert resolved["status"] == "resolved" and len(resolved["alerts"]) == 50
+
+    def notified() -> list[str]:
+        with Session(engine) as session:
+            return [n.status for n in session.exec(select(AlertNotification)).all()]
+
+    assert sorted(wait_for(notified, lambda s: len(s) == 2, what="alert_notified events")) == [
+        "firing",
+        "resolved",
+    ]
+    assert len(webhook.accepted()) == 2  # nothing repeated or sent twice
+
+
+def test_a_silence_mutes_until_it_ends_and_an_inhibition_while_its_source_fires(
+    router: AlertRouter, detector: Callable[..., None], webhook: Recorder, engine: Engine
+) -> None:
+    now, silence_id = datetime.now(UTC), uuid.uuid4()
+    silence = Silence(
+        id=silence_id, matchers=['feature="noisy"'], starts_at=now,
+        ends_at=now + timedelta(hours=1), created_by="a.kim", comment="known, fixing",
+        created_at=now,
+    )  # fmt: skip
+    with Session(engine) as session:
+        session.add(silence)
+        session.commit()
+    detector("detected", "noisy")
+    detector("detected", "upstream")
+    detector("detected", "downstream_a")
+    (first,) = wait_for(webhook.accepted, lambda got: len(got) >= 1, what="a notification")
+    assert alerts_of(first) == [("upstream", "firing")]
+
+    with Session(engine) as session:
+        stored = session.get(Silence, silence_id)
+        assert stored is not None
+        stored.ends_at = datetime.now(UTC)
+        session.add(stored)
+        session.commit()
+    second = wait_for(webhook.accepted, lambda got: len(got) >= 2, what="the silence ending")[1]
+    assert ("noisy", "firing") in alerts_of(second)
+    assert ("downstream_a", "firing") not in alerts_of(second)
+
+    detector("resolved", "upstream")
+    third = wait_for(webhook.accepted, lambda got: len(got) >= 3, what="the source resolving")[2]
+    assert ("downstream_a", "firing") in alerts_of(third)
+    assert ("upstream", "resolved") in alerts_of(third)
