@@ -6,10 +6,13 @@ import contextlib
 import getpass
 import threading
 import time
+import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
+import httpx
 import typer
 import uvicorn
 from kafka.errors import KafkaError
@@ -22,7 +25,7 @@ from sqlmodel import Session
 from agent import Driftline
 from agent.sidecar import create_sidecar
 from collector import ledger
-from collector.alert_config import AlertConfigError, Route, load_alerting
+from collector.alert_config import AlertConfigError, Route, load_alerting, parse_duration
 from collector.baselines import (
     FittedBaseline,
     active_baseline,
@@ -37,7 +40,9 @@ from collector.demo import DemoFailed, run_demo
 from collector.detection import DETECTOR_SERVICE, DetectorWorker
 from collector.logs import configure_logging
 from collector.reference import ReferenceFileError
+from collector.router import ROUTER_SERVICE, AlertRouter
 from collector.settings import CollectorSettings
+from collector.silences import create_silence, expire_silence, list_silences, state_of
 from collector.simulation import REVIEW_BELOW
 from collector.stack import Stack
 from detectors.baseline import Baseline
@@ -46,11 +51,16 @@ app = typer.Typer(
     help="Driftline: records AI decisions, keeps them in a tamper-evident ledger, serves audits.",
     no_args_is_help=True,
 )
+silence_app = typer.Typer(
+    help="Silences: mute alerts that match, for a while, saying who and why.",
+    no_args_is_help=True,
+)
 baseline_app = typer.Typer(
     help="Baselines: what each model version's decisions are compared with.",
     no_args_is_help=True,
 )
 app.add_typer(baseline_app, name="baseline")
+app.add_typer(silence_app, name="silence")
 console = Console(soft_wrap=True)
 errors = Console(stderr=True, soft_wrap=True)
 
@@ -287,6 +297,117 @@ def baseline_list(database_url: DatabaseOption = None) -> None:
     console.print(table)
 
 
+@app.command()
+def route(database_url: DatabaseOption = None, kafka_bootstrap_servers: KafkaOption = None) -> None:
+    """Run only the alert router: drift verdicts to grouped notifications (needs
+    DRIFTLINE_ALERTING_CONFIG)."""
+    settings = load_settings(
+        database_url=database_url, kafka_bootstrap_servers=kafka_bootstrap_servers
+    )
+    configure_logging(settings.log_level)
+    if settings.alerting_config is None:
+        _fail("DRIFTLINE_ALERTING_CONFIG is not set; it names the alerting file")
+    try:
+        config = load_alerting(settings.alerting_config)
+    except AlertConfigError as error:
+        _fail(f"the alerting file has mistakes (driftline check-config shows them):\n{error}")
+    engine = make_engine(settings.database_url)
+    migrate(engine)
+    bootstrap_servers = _bootstrap_servers(settings)
+    with (
+        Driftline(
+            service=ROUTER_SERVICE,
+            kafka_bootstrap_servers=bootstrap_servers,
+            topic=settings.topic,
+            spool_dir=settings.router_spool_dir,
+        ) as agent,
+        httpx.Client(timeout=10) as client,
+    ):
+        router = AlertRouter(
+            engine=engine,
+            config=config,
+            agent=agent,
+            client=client,
+            external_url=settings.external_url or f"http://{settings.api_host}:{settings.api_port}",
+        )
+        with contextlib.suppress(KeyboardInterrupt):
+            router.run(
+                threading.Event(),
+                bootstrap_servers=bootstrap_servers,
+                topic=settings.topic,
+                group_id=settings.router_group,
+                max_poll_interval_ms=settings.max_poll_interval_ms,
+                session_timeout_ms=settings.session_timeout_ms,
+            )
+
+
+@silence_app.command("add")
+def silence_add(
+    matcher: Annotated[
+        list[str], typer.Option("--matcher", "-m", help='label="value" (or !=, =~, !~); repeat')
+    ],
+    comment: Annotated[str, typer.Option(help="Why, for whoever is paged next.")],
+    duration: Annotated[str, typer.Option(help="How long: 30m, 2h, 1d.")] = "2h",
+    author: Annotated[str | None, typer.Option(help="Who [default: you].")] = None,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Mute the alerts that match every matcher, from now for the duration."""
+    settings = load_settings(database_url=database_url)
+    now = datetime.now(UTC)
+    try:
+        with Session(make_engine(settings.database_url)) as session:
+            silence = create_silence(
+                session,
+                matchers=matcher,
+                starts_at=now,
+                ends_at=now + parse_duration(duration),
+                created_by=author or getpass.getuser(),
+                comment=comment,
+                now=now,
+            )
+            session.commit()
+            console.print(
+                f"[green]✓[/] silence {silence.id} until {silence.ends_at:%Y-%m-%d %H:%M:%S}Z: "
+                + ", ".join(silence.matchers)
+            )
+    except ValueError as error:
+        _fail(str(error))
+
+
+@silence_app.command("list")
+def silence_list(database_url: DatabaseOption = None) -> None:
+    """Every silence, the latest ending first, with its state."""
+    settings = load_settings(database_url=database_url)
+    now = datetime.now(UTC)
+    table = Table("id", "state", "matchers", "ends", "by", "comment")
+    with Session(make_engine(settings.database_url)) as session:
+        for silence in list_silences(session):
+            table.add_row(
+                str(silence.id),
+                state_of(silence, now),
+                ", ".join(silence.matchers),
+                f"{silence.ends_at:%Y-%m-%d %H:%M:%S}Z",
+                silence.created_by,
+                silence.comment,
+            )
+    console.print(table)
+
+
+@silence_app.command("expire")
+def silence_expire(
+    silence_id: Annotated[uuid.UUID, typer.Argument(help="The silence's id.")],
+    database_url: DatabaseOption = None,
+) -> None:
+    """End a silence now; it stays listed as expired."""
+    settings = load_settings(database_url=database_url)
+    with Session(make_engine(settings.database_url)) as session:
+        silence = expire_silence(session, silence_id, datetime.now(UTC))
+        if silence is None:
+            _fail(f"no silence {silence_id}")
+        session.commit()
+    console.print(f"[green]✓[/] silence {silence_id} expired")
+
+
 @app.command("check-config")
 def check_config(
     path: Annotated[Path, typer.Argument(help="The alerting file (routes, receivers, owners).")],
@@ -355,7 +476,7 @@ def _running(settings: CollectorSettings) -> Iterator[Stack]:
     """The started stack; a start that fails says why and exits instead of a traceback."""
     try:
         stack = Stack(settings).start()
-    except (SQLAlchemyError, KafkaError, RuntimeError) as error:
+    except (SQLAlchemyError, KafkaError, RuntimeError, AlertConfigError) as error:
         _fail(f"could not start: {error}")
     try:
         yield stack

@@ -27,9 +27,9 @@ from agent.contract import (
     decode,
 )
 from collector.alert_config import AlertingConfig
-from collector.alerts import Alert, alert_for
+from collector.alerts import Alert, alert_for, owner_for
 from collector.grouping import Grouper, Notification
-from collector.models import LedgerEntry, OutboxMessage
+from collector.models import Decision, LedgerEntry, OutboxMessage
 from collector.muting import active_silences, mute
 from collector.outbox import OutboxSender, enqueue
 
@@ -67,6 +67,12 @@ class AlertRouter:
         alert = alert_for(event, self._config, self._external_url)
         self._grouper.add(alert, self._clock())
         return alert
+
+    def unowned_models(self) -> list[str]:
+        """Models with decisions in the store that no owner entry matches."""
+        with Session(self._engine) as session:
+            models = session.exec(select(Decision.model_name).distinct()).all()
+        return sorted(m for m in models if owner_for(self._config, {"model": m}) is None)
 
     def restore(self) -> int:
         """Take up the alerts the ledger says are firing; how many there are."""
@@ -118,6 +124,10 @@ class AlertRouter:
     ) -> None:
         """Consume and notify until ``stop`` is set."""
         restored = self.restore()
+        for model in self.unowned_models():
+            log.warning(
+                "model has no owner in the alerting file; its alerts say unowned", model=model
+            )
         consumer = KafkaConsumer(
             topic,
             bootstrap_servers=bootstrap_servers,

@@ -63,6 +63,18 @@ class CollectorSettings(BaseSettings):
         default=Path.home() / ".driftline" / "spool" / "driftline-detector",
         description="Where the worker's verdicts wait while Kafka is unreachable.",
     )
+    # The alert router (``driftline route``, and inside ``driftline up`` when configured).
+    alerting_config: Path | None = Field(
+        default=None, description="The alerting file: routes, receivers, owners."
+    )
+    router_group: str = "driftline-router"
+    external_url: str | None = Field(
+        default=None, description="Where people reach the API, for links in alerts."
+    )
+    router_spool_dir: Path = Field(
+        default=Path.home() / ".driftline" / "spool" / "driftline-router",
+        description="Where alert_notified events wait while Kafka is unreachable.",
+    )
     detect_review_threshold: float | None = Field(
         default=None, ge=0, le=1, description="Confidence under which decisions go to a human."
     )
@@ -71,6 +83,11 @@ class CollectorSettings(BaseSettings):
     @classmethod
     def _blank_means_embedded(cls, value: str | None) -> str | None:
         return value.strip() or None if value is not None else None
+
+    @field_validator("alerting_config", mode="before")
+    @classmethod
+    def _blank_means_none(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("database_url")
     @classmethod

@@ -1,5 +1,5 @@
 """The whole system in one process: broker (embedded unless one is given), collector, detector
-worker, API.
+worker, API, and the alert router when an alerting file is configured.
 
 ``driftline up`` runs it in the foreground; ``driftline demo`` runs it around a simulation.
 """
@@ -9,16 +9,19 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
+import httpx
 import structlog
 import uvicorn
 from sqlalchemy import Engine
 
 from agent import Driftline
+from collector.alert_config import AlertingConfig, load_alerting
 from collector.api.app import create_app
 from collector.broker import EmbeddedBroker
 from collector.consumer import Collector
 from collector.database import make_engine, migrate
 from collector.detection import DETECTOR_SERVICE, DetectorWorker
+from collector.router import ROUTER_SERVICE, AlertRouter
 from collector.settings import CollectorSettings
 from collector.topics import ensure_topic
 
@@ -34,6 +37,8 @@ class Stack:
         self._threads: list[threading.Thread] = []
         self._server: uvicorn.Server | None = None
         self._detector_agent: Driftline | None = None
+        self._router_agent: Driftline | None = None
+        self._http: httpx.Client | None = None
 
     @property
     def bootstrap_servers(self) -> str:
@@ -74,9 +79,10 @@ class Stack:
             )
             worker = DetectorWorker(self.engine, self._detector_agent, settings)
             self._spawn("driftline-detector", lambda: worker.run(self._stop))
+        alerting = load_alerting(settings.alerting_config) if settings.alerting_config else None
         self._server = uvicorn.Server(
             uvicorn.Config(
-                create_app(self.engine),
+                create_app(self.engine, alerting),
                 host=settings.api_host,
                 port=settings.api_port,
                 log_level="warning",
@@ -90,7 +96,38 @@ class Stack:
                     " (port taken? set DRIFTLINE_API_PORT)"
                 )
             self._stop.wait(0.05)
+        if alerting is not None:
+            self._start_router(alerting)
         return self
+
+    def _start_router(self, alerting: AlertingConfig) -> None:
+        assert self.engine is not None
+        settings = self.settings
+        self._router_agent = Driftline(
+            service=ROUTER_SERVICE,
+            kafka_bootstrap_servers=self.bootstrap_servers,
+            topic=settings.topic,
+            spool_dir=settings.router_spool_dir,
+        )
+        self._http = httpx.Client(timeout=10)
+        router = AlertRouter(
+            engine=self.engine,
+            config=alerting,
+            agent=self._router_agent,
+            client=self._http,
+            external_url=settings.external_url or self.api_url,
+        )
+        self._spawn(
+            "driftline-router",
+            lambda: router.run(
+                self._stop,
+                bootstrap_servers=self.bootstrap_servers,
+                topic=settings.topic,
+                group_id=settings.router_group,
+                max_poll_interval_ms=settings.max_poll_interval_ms,
+                session_timeout_ms=settings.session_timeout_ms,
+            ),
+        )
 
     def wait(self) -> None:
         """Block until interrupted; raise if a component stopped by itself."""
@@ -105,8 +142,11 @@ class Stack:
             self._server.should_exit = True
         for thread in self._threads:
             thread.join(timeout=15)
-        if self._detector_agent is not None:
-            self._detector_agent.close(timeout_s=5)
+        for agent in (self._detector_agent, self._router_agent):
+            if agent is not None:
+                agent.close(timeout_s=5)
+        if self._http is not None:
+            self._http.close()
         if self.broker is not None:
             self.broker.stop()
         if self.engine is not None:

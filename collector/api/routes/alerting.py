@@ -1,0 +1,105 @@
+"""Alerting: who owns which models, and the silences that mute alerts."""
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Request
+from pydantic import AwareDatetime, BaseModel, Field
+
+from collector.alert_config import AlertingConfig, parse_duration
+from collector.api.deps import SessionDep
+from collector.models import Silence
+from collector.silences import SilenceState, create_silence, expire_silence, list_silences, state_of
+
+router = APIRouter(tags=["alerting"])
+
+
+class OwnerPublic(BaseModel):
+    matchers: list[str]
+    owner: str
+    escalation: list[str]
+    runbook: str | None
+    severity: str
+
+
+class NewSilence(BaseModel):
+    matchers: Annotated[list[str], Field(min_length=1)]
+    created_by: Annotated[str, Field(min_length=1, max_length=200)]
+    comment: Annotated[str, Field(min_length=1)]
+    starts_at: AwareDatetime | None = None  # default: now
+    ends_at: AwareDatetime | None = None
+    duration: str | None = Field(default=None, description="instead of ends_at: 2h, 30m...")
+
+
+class SilencePublic(BaseModel):
+    id: uuid.UUID
+    matchers: list[str]
+    starts_at: datetime
+    ends_at: datetime
+    created_by: str
+    comment: str
+    created_at: datetime
+    state: SilenceState
+
+
+@router.get("/owners", response_model=list[OwnerPublic])
+def owners(request: Request) -> list[OwnerPublic]:
+    config: AlertingConfig | None = request.app.state.alerting
+    if config is None:
+        return []
+    return [
+        OwnerPublic(
+            matchers=[str(m) for m in o.matchers],
+            owner=o.owner,
+            escalation=o.escalation,
+            runbook=o.runbook,
+            severity=o.severity,
+        )
+        for o in config.owners
+    ]
+
+
+@router.get("/silences", response_model=list[SilencePublic])
+def silences(session: SessionDep) -> list[SilencePublic]:
+    now = datetime.now(UTC)
+    return [_public(s, now) for s in list_silences(session)]
+
+
+@router.post("/silences", response_model=SilencePublic, status_code=201)
+def add_silence(session: SessionDep, new: NewSilence) -> SilencePublic:
+    now = datetime.now(UTC)
+    starts_at = new.starts_at or now
+    try:
+        if (new.ends_at is None) == (new.duration is None):
+            raise ValueError("give exactly one of ends_at and duration")
+        ends_at = new.ends_at or starts_at + parse_duration(new.duration)
+        silence = create_silence(
+            session,
+            matchers=new.matchers,
+            starts_at=starts_at,
+            ends_at=ends_at,
+            created_by=new.created_by,
+            comment=new.comment,
+            now=now,
+        )
+    except ValueError as error:
+        raise HTTPException(status_code=422, detail=str(error)) from None
+    session.commit()
+    session.refresh(silence)
+    return _public(silence, now)
+
+
+@router.delete("/silences/{silence_id}", response_model=SilencePublic)
+def expire(session: SessionDep, silence_id: uuid.UUID) -> SilencePublic:
+    now = datetime.now(UTC)
+    silence = expire_silence(session, silence_id, now)
+    if silence is None:
+        raise HTTPException(status_code=404, detail=f"no silence {silence_id}")
+    session.commit()
+    session.refresh(silence)
+    return _public(silence, now)
+
+
+def _public(silence: Silence, now: datetime) -> SilencePublic:
+    return SilencePublic(**silence.model_dump(), state=state_of(silence, now))
