@@ -31,9 +31,17 @@ route:
   group_wait: 1s
   group_interval: 1s
   repeat_interval: 1h
+  routes:
+    - {{receiver: chat, continue: true}}
+    - {{receiver: pager, continue: true}}
+    - {{receiver: team}}
 receivers:
   - name: team
     webhook_configs: [{{url: "{url}/hook"}}]
+  - name: chat
+    slack_configs: [{{api_url: "{slack}/services/T0/B0/x", channel: "#risk"}}]
+  - name: pager
+    pagerduty_configs: [{{routing_key: key-1, url: "{pagerduty}/v2/enqueue"}}]
 inhibit_rules:
   - source_matchers: ['feature="upstream"']
     target_matchers: ['feature=~"downstream.*"']
@@ -52,11 +60,29 @@ def webhook() -> Iterator[Recorder]:
 
 
 @pytest.fixture
+def slack() -> Iterator[Recorder]:
+    with recording_server() as recorder:
+        yield recorder
+
+
+@pytest.fixture
+def pagerduty() -> Iterator[Recorder]:
+    with recording_server() as recorder:
+        yield recorder
+
+
+@pytest.fixture
 def router(
-    broker: EmbeddedBroker, topic: str, engine: Engine, webhook: Recorder, tmp_path: Path
+    broker: EmbeddedBroker,
+    topic: str,
+    engine: Engine,
+    webhook: Recorder,
+    slack: Recorder,
+    pagerduty: Recorder,
+    tmp_path: Path,
 ) -> Iterator[AlertRouter]:
     path = tmp_path / "alerting.yaml"
-    path.write_text(CONFIG.format(url=webhook.url))
+    path.write_text(CONFIG.format(url=webhook.url, slack=slack.url, pagerduty=pagerduty.url))
     stop = threading.Event()
     with (
         Driftline(
@@ -116,10 +142,12 @@ def alerts_of(body: Any) -> list[tuple[str, str]]:
     return sorted((a["labels"]["feature"], a["status"]) for a in body["alerts"])
 
 
-def test_a_burst_is_one_notification_then_one_resolution_and_each_is_in_the_ledger(
+def test_a_burst_is_one_notification_per_receiver_then_one_resolution_each_in_the_ledger(
     router: AlertRouter,
     detector: Callable[..., None],
     webhook: Recorder,
+    slack: Recorder,
+    pagerduty: Recorder,
     engine: Engine,
     run_collector: Callable[[], None],
 ) -> None:
@@ -142,11 +170,18 @@ def test_a_burst_is_one_notification_then_one_resolution_and_each_is_in_the_ledg
         with Session(engine) as session:
             return [n.status for n in session.exec(select(AlertNotification)).all()]
 
-    assert sorted(wait_for(notified, lambda s: len(s) == 2, what="alert_notified events")) == [
-        "firing",
-        "resolved",
-    ]
-    assert len(webhook.accepted()) == 2  # nothing repeated or sent twice
+    (chat_firing, chat_resolved) = wait_for(slack.accepted, lambda got: len(got) >= 2)
+    assert chat_firing["channel"] == "#risk" and "[FIRING:50]" in chat_firing["text"]
+    assert "[RESOLVED:50]" in chat_resolved["text"]
+    trigger, resolve = wait_for(pagerduty.accepted, lambda got: len(got) >= 2)
+    assert (trigger["event_action"], resolve["event_action"]) == ("trigger", "resolve")
+    assert trigger["dedup_key"] == resolve["dedup_key"]
+    assert [path for path, _, _ in pagerduty.requests] == ["/v2/enqueue"] * 2
+
+    statuses = wait_for(notified, lambda s: len(s) == 6, what="alert_notified events")
+    assert sorted(statuses) == ["firing"] * 3 + ["resolved"] * 3
+    # nothing repeated or sent twice
+    assert (len(webhook.accepted()), len(slack.accepted()), len(pagerduty.accepted())) == (2, 2, 2)
 
 
 def test_a_silence_mutes_until_it_ends_and_an_inhibition_while_its_source_fires(
