@@ -29,6 +29,7 @@ from agent.contract import (
 from collector.alert_config import AlertingConfig
 from collector.alerts import Alert, alert_for, owner_for
 from collector.grouping import Grouper, Notification
+from collector.leadership import Leadership
 from collector.models import Decision, LedgerEntry, OutboxMessage
 from collector.muting import active_silences, mute
 from collector.outbox import OutboxSender, enqueue
@@ -122,7 +123,36 @@ class AlertRouter:
         max_poll_interval_ms: int = 10_000,
         session_timeout_ms: int = 6_000,
     ) -> None:
-        """Consume and notify until ``stop`` is set."""
+        """Consume and notify until ``stop`` is set, while this router leads: with two, both
+        would send the same outbox and restore the same alerts."""
+        leadership = Leadership(self._engine, ROUTER_SERVICE)
+        try:
+            while not stop.is_set() and not leadership.hold():
+                log.info("another alert router is active; standing by")
+                stop.wait(5)
+            if stop.is_set():
+                return
+            self._consume_until(
+                stop,
+                bootstrap_servers=bootstrap_servers,
+                topic=topic,
+                group_id=group_id,
+                max_poll_interval_ms=max_poll_interval_ms,
+                session_timeout_ms=session_timeout_ms,
+            )
+        finally:
+            leadership.release()
+
+    def _consume_until(
+        self,
+        stop: threading.Event,
+        *,
+        bootstrap_servers: str,
+        topic: str,
+        group_id: str,
+        max_poll_interval_ms: int,
+        session_timeout_ms: int,
+    ) -> None:
         restored = self.restore()
         for model in self.unowned_models():
             log.warning(

@@ -51,3 +51,12 @@ def test_a_leader_whose_connection_dies_loses_the_lead(
     assert second.hold()
     assert not first.hold(), "the old leader notices its session is gone"
     second.release()
+
+
+def test_each_role_has_its_own_lead(engine: Engine, second_engine: Engine) -> None:
+    detector, router = Leadership(engine), Leadership(second_engine, "driftline-router")
+    assert detector.hold() and router.hold()
+    if engine.dialect.name == "postgresql":
+        assert not Leadership(engine, "driftline-router").hold(), "a second router stands by"
+    detector.release()
+    router.release()
