@@ -8,6 +8,7 @@ from sqlalchemy import Engine, text
 
 from collector.database import make_engine
 from collector.leadership import Leadership
+from tests.waiting import wait_for
 
 
 @pytest.fixture
@@ -48,7 +49,8 @@ def test_a_leader_whose_connection_dies_loses_the_lead(
                 " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
             )
         )
-    assert second.hold()
+    # pg_terminate_backend only signals: the old session ends, and frees the lock, a moment later.
+    wait_for(second.hold, bool, timeout_s=10, what="the standby to take the lead")
     assert not first.hold(), "the old leader notices its session is gone"
     second.release()
 
