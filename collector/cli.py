@@ -45,7 +45,7 @@ from collector.settings import CollectorSettings
 from collector.silences import create_silence, expire_silence, list_silences, state_of
 from collector.simulation import REVIEW_BELOW
 from collector.stack import Stack
-from detectors.baseline import Baseline
+from detectors.baseline import record_features
 
 app = typer.Typer(
     help="Driftline: records AI decisions, keeps them in a tamper-evident ledger, serves audits.",
@@ -274,7 +274,7 @@ def baseline_show(
         f"set {record.occurred_at:%Y-%m-%d %H:%M:%S}Z by {record.set_by}, from {record.source}, "
         f"summarising {record.size} decisions"
     )
-    _show_features(Baseline.from_record(record.record).features())
+    _show_features(record_features(record.record))
 
 
 @baseline_app.command("list")
@@ -331,14 +331,7 @@ def route(database_url: DatabaseOption = None, kafka_bootstrap_servers: KafkaOpt
             external_url=settings.external_url or f"http://{settings.api_host}:{settings.api_port}",
         )
         with contextlib.suppress(KeyboardInterrupt):
-            router.run(
-                threading.Event(),
-                bootstrap_servers=bootstrap_servers,
-                topic=settings.topic,
-                group_id=settings.router_group,
-                max_poll_interval_ms=settings.max_poll_interval_ms,
-                session_timeout_ms=settings.session_timeout_ms,
-            )
+            router.run(threading.Event(), settings, bootstrap_servers)
 
 
 @silence_app.command("add")

@@ -48,7 +48,7 @@ class DetectorWorker:
         self._fitted: dict[Version, str] = {}  # baselines published, not yet collected
 
     def run(self, stop: threading.Event) -> None:
-        leadership = Leadership(self._engine)
+        leadership = Leadership(self._engine, DETECTOR_SERVICE)
         leading = False
         try:
             while not stop.is_set():

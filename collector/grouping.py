@@ -29,7 +29,7 @@ class Notification:
 
     @property
     def status(self) -> str:
-        return "resolved" if all(a.resolved for a in self.alerts) else "firing"
+        return status_of(self.alerts)
 
 
 @dataclass
@@ -101,6 +101,11 @@ class Grouper:
             for fp, alert in group.alerts.items()
             if not alert.resolved
         }
+
+
+def status_of(alerts: Iterable[Alert]) -> str:
+    """A set of alerts is resolved when every one of them is."""
+    return "resolved" if all(a.resolved for a in alerts) else "firing"
 
 
 def _ordered(alerts: Iterable[Alert]) -> tuple[Alert, ...]:

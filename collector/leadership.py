@@ -12,7 +12,7 @@ from sqlalchemy.exc import DBAPIError
 
 
 class Leadership:
-    def __init__(self, engine: Engine, role: str = "driftline-detector") -> None:
+    def __init__(self, engine: Engine, role: str) -> None:
         self._engine = engine
         self._connection: Connection | None = None
         # A 64-bit key per role that other applications sharing the database are unlikely to use.

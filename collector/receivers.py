@@ -19,7 +19,7 @@ from typing import Any
 
 from collector.alert_config import Receiver
 from collector.alerts import Alert
-from collector.grouping import Notification
+from collector.grouping import Notification, status_of
 
 NEVER = "0001-01-01T00:00:00Z"  # Alertmanager's endsAt of an alert still firing
 PAGERDUTY_SEVERITIES = {"critical", "error", "warning", "info"}
@@ -73,7 +73,7 @@ def _webhook(
         "version": "4",
         "groupKey": notification.group_key,
         "truncatedAlerts": len(alerts) - len(shown),
-        "status": _status(alerts),
+        "status": status_of(alerts),
         "receiver": notification.receiver,
         "groupLabels": notification.group_labels,
         "commonLabels": common_labels([a.labels for a in alerts]),
@@ -97,7 +97,7 @@ def _webhook(
 def _slack(
     notification: Notification, alerts: tuple[Alert, ...], channel: str | None
 ) -> dict[str, Any]:
-    status = _status(alerts)
+    status = status_of(alerts)
     title = f"[{status.upper()}:{len(alerts)}] " + " ".join(
         f"{k}={v}" for k, v in notification.group_labels.items()
     )
@@ -167,10 +167,6 @@ def _postable(alert: Alert) -> dict[str, Any]:
     if alert.ends_at is not None:
         posted["endsAt"] = _time(alert.ends_at)
     return posted
-
-
-def _status(alerts: tuple[Alert, ...]) -> str:
-    return "resolved" if all(a.resolved for a in alerts) else "firing"
 
 
 def common_labels(mappings: list[dict[str, str]]) -> dict[str, str]:

@@ -33,6 +33,7 @@ from collector.leadership import Leadership
 from collector.models import Decision, LedgerEntry, OutboxMessage
 from collector.muting import active_silences, mute
 from collector.outbox import OutboxSender, enqueue
+from collector.settings import CollectorSettings
 
 log = structlog.get_logger(__name__)
 
@@ -114,14 +115,7 @@ class AlertRouter:
         return sent
 
     def run(
-        self,
-        stop: threading.Event,
-        *,
-        bootstrap_servers: str,
-        topic: str,
-        group_id: str,
-        max_poll_interval_ms: int = 10_000,
-        session_timeout_ms: int = 6_000,
+        self, stop: threading.Event, settings: CollectorSettings, bootstrap_servers: str
     ) -> None:
         """Consume and notify until ``stop`` is set, while this router leads: with two, both
         would send the same outbox and restore the same alerts."""
@@ -130,28 +124,13 @@ class AlertRouter:
             while not stop.is_set() and not leadership.hold():
                 log.info("another alert router is active; standing by")
                 stop.wait(5)
-            if stop.is_set():
-                return
-            self._consume_until(
-                stop,
-                bootstrap_servers=bootstrap_servers,
-                topic=topic,
-                group_id=group_id,
-                max_poll_interval_ms=max_poll_interval_ms,
-                session_timeout_ms=session_timeout_ms,
-            )
+            if not stop.is_set():
+                self._consume_until(stop, settings, bootstrap_servers)
         finally:
             leadership.release()
 
     def _consume_until(
-        self,
-        stop: threading.Event,
-        *,
-        bootstrap_servers: str,
-        topic: str,
-        group_id: str,
-        max_poll_interval_ms: int,
-        session_timeout_ms: int,
+        self, stop: threading.Event, settings: CollectorSettings, bootstrap_servers: str
     ) -> None:
         restored = self.restore()
         for model in self.unowned_models():
@@ -159,17 +138,22 @@ class AlertRouter:
                 "model has no owner in the alerting file; its alerts say unowned", model=model
             )
         consumer = KafkaConsumer(
-            topic,
+            settings.topic,
             bootstrap_servers=bootstrap_servers,
-            group_id=group_id,
+            group_id=settings.router_group,
             client_id=ROUTER_SERVICE,
             enable_auto_commit=False,
             auto_offset_reset="latest",  # what came before is in the ledger, restored above
-            max_poll_interval_ms=max_poll_interval_ms,
-            session_timeout_ms=session_timeout_ms,
-            heartbeat_interval_ms=max(100, session_timeout_ms // 3),
+            max_poll_interval_ms=settings.max_poll_interval_ms,
+            session_timeout_ms=settings.session_timeout_ms,
+            heartbeat_interval_ms=max(100, settings.session_timeout_ms // 3),
         )
-        log.info("alert router consuming", topic=topic, group=group_id, firing=restored)
+        log.info(
+            "alert router consuming",
+            topic=settings.topic,
+            group=settings.router_group,
+            firing=restored,
+        )
         try:
             while not stop.is_set():
                 for records in consumer.poll(timeout_ms=250).values():

@@ -118,15 +118,7 @@ class Stack:
             external_url=settings.external_url or self.api_url,
         )
         self._spawn(
-            "driftline-router",
-            lambda: router.run(
-                self._stop,
-                bootstrap_servers=self.bootstrap_servers,
-                topic=settings.topic,
-                group_id=settings.router_group,
-                max_poll_interval_ms=settings.max_poll_interval_ms,
-                session_timeout_ms=settings.session_timeout_ms,
-            ),
+            "driftline-router", lambda: router.run(self._stop, settings, self.bootstrap_servers)
         )
 
     def wait(self) -> None:

@@ -50,9 +50,7 @@ class Baseline:
 
     def features(self) -> dict[str, str]:
         """Each feature's name and kind: continuous, categorical or flag."""
-        kinds = {name: "continuous" for name in self.continuous}
-        kinds |= {name: "categorical" for name in self.categorical}
-        return kinds | {name: "flag" for name in self.flags}
+        return features_of(self.continuous, self.categorical, self.flags)
 
     def subsample(self, rows: int, seed: int = 0) -> Baseline:
         """The same baseline with a uniform sample of at most ``rows`` reservoir rows."""
@@ -92,6 +90,20 @@ class Baseline:
             flags=dict(record.get("flags", {})),
             review_threshold=record.get("review_threshold"),
         )
+
+
+def features_of(
+    continuous: Iterable[str], categorical: Iterable[str], flags: Iterable[str]
+) -> dict[str, str]:
+    """Each feature name with its kind."""
+    kinds = {name: "continuous" for name in continuous}
+    kinds |= {name: "categorical" for name in categorical}
+    return kinds | {name: "flag" for name in flags}
+
+
+def record_features(record: Mapping[str, Any]) -> dict[str, str]:
+    """A stored record's features, without building the baseline from its rows."""
+    return features_of(record["continuous"], record["categorical"], record.get("flags", {}))
 
 
 @dataclass

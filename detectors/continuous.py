@@ -68,12 +68,13 @@ class Reference:
     @classmethod
     def of(cls, values_sorted: Floats) -> Reference:
         n = values_sorted.size
+        mean, variance = _mean_and_variance(values_sorted)
         levels = np.linspace(0, 1, PSI_BINS + 1)[1:-1]
         edges = np.unique(np.quantile(values_sorted, levels)) if n else np.zeros(0)
         return cls(
             values=values_sorted,
-            mean=_mean_and_variance(values_sorted)[0],
-            spread=math.sqrt(_mean_and_variance(values_sorted)[1]),
+            mean=mean,
+            spread=math.sqrt(variance),
             psi_edges=edges,
             psi_expected=np.maximum(_bin_counts(values_sorted, edges) / max(n, 1), PSI_FLOOR),
         )

@@ -10,6 +10,8 @@ from collector.database import make_engine
 from collector.leadership import Leadership
 from tests.waiting import wait_for
 
+ROLE = "driftline-detector"
+
 
 @pytest.fixture
 def second_engine(engine: Engine) -> Iterator[Engine]:
@@ -21,7 +23,7 @@ def second_engine(engine: Engine) -> Iterator[Engine]:
 def test_only_one_worker_leads_and_a_standby_takes_over(
     engine: Engine, second_engine: Engine
 ) -> None:
-    first, second = Leadership(engine), Leadership(second_engine)
+    first, second = Leadership(engine, ROLE), Leadership(second_engine, ROLE)
     assert first.hold()
     if engine.dialect.name == "sqlite":
         assert second.hold()  # one file, one machine: every worker leads
@@ -39,7 +41,7 @@ def test_a_leader_whose_connection_dies_loses_the_lead(
 ) -> None:
     if engine.dialect.name != "postgresql":
         pytest.skip("the lock is a PostgreSQL session's")
-    first, second = Leadership(engine), Leadership(second_engine)
+    first, second = Leadership(engine, ROLE), Leadership(second_engine, ROLE)
     assert first.hold()
     with second_engine.connect() as admin:
         admin.execute(
@@ -56,7 +58,7 @@ def test_a_leader_whose_connection_dies_loses_the_lead(
 
 
 def test_each_role_has_its_own_lead(engine: Engine, second_engine: Engine) -> None:
-    detector, router = Leadership(engine), Leadership(second_engine, "driftline-router")
+    detector, router = Leadership(engine, ROLE), Leadership(second_engine, "driftline-router")
     assert detector.hold() and router.hold()
     if engine.dialect.name == "postgresql":
         assert not Leadership(engine, "driftline-router").hold(), "a second router stands by"

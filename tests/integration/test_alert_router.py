@@ -20,6 +20,7 @@ from collector.alert_config import load_alerting
 from collector.broker import EmbeddedBroker
 from collector.models import AlertNotification, Silence
 from collector.router import ROUTER_SERVICE, AlertRouter
+from collector.settings import CollectorSettings
 from tests.events import MODEL, drift_payload
 from tests.http_recorder import Recorder, recording_server
 from tests.waiting import wait_for
@@ -100,15 +101,9 @@ def router(
             client=client,
             external_url="http://driftline.example",
         )
+        settings = CollectorSettings(topic=topic, router_group=f"router-{topic}")
         thread = threading.Thread(
-            target=router.run,
-            args=(stop,),
-            kwargs={
-                "bootstrap_servers": broker.bootstrap_servers,
-                "topic": topic,
-                "group_id": f"router-{topic}",
-            },
-            daemon=True,
+            target=router.run, args=(stop, settings, broker.bootstrap_servers), daemon=True
         )
         thread.start()
         assert router.consuming.wait(30), "the router never joined its consumer group"

@@ -17,7 +17,7 @@ from collector.api.schemas import (
 )
 from collector.baselines import active_baseline, all_baselines
 from collector.models import BaselineRecord
-from detectors.baseline import Baseline
+from detectors.baseline import record_features
 
 router = APIRouter(prefix="/drift", tags=["drift"])
 
@@ -94,5 +94,5 @@ def _baseline(record: BaselineRecord) -> BaselinePublic:
         source=record.source,
         set_by=record.set_by,
         size=record.size,
-        features=Baseline.from_record(record.record).features(),
+        features=record_features(record.record),
     )
