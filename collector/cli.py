@@ -10,22 +10,20 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated
 
 import httpx
 import typer
 import uvicorn
 from kafka.errors import KafkaError
-from pydantic import ValidationError
-from rich.console import Console
 from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from agent import Driftline
 from agent.sidecar import create_sidecar
-from collector import ledger
 from collector.alert_config import AlertConfigError, Route, load_alerting, parse_duration
+from collector.audit_cli import audit_app, replay, token_app
 from collector.baselines import (
     FittedBaseline,
     active_baseline,
@@ -33,6 +31,18 @@ from collector.baselines import (
     baseline_set_event,
     fit_first_decisions,
     fit_reference,
+)
+from collector.checkpoints import SigningKeyError
+from collector.cli_common import (
+    DatabaseOption,
+    KafkaOption,
+    ModelOption,
+    PortOption,
+    VersionOption,
+    console,
+    errors,
+    fail,
+    load_settings,
 )
 from collector.consumer import Collector
 from collector.database import make_engine, migrate
@@ -61,34 +71,9 @@ baseline_app = typer.Typer(
 )
 app.add_typer(baseline_app, name="baseline")
 app.add_typer(silence_app, name="silence")
-console = Console(soft_wrap=True)
-errors = Console(stderr=True, soft_wrap=True)
-
-DatabaseOption = Annotated[
-    str | None,
-    typer.Option(help="sqlite:///path or postgresql://... [env DRIFTLINE_DATABASE_URL]"),
-]
-KafkaOption = Annotated[
-    str | None,
-    typer.Option(
-        help="host:port,... of a Kafka cluster; none starts the embedded broker "
-        "[env DRIFTLINE_KAFKA_BOOTSTRAP_SERVERS]"
-    ),
-]
-PortOption = Annotated[int | None, typer.Option(help="API port [env DRIFTLINE_API_PORT]")]
-ModelOption = Annotated[str, typer.Option(help="Model name, as the agent records it.")]
-VersionOption = Annotated[str, typer.Option(help="Model version, as the agent records it.")]
-
-
-def load_settings(**options: Any) -> CollectorSettings:
-    """Settings from options over DRIFTLINE_* variables; exit naming the key if one is bad."""
-    try:
-        return CollectorSettings(**{k: v for k, v in options.items() if v is not None})
-    except ValidationError as error:
-        for problem in error.errors(include_url=False):
-            key = ".".join(str(part) for part in problem["loc"])
-            errors.print(f"[red]bad setting {key} (DRIFTLINE_{key.upper()}): {problem['msg']}")
-        raise typer.Exit(2) from None
+app.add_typer(audit_app, name="audit")
+app.add_typer(token_app, name="token")
+app.command("replay")(replay)
 
 
 @app.command()
@@ -142,7 +127,7 @@ def demo(
         try:
             run_demo(stack, console, decisions=decisions, shifted=shifted)
         except DemoFailed as error:
-            _fail(str(error))
+            fail(str(error))
         console.print(f"API docs: {stack.api_url}/docs")
         console.print(f"demo took {time.monotonic() - started:.1f}s")
         if keep_running:
@@ -177,7 +162,7 @@ def collect(
     except KeyboardInterrupt:
         stop.set()
     except KafkaError as error:
-        _fail(f"Kafka at {settings.kafka_bootstrap_servers}: {error}")
+        fail(f"Kafka at {settings.kafka_bootstrap_servers}: {error}")
 
 
 @app.command()
@@ -225,7 +210,7 @@ def baseline_fit(
 ) -> None:
     """Fit a baseline and set it for a model version with a baseline_set event."""
     if (reference is None) == (first is None):
-        _fail("give exactly one of --reference FILE and --first N")
+        fail("give exactly one of --reference FILE and --first N")
     settings = load_settings(
         database_url=database_url, kafka_bootstrap_servers=kafka_bootstrap_servers
     )
@@ -246,10 +231,10 @@ def baseline_fit(
                     review_threshold=review_threshold,
                 )
             if found is None:
-                _fail(f"{model} {version} has fewer than {first} decisions stored")
+                fail(f"{model} {version} has fewer than {first} decisions stored")
             fitted = found
     except (ReferenceFileError, ValueError, SQLAlchemyError) as error:
-        _fail(str(error))
+        fail(str(error))
     _publish_baseline(settings, model, version, fitted, set_by or getpass.getuser())
     _show_features(fitted.baseline.features())
     if fitted.reservoir_rows < min(reservoir, fitted.baseline.size):
@@ -268,7 +253,7 @@ def baseline_show(
     with Session(make_engine(settings.database_url)) as session:
         record = active_baseline(session, model, version)
     if record is None:
-        _fail(f"no baseline set for {model} {version}")
+        fail(f"no baseline set for {model} {version}")
     console.print(f"baseline {record.baseline_id}")
     console.print(
         f"set {record.occurred_at:%Y-%m-%d %H:%M:%S}Z by {record.set_by}, from {record.source}, "
@@ -306,11 +291,11 @@ def route(database_url: DatabaseOption = None, kafka_bootstrap_servers: KafkaOpt
     )
     configure_logging(settings.log_level)
     if settings.alerting_config is None:
-        _fail("DRIFTLINE_ALERTING_CONFIG is not set; it names the alerting file")
+        fail("DRIFTLINE_ALERTING_CONFIG is not set; it names the alerting file")
     try:
         config = load_alerting(settings.alerting_config)
     except AlertConfigError as error:
-        _fail(f"the alerting file has mistakes (driftline check-config shows them):\n{error}")
+        fail(f"the alerting file has mistakes (driftline check-config shows them):\n{error}")
     engine = make_engine(settings.database_url)
     migrate(engine)
     bootstrap_servers = _bootstrap_servers(settings)
@@ -364,7 +349,7 @@ def silence_add(
                 + ", ".join(silence.matchers)
             )
     except ValueError as error:
-        _fail(str(error))
+        fail(str(error))
 
 
 @silence_app.command("list")
@@ -396,7 +381,7 @@ def silence_expire(
     with Session(make_engine(settings.database_url)) as session:
         silence = expire_silence(session, silence_id, datetime.now(UTC))
         if silence is None:
-            _fail(f"no silence {silence_id}")
+            fail(f"no silence {silence_id}")
         session.commit()
     console.print(f"[green]✓[/] silence {silence_id} expired")
 
@@ -445,32 +430,13 @@ def migrate_command(database_url: DatabaseOption = None) -> None:
     console.print(f"schema up to date at {settings.database_url}")
 
 
-@app.command()
-def verify(database_url: DatabaseOption = None) -> None:
-    """Walk every ledger hash chain; exit 1 at the first break."""
-    settings = load_settings(database_url=database_url)
-    with Session(make_engine(settings.database_url)) as session:
-        result = ledger.verify(session)
-    for chain_break in result.breaks:
-        console.print(
-            f"[red]{chain_break.topic}[{chain_break.partition}] entry {chain_break.seq}: "
-            f"{chain_break.problem}"
-        )
-    console.print(
-        f"{result.chains} chains, {result.entries} entries, "
-        + ("intact" if result.intact else "BROKEN")
-    )
-    if not result.intact:
-        raise typer.Exit(1)
-
-
 @contextlib.contextmanager
 def _running(settings: CollectorSettings) -> Iterator[Stack]:
     """The started stack; a start that fails says why and exits instead of a traceback."""
     try:
         stack = Stack(settings).start()
-    except (SQLAlchemyError, KafkaError, RuntimeError, AlertConfigError) as error:
-        _fail(f"could not start: {error}")
+    except (SQLAlchemyError, KafkaError, RuntimeError, AlertConfigError, SigningKeyError) as error:
+        fail(f"could not start: {error}")
     try:
         yield stack
     finally:
@@ -497,7 +463,7 @@ def _publish_baseline(
         )
         report = agent.flush(timeout_s=30)
     if report.delivered != 1:
-        _fail(f"baseline_set was not delivered to Kafka: {report}")
+        fail(f"baseline_set was not delivered to Kafka: {report}")
     console.print(
         f"[green]✓[/] baseline {fitted.baseline_id} set for {model} {version} "
         f"({fitted.source}, {fitted.baseline.size} decisions)"
@@ -511,11 +477,6 @@ def _show_features(features: dict[str, str]) -> None:
     console.print(table)
 
 
-def _fail(message: str) -> NoReturn:
-    errors.print(f"[red]✗ {message}")
-    raise typer.Exit(1)
-
-
 def _describe(stack: Stack) -> None:
     where = (
         f"embedded broker (Tansu, memory storage) on {stack.bootstrap_servers}"
@@ -525,3 +486,12 @@ def _describe(stack: Stack) -> None:
     console.print(f"[green]✓[/] {where}, topic {stack.settings.topic}")
     console.print(f"[green]✓[/] store {stack.settings.database_url} (migrated)")
     console.print(f"[green]✓[/] collector consuming; API on {stack.api_url} (docs: /docs)")
+    console.print(
+        f"[green]✓[/] ledger checkpoints signed every {stack.settings.checkpoint_interval_s:g}s "
+        f"with {stack.settings.signing_key_file}"
+    )
+    if stack.bootstrap_token:
+        console.print(
+            "[yellow]![/] the store had no admin token; this one is shown once "
+            f"(make more with `driftline token create`): [bold]{stack.bootstrap_token}"
+        )

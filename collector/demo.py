@@ -10,6 +10,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -18,7 +19,10 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from agent import Driftline
-from collector import ledger, queries
+from collector import queries
+from collector.access import create_token
+from collector.checkpoints import public_key_from_pem
+from collector.proofs import check_proof
 from collector.simulation import MODEL, SERVICE, VERSION, run_simulation
 from collector.stack import Stack
 
@@ -51,17 +55,62 @@ def run_demo(stack: Stack, console: Console, *, decisions: int, shifted: int) ->
     if stored - before != report.delivered:
         raise DemoFailed(f"the collector stored {stored - before} of {report.delivered} events")
     console.print(f"[green]✓[/] collector stored those {stored - before} events in the ledger")
+    with _api_client(stack) as api:
+        _show_integrity(console, api)
+        chosen = next(
+            d for d in result.decisions if d in result.reviewed and d in result.with_feedback
+        )
+        _show_trail(console, api, chosen)
+        _show_proof(console, api, chosen)
+        if shifted:
+            _show_drift(console, stack, api, decisions, shifted)
+
+
+def _api_client(stack: Stack) -> httpx.Client:
+    """An API client with an operator token made for the demo (the demo signs a checkpoint)."""
+    assert stack.engine is not None
     with Session(stack.engine) as session:
-        verification = ledger.verify(session)
-    state = "intact" if verification.intact else f"BROKEN: {verification.breaks}"
-    console.print(
-        f"[green]✓[/] ledger: {verification.chains} hash chains, "
-        f"{verification.entries} entries, {state}"
+        issued = create_token(
+            session,
+            name="demo",
+            role="operator",
+            created_by="driftline demo",
+            now=datetime.now(UTC),
+        )
+        session.commit()
+    return httpx.Client(
+        base_url=stack.api_url, headers={"Authorization": f"Bearer {issued.token}"}, timeout=10
     )
-    chosen = next(d for d in result.decisions if d in result.reviewed and d in result.with_feedback)
-    _show_trail(console, stack.api_url, chosen)
-    if shifted:
-        _show_drift(console, stack, decisions, shifted)
+
+
+def _show_integrity(console: Console, api: httpx.Client) -> None:
+    signed = _json(api.post("/integrity/checkpoints"), "POST /integrity/checkpoints")
+    report = _json(api.get("/integrity/verify"), "GET /integrity/verify")
+    if not report["intact"]:
+        raise DemoFailed(f"the ledger does not verify: {report['breaks']}")
+    console.print(
+        f"[green]✓[/] signed {len(signed)} checkpoints (Ed25519); GET /integrity/verify: "
+        f"{report['chains']} hash chains, {report['entries']} entries, intact"
+    )
+
+
+def _show_proof(console: Console, api: httpx.Client, decision_id: uuid.UUID) -> None:
+    proof = _json(api.get(f"/decisions/{decision_id}/proof"), "GET /decisions/{id}/proof")
+    public_key = public_key_from_pem(proof["public_key"].encode(), "the proof's public key")
+    problems = check_proof(proof, public_key)
+    if problems:
+        raise DemoFailed(f"the proof of {decision_id} does not hold: {problems}")
+    console.print(
+        f"[green]✓[/] GET /decisions/{decision_id}/proof: the event and "
+        f"{len(proof['following_digests'])} later digests hash to the signed checkpoint, "
+        "checked offline with the public key"
+    )
+
+
+def _json(response: httpx.Response, what: str) -> Any:
+    if response.is_error:
+        raise DemoFailed(f"{what} answered {response.status_code}: {response.text}")
+    return response.json()
 
 
 def _service_agent(stack: Stack) -> Driftline:
@@ -70,12 +119,14 @@ def _service_agent(stack: Stack) -> Driftline:
     )
 
 
-def _show_drift(console: Console, stack: Stack, decisions: int, shifted: int) -> None:
+def _show_drift(
+    console: Console, stack: Stack, api: httpx.Client, decisions: int, shifted: int
+) -> None:
     """Shift the simulated population, in batches as a live service would, until the detector
     worker reports drift; then show its verdicts as the API gives them."""
     console.rule("drift")
-    url = f"{stack.api_url}/drift/{MODEL}/{VERSION}"
-    status = _wait_for_json(url, lambda _: True, timeout_s=60)
+    url = f"/drift/{MODEL}/{VERSION}"
+    status = _wait_for_json(api, url, lambda _: True, timeout_s=60)
     if status is None:
         raise DemoFailed(f"the detector set no baseline for {MODEL} {VERSION} within 60 s")
     baseline = status["baseline"]
@@ -93,12 +144,14 @@ def _show_drift(console: Console, stack: Stack, decisions: int, shifted: int) ->
             )
             sent += batch
             agent.flush(timeout_s=30)
-            drifting = _wait_for_json(url, lambda s: s["state"] == "drifting", timeout_s=3)
+            drifting = _wait_for_json(api, url, lambda s: s["state"] == "drifting", timeout_s=3)
     console.print(
         f"[green]✓[/] simulated service sent {sent} decisions on applicants with more debt; "
         "its model hedges"
     )
-    drifting = drifting or _wait_for_json(url, lambda s: s["state"] == "drifting", timeout_s=10)
+    drifting = drifting or _wait_for_json(
+        api, url, lambda s: s["state"] == "drifting", timeout_s=10
+    )
     if drifting is None:
         raise DemoFailed("the detector reported no drift")
     for check in drifting["drifting"]:
@@ -112,11 +165,13 @@ def _show_drift(console: Console, stack: Stack, decisions: int, shifted: int) ->
     console.print(f"GET /drift/{MODEL}/{VERSION} gives every check and the verdict history")
 
 
-def _wait_for_json(url: str, done: Callable[[Any], bool], timeout_s: float) -> Any:
+def _wait_for_json(
+    api: httpx.Client, url: str, done: Callable[[Any], bool], timeout_s: float
+) -> Any:
     """The JSON at ``url`` once it answers 200 and ``done`` holds; None at the deadline."""
     deadline = time.monotonic() + timeout_s
     while True:
-        response = httpx.get(url, timeout=10)
+        response = api.get(url)
         if response.status_code == 200 and done(body := response.json()):
             return body
         if time.monotonic() > deadline:
@@ -138,11 +193,7 @@ def _wait_for_ledger(engine: Engine, target: int, timeout_s: float) -> int:
     return size
 
 
-def _show_trail(console: Console, api_url: str, decision_id: uuid.UUID) -> None:
-    response = httpx.get(f"{api_url}/decisions/{decision_id}", timeout=10)
-    if response.status_code != 200:
-        raise DemoFailed(
-            f"GET /decisions/{decision_id} answered {response.status_code}: {response.text}"
-        )
+def _show_trail(console: Console, api: httpx.Client, decision_id: uuid.UUID) -> None:
+    lineage = _json(api.get(f"/decisions/{decision_id}"), f"GET /decisions/{decision_id}")
     console.rule(f"GET /decisions/{decision_id}")
-    console.print_json(json.dumps(response.json()))
+    console.print_json(json.dumps(lineage))

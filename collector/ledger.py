@@ -2,7 +2,11 @@
 
 Each partition has one consumer at a time, so appends to its chain need no global lock; the
 primary key (topic, partition, seq) makes a second writer's append fail instead of forking the
-chain. ``verify`` walks every chain and reports the first place where it breaks.
+chain. ``verify`` walks every chain and reports the first place where it breaks, including
+entries that signed checkpoints vouch for but the chain no longer has.
+
+An entry's digest covers the event with a decision's inputs replaced by their own SHA-256, so
+that erasing the inputs (keeping that hash in a tombstone) leaves every digest and link intact.
 """
 
 from __future__ import annotations
@@ -10,19 +14,44 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlmodel import Session, col, select
 
 from collector.models import LedgerEntry
 
 GENESIS = bytes(32)
+TOMBSTONE = "$erased"  # the only key of a decision's inputs once they are erased
 
 
-def digest(event_bytes: bytes) -> bytes:
-    return hashlib.sha256(event_bytes).digest()
+def canonical(document: Any) -> bytes:
+    return json.dumps(
+        document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode()
+
+
+def inputs_hash(inputs: Any) -> str:
+    return hashlib.sha256(canonical(inputs)).hexdigest()
+
+
+def digest(event_bytes: bytes, *, erased: bool = False) -> bytes:
+    """SHA-256 of the event with a decision's inputs replaced by their hash.
+
+    ``erased``: the inputs are a tombstone that carries the hash of the inputs it replaced.
+    Raise ValueError for bytes that are not an event.
+    """
+    document = json.loads(event_bytes)
+    if not isinstance(document, dict):
+        raise ValueError("not a JSON object")
+    if document.get("type") == "decision":
+        payload = document["payload"]
+        inputs = payload["inputs"]
+        sha256 = inputs[TOMBSTONE]["inputs_sha256"] if erased else inputs_hash(inputs)
+        payload["inputs"] = {"inputs_sha256": sha256}
+    return hashlib.sha256(canonical(document)).digest()
 
 
 def link(previous_hash: bytes, event_digest: bytes) -> bytes:
@@ -96,6 +125,7 @@ class ChainBreak:
 class Verification:
     chains: int
     entries: int
+    erased: int  # entries whose decision inputs are tombstones; they still verify
     breaks: list[ChainBreak]
 
     @property
@@ -103,26 +133,52 @@ class Verification:
         return not self.breaks
 
 
-def verify(session: Session) -> Verification:
-    """Recompute every chain from its first entry; report the first break of each chain."""
-    breaks: dict[tuple[str, int], ChainBreak] = {}
-    chains: set[tuple[str, int]] = set()
-    entries = 0
+ChainKey = tuple[str, int]
+# Per chain, per entry, the hash a valid signed checkpoint says the entry had.
+Anchors = Mapping[ChainKey, Mapping[int, bytes]]
+
+
+def verify(session: Session, anchors: Anchors | None = None) -> Verification:
+    """Recompute every chain from its first entry; report the first break of each chain.
+
+    With ``anchors``, an entry whose hash differs from its checkpoint's, and a chain that ends
+    before an entry a checkpoint vouches for, are breaks too.
+    """
+    anchors = anchors or {}
+    breaks: dict[ChainKey, ChainBreak] = {}
+    ends: dict[ChainKey, int] = {}
+    entries = erased = 0
     expected = ChainHead(0, GENESIS)
-    current: tuple[str, int] | None = None
+    current: ChainKey | None = None
     for row in _all_entries(session):
         entries += 1
+        erased += row.erased_at is not None
         key = (row.topic, row.partition)
         if key != current:
             current, expected = key, ChainHead(0, GENESIS)
-            chains.add(key)
+        ends[key] = row.seq + 1
         if key in breaks:
             continue
-        problem = _problem(row, expected)
+        problem = _problem(row, expected, anchors.get(key, {}))
         if problem is not None:
             breaks[key] = ChainBreak(row.topic, row.partition, expected.next_seq, problem)
         expected = ChainHead(row.seq + 1, row.chain_hash)
-    return Verification(chains=len(chains), entries=entries, breaks=list(breaks.values()))
+    for key, vouched in anchors.items():
+        end = ends.get(key, 0)
+        beyond = [seq for seq in vouched if seq >= end]
+        if beyond and key not in breaks:
+            breaks[key] = ChainBreak(
+                *key,
+                end,
+                f"chain ends before entry {max(beyond)}, which a checkpoint vouches for"
+                " (truncated)",
+            )
+    chains = len(ends.keys() | anchors.keys())
+    return Verification(chains, entries, erased, sorted(breaks.values(), key=_position))
+
+
+def _position(chain_break: ChainBreak) -> tuple[str, int, int]:
+    return chain_break.topic, chain_break.partition, chain_break.seq
 
 
 def _all_entries(session: Session) -> Iterator[LedgerEntry]:
@@ -132,18 +188,21 @@ def _all_entries(session: Session) -> Iterator[LedgerEntry]:
     yield from session.exec(statement.execution_options(yield_per=1000))
 
 
-def _problem(row: LedgerEntry, expected: ChainHead) -> str | None:
+def _problem(row: LedgerEntry, expected: ChainHead, vouched: Mapping[int, bytes]) -> str | None:
     if row.seq != expected.next_seq:
         return f"entry {expected.next_seq} is missing (next stored entry is {row.seq})"
-    if digest(row.event_bytes) != row.event_digest:
-        return "event bytes do not match their recorded digest (altered)"
-    if link(expected.previous_hash, row.event_digest) != row.chain_hash:
-        return "chain hash does not follow from the previous entry (altered, removed or reordered)"
     try:
         event = json.loads(row.event_bytes)
         stored_id, stored_type = event["event_id"], event["type"]
+        recomputed = digest(row.event_bytes, erased=row.erased_at is not None)
     except (ValueError, KeyError, TypeError):
-        return "event bytes are not an event"
+        return "event bytes are not an event (altered)"
+    if recomputed != row.event_digest:
+        return "event bytes do not match their recorded digest (altered)"
+    if link(expected.previous_hash, row.event_digest) != row.chain_hash:
+        return "chain hash does not follow from the previous entry (altered, removed or reordered)"
+    if row.seq in vouched and vouched[row.seq] != row.chain_hash:
+        return "chain hash differs from the one a signed checkpoint vouches for (rewritten)"
     if stored_id != str(row.event_id):
         return f"event_id column {row.event_id} differs from the event's own id {stored_id}"
     if stored_type != row.event_type:

@@ -34,6 +34,27 @@ class LedgerEntry(SQLModel, table=True):
     event_digest: bytes = Field(sa_type=LargeBinary)
     chain_hash: bytes = Field(sa_type=LargeBinary)
     recorded_at: datetime = Field(sa_type=UTCDateTime)
+    # Set when a decision's inputs were replaced by a tombstone (erasure or retention).
+    erased_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class LedgerCheckpoint(SQLModel, table=True):
+    """A signed statement that a chain's entry ``seq`` had hash ``chain_hash`` at ``signed_at``.
+
+    Copied out of the database, checkpoints let anyone detect later rewriting or truncation.
+    """
+
+    __tablename__ = "ledger_checkpoints"
+    __table_args__ = (Index("ix_checkpoints_chain", "topic", "partition", "seq"),)
+
+    id: uuid.UUID = Field(primary_key=True)
+    topic: str = Field(max_length=249)
+    partition: int
+    seq: int = Field(sa_type=BigInteger)
+    chain_hash: bytes = Field(sa_type=LargeBinary)
+    signed_at: datetime = Field(sa_type=UTCDateTime)
+    key_id: str = Field(max_length=64)
+    signature: bytes = Field(sa_type=LargeBinary)
 
 
 class DeadLetter(SQLModel, table=True):
@@ -67,6 +88,7 @@ class DecisionBase(SQLModel):
     automated: bool
     subject_ref: str | None = Field(default=None, max_length=200, index=True)
     contract_violations: list[str] = Field(default_factory=list, sa_type=JSONDocument)
+    has_violations: bool = False
     trace_id: str | None = Field(default=None, max_length=32)
     span_id: str | None = Field(default=None, max_length=16)
 
@@ -75,7 +97,10 @@ class Decision(DecisionBase, table=True):
     __tablename__ = "decisions"
     __table_args__ = (
         Index("ix_decisions_time", "occurred_at", "decision_id"),
-        Index("ix_decisions_model_time", "model_name", "model_version", "occurred_at"),
+        Index(
+            "ix_decisions_model_time", "model_name", "model_version", "occurred_at", "decision_id"
+        ),
+        Index("ix_decisions_service_time", "service", "occurred_at", "decision_id"),
     )
 
 
@@ -91,6 +116,7 @@ class ReviewBase(SQLModel):
 
 class Review(ReviewBase, table=True):
     __tablename__ = "reviews"
+    __table_args__ = (Index("ix_reviews_reviewer", "reviewer"),)
 
 
 class FeedbackBase(SQLModel):
@@ -224,3 +250,77 @@ class Silence(SQLModel, table=True):
     created_by: str = Field(max_length=200)
     comment: str = Field(sa_type=Text)
     created_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class ApiToken(SQLModel, table=True):
+    """Who may call the API, and as what; only a SHA-256 of the secret is kept."""
+
+    __tablename__ = "api_tokens"
+
+    id: uuid.UUID = Field(primary_key=True)
+    name: str = Field(max_length=200)
+    role: str = Field(max_length=20)  # auditor, operator or admin
+    secret_sha256: bytes = Field(sa_type=LargeBinary, unique=True)
+    created_by: str = Field(max_length=200)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class AuditRead(SQLModel, table=True):
+    """One read through the API: who asked what, and when."""
+
+    __tablename__ = "audit_reads"
+    __table_args__ = (Index("ix_audit_reads_time", "at"),)
+
+    id: uuid.UUID = Field(primary_key=True)
+    at: datetime = Field(sa_type=UTCDateTime)
+    token_id: uuid.UUID = Field(index=True)
+    token_name: str = Field(max_length=200)
+    role: str = Field(max_length=20)
+    path: str = Field(sa_type=Text)
+    query: str = Field(sa_type=Text)
+
+
+class LegalHold(SQLModel, table=True):
+    """Keeps a model's or a subject's records from retention and erasure until released."""
+
+    __tablename__ = "legal_holds"
+
+    id: uuid.UUID = Field(primary_key=True)
+    model_name: str | None = Field(default=None, max_length=200)
+    subject_ref: str | None = Field(default=None, max_length=200)
+    reason: str = Field(sa_type=Text)
+    created_by: str = Field(max_length=200)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    released_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class Erasure(SQLModel, table=True):
+    """A subject's inputs were replaced by tombstones: by whom, why, how many decisions."""
+
+    __tablename__ = "erasures"
+
+    id: uuid.UUID = Field(primary_key=True)
+    subject_ref: str | None = Field(default=None, max_length=200)
+    reason: str = Field(sa_type=Text)
+    requested_by: str = Field(max_length=200)
+    at: datetime = Field(sa_type=UTCDateTime)
+    decisions: int
+
+
+class ExportManifest(SQLModel, table=True):
+    """What an export holds, so that the file can be checked later: its query, its row count,
+    the ledger positions it covers and the SHA-256 of its bytes."""
+
+    __tablename__ = "exports"
+
+    id: uuid.UUID = Field(primary_key=True)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    created_by: str = Field(max_length=200)
+    format: str = Field(max_length=10)
+    query: dict[str, str] = Field(sa_type=JSONDocument)
+    ledger_heads: list[dict[str, Any]] = Field(sa_type=JSONDocument)
+    rows: int | None = Field(default=None, sa_type=BigInteger)  # None until complete
+    sha256: str | None = Field(default=None, max_length=64)
+    completed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -68,6 +68,7 @@ def row_for(event: Event) -> SQLModel:
                 automated=p.automated,
                 subject_ref=p.subject_ref,
                 contract_violations=p.contract_violations,
+                has_violations=bool(p.contract_violations),
                 trace_id=event.trace_id,
                 span_id=event.span_id,
             )

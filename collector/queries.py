@@ -2,38 +2,25 @@
 
 from __future__ import annotations
 
-import base64
-import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, tuple_
+from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from collector.models import Decision, DriftVerdict, Feedback, LedgerEntry, Review
-
-
-@dataclass(frozen=True)
-class Cursor:
-    """A position in time order: the last decision of the previous page."""
-
-    occurred_at: datetime
-    decision_id: uuid.UUID
-
-    def encode(self) -> str:
-        position = [self.occurred_at.isoformat(), str(self.decision_id)]
-        return base64.urlsafe_b64encode(json.dumps(position).encode()).decode()
-
-    @classmethod
-    def decode(cls, token: str) -> Cursor:
-        """Raise ValueError for a token this service did not hand out."""
-        try:
-            occurred_at, decision_id = json.loads(base64.urlsafe_b64decode(token.encode()))
-            return cls(datetime.fromisoformat(occurred_at), uuid.UUID(decision_id))
-        except (ValueError, TypeError) as error:
-            raise ValueError(f"not a cursor from this service: {error}") from None
+from collector.models import (
+    AlertNotification,
+    BaselineRecord,
+    Decision,
+    DriftVerdict,
+    Feedback,
+    LedgerEntry,
+    ModelDeployment,
+    OutboxMessage,
+    Review,
+)
 
 
 @dataclass(frozen=True)
@@ -58,33 +45,110 @@ def decision_trail(*, session: Session, decision_id: uuid.UUID) -> DecisionTrail
     return DecisionTrail(decision, list(reviews), list(feedback))
 
 
-def search_decisions(
-    *,
-    session: Session,
-    model: str | None = None,
-    version: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    after: Cursor | None = None,
-    limit: int = 100,
-) -> list[Decision]:
-    """Decisions in time order (then by id), from ``since`` inclusive to ``until`` exclusive."""
-    statement = select(Decision)
-    if model is not None:
-        statement = statement.where(Decision.model_name == model)
-    if version is not None:
-        statement = statement.where(Decision.model_version == version)
-    if since is not None:
-        statement = statement.where(Decision.occurred_at >= since)
-    if until is not None:
-        statement = statement.where(Decision.occurred_at < until)
-    if after is not None:
-        statement = statement.where(
-            tuple_(col(Decision.occurred_at), col(Decision.decision_id))
-            > tuple_(after.occurred_at, after.decision_id)
+@dataclass(frozen=True)
+class OpenAlert:
+    """The last notification of an alert group about a model version, while it was firing."""
+
+    notification: AlertNotification
+    labels: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """Everything that bears on one decision, as it stood when the decision was taken."""
+
+    trail: DecisionTrail
+    ledger_entry: LedgerEntry | None
+    drifting: list[DriftVerdict]  # checks of its model version in drift at that time
+    alerts: list[OpenAlert]
+    baseline: BaselineRecord | None  # the baseline in force at that time
+    deployment: ModelDeployment | None  # the latest deployment of its version before it
+
+
+def lineage(*, session: Session, decision_id: uuid.UUID) -> Lineage | None:
+    trail = decision_trail(session=session, decision_id=decision_id)
+    if trail is None:
+        return None
+    decision = trail.decision
+    model, version, at = decision.model_name, decision.model_version, decision.occurred_at
+    entry = ledger_entry(session=session, event_id=decision.event_id)
+    baseline = session.exec(
+        select(BaselineRecord)
+        .where(
+            BaselineRecord.model_name == model,
+            BaselineRecord.model_version == version,
+            col(BaselineRecord.occurred_at) <= at,
         )
-    statement = statement.order_by(col(Decision.occurred_at), col(Decision.decision_id))
-    return list(session.exec(statement.limit(limit)).all())
+        .order_by(col(BaselineRecord.occurred_at).desc())
+        .limit(1)
+    ).first()
+    deployment = session.exec(
+        select(ModelDeployment)
+        .where(
+            ModelDeployment.model_name == model,
+            ModelDeployment.model_version == version,
+            col(ModelDeployment.occurred_at) <= at,
+        )
+        .order_by(col(ModelDeployment.occurred_at).desc())
+        .limit(1)
+    ).first()
+    drifting = []
+    if baseline is not None:
+        drifting = [
+            verdict
+            for verdict in latest_verdicts(
+                session=session,
+                model=model,
+                version=version,
+                baseline_id=baseline.baseline_id,
+                at=at,
+            )
+            if verdict.state == "detected"
+        ]
+    return Lineage(
+        trail=trail,
+        ledger_entry=entry,
+        drifting=drifting,
+        alerts=open_alerts(session=session, model=model, version=version, at=at),
+        baseline=baseline,
+        deployment=deployment,
+    )
+
+
+def ledger_entry(*, session: Session, event_id: uuid.UUID) -> LedgerEntry | None:
+    return session.exec(select(LedgerEntry).where(LedgerEntry.event_id == event_id)).first()
+
+
+def decision_ledger_entry(*, session: Session, decision_id: uuid.UUID) -> LedgerEntry | None:
+    """The ledger entry of the decision event the read model holds."""
+    return session.exec(
+        select(LedgerEntry)
+        .join(Decision, col(Decision.event_id) == col(LedgerEntry.event_id))
+        .where(Decision.decision_id == decision_id)
+    ).first()
+
+
+def open_alerts(
+    *, session: Session, model: str, version: str, at: datetime, scan: int = 1_000
+) -> list[OpenAlert]:
+    """Alert groups about a model version whose last notification before ``at`` was firing.
+
+    Looks at the last ``scan`` notifications before ``at``: alerts are grouped, so few.
+    """
+    rows = session.exec(
+        select(AlertNotification, OutboxMessage.common_labels)
+        .join(OutboxMessage, col(OutboxMessage.id) == col(AlertNotification.notification_id))
+        .where(col(AlertNotification.occurred_at) <= at)
+        .order_by(col(AlertNotification.occurred_at).desc())
+        .limit(scan)
+    ).all()
+    latest: dict[tuple[str, str], OpenAlert] = {}
+    for notification, labels in rows:
+        if labels.get("model") != model or labels.get("version", version) != version:
+            continue
+        group = (notification.receiver, notification.group_key)
+        latest.setdefault(group, OpenAlert(notification, dict(labels)))
+    return [alert for alert in latest.values() if alert.notification.status == "firing"]
 
 
 def count_ledger_entries(*, session: Session, event_types: Sequence[str] | None = None) -> int:
@@ -95,14 +159,16 @@ def count_ledger_entries(*, session: Session, event_types: Sequence[str] | None 
 
 
 def latest_verdicts(
-    *, session: Session, model: str, version: str, baseline_id: str
+    *, session: Session, model: str, version: str, baseline_id: str, at: datetime | None = None
 ) -> list[DriftVerdict]:
-    """Per (feature, test), the latest verdict against this baseline: its current state."""
-    about = (
+    """Per (feature, test), the latest verdict against this baseline (up to ``at``): its state."""
+    about = [
         col(DriftVerdict.model_name) == model,
         col(DriftVerdict.model_version) == version,
         col(DriftVerdict.baseline_id) == baseline_id,
-    )
+    ]
+    if at is not None:
+        about.append(col(DriftVerdict.occurred_at) <= at)
     latest = (
         select(
             col(DriftVerdict.feature).label("feature"),

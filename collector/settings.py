@@ -79,10 +79,39 @@ class CollectorSettings(BaseSettings):
         default=None, ge=0, le=1, description="Confidence under which decisions go to a human."
     )
 
+    # The audit ledger: signed checkpoints, retention, links to traces.
+    signing_key_file: Path = Field(
+        default=Path.home() / ".driftline" / "signing-key.pem",
+        description="Ed25519 private key (PKCS#8 PEM) that signs checkpoints; made if missing.",
+    )
+    trusted_public_keys: list[Path] = Field(
+        default_factory=list,
+        description="Public keys (PEM) of earlier signing keys whose checkpoints still count.",
+    )
+    checkpoint_interval_s: float = Field(
+        default=300.0, gt=0, description="Seconds between signed checkpoints of every chain."
+    )
+    retention_days: int = Field(
+        default=400,
+        ge=183,  # the EU AI Act asks deployers to keep logs at least six months
+        description="Decision inputs older than this are erased, unless under a legal hold.",
+    )
+    trace_link_template: str | None = Field(
+        default=None,
+        description="Link to a trace in the tracing backend, e.g. http://jaeger:16686/trace/{trace_id}",
+    )
+
     @field_validator("kafka_bootstrap_servers")
     @classmethod
     def _blank_means_embedded(cls, value: str | None) -> str | None:
         return value.strip() or None if value is not None else None
+
+    @field_validator("trace_link_template")
+    @classmethod
+    def _names_the_trace(cls, value: str | None) -> str | None:
+        if value is not None and "{trace_id}" not in value:
+            raise ValueError("must contain {trace_id}")
+        return value
 
     @field_validator("alerting_config", mode="before")
     @classmethod

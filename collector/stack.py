@@ -8,19 +8,24 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import httpx
 import structlog
 import uvicorn
 from sqlalchemy import Engine
+from sqlmodel import Session
 
 from agent import Driftline
+from collector.access import create_token, has_admin
 from collector.alert_config import AlertingConfig, load_alerting
 from collector.api.app import create_app
 from collector.broker import EmbeddedBroker
 from collector.consumer import Collector
 from collector.database import make_engine, migrate
 from collector.detection import DETECTOR_SERVICE, DetectorWorker
+from collector.housekeeping import Housekeeper
+from collector.integrity import KeyRing
 from collector.router import ROUTER_SERVICE, AlertRouter
 from collector.settings import CollectorSettings
 from collector.topics import ensure_topic
@@ -39,6 +44,8 @@ class Stack:
         self._detector_agent: Driftline | None = None
         self._router_agent: Driftline | None = None
         self._http: httpx.Client | None = None
+        self.keys: KeyRing | None = None
+        self.bootstrap_token: str | None = None  # an admin token made at first start, shown once
 
     @property
     def bootstrap_servers(self) -> str:
@@ -68,6 +75,8 @@ class Stack:
         ensure_topic(self.bootstrap_servers, settings.topic, settings.partitions)
         self.engine = make_engine(settings.database_url)
         migrate(self.engine)
+        self.keys = KeyRing.from_settings(settings)
+        self.bootstrap_token = _first_admin_token(self.engine)
         collector = Collector.from_settings(self.engine, settings, self.bootstrap_servers)
         self._spawn("driftline-collector", lambda: collector.run(self._stop))
         if settings.detect_enabled:
@@ -79,10 +88,21 @@ class Stack:
             )
             worker = DetectorWorker(self.engine, self._detector_agent, settings)
             self._spawn("driftline-detector", lambda: worker.run(self._stop))
+        housekeeper = Housekeeper(self.engine, self.keys, settings.retention_days)
+        self._spawn(
+            "driftline-housekeeping",
+            lambda: housekeeper.run(self._stop, settings.checkpoint_interval_s),
+        )
         alerting = load_alerting(settings.alerting_config) if settings.alerting_config else None
+        app = create_app(
+            self.engine,
+            keys=self.keys,
+            alerting_config=alerting,
+            trace_link_template=settings.trace_link_template,
+        )
         self._server = uvicorn.Server(
             uvicorn.Config(
-                create_app(self.engine, alerting),
+                app,
                 host=settings.api_host,
                 port=settings.api_port,
                 log_level="warning",
@@ -154,3 +174,16 @@ class Stack:
 
     def __exit__(self, *_exc: object) -> None:
         self.stop()
+
+
+def _first_admin_token(engine: Engine) -> str | None:
+    """An admin token when the store has none that works, so that someone can get in."""
+    now = datetime.now(UTC)
+    with Session(engine) as session:
+        if has_admin(session, now):
+            return None
+        issued = create_token(
+            session, name="bootstrap-admin", role="admin", created_by="driftline up", now=now
+        )
+        session.commit()
+    return issued.token

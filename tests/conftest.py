@@ -24,10 +24,12 @@ POSTGRES_ADMIN_URL = os.environ.get(
 
 @pytest.fixture(autouse=True)
 def own_spool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Every test's agents spool into the test's own directory, never into ~/.driftline."""
+    """Every test's agents spool, and its collector keeps its signing key, in the test's own
+    directory, never in ~/.driftline."""
     directory = tmp_path / "spool"
     monkeypatch.setenv("DRIFTLINE_SPOOL_DIR", str(directory))
     monkeypatch.setenv("DRIFTLINE_DETECT_SPOOL_DIR", str(tmp_path / "detector-spool"))
+    monkeypatch.setenv("DRIFTLINE_SIGNING_KEY_FILE", str(tmp_path / "signing-key.pem"))
     return directory
 
 

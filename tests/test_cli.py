@@ -37,7 +37,8 @@ def test_demo_prints_a_decision_with_its_review_and_feedback(tmp_path: Path) -> 
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     assert "agent delivered" in out
-    assert "intact" in out
+    assert "signed 3 checkpoints" in out and "entries, intact" in out
+    assert "hash to the signed checkpoint, checked offline" in out
     assert '"reviews": [' in out and '"reviewer":' in out
     assert '"feedback": [' in out and '"reporter":' in out
     assert "API docs: http://127.0.0.1:" in out
@@ -47,7 +48,7 @@ def test_demo_prints_a_decision_with_its_review_and_feedback(tmp_path: Path) -> 
     for unshifted in ("income", "age", "employment_years", "region"):
         assert f"drift detected {unshifted} " not in out
 
-    verified = driftline("verify", env={"DRIFTLINE_DATABASE_URL": f"sqlite:///{database}"})
+    verified = driftline("audit", "verify", env={"DRIFTLINE_DATABASE_URL": f"sqlite:///{database}"})
     assert verified.returncode == 0, verified.stdout
     assert "intact" in verified.stdout
 
@@ -56,7 +57,7 @@ def test_demo_prints_a_decision_with_its_review_and_feedback(tmp_path: Path) -> 
             "UPDATE ledger_entries SET event_bytes = CAST(replace(CAST(event_bytes AS TEXT),"
             " 'loan-desk', 'loan-desq') AS BLOB) WHERE seq = 3 AND partition = 0"
         )
-    tampered = driftline("verify", env={"DRIFTLINE_DATABASE_URL": f"sqlite:///{database}"})
+    tampered = driftline("audit", "verify", env={"DRIFTLINE_DATABASE_URL": f"sqlite:///{database}"})
     assert tampered.returncode == 1
     assert "entry 3" in tampered.stdout and "BROKEN" in tampered.stdout
 

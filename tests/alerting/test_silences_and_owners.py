@@ -3,17 +3,16 @@ with their state, expired early; mistakes answered with what is wrong. Owners ar
 
 from pathlib import Path
 
-from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from collector.alert_config import load_alerting
-from collector.api.app import create_app
 from tests.alerting.test_alert_config import GOOD
+from tests.api_client import api_client
 from tests.test_cli import driftline
 
 
 def test_a_silence_is_created_listed_and_expired_through_the_api(engine: Engine) -> None:
-    with TestClient(create_app(engine)) as api:
+    with api_client(engine) as api:
         created = api.post(
             "/silences",
             json={
@@ -37,7 +36,7 @@ def test_a_silence_is_created_listed_and_expired_through_the_api(engine: Engine)
 
 def test_a_silence_that_cannot_work_is_refused_with_the_reason(engine: Engine) -> None:
     base = {"created_by": "a.kim", "comment": "x"}
-    with TestClient(create_app(engine)) as api:
+    with api_client(engine) as api:
         for body, reason in [
             ({"matchers": ["model=~("], "duration": "1h"}, "bad regular expression"),
             ({"matchers": ['model="m"'], "duration": "soon"}, "'soon' is not a duration"),
@@ -50,7 +49,7 @@ def test_a_silence_that_cannot_work_is_refused_with_the_reason(engine: Engine) -
 def test_owners_are_listed_from_the_alerting_file(engine: Engine, tmp_path: Path) -> None:
     path = tmp_path / "alerting.yaml"
     path.write_text(GOOD)
-    with TestClient(create_app(engine, load_alerting(path))) as api:
+    with api_client(engine, alerting_config=load_alerting(path)) as api:
         (owner,) = api.get("/owners").json()
     assert owner["owner"] == "risk-ml-team"
     assert owner["matchers"] == ['model="credit-risk"']

@@ -10,16 +10,16 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from agent.contract import Event, ModelRef, encode
-from collector.api.app import create_app
 from collector.ingest import RawMessage, write_batch
 from tests import events
+from tests.api_client import api_client
 
 START = datetime(2026, 3, 1, tzinfo=UTC)
 
 
 @pytest.fixture
 def api(engine: Engine) -> Iterator[TestClient]:
-    with TestClient(create_app(engine)) as client:
+    with api_client(engine) as client:
         yield client
 
 

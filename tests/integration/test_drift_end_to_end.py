@@ -7,18 +7,17 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from agent import Driftline
-from collector.api.app import create_app
 from collector.baselines import active_baseline
 from collector.broker import EmbeddedBroker
 from collector.detection import DETECTOR_SERVICE, DetectorWorker
 from collector.models import DriftVerdict, LedgerEntry
 from collector.settings import CollectorSettings
 from collector.simulation import MODEL, REVIEW_BELOW, SERVICE, VERSION, run_simulation
+from tests.api_client import api_client
 from tests.waiting import wait_for
 
 BATCH = 150
@@ -123,7 +122,7 @@ def test_a_shift_is_detected_for_that_feature_and_confidence_then_resolved(
     assert in_ledger.count("drift_detected") == sum(s == "detected" for s, _, _ in verdicts(engine))
     assert "drift_resolved" in in_ledger
 
-    with TestClient(create_app(engine)) as api:
+    with api_client(engine) as api:
         detail = api.get(f"/drift/{MODEL}/{VERSION}").json()
         by_check = {(c["feature"], c["test"]): c for c in detail["checks"]}
         assert by_check[("debt_ratio", "ks")]["state"] == "ok"

@@ -2,14 +2,13 @@
 
 from collections.abc import Callable
 
-from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlmodel import Session
 
 from agent import Driftline
 from collector import ledger, queries
-from collector.api.app import create_app
 from collector.broker import EmbeddedBroker
+from tests.api_client import api_client
 from tests.waiting import wait_for
 
 MODEL = {"model": "credit-risk", "version": "3"}
@@ -49,7 +48,7 @@ def test_decisions_reviews_and_feedback_are_queryable_through_the_api(
 
     wait_for(stored, lambda n: n >= 361, what="all events in the ledger")
 
-    with TestClient(create_app(engine)) as api:
+    with api_client(engine) as api:
         trail = api.get(f"/decisions/{ids[10]}").json()
         assert trail["decision"]["subject_ref"] == "applicant-10"
         assert len(trail["decision"]["trace_id"]) == 32

@@ -8,6 +8,7 @@ from fastapi import APIRouter, HTTPException, Request
 from pydantic import AwareDatetime, BaseModel, Field
 
 from collector.alert_config import AlertingConfig, parse_duration
+from collector.api.auth import Operator
 from collector.api.deps import SessionDep
 from collector.models import Silence
 from collector.silences import SilenceState, create_silence, expire_silence, list_silences, state_of
@@ -67,7 +68,7 @@ def silences(session: SessionDep) -> list[SilencePublic]:
 
 
 @router.post("/silences", response_model=SilencePublic, status_code=201)
-def add_silence(session: SessionDep, new: NewSilence) -> SilencePublic:
+def add_silence(session: SessionDep, new: NewSilence, _token: Operator) -> SilencePublic:
     now = datetime.now(UTC)
     starts_at = new.starts_at or now
     try:
@@ -91,7 +92,7 @@ def add_silence(session: SessionDep, new: NewSilence) -> SilencePublic:
 
 
 @router.delete("/silences/{silence_id}", response_model=SilencePublic)
-def expire(session: SessionDep, silence_id: uuid.UUID) -> SilencePublic:
+def expire(session: SessionDep, silence_id: uuid.UUID, _token: Operator) -> SilencePublic:
     now = datetime.now(UTC)
     silence = expire_silence(session, silence_id, now)
     if silence is None:

@@ -1,63 +1,176 @@
-"""Decisions: one decision's trail, and time-ordered search with cursor pagination."""
+"""Decisions: search with cursor pagination, one decision's lineage and its proof, exports."""
 
 import uuid
-from typing import Annotated
+from collections.abc import Iterator
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query
-from pydantic import AwareDatetime
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import StreamingResponse
+from pydantic import Field
+from sqlmodel import Session
 
-from collector import queries
+from collector import checkpoints, queries
+from collector.api.auth import Auditor
 from collector.api.deps import SessionDep
 from collector.api.schemas import (
+    AlertPublic,
+    BaselinePublic,
     DecisionPage,
     DecisionPublic,
-    DecisionTrailPublic,
+    DeploymentPublic,
+    DriftVerdictPublic,
+    ExportManifestPublic,
     FeedbackPublic,
+    LedgerPosition,
+    LineagePublic,
     ReviewPublic,
 )
+from collector.decision_search import Cursor, DecisionFilter, search
+from collector.exports import MEDIA_TYPES, Export, ExportFormat
+from collector.integrity import KeyRing
+from collector.models import ExportManifest
+from collector.proofs import build_proof
 
 router = APIRouter(prefix="/decisions", tags=["decisions"])
+exports_router = APIRouter(prefix="/exports", tags=["decisions"])
+
+
+class PageQuery(DecisionFilter):
+    cursor: str | None = Field(default=None, max_length=500, description="next_cursor of a page")
+    limit: int = Field(default=100, ge=1, le=500)
+
+
+class ExportQuery(DecisionFilter):
+    format: ExportFormat = "jsonl"
 
 
 @router.get("", response_model=DecisionPage)
-def search_decisions(
-    session: SessionDep,
-    model: Annotated[str | None, Query(max_length=200)] = None,
-    version: Annotated[str | None, Query(max_length=200)] = None,
-    since: Annotated[AwareDatetime | None, Query(description="inclusive")] = None,
-    until: Annotated[AwareDatetime | None, Query(description="exclusive")] = None,
-    cursor: Annotated[str | None, Query(max_length=500)] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
-) -> DecisionPage:
+def search_decisions(session: SessionDep, query: Annotated[PageQuery, Query()]) -> DecisionPage:
+    """Decisions the filters select, a page at a time; unknown parameters are refused."""
     try:
-        after = queries.Cursor.decode(cursor) if cursor else None
+        after = Cursor.decode(query.cursor) if query.cursor else None
     except ValueError as error:
         raise HTTPException(status_code=422, detail=f"cursor: {error}") from None
-    rows = queries.search_decisions(
-        session=session,
-        model=model,
-        version=version,
-        since=since,
-        until=until,
-        after=after,
-        limit=limit,
-    )
-    next_cursor = None
-    if len(rows) == limit:
-        last = rows[-1]
-        next_cursor = queries.Cursor(last.occurred_at, last.decision_id).encode()
+    where = DecisionFilter.model_validate(query.model_dump(exclude={"cursor", "limit"}))
+    rows, next_page = search(session, where, after, query.limit)
     return DecisionPage(
-        items=[DecisionPublic.model_validate(row) for row in rows], next_cursor=next_cursor
+        items=[DecisionPublic.model_validate(row) for row in rows],
+        next_cursor=next_page.encode() if next_page else None,
     )
 
 
-@router.get("/{decision_id}", response_model=DecisionTrailPublic)
-def read_decision(session: SessionDep, decision_id: uuid.UUID) -> DecisionTrailPublic:
-    trail = queries.decision_trail(session=session, decision_id=decision_id)
-    if trail is None:
+@router.get(
+    "/export",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "The file; its manifest is at /exports/{X-Driftline-Export-Id}",
+            "content": {media: {} for media in MEDIA_TYPES.values()},
+        }
+    },
+)
+def export_decisions(
+    request: Request,
+    token: Auditor,
+    query: Annotated[ExportQuery, Query()],
+) -> StreamingResponse:
+    """Every decision the search selects, streamed; the manifest is stored when it ends."""
+    engine = request.app.state.engine
+    format = query.format
+    where = DecisionFilter.model_validate(query.model_dump(exclude={"format"}))
+    export = Export(engine, where, format, created_by=token.name)
+
+    def stream() -> Iterator[bytes]:
+        yield from export.chunks()
+        with Session(engine) as session:
+            session.add(export.manifest)
+            session.commit()
+
+    name = f"decisions-{export.manifest.id}.{format}"
+    return StreamingResponse(
+        stream(),
+        media_type=MEDIA_TYPES[format],
+        headers={
+            "X-Driftline-Export-Id": str(export.manifest.id),
+            "Content-Disposition": f'attachment; filename="{name}"',
+        },
+    )
+
+
+@router.get("/{decision_id}", response_model=LineagePublic)
+def read_decision(request: Request, session: SessionDep, decision_id: uuid.UUID) -> LineagePublic:
+    """The decision with its reviews and feedback, and what stood around it when it was taken:
+    drift and alerts open for its model version, the baseline in force, the deployment."""
+    found = queries.lineage(session=session, decision_id=decision_id)
+    if found is None:
         raise HTTPException(status_code=404, detail=f"no decision {decision_id}")
-    return DecisionTrailPublic(
-        decision=DecisionPublic.model_validate(trail.decision),
-        reviews=[ReviewPublic.model_validate(r) for r in trail.reviews],
-        feedback=[FeedbackPublic.model_validate(f) for f in trail.feedback],
+    decision, entry = found.trail.decision, found.ledger_entry
+    template: str | None = request.app.state.trace_link_template
+    return LineagePublic(
+        decision=DecisionPublic.model_validate(decision),
+        reviews=[ReviewPublic.model_validate(r) for r in found.trail.reviews],
+        feedback=[FeedbackPublic.model_validate(f) for f in found.trail.feedback],
+        ledger=LedgerPosition(
+            topic=entry.topic,
+            partition=entry.partition,
+            seq=entry.seq,
+            erased=entry.erased_at is not None,
+        )
+        if entry
+        else None,
+        drifting=[DriftVerdictPublic.model_validate(v) for v in found.drifting],
+        alerts=[
+            AlertPublic(
+                receiver=a.notification.receiver,
+                group_key=a.notification.group_key,
+                status=a.notification.status,
+                notified_at=a.notification.occurred_at,
+                labels=a.labels,
+            )
+            for a in found.alerts
+        ],
+        baseline=BaselinePublic.of(found.baseline) if found.baseline else None,
+        deployment=DeploymentPublic(
+            service=found.deployment.service,
+            deployed_at=found.deployment.occurred_at,
+            owner=found.deployment.owner,
+            approved_by=found.deployment.approved_by,
+        )
+        if found.deployment
+        else None,
+        trace_url=template.format(trace_id=decision.trace_id)
+        if template and decision.trace_id
+        else None,
     )
+
+
+@router.get("/{decision_id}/proof")
+def prove_decision(request: Request, session: SessionDep, decision_id: uuid.UUID) -> dict[str, Any]:
+    """What an auditor needs to check the decision's event against a signed checkpoint without
+    trusting this server: the event, the chain segment up to the checkpoint, the checkpoint."""
+    entry = queries.decision_ledger_entry(session=session, decision_id=decision_id)
+    if entry is None:
+        raise HTTPException(status_code=404, detail=f"no decision {decision_id} in the ledger")
+    checkpoint = checkpoints.covering(session, entry.topic, entry.partition, entry.seq)
+    if checkpoint is None:
+        raise HTTPException(
+            status_code=409,
+            detail=f"no checkpoint covers {entry.topic}[{entry.partition}] entry {entry.seq} yet;"
+            " an operator can sign one now with POST /integrity/checkpoints",
+        )
+    keys: KeyRing = request.app.state.keys
+    signer = keys.trusted.get(checkpoint.key_id)
+    if signer is None:
+        raise HTTPException(
+            status_code=409, detail=f"the covering checkpoint's key {checkpoint.key_id} is unknown"
+        )
+    return build_proof(session, entry, checkpoint, checkpoints.public_pem(signer))
+
+
+@exports_router.get("/{export_id}", response_model=ExportManifestPublic)
+def export_manifest(session: SessionDep, export_id: uuid.UUID) -> ExportManifestPublic:
+    """An export's manifest, once its file has been streamed to the end."""
+    manifest = session.get(ExportManifest, export_id)
+    if manifest is None:
+        raise HTTPException(status_code=404, detail=f"no complete export {export_id}")
+    return ExportManifestPublic.model_validate(manifest, from_attributes=True)

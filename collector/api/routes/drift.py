@@ -17,7 +17,6 @@ from collector.api.schemas import (
 )
 from collector.baselines import active_baseline, all_baselines
 from collector.models import BaselineRecord
-from detectors.baseline import record_features
 
 router = APIRouter(prefix="/drift", tags=["drift"])
 
@@ -37,7 +36,7 @@ def drift_overview(session: SessionDep) -> list[VersionDrift]:
                 model=record.model_name,
                 version=record.model_version,
                 state="drifting" if drifting else "ok",
-                baseline=_baseline(record),
+                baseline=BaselinePublic.of(record),
                 drifting=drifting,
             )
         )
@@ -61,7 +60,7 @@ def version_drift(
         model=model,
         version=version,
         state="drifting" if drifting else "ok",
-        baseline=_baseline(record),
+        baseline=BaselinePublic.of(record),
         drifting=drifting,
         checks=checks,
         history=[DriftVerdictPublic.model_validate(v) for v in history],
@@ -85,14 +84,3 @@ def _checks(session: Session, record: BaselineRecord) -> list[CheckStatus]:
         )
         for v in latest
     ]
-
-
-def _baseline(record: BaselineRecord) -> BaselinePublic:
-    return BaselinePublic(
-        baseline_id=record.baseline_id,
-        set_at=record.occurred_at,
-        source=record.source,
-        set_by=record.set_by,
-        size=record.size,
-        features=record_features(record.record),
-    )

@@ -1,0 +1,45 @@
+"""What every ``driftline`` subcommand shares: consoles, options, settings, failing clearly."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, NoReturn
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+
+from collector.settings import CollectorSettings
+
+console = Console(soft_wrap=True)
+errors = Console(stderr=True, soft_wrap=True)
+
+DatabaseOption = Annotated[
+    str | None,
+    typer.Option(help="sqlite:///path or postgresql://... [env DRIFTLINE_DATABASE_URL]"),
+]
+KafkaOption = Annotated[
+    str | None,
+    typer.Option(
+        help="host:port,... of a Kafka cluster; none starts the embedded broker "
+        "[env DRIFTLINE_KAFKA_BOOTSTRAP_SERVERS]"
+    ),
+]
+PortOption = Annotated[int | None, typer.Option(help="API port [env DRIFTLINE_API_PORT]")]
+ModelOption = Annotated[str, typer.Option(help="Model name, as the agent records it.")]
+VersionOption = Annotated[str, typer.Option(help="Model version, as the agent records it.")]
+
+
+def load_settings(**options: Any) -> CollectorSettings:
+    """Settings from options over DRIFTLINE_* variables; exit naming the key if one is bad."""
+    try:
+        return CollectorSettings(**{k: v for k, v in options.items() if v is not None})
+    except ValidationError as error:
+        for problem in error.errors(include_url=False):
+            key = ".".join(str(part) for part in problem["loc"])
+            errors.print(f"[red]bad setting {key} (DRIFTLINE_{key.upper()}): {problem['msg']}")
+        raise typer.Exit(2) from None
+
+
+def fail(message: str) -> NoReturn:
+    errors.print(f"[red]✗ {message}")
+    raise typer.Exit(1)
