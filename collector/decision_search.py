@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 from sqlalchemy import ColumnElement, exists, func, tuple_
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
@@ -22,6 +22,17 @@ from agent.contract import ReviewAction
 from collector.models import Decision, Feedback, Review
 
 Text = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+def _not_a_number(value: object) -> object:
+    # pydantic would read a number as seconds since 1970; from a person that is a mistake.
+    numeric = isinstance(value, int | float) and not isinstance(value, bool)
+    if numeric or (isinstance(value, str) and value.replace(".", "", 1).lstrip("-").isdigit()):
+        raise ValueError("a time is an ISO 8601 date-time with a zone, not a number")
+    return value
+
+
+Instant = Annotated[AwareDatetime, BeforeValidator(_not_a_number)]
 Probability = Annotated[float, Field(ge=0, le=1)]
 
 
@@ -33,8 +44,8 @@ class DecisionFilter(BaseModel):
     service: Text | None = None
     model: Text | None = None
     version: Text | None = None
-    since: AwareDatetime | None = Field(default=None, description="inclusive")
-    until: AwareDatetime | None = Field(default=None, description="exclusive")
+    since: Instant | None = Field(default=None, description="inclusive")
+    until: Instant | None = Field(default=None, description="exclusive")
     subject: Text | None = Field(default=None, description="the decision's subject reference")
     automated: bool | None = Field(default=None, description="taken without a human")
     review_action: ReviewAction | None = Field(default=None, description="a review did this")

@@ -46,6 +46,8 @@ def digest(event_bytes: bytes, *, erased: bool = False) -> bytes:
     document = json.loads(event_bytes)
     if not isinstance(document, dict):
         raise ValueError("not a JSON object")
+    if erased and document.get("type") != "decision":
+        raise ValueError("only a decision's inputs can be erased")
     if document.get("type") == "decision":
         payload = document["payload"]
         inputs = payload["inputs"]
@@ -199,6 +201,8 @@ def _problem(row: LedgerEntry, expected: ChainHead, vouched: Mapping[int, bytes]
         return "event bytes are not an event (altered)"
     if recomputed != row.event_digest:
         return "event bytes do not match their recorded digest (altered)"
+    if canonical(event) != row.event_bytes:
+        return "event bytes are not in the canonical form they were stored in (altered)"
     if link(expected.previous_hash, row.event_digest) != row.chain_hash:
         return "chain hash does not follow from the previous entry (altered, removed or reordered)"
     if row.seq in vouched and vouched[row.seq] != row.chain_hash:

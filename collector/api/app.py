@@ -1,12 +1,24 @@
 """Builds the FastAPI application around a database engine."""
 
+from typing import Any
+
 from fastapi import Depends, FastAPI
 from sqlalchemy import Engine
 
 from collector.alert_config import AlertingConfig
-from collector.api.auth import authenticated
+from collector.api.auth import authenticated, token_gate
 from collector.api.routes import access, alerting, decisions, drift, governance, health, integrity
+from collector.api.schemas import Problem
 from collector.integrity import KeyRing
+
+REFUSALS: dict[int | str, dict[str, Any]] = {
+    400: {"model": Problem, "description": "The body is not JSON."},
+    401: {"model": Problem, "description": "No token, or an unknown, expired or revoked one."},
+    403: {"model": Problem, "description": "The token's role may not do this."},
+    404: {"model": Problem, "description": "No such thing."},
+    409: {"model": Problem, "description": "Not possible yet; the detail says what is missing."},
+    422: {"model": Problem, "description": "A parameter or the body is invalid."},
+}
 
 
 def create_app(
@@ -25,10 +37,11 @@ def create_app(
     app.state.keys = keys
     app.state.alerting = alerting_config
     app.state.trace_link_template = trace_link_template
+    app.middleware("http")(token_gate)
     app.include_router(health.router)
     # Every other route needs a token; those that change state ask for a higher role too.
     authorized = [Depends(authenticated)]  # every role may read
-    for module in (decisions, drift, alerting, integrity, governance, access):
-        app.include_router(module.router, dependencies=authorized)
-    app.include_router(decisions.exports_router, dependencies=authorized)
+    routers = [m.router for m in (decisions, drift, alerting, integrity, governance, access)]
+    for router in [*routers, decisions.exports_router]:
+        app.include_router(router, dependencies=authorized, responses=REFUSALS)
     return app

@@ -1,37 +1,55 @@
-"""Bearer-token authentication for every route but health, and the record of every read."""
+"""Bearer-token authentication for every route but health and the API's own documents, and
+the record of every read.
+
+The token is checked in a middleware, before FastAPI reads the request, so that a caller
+without a valid token learns nothing from validation errors: every such request gets 401.
+Routes then ask for a role through ``require``.
+"""
 
 from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
 from collector.access import Role, authenticate, ranks_at_least
 from collector.models import ApiToken, AuditRead
 
+OPEN_PATHS = {"/healthz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 bearer = HTTPBearer(auto_error=False, description="A token from `driftline token create`.")
 
 
-def authenticated(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> ApiToken:
-    """The caller's token; a read (GET) is recorded with who made it. FastAPI runs this once
-    per request however many routes and roles depend on it."""
-    if credentials is None:
-        raise _unauthorized("no bearer token (Authorization: Bearer <token>)")
+async def token_gate(
+    request: Request, call_next: Callable[[Request], Awaitable[Response]]
+) -> Response:
+    if request.url.path in OPEN_PATHS:
+        return await call_next(request)
+    admitted = await run_in_threadpool(_admit, request)
+    if isinstance(admitted, str):
+        return JSONResponse(
+            {"detail": admitted}, status_code=401, headers={"WWW-Authenticate": "Bearer"}
+        )
+    request.state.token = admitted
+    return await call_next(request)
+
+
+def _admit(request: Request) -> ApiToken | str:
+    """The caller's token, or why it is refused; a read (GET) is recorded with who made it."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        return "no bearer token (Authorization: Bearer <token>)"
     now = datetime.now(UTC)
     with Session(request.app.state.engine, expire_on_commit=False) as session:
-        found = authenticate(session, credentials.credentials, now)
-        if isinstance(found, str):
-            raise _unauthorized(found)
-        if request.method == "GET":
+        found = authenticate(session, token.strip(), now)
+        if isinstance(found, ApiToken) and request.method == "GET":
             session.add(
                 AuditRead(
                     id=uuid.uuid4(),
@@ -47,6 +65,15 @@ def authenticated(
     return found
 
 
+def authenticated(
+    request: Request,
+    _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> ApiToken:
+    """The token the gate admitted (the dependency on ``bearer`` documents the scheme)."""
+    token: ApiToken = request.state.token
+    return token
+
+
 @functools.cache
 def require(role: Role) -> Callable[[ApiToken], ApiToken]:
     def authorized(token: Annotated[ApiToken, Depends(authenticated)]) -> ApiToken:
@@ -57,10 +84,6 @@ def require(role: Role) -> Callable[[ApiToken], ApiToken]:
         return token
 
     return authorized
-
-
-def _unauthorized(reason: str) -> HTTPException:
-    return HTTPException(status_code=401, detail=reason, headers={"WWW-Authenticate": "Bearer"})
 
 
 Auditor = Annotated[ApiToken, Depends(require("auditor"))]

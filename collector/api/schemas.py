@@ -136,3 +136,9 @@ class ExportManifestPublic(SQLModel):
     rows: int
     sha256: str
     completed_at: datetime
+
+
+class Problem(SQLModel):
+    """Why a request was refused: a sentence, or FastAPI's list of invalid fields."""
+
+    detail: str | list[dict[str, Any]]

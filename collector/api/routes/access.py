@@ -5,12 +5,13 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field
 from sqlmodel import col, select
 
 from collector.access import Role, create_token, list_tokens, revoke_token
 from collector.api.auth import Admin
 from collector.api.deps import SessionDep
+from collector.decision_search import Instant
 from collector.models import ApiToken, AuditRead
 
 router = APIRouter(tags=["access"])
@@ -19,7 +20,7 @@ router = APIRouter(tags=["access"])
 class NewToken(BaseModel):
     name: Annotated[str, Field(min_length=1, max_length=200)]
     role: Role
-    expires_at: AwareDatetime | None = None
+    expires_at: Instant | None = None
 
 
 class TokenPublic(BaseModel):
@@ -33,7 +34,7 @@ class TokenPublic(BaseModel):
 
     @classmethod
     def of(cls, record: ApiToken) -> "TokenPublic":
-        return cls(**record.model_dump(exclude={"secret_sha256"}))
+        return cls.model_validate(record, from_attributes=True)
 
 
 class IssuedTokenPublic(TokenPublic):
@@ -80,7 +81,7 @@ def revoke(session: SessionDep, token_id: uuid.UUID, _token: Admin) -> TokenPubl
 def reads(
     session: SessionDep,
     _token: Admin,
-    since: AwareDatetime | None = None,
+    since: Instant | None = None,
     token_name: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=1_000)] = 100,
 ) -> list[ReadPublic]:

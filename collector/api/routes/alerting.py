@@ -5,11 +5,12 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Request
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field
 
 from collector.alert_config import AlertingConfig, parse_duration
 from collector.api.auth import Operator
 from collector.api.deps import SessionDep
+from collector.decision_search import Instant
 from collector.models import Silence
 from collector.silences import SilenceState, create_silence, expire_silence, list_silences, state_of
 
@@ -28,8 +29,8 @@ class NewSilence(BaseModel):
     matchers: Annotated[list[str], Field(min_length=1)]
     created_by: Annotated[str, Field(min_length=1, max_length=200)]
     comment: Annotated[str, Field(min_length=1)]
-    starts_at: AwareDatetime | None = None  # default: now
-    ends_at: AwareDatetime | None = None
+    starts_at: Instant | None = None  # default: now
+    ends_at: Instant | None = None
     duration: str | None = Field(default=None, description="instead of ends_at: 2h, 30m...")
 
 

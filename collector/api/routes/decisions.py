@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
-from pydantic import Field
+from pydantic import Field, field_validator
 from sqlmodel import Session
 
 from collector import checkpoints, queries
@@ -39,6 +39,13 @@ class PageQuery(DecisionFilter):
     cursor: str | None = Field(default=None, max_length=500, description="next_cursor of a page")
     limit: int = Field(default=100, ge=1, le=500)
 
+    @field_validator("cursor")
+    @classmethod
+    def _handed_out_here(cls, value: str | None) -> str | None:
+        if value is not None:
+            Cursor.decode(value)  # raises ValueError, which FastAPI answers with 422
+        return value
+
 
 class ExportQuery(DecisionFilter):
     format: ExportFormat = "jsonl"
@@ -47,10 +54,7 @@ class ExportQuery(DecisionFilter):
 @router.get("", response_model=DecisionPage)
 def search_decisions(session: SessionDep, query: Annotated[PageQuery, Query()]) -> DecisionPage:
     """Decisions the filters select, a page at a time; unknown parameters are refused."""
-    try:
-        after = Cursor.decode(query.cursor) if query.cursor else None
-    except ValueError as error:
-        raise HTTPException(status_code=422, detail=f"cursor: {error}") from None
+    after = Cursor.decode(query.cursor) if query.cursor else None
     where = DecisionFilter.model_validate(query.model_dump(exclude={"cursor", "limit"}))
     rows, next_page = search(session, where, after, query.limit)
     return DecisionPage(
