@@ -7,6 +7,7 @@ from sqlalchemy import Engine
 
 from collector.alert_config import AlertingConfig
 from collector.api.auth import authenticated, token_gate
+from collector.api.deps import exact_query
 from collector.api.routes import access, alerting, decisions, drift, governance, health, integrity
 from collector.api.schemas import Problem
 from collector.integrity import KeyRing
@@ -40,7 +41,7 @@ def create_app(
     app.middleware("http")(token_gate)
     app.include_router(health.router)
     # Every other route needs a token; those that change state ask for a higher role too.
-    authorized = [Depends(authenticated)]  # every role may read
+    authorized = [Depends(authenticated), Depends(exact_query)]  # every role reads
     routers = [m.router for m in (decisions, drift, alerting, integrity, governance, access)]
     for router in [*routers, decisions.exports_router]:
         app.include_router(router, dependencies=authorized, responses=REFUSALS)

@@ -2,6 +2,7 @@
 every response as the document says (status code, content type, body schema). Bounded to a
 few examples per operation so that it fits in the suite."""
 
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -47,7 +48,7 @@ def store() -> Iterator[None]:
 
 
 bounded = settings(
-    max_examples=12,
+    max_examples=int(os.environ.get("DRIFTLINE_FUZZ_EXAMPLES", "12")),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )

@@ -1,0 +1,177 @@
+"""Exports that can be checked later; erasure that keeps the chain whole and yields to legal
+holds; retention; and replay, which rebuilds read models equal to the live ones."""
+
+import csv
+import io
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+from sqlalchemy import Engine
+from sqlmodel import Session, select
+
+from agent.contract import DecisionPayload, Event
+from collector.erasure import apply_retention
+from collector.exports import check_file
+from collector.replay import READ_MODELS, rebuild
+from collector.settings import CollectorSettings
+from tests import events
+from tests.api_client import api_client
+from tests.audit.test_search_and_lineage import corpus, store
+from tests.test_cli import driftline
+
+NOW = datetime.now(UTC)
+
+
+def about(subject: str, days_ago: float = 0, model: str = "credit-risk") -> Event:
+    return events.decision(
+        model=events.ModelRef(name=model, version="3"),
+        occurred_at=NOW - timedelta(days=days_ago),
+        payload=DecisionPayload(
+            inputs={"email": f"{subject}@example.org", "income": 10},
+            output="approve",
+            confidence=0.8,
+            latency_ms=2.0,
+            automated=True,
+            subject_ref=subject,
+        ),
+    )
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_an_export_streams_the_search_and_its_manifest_checks_the_file(
+    engine: Engine, fmt: str
+) -> None:
+    batch, rows = corpus()
+    store(engine, batch)
+    api = api_client(engine, role="auditor")
+    params = {"model": "credit-risk", "format": fmt}
+    response = api.get("/decisions/export", params=params)
+    assert response.status_code == 200
+    manifest = api.get(f"/exports/{response.headers['X-Driftline-Export-Id']}").json()
+
+    if fmt == "jsonl":
+        exported = [json.loads(line) for line in response.text.splitlines()]
+    else:
+        exported = list(csv.DictReader(io.StringIO(response.text)))
+        assert all(set(json.loads(e["inputs"])) == {"income"} for e in exported)  # JSON cells
+    wanted = sorted((r for r in rows if r["model"] == "credit-risk"), key=lambda r: r["at"])
+    assert [e["decision_id"] for e in exported] == [r["id"] for r in wanted]
+    assert manifest["rows"] == len(wanted) and manifest["query"] == {"model": "credit-risk"}
+    assert manifest["created_by"] == "test-auditor"
+    (head,) = manifest["ledger_heads"]
+    assert (head["topic"], head["partition"], head["seq"]) == ("events", 0, len(batch) - 1)
+    assert check_file(iter([response.content]), manifest, fmt) == []
+    altered = response.content.replace(b"credit-risk", b"credit-rusk", 1)
+    assert check_file(iter([altered]), manifest, fmt) != []
+
+
+def test_erasure_tombstones_inputs_keeps_the_chain_and_yields_to_a_legal_hold(
+    engine: Engine,
+) -> None:
+    first, second, other = about("s-1"), about("s-1", model="fraud"), about("s-2")
+    store(engine, [first, second, other])
+    admin = api_client(engine, role="admin")
+    held = admin.post("/holds", json={"model": "fraud", "reason": "case 17"}).json()
+
+    erased = admin.post("/subjects/s-1/erasure", json={"reason": "GDPR art. 17"})
+    assert erased.status_code == 201, erased.text
+    assert (erased.json()["decisions"], erased.json()["held"]) == (1, 1)
+    gone = admin.get(f"/decisions/{first.decision_id}").json()
+    assert gone["decision"]["inputs"]["$erased"]["reason"] == "GDPR art. 17"
+    assert "s-1@example.org" not in json.dumps(gone) and gone["ledger"]["erased"] is True
+    kept = admin.get(f"/decisions/{second.decision_id}").json()
+    assert kept["decision"]["inputs"]["email"] == "s-1@example.org"  # under the hold
+    assert admin.get(f"/decisions/{other.decision_id}").json()["decision"]["inputs"]["income"] == 10
+
+    assert admin.delete(f"/holds/{held['id']}").status_code == 200
+    again = admin.post("/subjects/s-1/erasure", json={"reason": "GDPR art. 17"}).json()
+    assert (again["decisions"], again["held"]) == (1, 0)
+    report = admin.get("/integrity/verify").json()
+    assert report["intact"] and report["erased"] == 2
+    assert [e["decisions"] for e in admin.get("/erasures").json()] == [1, 1]
+
+
+def test_retention_erases_what_is_too_old_except_under_a_hold(engine: Engine) -> None:
+    old, old_held, recent = about("a", 500), about("b", 500, model="fraud"), about("c", 10)
+    store(engine, [old, old_held, recent])
+    admin = api_client(engine, role="admin")
+    admin.post("/holds", json={"model": "fraud", "reason": "regulator inquiry"})
+    with Session(engine) as session:
+        outcome = apply_retention(session, retention_days=400, now=NOW)
+        session.commit()
+    assert (outcome.erased, outcome.held) == (1, 1)
+    inputs = {
+        d.decision_id: admin.get(f"/decisions/{d.decision_id}").json()["decision"]["inputs"]
+        for d in (old, old_held, recent)
+    }
+    assert "$erased" in inputs[old.decision_id]
+    assert "$erased" not in inputs[old_held.decision_id]
+    assert "$erased" not in inputs[recent.decision_id]
+
+
+def test_retention_below_six_months_is_refused() -> None:
+    with pytest.raises(ValidationError, match="retention_days"):
+        CollectorSettings(retention_days=100)
+
+
+def _tables(engine: Engine) -> dict[str, list[dict[str, Any]]]:
+    with Session(engine) as session:
+        return {
+            table.__tablename__: sorted(  # type: ignore[attr-defined]
+                (row.model_dump(mode="json") for row in session.exec(select(table))),
+                key=json.dumps,
+            )
+            for table in READ_MODELS
+        }
+
+
+def test_replay_rebuilds_read_models_equal_to_the_live_ones(engine: Engine) -> None:
+    batch, _ = corpus()
+    store(engine, [*batch, events.deployment(), about("s-9")])
+    api_client(engine, role="admin").post("/subjects/s-9/erasure", json={"reason": "request"})
+    live = _tables(engine)
+    assert sum(map(len, live.values())) > len(batch)
+    with Session(engine) as session:
+        projected = rebuild(session)
+        session.commit()
+    assert projected == len(batch) + 2
+    assert _tables(engine) == live
+
+
+def test_the_audit_commands_prove_export_and_check_from_the_shell(
+    tmp_path: Path, engine: Engine, database_url: str
+) -> None:
+    engine_url = {"DRIFTLINE_DATABASE_URL": database_url}
+    decision = about("s-5")
+    store(engine, [decision, events.review(decision.decision_id)])
+
+    assert driftline("audit", "checkpoint", env=engine_url).returncode == 0
+    proof, public = tmp_path / "proof.json", tmp_path / "collector.pub"
+    proven = driftline(
+        "audit", "prove", str(decision.decision_id), "--out", str(proof), env=engine_url
+    )
+    assert proven.returncode == 0, proven.stderr
+    public.write_text(json.loads(proof.read_text())["public_key"])
+    checked = driftline("audit", "check-proof", str(proof), "--public-key", str(public))
+    assert checked.returncode == 0 and "is in the chain" in checked.stdout
+
+    out = tmp_path / "decisions.csv"
+    exported = driftline(
+        "audit", "export", "--out", str(out), "--format", "csv", "--subject", "s-5", env=engine_url
+    )
+    assert exported.returncode == 0, exported.stderr
+    manifest = tmp_path / "decisions.csv.manifest.json"
+    assert json.loads(manifest.read_text())["rows"] == 1
+    assert driftline("audit", "check-export", str(out), str(manifest)).returncode == 0
+    out.write_bytes(out.read_bytes().replace(b"s-5", b"s-6"))
+    refused = driftline("audit", "check-export", str(out), str(manifest))
+    assert refused.returncode == 1 and "SHA-256" in refused.stdout
+
+    verified = driftline("audit", "verify", env=engine_url)
+    assert verified.returncode == 0 and "intact" in verified.stdout
+    replayed = driftline("replay", env=engine_url)
+    assert replayed.returncode == 0 and "from 2 ledger entries" in replayed.stdout
