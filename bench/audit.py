@@ -19,11 +19,12 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import multiprocessing
 import os
 import random
+import socket
 import statistics
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -164,17 +165,18 @@ def measure(engine: Engine, ids: list[uuid.UUID], requests: int) -> dict[str, An
             session, name="bench", role="auditor", created_by="bench", now=datetime.now(UTC)
         )
         session.commit()
-    app = create_app(engine, keys=KeyRing.of(Ed25519PrivateKey.generate()))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    port = server.servers[0].sockets[0].getsockname()[1]
+    port = _free_port()
+    # The server gets its own process, as under `driftline up`: sharing this one's interpreter
+    # lock with the client would add the client's time to every answer.
+    server = multiprocessing.get_context("spawn").Process(
+        target=serve, args=(engine.url.render_as_string(hide_password=False), port), daemon=True
+    )
+    server.start()
     headers = {"Authorization": f"Bearer {issued.token}"}
     figures: dict[str, Any] = {}
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers) as api:
+            _wait_until_up(api)
             for warm in lookups[:50]:
                 api.get(f"/decisions/{warm}").raise_for_status()
             # The floor of this stack: HTTP, FastAPI and one SELECT 1, no token, no record.
@@ -194,8 +196,8 @@ def measure(engine: Engine, ids: list[uuid.UUID], requests: int) -> dict[str, An
                 lambda p: connection.execute(_plain_page(p)).all(), pages
             )
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+        server.terminate()
+        server.join(timeout=10)
     figures["lookup_ratio"] = round(
         figures["lookup"]["p99_ms"] / figures["plain_lookup"]["p99_ms"], 1
     )
@@ -203,6 +205,30 @@ def measure(engine: Engine, ids: list[uuid.UUID], requests: int) -> dict[str, An
     figures["lookup_p99_under_10ms"] = figures["lookup"]["p99_ms"] < 10
     figures["page_p99_under_50ms"] = figures["page"]["p99_ms"] < 50
     return figures
+
+
+def serve(database_url: str, port: int) -> None:
+    app = create_app(make_engine(database_url), keys=KeyRing.of(Ed25519PrivateKey.generate()))
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _wait_until_up(api: httpx.Client, timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            api.get("/healthz").raise_for_status()
+            return
+        except httpx.HTTPError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
 
 
 def _plain_page(params: dict[str, str]) -> Any:

@@ -112,6 +112,20 @@ def token_revoke(token_id: uuid.UUID, database_url: DatabaseOption = None) -> No
     console.print(f"[green]✓[/] token {token_id} revoked")
 
 
+@audit_app.command("keygen")
+def audit_keygen(
+    out: Annotated[Path, typer.Option(help="Where the private key goes (mode 600).")],
+) -> None:
+    """Make an Ed25519 signing key for checkpoints; print its public key to hand to auditors."""
+    if out.exists():
+        fail(f"{out} exists; a new key would orphan the checkpoints the old one signed")
+    key = checkpoints.load_signing_key(out, create=True)
+    console.print(
+        f"[green]✓[/] signing key {checkpoints.key_id(key.public_key())} written to {out}"
+    )
+    print(checkpoints.public_pem(key.public_key()), end="")
+
+
 @audit_app.command("verify")
 def audit_verify(
     checkpoint_file: Annotated[

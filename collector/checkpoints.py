@@ -59,6 +59,11 @@ def load_signing_key(path: Path, *, create: bool = False) -> Ed25519PrivateKey:
         with os.fdopen(descriptor, "wb") as file:
             file.write(pem)
         return key
+    if not path.exists():
+        raise SigningKeyError(
+            f"no signing key at {path}: `driftline up` makes one on first start, "
+            "`driftline audit keygen` makes one anywhere; DRIFTLINE_SIGNING_KEY_FILE says where"
+        )
     try:
         loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
     except (OSError, ValueError, TypeError) as error:

@@ -26,9 +26,10 @@ class KeyRing:
         return cls(signing, {checkpoints.key_id(key): key for key in keys})
 
     @classmethod
-    def from_settings(cls, settings: CollectorSettings) -> KeyRing:
-        """Raise SigningKeyError for a key file that cannot be used."""
-        signing = checkpoints.load_signing_key(settings.signing_key_file, create=True)
+    def from_settings(cls, settings: CollectorSettings, *, create: bool = False) -> KeyRing:
+        """Raise SigningKeyError for a key file that cannot be used; with ``create``, make the
+        key when there is none (the collector's first start), never when only checking."""
+        signing = checkpoints.load_signing_key(settings.signing_key_file, create=create)
         others = [checkpoints.load_public_key(path) for path in settings.trusted_public_keys]
         return cls.of(signing, *others)
 

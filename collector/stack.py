@@ -75,7 +75,7 @@ class Stack:
         ensure_topic(self.bootstrap_servers, settings.topic, settings.partitions)
         self.engine = make_engine(settings.database_url)
         migrate(self.engine)
-        self.keys = KeyRing.from_settings(settings)
+        self.keys = KeyRing.from_settings(settings, create=True)
         self.bootstrap_token = _first_admin_token(self.engine)
         collector = Collector.from_settings(self.engine, settings, self.bootstrap_servers)
         self._spawn("driftline-collector", lambda: collector.run(self._stop))

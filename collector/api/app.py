@@ -6,7 +6,7 @@ from fastapi import Depends, FastAPI
 from sqlalchemy import Engine
 
 from collector.alert_config import AlertingConfig
-from collector.api.auth import authenticated, token_gate
+from collector.api.auth import TokenGate, authenticated
 from collector.api.deps import exact_query
 from collector.api.routes import access, alerting, decisions, drift, governance, health, integrity
 from collector.api.schemas import Problem
@@ -38,7 +38,7 @@ def create_app(
     app.state.keys = keys
     app.state.alerting = alerting_config
     app.state.trace_link_template = trace_link_template
-    app.middleware("http")(token_gate)
+    app.add_middleware(TokenGate)
     app.include_router(health.router)
     # Every other route needs a token; those that change state ask for a higher role too.
     authorized = [Depends(authenticated), Depends(exact_query)]  # every role reads

@@ -14,11 +14,12 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, Response
+from fastapi import Depends, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from collector.access import Role, authenticate, ranks_at_least
 from collector.models import ApiToken, AuditRead
@@ -27,18 +28,26 @@ OPEN_PATHS = {"/healthz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/r
 bearer = HTTPBearer(auto_error=False, description="A token from `driftline token create`.")
 
 
-async def token_gate(
-    request: Request, call_next: Callable[[Request], Awaitable[Response]]
-) -> Response:
-    if request.url.path in OPEN_PATHS:
-        return await call_next(request)
-    admitted = await run_in_threadpool(_admit, request)
-    if isinstance(admitted, str):
-        return JSONResponse(
-            {"detail": admitted}, status_code=401, headers={"WWW-Authenticate": "Bearer"}
-        )
-    request.state.token = admitted
-    return await call_next(request)
+class TokenGate:
+    """ASGI middleware: a request without a valid token is answered 401 before any route sees
+    it; an admitted one carries its token in ``request.state.token``."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+            await self.app(scope, receive, send)
+            return
+        admitted = await run_in_threadpool(_admit, Request(scope))
+        if isinstance(admitted, str):
+            refusal = JSONResponse(
+                {"detail": admitted}, status_code=401, headers={"WWW-Authenticate": "Bearer"}
+            )
+            await refusal(scope, receive, send)
+            return
+        scope.setdefault("state", {})["token"] = admitted
+        await self.app(scope, receive, send)
 
 
 def _admit(request: Request) -> ApiToken | str:

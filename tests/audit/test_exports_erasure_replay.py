@@ -4,6 +4,7 @@ holds; retention; and replay, which rebuilds read models equal to the live ones.
 import csv
 import io
 import json
+import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -149,6 +150,11 @@ def test_the_audit_commands_prove_export_and_check_from_the_shell(
     decision = about("s-5")
     store(engine, [decision, events.review(decision.decision_id)])
 
+    refused = driftline("audit", "checkpoint", env=engine_url)
+    assert refused.returncode == 1 and "no signing key" in refused.stderr
+    key_file = Path(os.environ["DRIFTLINE_SIGNING_KEY_FILE"])
+    made = driftline("audit", "keygen", "--out", str(key_file))
+    assert made.returncode == 0 and "BEGIN PUBLIC KEY" in made.stdout
     assert driftline("audit", "checkpoint", env=engine_url).returncode == 0
     proof, public = tmp_path / "proof.json", tmp_path / "collector.pub"
     proven = driftline(

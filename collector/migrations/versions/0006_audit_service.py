@@ -4,9 +4,13 @@ Revision ID: 0006
 Revises: 0005
 """
 
+import hashlib
+
 import sqlalchemy as sa
 from alembic import op
 
+from collector import ledger
+from collector.ledger import GENESIS
 from collector.sqltypes import JSONDocument, UTCDateTime
 
 revision = "0006"
@@ -117,9 +121,60 @@ def upgrade() -> None:
         .values(has_violations=True)
     )
     op.create_index("ix_reviews_reviewer", "reviews", ["reviewer"], unique=False)
+    _redigest_chains()
+
+
+def _redigest_chains() -> None:
+    """Before 0006 a digest covered an event's bytes; from 0006 it covers a decision's inputs
+    through their hash, so that they can be erased. No checkpoint was signed before 0006, so
+    the chains can be recomputed, but only once they verify under the old rule: rewriting a
+    broken chain would hide the break."""
+    entries = sa.table(
+        "ledger_entries",
+        sa.column("topic", sa.String()),
+        sa.column("partition", sa.Integer()),
+        sa.column("seq", sa.BigInteger()),
+        sa.column("event_bytes", sa.LargeBinary()),
+        sa.column("event_digest", sa.LargeBinary()),
+        sa.column("chain_hash", sa.LargeBinary()),
+    )
+    bind = op.get_bind()
+    rows = bind.execute(
+        sa.select(entries).order_by(entries.c.topic, entries.c.partition, entries.c.seq)
+    ).all()
+    updates = []
+    chain: tuple[str, int] | None = None
+    for row in rows:
+        if (row.topic, row.partition) != chain:
+            chain, seq, old_hash, new_hash = (row.topic, row.partition), 0, GENESIS, GENESIS
+        old_digest = hashlib.sha256(row.event_bytes).digest()
+        old_hash = hashlib.sha256(old_hash + old_digest).digest()
+        if (row.seq, old_digest, old_hash) != (seq, row.event_digest, row.chain_hash):
+            raise RuntimeError(
+                f"ledger chain {chain} breaks at entry {seq} under the rule before 0006; "
+                "not migrating it (find the break with the previous version's `driftline verify`)"
+            )
+        digest = ledger.digest(row.event_bytes)
+        new_hash = ledger.link(new_hash, digest)
+        updates.append(
+            {"t": row.topic, "p": row.partition, "s": row.seq, "d": digest, "h": new_hash}
+        )
+        seq += 1
+    if updates:
+        bind.execute(
+            entries.update()
+            .where(
+                entries.c.topic == sa.bindparam("t"),
+                entries.c.partition == sa.bindparam("p"),
+                entries.c.seq == sa.bindparam("s"),
+            )
+            .values(event_digest=sa.bindparam("d"), chain_hash=sa.bindparam("h")),
+            updates,
+        )
 
 
 def downgrade() -> None:
+    # Digests stay in the 0006 form: a 0005 collector would call these chains broken.
     op.drop_index("ix_reviews_reviewer", table_name="reviews")
     with op.batch_alter_table("decisions") as batch_op:
         batch_op.drop_index("ix_decisions_service_time")
