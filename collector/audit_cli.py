@@ -27,7 +27,7 @@ from collector.exports import Export, ExportFormat, check_file, manifest_documen
 from collector.holds import HoldError, active_holds, place_hold, release_hold
 from collector.integrity import KeyRing
 from collector.models import LedgerCheckpoint
-from collector.proofs import build_proof, check_proof
+from collector.proofs import ProofUnavailable, check_proof, prove_decision
 from collector.replay import rebuild
 from collector.settings import CollectorSettings
 
@@ -201,16 +201,10 @@ def audit_prove(
     settings, engine = _store(database_url)
     keys = _keys(settings)
     with Session(engine) as session:
-        entry = queries.decision_ledger_entry(session=session, decision_id=decision_id)
-        if entry is None:
-            fail(f"no decision {decision_id} in the ledger")
-        checkpoint = checkpoints.covering(session, entry.topic, entry.partition, entry.seq)
-        if checkpoint is None:
-            fail("no checkpoint covers it yet: run `driftline audit checkpoint` first")
-        signer = keys.trusted.get(checkpoint.key_id)
-        if signer is None:
-            fail(f"the covering checkpoint's key {checkpoint.key_id} is not trusted here")
-        proof = build_proof(session, entry, checkpoint, checkpoints.public_pem(signer))
+        try:
+            proof = prove_decision(session, decision_id, keys.trusted)
+        except ProofUnavailable as missing:
+            fail(str(missing))
     out.write_text(json.dumps(proof, indent=2))
     console.print(f"[green]✓[/] proof written to {out}")
 

@@ -33,10 +33,6 @@ class KeyRing:
         others = [checkpoints.load_public_key(path) for path in settings.trusted_public_keys]
         return cls.of(signing, *others)
 
-    @property
-    def public_pem(self) -> str:
-        return checkpoints.public_pem(self.signing.public_key())
-
 
 @dataclass(frozen=True)
 class IntegrityReport:

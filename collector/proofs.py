@@ -9,13 +9,15 @@ the signed hash and check the signature.
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlmodel import Session, col, select
 
 from collector import checkpoints, ledger
-from collector.models import LedgerCheckpoint, LedgerEntry
+from collector.models import Decision, LedgerCheckpoint, LedgerEntry
 
 ALGORITHM = (
     "digest = SHA-256(canonical JSON of the event, a decision's inputs replaced by "
@@ -23,6 +25,38 @@ ALGORITHM = (
     "chain_hash[n] = SHA-256(chain_hash[n-1] || digest[n]); chain_hash[-1] = 32 zero bytes; "
     "the checkpoint signs its canonical JSON statement with Ed25519"
 )
+
+
+class ProofUnavailable(LookupError):
+    """Why there is no proof of a decision; ``missing``: there is no such decision at all."""
+
+    def __init__(self, message: str, *, missing: bool = False) -> None:
+        super().__init__(message)
+        self.missing = missing
+
+
+def prove_decision(
+    session: Session, decision_id: uuid.UUID, trusted: Mapping[str, Ed25519PublicKey]
+) -> dict[str, Any]:
+    """The proof of a decision's event against the first checkpoint after it, signed by one of
+    the ``trusted`` keys; raise ProofUnavailable saying what is missing."""
+    entry = session.exec(
+        select(LedgerEntry)
+        .join(Decision, col(Decision.event_id) == col(LedgerEntry.event_id))
+        .where(Decision.decision_id == decision_id)
+    ).first()
+    if entry is None:
+        raise ProofUnavailable(f"no decision {decision_id} in the ledger", missing=True)
+    checkpoint = checkpoints.covering(session, entry.topic, entry.partition, entry.seq)
+    if checkpoint is None:
+        raise ProofUnavailable(
+            f"no checkpoint covers {entry.topic}[{entry.partition}] entry {entry.seq} yet; "
+            "sign one with POST /integrity/checkpoints or `driftline audit checkpoint`"
+        )
+    signer = trusted.get(checkpoint.key_id)
+    if signer is None:
+        raise ProofUnavailable(f"the covering checkpoint's key {checkpoint.key_id} is not trusted")
+    return build_proof(session, entry, checkpoint, checkpoints.public_pem(signer))
 
 
 def build_proof(

@@ -119,15 +119,6 @@ def ledger_entry(*, session: Session, event_id: uuid.UUID) -> LedgerEntry | None
     return session.exec(select(LedgerEntry).where(LedgerEntry.event_id == event_id)).first()
 
 
-def decision_ledger_entry(*, session: Session, decision_id: uuid.UUID) -> LedgerEntry | None:
-    """The ledger entry of the decision event the read model holds."""
-    return session.exec(
-        select(LedgerEntry)
-        .join(Decision, col(Decision.event_id) == col(LedgerEntry.event_id))
-        .where(Decision.decision_id == decision_id)
-    ).first()
-
-
 def open_alerts(
     *, session: Session, model: str, version: str, at: datetime, scan: int = 1_000
 ) -> list[OpenAlert]:

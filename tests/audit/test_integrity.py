@@ -15,7 +15,7 @@ from sqlalchemy import delete, update
 from sqlmodel import Session, SQLModel
 
 from agent.contract import DecisionPayload, Event, encode
-from collector import checkpoints, integrity, ledger, proofs, queries
+from collector import checkpoints, integrity, ledger, proofs
 from collector.database import make_engine
 from collector.erasure import erase_subject
 from collector.ingest import RawMessage, write_batch
@@ -26,6 +26,7 @@ from tests.strategies import events
 
 TOPIC = "events"
 KEYS = KeyRing.of(Ed25519PrivateKey.generate())
+PUBLIC_PEM = checkpoints.public_pem(KEYS.signing.public_key())
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
 
 
@@ -223,13 +224,9 @@ def test_an_erased_subject_still_verifies_and_its_proof_still_holds() -> None:
         )
         session.commit()
         report = integrity.verify(session, KEYS.trusted)
-        entry = queries.decision_ledger_entry(session=session, decision_id=batch[0].decision_id)
-        assert entry is not None
-        checkpoint = checkpoints.covering(session, TOPIC, 0, entry.seq)
-        assert checkpoint is not None
-        proof = proofs.build_proof(session, entry, checkpoint, KEYS.public_pem)
+        proof = proofs.prove_decision(session, batch[0].decision_id, KEYS.trusted)
     assert outcome.erased == 2 and report.intact and report.verification.erased == 2
-    assert b"s-1@example.org" not in entry.event_bytes
+    assert "s-1@example.org" not in proof["entry"]["event"] and proof["entry"]["erased"]
     assert proofs.check_proof(proof, KEYS.signing.public_key()) == []
 
 
@@ -243,7 +240,7 @@ def test_a_proof_holds_offline_and_fails_when_anything_in_it_changes(
         entry = _row(session, seq)
         checkpoint = checkpoints.covering(session, TOPIC, 0, seq)
         assert checkpoint is not None
-        proof = proofs.build_proof(session, entry, checkpoint, KEYS.public_pem)
+        proof = proofs.build_proof(session, entry, checkpoint, PUBLIC_PEM)
     public_key = KEYS.signing.public_key()
     assert proofs.check_proof(proof, public_key) == []
 

@@ -9,7 +9,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import Field, field_validator
 from sqlmodel import Session
 
-from collector import checkpoints, queries
+from collector import queries
 from collector.api.auth import Auditor
 from collector.api.deps import SessionDep
 from collector.api.schemas import (
@@ -29,7 +29,7 @@ from collector.decision_search import Cursor, DecisionFilter, search
 from collector.exports import MEDIA_TYPES, Export, ExportFormat
 from collector.integrity import KeyRing
 from collector.models import ExportManifest
-from collector.proofs import build_proof
+from collector.proofs import ProofUnavailable, prove_decision
 
 router = APIRouter(prefix="/decisions", tags=["decisions"])
 exports_router = APIRouter(prefix="/exports", tags=["decisions"])
@@ -149,26 +149,15 @@ def read_decision(request: Request, session: SessionDep, decision_id: uuid.UUID)
 
 
 @router.get("/{decision_id}/proof")
-def prove_decision(request: Request, session: SessionDep, decision_id: uuid.UUID) -> dict[str, Any]:
+def decision_proof(request: Request, session: SessionDep, decision_id: uuid.UUID) -> dict[str, Any]:
     """What an auditor needs to check the decision's event against a signed checkpoint without
     trusting this server: the event, the chain segment up to the checkpoint, the checkpoint."""
-    entry = queries.decision_ledger_entry(session=session, decision_id=decision_id)
-    if entry is None:
-        raise HTTPException(status_code=404, detail=f"no decision {decision_id} in the ledger")
-    checkpoint = checkpoints.covering(session, entry.topic, entry.partition, entry.seq)
-    if checkpoint is None:
-        raise HTTPException(
-            status_code=409,
-            detail=f"no checkpoint covers {entry.topic}[{entry.partition}] entry {entry.seq} yet;"
-            " an operator can sign one now with POST /integrity/checkpoints",
-        )
     keys: KeyRing = request.app.state.keys
-    signer = keys.trusted.get(checkpoint.key_id)
-    if signer is None:
-        raise HTTPException(
-            status_code=409, detail=f"the covering checkpoint's key {checkpoint.key_id} is unknown"
-        )
-    return build_proof(session, entry, checkpoint, checkpoints.public_pem(signer))
+    try:
+        return prove_decision(session, decision_id, keys.trusted)
+    except ProofUnavailable as missing:
+        status = 404 if missing.missing else 409
+        raise HTTPException(status_code=status, detail=str(missing)) from None
 
 
 @exports_router.get("/{export_id}", response_model=ExportManifestPublic)
