@@ -26,8 +26,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from collector.ledger import Anchors, ChainBreak, canonical
-from collector.models import LedgerCheckpoint, LedgerEntry
+from collector.ledger import Anchors, ChainBreak, canonical, heads
+from collector.models import LedgerCheckpoint
 
 
 class SigningKeyError(ValueError):
@@ -108,11 +108,6 @@ def statement(
 
 def sign_heads(session: Session, key: Ed25519PrivateKey, now: datetime) -> list[LedgerCheckpoint]:
     """Checkpoint the head of every chain that grew since its last checkpoint."""
-    heads = session.exec(
-        select(LedgerEntry.topic, LedgerEntry.partition, func.max(LedgerEntry.seq)).group_by(
-            col(LedgerEntry.topic), col(LedgerEntry.partition)
-        )
-    ).all()
     signed = {
         (topic, partition): seq
         for topic, partition, seq in session.exec(
@@ -122,11 +117,10 @@ def sign_heads(session: Session, key: Ed25519PrivateKey, now: datetime) -> list[
         )
     }
     checkpoints = []
-    for topic, partition, seq in heads:
+    for entry in heads(session):
+        topic, partition, seq = entry.topic, entry.partition, entry.seq
         if signed.get((topic, partition), -1) >= seq:
             continue
-        entry = session.get(LedgerEntry, (topic, partition, seq))
-        assert entry is not None
         checkpoint = LedgerCheckpoint(
             id=uuid.uuid4(),
             topic=topic,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import structlog
-from sqlalchemy import ColumnElement
+from sqlalchemy import ColumnElement, func
 from sqlmodel import Session, col, select
 
 from collector import ledger
@@ -58,10 +58,11 @@ def _erase(
     holds = active_holds(session)
     not_erased = col(LedgerEntry.erased_at).is_(None)
     held = session.exec(
-        select(Decision.decision_id)
+        select(func.count())
+        .select_from(Decision)
         .join(LedgerEntry, col(LedgerEntry.event_id) == col(Decision.event_id))
         .where(which, not_erased, ~not_held(holds))
-    ).all()
+    ).one()
     erased = 0
     while True:
         batch = session.exec(
@@ -98,7 +99,5 @@ def _erase(
     )
     if erased or subject is not None:  # a retention run that erased nothing is not recorded
         session.add(erasure)
-    log.info(
-        "decision inputs erased", erased=erased, held=len(held), reason=reason, subject=subject
-    )
-    return ErasureOutcome(erasure.id, erased, len(held))
+    log.info("decision inputs erased", erased=erased, held=held, reason=reason, subject=subject)
+    return ErasureOutcome(erasure.id, erased, held)

@@ -18,11 +18,12 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sqlalchemy import Engine, func
-from sqlmodel import Session, col, select
+from sqlalchemy import Engine
+from sqlmodel import Session
 
+from collector import ledger
 from collector.decision_search import DecisionFilter, matching
-from collector.models import DecisionBase, ExportManifest, LedgerEntry
+from collector.models import DecisionBase, ExportManifest
 
 ExportFormat = Literal["jsonl", "csv"]
 MEDIA_TYPES: dict[ExportFormat, str] = {"jsonl": "application/x-ndjson", "csv": "text/csv"}
@@ -31,24 +32,10 @@ JSON_COLUMNS = {"inputs", "output", "class_scores", "contract_violations"}
 
 
 def ledger_heads(session: Session) -> list[dict[str, Any]]:
-    heads = session.exec(
-        select(LedgerEntry.topic, LedgerEntry.partition, func.max(LedgerEntry.seq)).group_by(
-            col(LedgerEntry.topic), col(LedgerEntry.partition)
-        )
-    ).all()
-    documents = []
-    for topic, partition, seq in sorted(heads):
-        entry = session.get(LedgerEntry, (topic, partition, seq))
-        assert entry is not None
-        documents.append(
-            {
-                "topic": topic,
-                "partition": partition,
-                "seq": seq,
-                "chain_hash": entry.chain_hash.hex(),
-            }
-        )
-    return documents
+    return [
+        {"topic": e.topic, "partition": e.partition, "seq": e.seq, "chain_hash": e.chain_hash.hex()}
+        for e in ledger.heads(session)
+    ]
 
 
 class Export:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from collector.models import LedgerEntry
@@ -43,7 +44,11 @@ def digest(event_bytes: bytes, *, erased: bool = False) -> bytes:
     ``erased``: the inputs are a tombstone that carries the hash of the inputs it replaced.
     Raise ValueError for bytes that are not an event.
     """
-    document = json.loads(event_bytes)
+    return digest_of(json.loads(event_bytes), erased=erased)
+
+
+def digest_of(document: Any, *, erased: bool = False) -> bytes:
+    """``digest`` of an event already parsed; the document's inputs are replaced in place."""
     if not isinstance(document, dict):
         raise ValueError("not a JSON object")
     if erased and document.get("type") != "decision":
@@ -78,6 +83,17 @@ def head(session: Session, topic: str, partition: int) -> ChainHead:
     if last is None:
         return ChainHead(next_seq=0, previous_hash=GENESIS)
     return ChainHead(next_seq=last[0] + 1, previous_hash=last[1])
+
+
+def heads(session: Session) -> list[LedgerEntry]:
+    """The last entry of every chain, by topic and partition."""
+    last = session.exec(
+        select(LedgerEntry.topic, LedgerEntry.partition, func.max(LedgerEntry.seq)).group_by(
+            col(LedgerEntry.topic), col(LedgerEntry.partition)
+        )
+    ).all()
+    entries = [session.get(LedgerEntry, position) for position in sorted(last)]
+    return [entry for entry in entries if entry is not None]
 
 
 @dataclass(frozen=True)
@@ -196,12 +212,13 @@ def _problem(row: LedgerEntry, expected: ChainHead, vouched: Mapping[int, bytes]
     try:
         event = json.loads(row.event_bytes)
         stored_id, stored_type = event["event_id"], event["type"]
-        recomputed = digest(row.event_bytes, erased=row.erased_at is not None)
+        in_canonical_form = canonical(event) == row.event_bytes
+        recomputed = digest_of(event, erased=row.erased_at is not None)
     except (ValueError, KeyError, TypeError):
         return "event bytes are not an event (altered)"
     if recomputed != row.event_digest:
         return "event bytes do not match their recorded digest (altered)"
-    if canonical(event) != row.event_bytes:
+    if not in_canonical_form:
         return "event bytes are not in the canonical form they were stored in (altered)"
     if link(expected.previous_hash, row.event_digest) != row.chain_hash:
         return "chain hash does not follow from the previous entry (altered, removed or reordered)"

@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
@@ -72,26 +73,8 @@ def lineage(*, session: Session, decision_id: uuid.UUID) -> Lineage | None:
     decision = trail.decision
     model, version, at = decision.model_name, decision.model_version, decision.occurred_at
     entry = ledger_entry(session=session, event_id=decision.event_id)
-    baseline = session.exec(
-        select(BaselineRecord)
-        .where(
-            BaselineRecord.model_name == model,
-            BaselineRecord.model_version == version,
-            col(BaselineRecord.occurred_at) <= at,
-        )
-        .order_by(col(BaselineRecord.occurred_at).desc())
-        .limit(1)
-    ).first()
-    deployment = session.exec(
-        select(ModelDeployment)
-        .where(
-            ModelDeployment.model_name == model,
-            ModelDeployment.model_version == version,
-            col(ModelDeployment.occurred_at) <= at,
-        )
-        .order_by(col(ModelDeployment.occurred_at).desc())
-        .limit(1)
-    ).first()
+    baseline = _latest_until(session, BaselineRecord, model, version, at)
+    deployment = _latest_until(session, ModelDeployment, model, version, at)
     drifting = []
     if baseline is not None:
         drifting = [
@@ -113,6 +96,25 @@ def lineage(*, session: Session, decision_id: uuid.UUID) -> Lineage | None:
         baseline=baseline,
         deployment=deployment,
     )
+
+
+VersionRecord = TypeVar("VersionRecord", BaselineRecord, ModelDeployment)
+
+
+def _latest_until(
+    session: Session, table: type[VersionRecord], model: str, version: str, at: datetime
+) -> VersionRecord | None:
+    """The latest row about a model version that happened at or before ``at``."""
+    return session.exec(
+        select(table)
+        .where(
+            col(table.model_name) == model,
+            col(table.model_version) == version,
+            col(table.occurred_at) <= at,
+        )
+        .order_by(col(table.occurred_at).desc())
+        .limit(1)
+    ).first()
 
 
 def ledger_entry(*, session: Session, event_id: uuid.UUID) -> LedgerEntry | None:
