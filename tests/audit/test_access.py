@@ -140,3 +140,17 @@ def test_hostile_or_oversized_filters_are_4xx_and_change_nothing(
     else:
         assert 400 <= response.status_code < 500, response.text
     assert app_client.get("/decisions", headers=auditor).status_code == 200  # table still there
+
+
+def test_unknown_or_repeated_parameters_are_refused_on_every_route(
+    engine: Engine, app_client: TestClient
+) -> None:
+    admin = {"Authorization": f"Bearer {new_token(engine, 'admin')}"}
+    misspelt = app_client.get("/audit/reads", params={"token_nme": "ann"}, headers=admin)
+    assert misspelt.status_code == 422 and "token_nme" in misspelt.text
+    repeated = app_client.get("/decisions?model=a&model=b", headers=admin)
+    assert repeated.status_code == 422 and "once: model" in repeated.text
+    assert (
+        app_client.get("/audit/reads", params={"token_name": "ann"}, headers=admin).status_code
+        == 200
+    )
