@@ -42,7 +42,9 @@ def alarms(rng: np.random.Generator, shape: str, n: int, m: int, features: int) 
     return bool(np.any(adjust(np.array(p_values), "benjamini-hochberg") < RATE))
 
 
-@settings(max_examples=15, deadline=None)
+# Bounds on chance events (alarms without drift) hold for all but a small share of seeds;
+# the same examples every run keep the suite from failing on that share.
+@settings(max_examples=15, deadline=None, derandomize=True)
 @given(
     shape=st.sampled_from(["normal", "exponential", "lognormal", "uniform", "discrete"]),
     n=st.integers(200, 3_000),
@@ -106,7 +108,7 @@ def test_constant_columns_and_all_missing_windows() -> None:
     assert isinstance(missing, NotChecked)
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=15, deadline=None, derandomize=True)
 @given(
     weights=st.lists(st.floats(0.01, 1.0), min_size=2, max_size=15),
     seed=st.integers(0, 2**32 - 1),
@@ -161,7 +163,7 @@ def test_rates_missing_values_and_contract_violations() -> None:
     assert isinstance(check_rate(0, 0, 3, 10), NotChecked)
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=25, deadline=None, derandomize=True)
 @given(shift_sd=st.floats(-1.0, 1.0), seed=st.integers(0, 2**32 - 1))
 def test_a_mean_shift_matches_welch_and_its_size(shift_sd: float, seed: int) -> None:
     rng = np.random.default_rng(seed)
