@@ -152,5 +152,7 @@ def test_a_cut_network_loses_nothing_and_never_slows_the_caller(
     calls_ms = sorted(seconds * 1000 for seconds in outcome["without_gc"])
     p99_ms, slowest_ms = calls_ms[int(len(calls_ms) * 0.99)], calls_ms[-1]
     print(f"record_decision during the cut: p99 {p99_ms:.3f} ms, slowest {slowest_ms:.3f} ms")
-    assert p99_ms < 1.0
+    # A call that waited on the cut network would take seconds; how fast calls are is a figure
+    # for bench.agent, and under 1 ms here failed one CI run in four on this shared machine.
+    assert p99_ms < 5.0
     assert slowest_ms < 20.0, "a call waited for something like the network"
