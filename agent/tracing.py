@@ -62,31 +62,20 @@ class DecisionTracing:
         model, payload, occurred_at = _parts(document)
         if occurred_at is None:
             return
-        end_ns = int(occurred_at.timestamp() * 1e9)
-        latency_ms = payload.get("latency_ms")
-        start_ns = end_ns - int(latency_ms * 1e6) if isinstance(latency_ms, int | float) else end_ns
-        name = str(model.get("name"))
-        attributes: dict[str, str | float | bool] = {
-            "gen_ai.request.model": name,
-            "gen_ai.response.model": name,
-            "gen_ai.response.id": str(document.get("decision_id")),
-            "driftline.model.version": str(model.get("version")),
-            "driftline.decision_id": str(document.get("decision_id")),
-            "driftline.automated": bool(payload.get("automated")),
-        }
-        confidence = payload.get("confidence")
-        if isinstance(confidence, int | float):
-            attributes["driftline.confidence"] = float(confidence)
-        operation = payload.get("operation")
-        if isinstance(operation, str):
-            attributes["gen_ai.operation.name"] = operation
-        usage = payload.get("usage")
-        for tokens in ("input_tokens", "output_tokens"):
-            if isinstance(usage, dict) and isinstance(usage.get(tokens), int):
-                attributes[f"gen_ai.usage.{tokens}"] = usage[tokens]
-        span_name = f"{operation or 'decision'} {name}"  # GenAI: "{operation} {model}"
-        ids = self._span(span_name, parent, attributes, start_ns, end_ns)
-        self._keep(str(document.get("decision_id")), ids)
+        decision_id = str(document.get("decision_id"))
+        if self._tracer is None:
+            ids = _ids_only(parent)
+        else:
+            end_ns = int(occurred_at.timestamp() * 1e9)
+            latency_ms = payload.get("latency_ms")
+            start_ns = (
+                end_ns - int(latency_ms * 1e6) if isinstance(latency_ms, int | float) else end_ns
+            )
+            operation = payload.get("operation")
+            name = f"{operation or 'decision'} {model.get('name')}"  # GenAI: "{op} {model}"
+            attributes = _decision_attributes(decision_id, model, payload)
+            ids = self._span(name, parent, attributes, start_ns, end_ns)
+        self._keep(decision_id, ids)
         _stamp(document, ids)
 
     def evaluation(self, parent: Context, document: dict[str, Any]) -> None:
@@ -116,9 +105,7 @@ class DecisionTracing:
         event: dict[str, str | float | bool] | None = None,
     ) -> SpanContext:
         if self._tracer is None:
-            caller = trace.get_current_span(parent).get_span_context()
-            trace_id = caller.trace_id if caller.is_valid else IDS.generate_trace_id()
-            return SpanContext(trace_id, IDS.generate_span_id(), False, TraceFlags(1))
+            return _ids_only(parent)
         span = self._tracer.start_span(
             name, context=parent, kind=SpanKind.INTERNAL, start_time=start_ns, attributes=attributes
         )
@@ -131,6 +118,38 @@ class DecisionTracing:
         self._recent[decision_id] = ids
         if len(self._recent) > self._remember:
             self._recent.popitem(last=False)
+
+
+def _ids_only(parent: Context) -> SpanContext:
+    """Ids for an event no span is built for: in the caller's trace, or a new one."""
+    caller = trace.get_current_span(parent).get_span_context()
+    trace_id = caller.trace_id if caller.is_valid else IDS.generate_trace_id()
+    return SpanContext(trace_id, IDS.generate_span_id(), False, TraceFlags(1))
+
+
+def _decision_attributes(
+    decision_id: str, model: dict[str, Any], payload: dict[str, Any]
+) -> dict[str, str | float | bool]:
+    name = str(model.get("name"))
+    attributes: dict[str, str | float | bool] = {
+        "gen_ai.request.model": name,
+        "gen_ai.response.model": name,
+        "gen_ai.response.id": decision_id,
+        "driftline.model.version": str(model.get("version")),
+        "driftline.decision_id": decision_id,
+        "driftline.automated": bool(payload.get("automated")),
+    }
+    confidence = payload.get("confidence")
+    if isinstance(confidence, int | float):
+        attributes["driftline.confidence"] = float(confidence)
+    operation = payload.get("operation")
+    if isinstance(operation, str):
+        attributes["gen_ai.operation.name"] = operation
+    usage = payload.get("usage")
+    for tokens in ("input_tokens", "output_tokens"):
+        if isinstance(usage, dict) and isinstance(usage.get(tokens), int):
+            attributes[f"gen_ai.usage.{tokens}"] = usage[tokens]
+    return attributes
 
 
 def _parts(document: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], datetime | None]:

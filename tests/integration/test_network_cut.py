@@ -7,9 +7,10 @@ production. What a call costs is asserted for the calls that no garbage collecti
 CPython's collector runs in whichever thread allocates (gen-1 collections take 1-2 ms here, full
 ones about 100 ms), and those calls are counted instead. Even so, a call can wait for the GIL
 or for a core: when the broker returns, this 2-core machine runs the service's drain, the broker
-and the collector at once, and the slowest call measured 1.8-5.6 ms. So the test asserts the
-99th percentile under 1 ms and that no call waits for the network (which would take seconds),
-and prints the slowest call.
+and the collector at once. With librdkafka sending outside the GIL, the 99th percentile was
+0.16-0.21 ms and the slowest call 0.4-4.8 ms over four runs. So the test asserts the 99th
+percentile under 1 ms and that no call waits for the network (which would take seconds), and
+prints the slowest call.
 """
 
 import json
@@ -153,6 +154,6 @@ def test_a_cut_network_loses_nothing_and_never_slows_the_caller(
     p99_ms, slowest_ms = calls_ms[int(len(calls_ms) * 0.99)], calls_ms[-1]
     print(f"record_decision during the cut: p99 {p99_ms:.3f} ms, slowest {slowest_ms:.3f} ms")
     # A call that waited on the cut network would take seconds; how fast calls are is a figure
-    # for bench.agent, and under 1 ms here failed one CI run in four on this shared machine.
-    assert p99_ms < 5.0
+    # for bench.agent.
+    assert p99_ms < 1.0
     assert slowest_ms < 20.0, "a call waited for something like the network"
