@@ -93,6 +93,26 @@ class Grouper:
                 group.next_flush = now + group.policy.group_interval
         return notifications
 
+    def groups_of(self, alert: Alert) -> list[tuple[str, str]]:
+        """The (receiver, group key) of every group the alert goes to."""
+        return [
+            (policy.receiver, policy.group_key(alert.labels))
+            for policy in route_alert(self._config.route, alert.labels)
+        ]
+
+    def remember(
+        self, receiver: str, group_key: str, firing: Iterable[str], notified_at: datetime
+    ) -> None:
+        """Take up what an earlier run last notified to this group (its notification log),
+        so that alerts it already told the receiver about are not sent again."""
+        group = self._groups.get((receiver, group_key))
+        if group is None:
+            return
+        group.notified = frozenset((fingerprint, False) for fingerprint in firing)
+        group.last_notified = notified_at
+        if group.next_flush is not None:
+            group.next_flush = max(group.next_flush, notified_at + group.policy.group_interval)
+
     def firing(self) -> Mapping[str, Alert]:
         """Every alert firing in any group, by fingerprint."""
         return {

@@ -20,16 +20,8 @@ class Leadership:
 
     def hold(self) -> bool:
         """True while this process leads; tries to take the lead when it does not."""
-        if self._engine.dialect.name != "postgresql":
+        if self.still_held():
             return True
-        if self._connection is not None:
-            try:
-                self._connection.execute(select(1)).scalar()
-                self._connection.commit()
-                return True
-            except DBAPIError:  # the session, and with it the lock, is gone
-                self._connection.invalidate()
-                self._connection = None
         connection = self._engine.connect()
         if connection.execute(select(func.pg_try_advisory_lock(self._key))).scalar():
             connection.commit()  # end the transaction; a session lock outlives it
@@ -37,6 +29,22 @@ class Leadership:
             return True
         connection.close()
         return False
+
+    def still_held(self) -> bool:
+        """True while the lock ``hold`` took is still this session's; never takes it anew, so
+        that a process which lost the lead for a while knows it did."""
+        if self._engine.dialect.name != "postgresql":
+            return True
+        if self._connection is None:
+            return False
+        try:
+            self._connection.execute(select(1)).scalar()
+            self._connection.commit()
+            return True
+        except DBAPIError:  # the session, and with it the lock, is gone
+            self._connection.invalidate()
+            self._connection = None
+            return False
 
     def release(self) -> None:
         if self._connection is not None:

@@ -238,6 +238,19 @@ class AlertNotification(SQLModel, table=True):
     attempts: int
 
 
+class NotificationLogEntry(SQLModel, table=True):
+    """What a receiver was last sent about a group, as Alertmanager's notification log keeps
+    it: a restarted router compares with it instead of notifying the same alerts again."""
+
+    __tablename__ = "notification_log"
+
+    receiver: str = Field(primary_key=True, max_length=200)
+    group_key: str = Field(primary_key=True, max_length=2000)
+    firing: list[str] = Field(sa_type=JSONDocument)  # fingerprints notified as firing
+    resolved: list[str] = Field(sa_type=JSONDocument)  # and as resolved
+    notified_at: datetime = Field(sa_type=UTCDateTime)
+
+
 class Silence(SQLModel, table=True):
     """Alerts matching all of ``matchers`` are not notified from ``starts_at`` to ``ends_at``."""
 

@@ -3,13 +3,15 @@ and routed by the alerting file, muted by silences and inhibitions, stored in th
 sent. Each notification a receiver accepts is recorded as an ``alert_notified`` event, so the
 trail shows who was told what and when.
 
-Alerts still firing are read back from the store when the router starts, so a restart keeps
-reminding (``repeat_interval``) and resolving them; they are notified once more after a restart.
+When the router starts, the alerts still firing come back from the ledger and what each receiver
+was last sent from the notification log, written with the outbox in one transaction: a restart
+keeps reminding (``repeat_interval``) and resolving, and notifies nothing twice.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -30,7 +32,7 @@ from collector.alert_config import AlertingConfig
 from collector.alerts import Alert, alert_for, owner_for
 from collector.grouping import Grouper, Notification
 from collector.leadership import Leadership
-from collector.models import Decision, LedgerEntry, OutboxMessage
+from collector.models import Decision, LedgerEntry, NotificationLogEntry, OutboxMessage
 from collector.muting import active_silences, mute
 from collector.outbox import OutboxSender, enqueue
 from collector.settings import CollectorSettings
@@ -38,6 +40,7 @@ from collector.settings import CollectorSettings
 log = structlog.get_logger(__name__)
 
 ROUTER_SERVICE = "driftline-router"
+LEADERSHIP_CHECK_S = 5.0
 Clock = Callable[[], datetime]
 
 
@@ -77,23 +80,30 @@ class AlertRouter:
         return sorted(m for m in models if owner_for(self._config, {"model": m}) is None)
 
     def restore(self) -> int:
-        """Take up the alerts the ledger says are firing; how many there are."""
+        """Take up the alerts the ledger says are firing, and those that resolved after a
+        receiver was told they fire, with what each receiver was last sent (the notification
+        log): a restart neither repeats a notification nor forgets a resolve. How many fire."""
         with Session(self._engine) as session:
             stored = session.exec(
                 select(LedgerEntry.event_bytes)
                 .where(col(LedgerEntry.event_type).in_(("drift_detected", "drift_resolved")))
                 .order_by(col(LedgerEntry.recorded_at))
             ).all()
+            log_entries = session.exec(select(NotificationLogEntry)).all()
         latest: dict[str, Alert] = {}
         for raw in stored:
             event = decode(raw)
             assert isinstance(event, DriftDetectedEvent | DriftResolvedEvent)
             alert = alert_for(event, self._config, self._external_url)
             latest[alert.fingerprint] = alert
-        firing = [alert for alert in latest.values() if not alert.resolved]
-        for alert in firing:
-            self._grouper.add(alert, self._clock())
-        return len(firing)
+        told_firing = {fp for entry in log_entries for fp in entry.firing}
+        now = self._clock()
+        for alert in latest.values():
+            if not alert.resolved or alert.fingerprint in told_firing:
+                self._grouper.add(alert, now)
+        for entry in log_entries:
+            self._grouper.remember(entry.receiver, entry.group_key, entry.firing, entry.notified_at)
+        return sum(not alert.resolved for alert in latest.values())
 
     def tick(self) -> list[OutboxMessage]:
         """Store what is due for notification, send what is due for sending; what was sent."""
@@ -108,6 +118,7 @@ class AlertRouter:
             for notification in self._grouper.due(now, muted):
                 receiver = self._config.receiver(notification.receiver)
                 enqueue(session, notification, receiver, self._external_url, now)
+                session.merge(_log_entry(notification, now))
             session.commit()
         sent = list(self._sender.send_due(now))
         for message in sent:
@@ -118,20 +129,27 @@ class AlertRouter:
         self, stop: threading.Event, settings: CollectorSettings, bootstrap_servers: str
     ) -> None:
         """Consume and notify until ``stop`` is set, while this router leads: with two, both
-        would send the same outbox and restore the same alerts."""
+        would send the same outbox and restore the same alerts. A router that loses the lead
+        (its database session ended) stops sending and stands by."""
         leadership = Leadership(self._engine, ROUTER_SERVICE)
         try:
-            while not stop.is_set() and not leadership.hold():
-                log.info("another alert router is active; standing by")
-                stop.wait(5)
-            if not stop.is_set():
-                self._consume_until(stop, settings, bootstrap_servers)
+            while not stop.is_set():
+                if leadership.hold():
+                    self._consume_while_leading(stop, leadership, settings, bootstrap_servers)
+                else:
+                    log.info("another alert router is active; standing by")
+                    stop.wait(5)
         finally:
             leadership.release()
 
-    def _consume_until(
-        self, stop: threading.Event, settings: CollectorSettings, bootstrap_servers: str
+    def _consume_while_leading(
+        self,
+        stop: threading.Event,
+        leadership: Leadership,
+        settings: CollectorSettings,
+        bootstrap_servers: str,
     ) -> None:
+        self._grouper = Grouper(self._config)  # a new term starts from the store, not memory
         restored = self.restore()
         for model in self.unowned_models():
             log.warning(
@@ -154,13 +172,21 @@ class AlertRouter:
             group=settings.router_group,
             firing=restored,
         )
+        next_check = time.monotonic() + LEADERSHIP_CHECK_S
         try:
             while not stop.is_set():
+                if time.monotonic() >= next_check:
+                    if not leadership.still_held():
+                        log.warning("alert router lost the lead; standing by")
+                        return
+                    next_check = time.monotonic() + LEADERSHIP_CHECK_S
                 for records in consumer.poll(timeout_ms=250).values():
                     for record in records:
                         self._consume(record.value)
                 if consumer.assignment():
-                    self.consuming.set()
+                    if not self.consuming.is_set():
+                        log.info("alert router assigned its partitions")
+                        self.consuming.set()
                     consumer.commit()
                 self.tick()
         finally:
@@ -196,3 +222,13 @@ class AlertRouter:
                 }
             )
         )
+
+
+def _log_entry(notification: Notification, now: datetime) -> NotificationLogEntry:
+    return NotificationLogEntry(
+        receiver=notification.receiver,
+        group_key=notification.group_key,
+        firing=[a.fingerprint for a in notification.alerts if not a.resolved],
+        resolved=[a.fingerprint for a in notification.alerts if a.resolved],
+        notified_at=now,
+    )

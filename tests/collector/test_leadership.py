@@ -1,5 +1,6 @@
-"""One active detector worker: on PostgreSQL an advisory lock elects it, and a standby takes
-over once the leader lets go or its connection dies."""
+"""One active detector worker (or alert router): on PostgreSQL an advisory lock elects it, a
+standby takes over once the leader lets go or its connection dies, and the old leader can tell
+that it lost the lead."""
 
 from collections.abc import Iterator
 
@@ -53,7 +54,8 @@ def test_a_leader_whose_connection_dies_loses_the_lead(
         )
     # pg_terminate_backend only signals: the old session ends, and frees the lock, a moment later.
     wait_for(second.hold, bool, timeout_s=10, what="the standby to take the lead")
-    assert not first.hold(), "the old leader notices its session is gone"
+    assert not first.still_held(), "the old leader notices its session is gone"
+    assert not first.hold(), "and cannot take the lead back while the standby holds it"
     second.release()
 
 
