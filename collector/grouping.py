@@ -4,7 +4,8 @@ Each route an alert takes puts it in the group of that route and its ``group_by`
 group waits ``group_wait`` for more alerts; after its first notification it is looked at every
 ``group_interval`` and notifies again when its alerts changed (new, or resolved), or when
 ``repeat_interval`` has passed since it last notified. Resolved alerts go out once, then leave
-the group; an empty group is dropped. Time is passed in, so that tests and restarts can drive it.
+the group, and only to a receiver that was told something in the group fires; an empty group is
+dropped. Time is passed in, so that tests and restarts can drive it.
 """
 
 from __future__ import annotations
@@ -81,7 +82,13 @@ class Grouper:
                 group.last_notified is not None
                 and now - group.last_notified >= group.policy.repeat_interval
             )
-            if sent is not None and (state != group.notified or repeat):
+            # As Alertmanager's dedup stage: resolved alerts alone are news only to a receiver
+            # that was told something fires (one that fired and ended within group_wait, or
+            # while silenced, was never news).
+            news = sent is not None and (
+                bool(group.notified) or any(not a.resolved for a in sent.alerts)
+            )
+            if sent is not None and news and (state != group.notified or repeat):
                 notifications.append(sent)
                 group.last_notified = now
             group.notified = frozenset(x for x in state if not x[1])

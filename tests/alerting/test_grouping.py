@@ -1,6 +1,7 @@
 """Alerts become notifications on Alertmanager's timers: a burst is one notification per
 receiver after group_wait; changes go out at the next group_interval; an unchanged group
-repeats after repeat_interval; resolved alerts go out once and leave."""
+repeats after repeat_interval; resolved alerts go out once, to whoever was told they fire, and
+leave."""
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -9,7 +10,7 @@ import pytest
 
 from collector.alert_config import AlertingConfig, load_alerting
 from collector.alerts import Alert
-from collector.grouping import Grouper
+from collector.grouping import Grouper, Notification
 
 T0 = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
 CONFIG = """\
@@ -82,6 +83,29 @@ def test_a_resolved_alert_goes_out_once_and_an_empty_group_ends(config: Alerting
     assert team.alerts[0].ends_at == after(100)
     assert grouper.firing() == {}
     assert grouper.due(after(330 + 3600)) == []
+
+
+def test_an_alert_that_ends_before_anyone_was_told_is_never_sent(
+    config: AlertingConfig,
+) -> None:
+    grouper = Grouper(config)
+    grouper.add(alert("age", T0), T0)
+    grouper.add(alert("age", after(10), resolved=True), after(10))  # within group_wait
+    assert grouper.due(after(30)) == []
+    assert grouper.firing() == {}
+
+
+def test_a_resolve_goes_only_to_receivers_told_it_fires(config: AlertingConfig) -> None:
+    grouper = Grouper(config)
+    grouper.add(alert("age", T0), T0)
+
+    def not_to_pager(notification: Notification) -> Notification | None:
+        return None if notification.receiver == "pager" else notification  # as a silence would
+
+    assert [n.receiver for n in grouper.due(after(30), not_to_pager)] == ["team"]
+    grouper.add(alert("age", after(100), resolved=True), after(100))
+    resolved = grouper.due(after(330))
+    assert [(n.receiver, n.status) for n in resolved] == [("team", "resolved")]
 
 
 def test_models_are_grouped_apart(config: AlertingConfig) -> None:
