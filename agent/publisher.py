@@ -121,12 +121,24 @@ class KafkaPublisher:
                     # The partitioner of the Java client and kafka-python: a decision's events
                     # land on the same partition whichever client produced them.
                     "partitioner": "murmur2_random",
-                    "logger": logging.getLogger("driftline.agent.kafka"),
+                    "logger": LIBRDKAFKA_LOG,
                     "log.connection.close": False,
                 }
             )
-            log.info("Kafka producer ready", bootstrap_servers=self._bootstrap_servers)
+            log.debug("Kafka producer made", bootstrap_servers=self._bootstrap_servers)
         return self._producer
+
+
+class _LibrdkafkaLog(logging.Logger):
+    """librdkafka's own lines (one per reconnection attempt in an outage) at debug level: the
+    spooling publisher names an outage once, and the service's stderr is not the agent's."""
+
+    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
+        text = str(msg) % args if args else str(msg)
+        log.debug("librdkafka", line=text, level=logging.getLevelName(level))
+
+
+LIBRDKAFKA_LOG = _LibrdkafkaLog("driftline.agent.librdkafka")
 
 
 def _settle(

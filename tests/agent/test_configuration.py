@@ -53,7 +53,9 @@ def test_a_bad_environment_variable_is_named(monkeypatch: pytest.MonkeyPatch) ->
     assert "DRIFTLINE_QUEUE_SIZE" in refusal()
 
 
-def test_an_unreachable_broker_is_named_once_and_recording_goes_on(tmp_path: Path) -> None:
+def test_an_unreachable_broker_is_named_once_and_recording_goes_on(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
     with structlog.testing.capture_logs() as logs:
         agent = Driftline(
             service="s",
@@ -69,3 +71,6 @@ def test_an_unreachable_broker_is_named_once_and_recording_goes_on(tmp_path: Pat
     assert len(warnings) == 1, warnings
     assert "DRIFTLINE_KAFKA_BOOTSTRAP_SERVERS" in warnings[0]["reason"]
     assert (report.recorded, report.spooled) == (3, 3)
+    # librdkafka's line per reconnection attempt goes to the debug log, not the service's stderr
+    assert "rdkafka" not in capfd.readouterr().err
+    assert any(log["event"] == "librdkafka" for log in logs)
