@@ -3,6 +3,7 @@
 from typing import Any
 
 from fastapi import Depends, FastAPI
+from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 
 from collector.alert_config import AlertingConfig
@@ -11,6 +12,7 @@ from collector.api.deps import exact_query
 from collector.api.routes import access, alerting, decisions, drift, governance, health, integrity
 from collector.api.schemas import Problem
 from collector.integrity import KeyRing
+from collector.ui import routes as ui
 
 REFUSALS: dict[int | str, dict[str, Any]] = {
     400: {"model": Problem, "description": "The body is not JSON."},
@@ -45,4 +47,7 @@ def create_app(
     routers = [m.router for m in (decisions, drift, alerting, integrity, governance, access)]
     for router in [*routers, decisions.exports_router]:
         app.include_router(router, dependencies=authorized, responses=REFUSALS)
+    app.include_router(ui.router)  # the login form
+    app.include_router(ui.pages)
+    app.mount("/ui/static", StaticFiles(directory=ui.STATIC), name="ui-static")
     return app

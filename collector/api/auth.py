@@ -1,5 +1,5 @@
-"""Bearer-token authentication for every route but health and the API's own documents, and
-the record of every read.
+"""Bearer-token authentication for every route but health, the API's own documents and the
+web page's login form, and the record of every read. The web page's token travels in a cookie.
 
 The token is checked in a middleware, before FastAPI reads the request, so that a caller
 without a valid token learns nothing from validation errors: every such request gets 401.
@@ -16,7 +16,7 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -24,7 +24,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from collector.access import Role, authenticate, ranks_at_least
 from collector.models import ApiToken, AuditRead
 
-OPEN_PATHS = {"/healthz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+OPEN_PATHS = {"/healthz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/ui/login"}
+# The web page keeps its token in this cookie (HTTP-only, Secure, SameSite=Strict): it is
+# taken for reads anywhere (a page's export links) and for the page's own forms under /ui.
+SESSION_COOKIE = "driftline_token"
+UI = "/ui"
 bearer = HTTPBearer(auto_error=False, description="A token from `driftline token create`.")
 
 
@@ -36,13 +40,18 @@ class TokenGate:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or path in OPEN_PATHS or path.startswith(f"{UI}/static/"):
             await self.app(scope, receive, send)
             return
         admitted = await run_in_threadpool(_admit, Request(scope))
         if isinstance(admitted, str):
-            refusal = JSONResponse(
-                {"detail": admitted}, status_code=401, headers={"WWW-Authenticate": "Bearer"}
+            refusal = (
+                RedirectResponse(f"{UI}/login", status_code=303)
+                if _on_page(path)
+                else JSONResponse(
+                    {"detail": admitted}, status_code=401, headers={"WWW-Authenticate": "Bearer"}
+                )
             )
             await refusal(scope, receive, send)
             return
@@ -54,7 +63,9 @@ def _admit(request: Request) -> ApiToken | str:
     """The caller's token, or why it is refused; a read (GET) is recorded with who made it."""
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token:
-        return "no bearer token (Authorization: Bearer <token>)"
+        token = request.cookies.get(SESSION_COOKIE, "")
+        if not token or (request.method != "GET" and not _on_page(request.url.path)):
+            return "no bearer token (Authorization: Bearer <token>)"
     now = datetime.now(UTC)
     with Session(request.app.state.engine, expire_on_commit=False) as session:
         found = authenticate(session, token.strip(), now)
@@ -72,6 +83,10 @@ def _admit(request: Request) -> ApiToken | str:
             )
             session.commit()
     return found
+
+
+def _on_page(path: str) -> bool:
+    return path == UI or path.startswith(f"{UI}/")
 
 
 async def authenticated(
