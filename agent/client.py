@@ -89,6 +89,7 @@ class Driftline:
             bootstrap_servers=self.settings.kafka_bootstrap_servers,
             topic=self.settings.topic,
             delivery_timeout_ms=self.settings.delivery_timeout_ms,
+            security=self.settings.librdkafka_security(),
         )
         self._spooling = spooling = SpoolingPublisher(
             publisher,

@@ -51,8 +51,16 @@ class KafkaPublisher:
     """An idempotent librdkafka producer. Creating it does not connect, so an unreachable
     broker at start-up delays delivery instead of breaking the service."""
 
-    def __init__(self, *, bootstrap_servers: str, topic: str, delivery_timeout_ms: int) -> None:
+    def __init__(
+        self,
+        *,
+        bootstrap_servers: str,
+        topic: str,
+        delivery_timeout_ms: int,
+        security: dict[str, str] | None = None,
+    ) -> None:
         self._bootstrap_servers = bootstrap_servers
+        self._security = security or {}
         self._topic = topic
         self._delivery_timeout_ms = delivery_timeout_ms
         self._producer: Producer | None = None
@@ -124,6 +132,7 @@ class KafkaPublisher:
                     "logger": LIBRDKAFKA_LOG,
                     "log.connection.close": False,
                 }
+                | self._security
             )
             log.debug("Kafka producer made", bootstrap_servers=self._bootstrap_servers)
         return self._producer

@@ -1,13 +1,64 @@
-"""The agent's settings: one object, from constructor arguments, then DRIFTLINE_* variables."""
+"""The agent's settings: one object, from constructor arguments, then DRIFTLINE_* variables.
+
+How to reach a Kafka cluster that asks for TLS or SASL is shared with the collector, which
+reads the same variables for its consumers."""
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, Self
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
-class AgentSettings(BaseSettings):
+class KafkaSecuritySettings(BaseSettings):
+    """TLS and SASL towards Kafka, for librdkafka (the agent) and kafka-python (the collector)."""
+
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_ca_file: Path | None = Field(
+        default=None, description="CA bundle (PEM) for the brokers' certificates; none: system's."
+    )
+
+    @model_validator(mode="after")
+    def _sasl_needs_credentials(self) -> Self:
+        sasl = self.kafka_security_protocol.startswith("SASL")
+        if sasl and (not self.kafka_sasl_username or self.kafka_sasl_password is None):
+            raise ValueError(
+                f"kafka_security_protocol {self.kafka_security_protocol} needs "
+                "kafka_sasl_username and kafka_sasl_password"
+            )
+        return self
+
+    def librdkafka_security(self) -> dict[str, str]:
+        config = {"security.protocol": self.kafka_security_protocol.lower()}
+        if self.kafka_security_protocol.startswith("SASL"):
+            assert self.kafka_sasl_password is not None  # checked above
+            config |= {
+                "sasl.mechanisms": self.kafka_sasl_mechanism,
+                "sasl.username": str(self.kafka_sasl_username),
+                "sasl.password": self.kafka_sasl_password.get_secret_value(),
+            }
+        if self.kafka_ssl_ca_file is not None:
+            config["ssl.ca.location"] = str(self.kafka_ssl_ca_file)
+        return config
+
+    def kafka_python_security(self) -> dict[str, Any]:
+        config: dict[str, Any] = {"security_protocol": self.kafka_security_protocol}
+        if self.kafka_security_protocol.startswith("SASL"):
+            assert self.kafka_sasl_password is not None  # checked above
+            config |= {
+                "sasl_mechanism": self.kafka_sasl_mechanism,
+                "sasl_plain_username": self.kafka_sasl_username,
+                "sasl_plain_password": self.kafka_sasl_password.get_secret_value(),
+            }
+        if self.kafka_ssl_ca_file is not None:
+            config["ssl_cafile"] = str(self.kafka_ssl_ca_file)
+        return config
+
+
+class AgentSettings(KafkaSecuritySettings):
     model_config = SettingsConfigDict(env_prefix="DRIFTLINE_", extra="ignore")
 
     service: str = Field(min_length=1, description="Name of the AI service the agent sits beside.")

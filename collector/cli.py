@@ -17,12 +17,20 @@ import typer
 import uvicorn
 from kafka.errors import KafkaError
 from rich.table import Table
+from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from agent import Driftline
 from agent.sidecar import create_sidecar
-from collector.alert_config import AlertConfigError, Route, load_alerting, parse_duration
+from collector.alert_config import (
+    AlertConfigError,
+    AlertingConfig,
+    Route,
+    load_alerting,
+    parse_duration,
+)
+from collector.api.app import create_app
 from collector.audit_cli import audit_app, replay, token_app
 from collector.baselines import (
     FittedBaseline,
@@ -48,6 +56,9 @@ from collector.consumer import Collector
 from collector.database import make_engine, migrate
 from collector.demo import DemoFailed, run_demo
 from collector.detection import DETECTOR_SERVICE, DetectorWorker
+from collector.health import Heartbeat, serve_health
+from collector.housekeeping import Housekeeper
+from collector.integrity import KeyRing
 from collector.logs import configure_logging
 from collector.reference import ReferenceFileError
 from collector.router import ROUTER_SERVICE, AlertRouter
@@ -139,6 +150,37 @@ def demo(
 
 
 @app.command()
+def api(database_url: DatabaseOption = None, api_port: PortOption = None) -> None:
+    """Run only the API and web page (and checkpoint signing), as each API replica does."""
+    settings = load_settings(database_url=database_url, api_port=api_port)
+    configure_logging(settings.log_level)
+    try:
+        keys = KeyRing.from_settings(settings)
+    except SigningKeyError as error:
+        fail(f"{error} (DRIFTLINE_SIGNING_KEY_FILE; `driftline audit keygen` makes one)")
+    engine = _store(settings)
+    alerting = _alerting(settings.alerting_config) if settings.alerting_config else None
+    stop = threading.Event()
+    housekeeper = Housekeeper(engine, keys, settings.retention_days)
+    threading.Thread(
+        target=housekeeper.run,
+        args=(stop, settings.checkpoint_interval_s),
+        name="driftline-housekeeping",
+        daemon=True,
+    ).start()
+    app_ = create_app(
+        engine,
+        keys=keys,
+        alerting_config=alerting,
+        trace_link_template=settings.trace_link_template,
+    )
+    try:
+        uvicorn.run(app_, host=settings.api_host, port=settings.api_port, log_level="warning")
+    finally:
+        stop.set()
+
+
+@app.command()
 def collect(
     database_url: DatabaseOption = None, kafka_bootstrap_servers: KafkaOption = None
 ) -> None:
@@ -153,16 +195,16 @@ def collect(
             "embedded broker instead"
         )
         raise typer.Exit(2)
-    engine = make_engine(settings.database_url)
-    migrate(engine)
+    engine = _store(settings)
     collector = Collector.from_settings(engine, settings, settings.kafka_bootstrap_servers)
     stop = threading.Event()
-    try:
-        collector.run(stop)
-    except KeyboardInterrupt:
-        stop.set()
-    except KafkaError as error:
-        fail(f"Kafka at {settings.kafka_bootstrap_servers}: {error}")
+    with _probes(settings, stale_after_s=60) as heartbeat:
+        try:
+            collector.run(stop, heartbeat)
+        except KeyboardInterrupt:
+            stop.set()
+        except KafkaError as error:
+            fail(f"Kafka at {settings.kafka_bootstrap_servers}: {error}")
 
 
 @app.command()
@@ -174,17 +216,20 @@ def detect(
         database_url=database_url, kafka_bootstrap_servers=kafka_bootstrap_servers
     )
     configure_logging(settings.log_level)
-    engine = make_engine(settings.database_url)
-    migrate(engine)
-    with Driftline(
-        service=DETECTOR_SERVICE,
-        kafka_bootstrap_servers=_bootstrap_servers(settings),
-        topic=settings.topic,
-        spool_dir=settings.detect_spool_dir,
-    ) as agent:
+    engine = _store(settings)
+    stale_after_s = max(60.0, 3 * settings.detect_interval_s)
+    with (
+        Driftline(
+            service=DETECTOR_SERVICE,
+            kafka_bootstrap_servers=_bootstrap_servers(settings),
+            topic=settings.topic,
+            spool_dir=settings.detect_spool_dir,
+        ) as agent,
+        _probes(settings, stale_after_s) as heartbeat,
+    ):
         stop = threading.Event()
         with contextlib.suppress(KeyboardInterrupt):
-            DetectorWorker(engine, agent, settings).run(stop)
+            DetectorWorker(engine, agent, settings).run(stop, heartbeat)
 
 
 @baseline_app.command("fit")
@@ -292,12 +337,8 @@ def route(database_url: DatabaseOption = None, kafka_bootstrap_servers: KafkaOpt
     configure_logging(settings.log_level)
     if settings.alerting_config is None:
         fail("DRIFTLINE_ALERTING_CONFIG is not set; it names the alerting file")
-    try:
-        config = load_alerting(settings.alerting_config)
-    except AlertConfigError as error:
-        fail(f"the alerting file has mistakes (driftline check-config shows them):\n{error}")
-    engine = make_engine(settings.database_url)
-    migrate(engine)
+    config = _alerting(settings.alerting_config)
+    engine = _store(settings)
     bootstrap_servers = _bootstrap_servers(settings)
     with (
         Driftline(
@@ -307,6 +348,7 @@ def route(database_url: DatabaseOption = None, kafka_bootstrap_servers: KafkaOpt
             spool_dir=settings.router_spool_dir,
         ) as agent,
         httpx.Client(timeout=10) as client,
+        _probes(settings, stale_after_s=60) as heartbeat,
     ):
         router = AlertRouter(
             engine=engine,
@@ -316,7 +358,7 @@ def route(database_url: DatabaseOption = None, kafka_bootstrap_servers: KafkaOpt
             external_url=settings.external_url or f"http://{settings.api_host}:{settings.api_port}",
         )
         with contextlib.suppress(KeyboardInterrupt):
-            router.run(threading.Event(), settings, bootstrap_servers)
+            router.run(threading.Event(), settings, bootstrap_servers, heartbeat)
 
 
 @silence_app.command("add")
@@ -441,6 +483,37 @@ def _running(settings: CollectorSettings) -> Iterator[Stack]:
         yield stack
     finally:
         stack.stop()
+
+
+def _alerting(path: Path) -> AlertingConfig:
+    try:
+        return load_alerting(path)
+    except AlertConfigError as error:
+        fail(f"the alerting file has mistakes (driftline check-config shows them):\n{error}")
+
+
+def _store(settings: CollectorSettings) -> Engine:
+    engine = make_engine(settings.database_url)
+    if settings.migrate_on_start:
+        migrate(engine)
+    return engine
+
+
+@contextlib.contextmanager
+def _probes(settings: CollectorSettings, stale_after_s: float) -> Iterator[Heartbeat | None]:
+    """The worker's heartbeat, served at DRIFTLINE_HEALTH_PORT when it is set."""
+    if settings.health_port is None:
+        yield None
+        return
+    heartbeat = Heartbeat(stale_after_s)
+    try:
+        server = serve_health(heartbeat, settings.health_host, settings.health_port)
+    except OSError as error:
+        fail(f"cannot serve probes on {settings.health_host}:{settings.health_port}: {error}")
+    try:
+        yield heartbeat
+    finally:
+        server.shutdown()
 
 
 def _bootstrap_servers(settings: CollectorSettings) -> str:

@@ -19,6 +19,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
+from collector.health import Heartbeat
 from collector.ingest import BatchOutcome, RawMessage, write_batch
 from collector.settings import CollectorSettings
 
@@ -41,6 +42,7 @@ class Collector:
         batch_size: int = 500,
         max_poll_interval_ms: int = 10_000,
         session_timeout_ms: int = 6_000,
+        security: dict[str, Any] | None = None,
     ) -> None:
         self._engine = engine
         self._topic = topic
@@ -54,7 +56,7 @@ class Collector:
             "max_poll_interval_ms": max_poll_interval_ms,
             "session_timeout_ms": session_timeout_ms,
             "heartbeat_interval_ms": max(100, session_timeout_ms // 3),
-        }
+        } | (security or {})
 
     @classmethod
     def from_settings(
@@ -68,15 +70,18 @@ class Collector:
             batch_size=settings.batch_size,
             max_poll_interval_ms=settings.max_poll_interval_ms,
             session_timeout_ms=settings.session_timeout_ms,
+            security=settings.kafka_python_security(),
         )
 
-    def run(self, stop: threading.Event) -> None:
-        """Consume until ``stop`` is set."""
+    def run(self, stop: threading.Event, heartbeat: Heartbeat | None = None) -> None:
+        """Consume until ``stop`` is set, beating ``heartbeat`` at every poll."""
         consumer = KafkaConsumer(self._topic, **self._consumer_config)
         log.info("collector consuming", topic=self._topic, group=self._consumer_config["group_id"])
         backoff_s = 0.5
         try:
             while not stop.is_set():
+                if heartbeat is not None:
+                    heartbeat.beat()
                 polled = consumer.poll(timeout_ms=500, max_records=self._batch_size)
                 if not polled:
                     continue

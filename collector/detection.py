@@ -24,6 +24,7 @@ from agent import Driftline
 from collector import queries
 from collector.baselines import active_baseline, baseline_set_event, fit_first_decisions
 from collector.features import FeatureKinds, columns, decision_row
+from collector.health import Heartbeat
 from collector.hysteresis import Check, Hysteresis, Transition
 from collector.leadership import Leadership
 from collector.models import BaselineRecord, Decision
@@ -47,11 +48,13 @@ class DetectorWorker:
         self._last_checked: dict[Version, tuple[datetime, str]] = {}
         self._fitted: dict[Version, str] = {}  # baselines published, not yet collected
 
-    def run(self, stop: threading.Event) -> None:
+    def run(self, stop: threading.Event, heartbeat: Heartbeat | None = None) -> None:
         leadership = Leadership(self._engine, DETECTOR_SERVICE)
         leading = False
         try:
             while not stop.is_set():
+                if heartbeat is not None:
+                    heartbeat.beat()
                 try:
                     if leadership.hold():
                         if not leading:

@@ -31,6 +31,7 @@ from agent.contract import (
 from collector.alert_config import AlertingConfig
 from collector.alerts import Alert, alert_for, owner_for
 from collector.grouping import Grouper, Notification
+from collector.health import Heartbeat
 from collector.leadership import Leadership
 from collector.models import Decision, LedgerEntry, NotificationLogEntry, OutboxMessage
 from collector.muting import active_silences, mute
@@ -126,7 +127,11 @@ class AlertRouter:
         return sent
 
     def run(
-        self, stop: threading.Event, settings: CollectorSettings, bootstrap_servers: str
+        self,
+        stop: threading.Event,
+        settings: CollectorSettings,
+        bootstrap_servers: str,
+        heartbeat: Heartbeat | None = None,
     ) -> None:
         """Consume and notify until ``stop`` is set, while this router leads: with two, both
         would send the same outbox and restore the same alerts. A router that loses the lead
@@ -134,8 +139,12 @@ class AlertRouter:
         leadership = Leadership(self._engine, ROUTER_SERVICE)
         try:
             while not stop.is_set():
+                if heartbeat is not None:
+                    heartbeat.beat()
                 if leadership.hold():
-                    self._consume_while_leading(stop, leadership, settings, bootstrap_servers)
+                    self._consume_while_leading(
+                        stop, leadership, settings, bootstrap_servers, heartbeat
+                    )
                 else:
                     log.info("another alert router is active; standing by")
                     stop.wait(5)
@@ -148,6 +157,7 @@ class AlertRouter:
         leadership: Leadership,
         settings: CollectorSettings,
         bootstrap_servers: str,
+        heartbeat: Heartbeat | None,
     ) -> None:
         self._grouper = Grouper(self._config)  # a new term starts from the store, not memory
         restored = self.restore()
@@ -165,6 +175,7 @@ class AlertRouter:
             max_poll_interval_ms=settings.max_poll_interval_ms,
             session_timeout_ms=settings.session_timeout_ms,
             heartbeat_interval_ms=max(100, settings.session_timeout_ms // 3),
+            **settings.kafka_python_security(),
         )
         log.info(
             "alert router consuming",
@@ -175,6 +186,8 @@ class AlertRouter:
         next_check = time.monotonic() + LEADERSHIP_CHECK_S
         try:
             while not stop.is_set():
+                if heartbeat is not None:
+                    heartbeat.beat()
                 if time.monotonic() >= next_check:
                     if not leadership.still_held():
                         log.warning("alert router lost the lead; standing by")

@@ -8,13 +8,14 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 from sqlalchemy.exc import ArgumentError
 
+from agent.settings import KafkaSecuritySettings
 from collector.database import normalize_url
 
 
-class CollectorSettings(BaseSettings):
+class CollectorSettings(KafkaSecuritySettings):
     model_config = SettingsConfigDict(env_prefix="DRIFTLINE_", extra="ignore")
 
     database_url: str = "sqlite:///driftline.db"
@@ -33,6 +34,17 @@ class CollectorSettings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=0, le=65_535)
     log_level: str = "info"
+    migrate_on_start: bool = Field(
+        default=True,
+        description="Bring the schema up to date when a process starts; off where a job does it.",
+    )
+    health_host: str = Field(default="127.0.0.1", description="Where worker probes listen.")
+    health_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65_535,
+        description="Serve /healthz and /metrics for `collect`, `detect` and `route`; unset: none.",
+    )
 
     # The detector worker (``driftline detect``, and inside ``driftline up``).
     detect_enabled: bool = Field(default=True, description="Run the worker inside `up`.")

@@ -6,6 +6,7 @@ import pytest
 import structlog
 
 from agent import Driftline
+from agent.settings import KafkaSecuritySettings
 from collector.broker import free_port
 
 MODEL = {"model": "m", "version": "1"}
@@ -74,3 +75,34 @@ def test_an_unreachable_broker_is_named_once_and_recording_goes_on(
     # librdkafka's line per reconnection attempt goes to the debug log, not the service's stderr
     assert "rdkafka" not in capfd.readouterr().err
     assert any(log["event"] == "librdkafka" for log in logs)
+
+
+def test_sasl_without_credentials_is_refused_naming_the_settings() -> None:
+    agent = Driftline(service="s", kafka_security_protocol="SASL_SSL")
+    reason = agent.close(timeout_s=0).failures[0].reason
+    assert "kafka_sasl_username" in reason and "kafka_sasl_password" in reason
+
+
+def test_tls_and_sasl_reach_both_kafka_clients_alike(tmp_path: Path) -> None:
+    settings = KafkaSecuritySettings(
+        kafka_security_protocol="SASL_SSL",
+        kafka_sasl_mechanism="SCRAM-SHA-512",
+        kafka_sasl_username="driftline",
+        kafka_sasl_password="s3cret",
+        kafka_ssl_ca_file=tmp_path / "ca.pem",
+    )
+    assert settings.librdkafka_security() == {
+        "security.protocol": "sasl_ssl",
+        "sasl.mechanisms": "SCRAM-SHA-512",
+        "sasl.username": "driftline",
+        "sasl.password": "s3cret",
+        "ssl.ca.location": str(tmp_path / "ca.pem"),
+    }
+    assert settings.kafka_python_security() == {
+        "security_protocol": "SASL_SSL",
+        "sasl_mechanism": "SCRAM-SHA-512",
+        "sasl_plain_username": "driftline",
+        "sasl_plain_password": "s3cret",
+        "ssl_cafile": str(tmp_path / "ca.pem"),
+    }
+    assert KafkaSecuritySettings().kafka_python_security() == {"security_protocol": "PLAINTEXT"}

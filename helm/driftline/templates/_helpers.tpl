@@ -1,0 +1,176 @@
+{{/* Names, labels and the parts every Driftline container shares. */}}
+
+{{- define "driftline.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "driftline.labels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end -}}
+
+{{- define "driftline.selector" -}}
+app.kubernetes.io/name: {{ .root.Chart.Name }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{- define "driftline.image" -}}
+{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
+{{- end -}}
+
+{{/* Environment of every component: store, Kafka (with TLS and SASL), settings. */}}
+{{- define "driftline.env" -}}
+- name: HOME
+  value: /tmp
+- name: DRIFTLINE_DATABASE_URL
+  valueFrom:
+    secretKeyRef: {name: {{ .Values.database.urlSecret | quote }}, key: {{ .Values.database.urlKey | quote }}}
+- name: DRIFTLINE_KAFKA_BOOTSTRAP_SERVERS
+  value: {{ .Values.kafka.bootstrapServers | quote }}
+- name: DRIFTLINE_TOPIC
+  value: {{ .Values.kafka.topic | quote }}
+- name: DRIFTLINE_KAFKA_SECURITY_PROTOCOL
+  value: {{ .Values.kafka.securityProtocol | quote }}
+- name: DRIFTLINE_KAFKA_SASL_MECHANISM
+  value: {{ .Values.kafka.saslMechanism | quote }}
+{{- if .Values.kafka.saslSecret }}
+- name: DRIFTLINE_KAFKA_SASL_USERNAME
+  valueFrom:
+    secretKeyRef: {name: {{ .Values.kafka.saslSecret | quote }}, key: {{ .Values.kafka.saslUsernameKey | quote }}}
+- name: DRIFTLINE_KAFKA_SASL_PASSWORD
+  valueFrom:
+    secretKeyRef: {name: {{ .Values.kafka.saslSecret | quote }}, key: {{ .Values.kafka.saslPasswordKey | quote }}}
+{{- end }}
+{{- if .Values.kafka.caSecret }}
+- name: DRIFTLINE_KAFKA_SSL_CA_FILE
+  value: /etc/driftline/kafka-ca/{{ .Values.kafka.caKey }}
+{{- end }}
+- name: DRIFTLINE_MIGRATE_ON_START
+  value: {{ not .Values.migrations.enabled | quote }}
+- name: DRIFTLINE_SPOOL_DIR
+  value: /var/lib/driftline/spool/agent
+- name: DRIFTLINE_DETECT_SPOOL_DIR
+  value: /var/lib/driftline/spool/detector
+- name: DRIFTLINE_ROUTER_SPOOL_DIR
+  value: /var/lib/driftline/spool/router
+{{- if .Values.alerting }}
+- name: DRIFTLINE_ALERTING_CONFIG
+  value: /etc/driftline/alerting/alerting.yaml
+{{- end }}
+{{- range $name, $value := .Values.settings }}
+- name: {{ $name }}
+  value: {{ $value | quote }}
+{{- end }}
+{{- end -}}
+
+{{- define "driftline.mounts" -}}
+- {name: tmp, mountPath: /tmp}
+- {name: spool, mountPath: /var/lib/driftline/spool}
+{{- if .Values.kafka.caSecret }}
+- {name: kafka-ca, mountPath: /etc/driftline/kafka-ca, readOnly: true}
+{{- end }}
+{{- if .Values.alerting }}
+- {name: alerting, mountPath: /etc/driftline/alerting, readOnly: true}
+{{- end }}
+{{- end -}}
+
+{{- define "driftline.volumes" -}}
+- name: tmp
+  emptyDir: {}
+- name: spool
+  emptyDir: {}
+{{- if .Values.kafka.caSecret }}
+- name: kafka-ca
+  secret: {secretName: {{ .Values.kafka.caSecret | quote }}}
+{{- end }}
+{{- if .Values.alerting }}
+- name: alerting
+  configMap: {name: {{ include "driftline.fullname" . }}-alerting}
+{{- end }}
+{{- end -}}
+
+{{/* A worker (collector, detector, router): its command, probes on the health port. */}}
+{{- define "driftline.worker" -}}
+{{- $root := .root -}}
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ include "driftline.fullname" $root }}-{{ .component }}
+  labels:
+    {{- include "driftline.labels" $root | nindent 4 }}
+    app.kubernetes.io/component: {{ .component }}
+spec:
+  {{- if not .autoscaled }}
+  replicas: {{ .values.replicas }}
+  {{- end }}
+  selector:
+    matchLabels:
+      {{- include "driftline.selector" (dict "root" $root "component" .component) | nindent 6 }}
+  template:
+    metadata:
+      labels:
+        {{- include "driftline.labels" $root | nindent 8 }}
+        app.kubernetes.io/component: {{ .component }}
+      annotations:
+        checksum/alerting: {{ toYaml $root.Values.alerting | sha256sum }}
+    spec:
+      securityContext:
+        {{- toYaml $root.Values.podSecurityContext | nindent 8 }}
+      {{- with $root.Values.imagePullSecrets }}
+      imagePullSecrets:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      containers:
+        - name: {{ .component }}
+          image: {{ include "driftline.image" $root | quote }}
+          imagePullPolicy: {{ $root.Values.image.pullPolicy }}
+          args: [{{ .command | quote }}]
+          env:
+            {{- include "driftline.env" $root | nindent 12 }}
+            - name: DRIFTLINE_HEALTH_HOST
+              value: "0.0.0.0"
+            - name: DRIFTLINE_HEALTH_PORT
+              value: {{ $root.Values.healthPort | quote }}
+            {{- range $name, $value := .extraEnv }}
+            - name: {{ $name }}
+              value: {{ $value | quote }}
+            {{- end }}
+          ports:
+            - {name: health, containerPort: {{ $root.Values.healthPort }}}
+          livenessProbe:
+            httpGet: {path: /healthz, port: health}
+            initialDelaySeconds: 20
+            periodSeconds: 15
+            failureThreshold: 4
+          readinessProbe:
+            httpGet: {path: /readyz, port: health}
+            periodSeconds: 10
+          resources:
+            {{- toYaml .values.resources | nindent 12 }}
+          securityContext:
+            {{- toYaml $root.Values.securityContext | nindent 12 }}
+          volumeMounts:
+            {{- include "driftline.mounts" $root | nindent 12 }}
+      volumes:
+        {{- include "driftline.volumes" $root | nindent 8 }}
+      {{- with $root.Values.nodeSelector }}
+      nodeSelector:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      {{- with $root.Values.tolerations }}
+      tolerations:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      {{- with $root.Values.affinity }}
+      affinity:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+{{- end -}}
