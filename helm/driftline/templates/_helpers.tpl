@@ -173,4 +173,16 @@ spec:
       affinity:
         {{- toYaml . | nindent 8 }}
       {{- end }}
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata:
+  name: {{ include "driftline.fullname" $root }}-{{ .component }}
+  labels:
+    {{- include "driftline.labels" $root | nindent 4 }}
+spec:
+  minAvailable: {{ .values.podDisruptionBudget.minAvailable }}
+  selector:
+    matchLabels:
+      {{- include "driftline.selector" (dict "root" $root "component" .component) | nindent 6 }}
 {{- end -}}
