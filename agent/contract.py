@@ -40,6 +40,7 @@ EventType = Literal[
     "drift_detected",
     "drift_resolved",
     "alert_notified",
+    "readiness_evaluated",
 ]
 ReviewAction = Literal["approve", "override", "escalate"]
 DriftTest = Literal[
@@ -211,6 +212,26 @@ class AlertNotifiedPayload(_Frozen):
     attempts: Annotated[int, Field(ge=1)]
 
 
+class ReadinessCriterion(_Frozen):
+    area: Literal["technical", "data", "organisational", "governance"]
+    name: Name
+    threshold: Annotated[str, Field(max_length=500)]
+    measured: Annotated[str, Field(max_length=2_000)] | None
+    sample: Count | None
+    status: Literal["pass", "fail", "not enough data"]
+
+
+class ReadinessPayload(_Frozen):
+    """A go-live gate's evaluation: who asked, every criterion with its figure, the verdict."""
+
+    version: Name
+    asked_by: Name
+    window_start: Timestamp
+    window_end: Timestamp
+    verdict: Literal["go", "no-go", "not enough data"]
+    criteria: list[ReadinessCriterion] = Field(max_length=100)
+
+
 def baseline_digest(record: dict[str, JsonValue]) -> str:
     canonical = json.dumps(record, sort_keys=True, separators=(",", ":"), allow_nan=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
@@ -264,7 +285,7 @@ class FeedbackEvent(_AboutDecision):
 class _AboutVersion(_Envelope):
     """An event about a model version as a whole; its payload names the version again."""
 
-    payload: ModelDeployedPayload | BaselineSetPayload | DriftPayload
+    payload: ModelDeployedPayload | BaselineSetPayload | DriftPayload | ReadinessPayload
 
     @model_validator(mode="after")
     def _versions_agree(self) -> _AboutVersion:
@@ -296,6 +317,11 @@ class DriftResolvedEvent(_AboutVersion):
     payload: DriftPayload
 
 
+class ReadinessEvaluatedEvent(_AboutVersion):
+    type: Literal["readiness_evaluated"] = "readiness_evaluated"
+    payload: ReadinessPayload
+
+
 class AlertNotifiedEvent(_Envelope):
     """About the alert group's model when it has one; ``model.name`` is "*" when it spans
     several."""
@@ -312,7 +338,8 @@ Event = Annotated[
     | BaselineSetEvent
     | DriftDetectedEvent
     | DriftResolvedEvent
-    | AlertNotifiedEvent,
+    | AlertNotifiedEvent
+    | ReadinessEvaluatedEvent,
     Field(discriminator="type"),
 ]
 _EVENT = TypeAdapter[Event](Event)

@@ -14,11 +14,11 @@ import re
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
-import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from collector.config_files import ConfigFileError, load_model, located
 from collector.matchers import Matcher, MatcherError
 
 _DURATION = re.compile(r"^((\d+)w)?((\d+)d)?((\d+)h)?((\d+)m)?((\d+)s)?((\d+)ms)?$")
@@ -126,37 +126,15 @@ class AlertingConfig(_Strict):
         return next(r for r in self.receivers if r.name == name)
 
 
-class AlertConfigError(ValueError):
+class AlertConfigError(ConfigFileError):
     """Every mistake in an alerting file, each as ``file:line: key: what is wrong``."""
-
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
-        super().__init__("\n".join(problems))
 
 
 def load_alerting(path: Path) -> AlertingConfig:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise AlertConfigError([f"{path}: cannot read: {error.strerror}"]) from None
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        document = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as error:
-        line = error.problem_mark.line + 1 if error.problem_mark else 0
-        raise AlertConfigError([f"{path}:{line}: not valid YAML: {error.problem}"]) from None
-    if not isinstance(document, dict):
-        raise AlertConfigError([f"{path}:1: expected a mapping with route and receivers"])
-    try:
-        config = AlertingConfig.model_validate(document)
-    except ValidationError as error:
-        raise AlertConfigError(
-            [
-                _located(path, root, tuple(problem["loc"]), problem["msg"])
-                for problem in error.errors(include_url=False)
-            ]
-        ) from None
-    problems = [_located(path, root, loc, message) for loc, message in _references(config)]
+    config, root = load_model(
+        path, AlertingConfig, "a mapping with route and receivers", AlertConfigError
+    )
+    problems = [located(path, root, loc, message) for loc, message in _references(config)]
     if problems:
         raise AlertConfigError(problems)
     return config
@@ -185,23 +163,3 @@ def _references(config: AlertingConfig) -> Iterator[tuple[tuple[str | int, ...],
             yield from walk(child, (*loc, "routes", index))
 
     yield from walk(config.route, ("route",))
-
-
-def _located(path: Path, root: yaml.Node | None, loc: tuple[Any, ...], message: str) -> str:
-    """``file:line: key: message``, the line being the key's own or its nearest parent's."""
-    node, line = root, 1
-    for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            found = next((v for k, v in node.value if k.value == part), None)
-            if found is None:
-                break
-            node = found
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-            if part >= len(node.value):
-                break
-            node = node.value[part]
-        else:
-            break
-        line = node.start_mark.line + 1
-    key = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
-    return f"{path}:{line}: {key}: {message}"

@@ -19,8 +19,7 @@ from sqlmodel import Session
 from collector import checkpoints, integrity, queries
 from collector.access import ROLES, Role, create_token, list_tokens, revoke_token
 from collector.alert_config import parse_duration
-from collector.cli_common import DatabaseOption, console, fail, load_settings
-from collector.database import make_engine, migrate
+from collector.cli_common import DatabaseOption, console, fail, load_settings, open_store
 from collector.decision_search import DecisionFilter, count
 from collector.erasure import apply_retention, erase_subject
 from collector.exports import Export, ExportFormat, check_file, manifest_document
@@ -42,9 +41,7 @@ SubjectOption = Annotated[str | None, typer.Option(help="The decision's subject 
 
 def _store(database_url: str | None) -> tuple[CollectorSettings, Engine]:
     settings = load_settings(database_url=database_url)
-    engine = make_engine(settings.database_url)
-    migrate(engine)
-    return settings, engine
+    return settings, open_store(settings)
 
 
 def _keys(settings: CollectorSettings) -> KeyRing:

@@ -17,7 +17,6 @@ import typer
 import uvicorn
 from kafka.errors import KafkaError
 from rich.table import Table
-from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
@@ -51,6 +50,7 @@ from collector.cli_common import (
     errors,
     fail,
     load_settings,
+    open_store,
 )
 from collector.consumer import Collector
 from collector.database import make_engine, migrate
@@ -60,6 +60,7 @@ from collector.health import Heartbeat, serve_health
 from collector.housekeeping import Housekeeper
 from collector.integrity import KeyRing
 from collector.logs import configure_logging
+from collector.readiness_cli import readiness
 from collector.reference import ReferenceFileError
 from collector.router import ROUTER_SERVICE, AlertRouter
 from collector.settings import CollectorSettings
@@ -85,6 +86,7 @@ app.add_typer(silence_app, name="silence")
 app.add_typer(audit_app, name="audit")
 app.add_typer(token_app, name="token")
 app.command("replay")(replay)
+app.command("readiness")(readiness)
 
 
 @app.command()
@@ -158,7 +160,7 @@ def api(database_url: DatabaseOption = None, api_port: PortOption = None) -> Non
         keys = KeyRing.from_settings(settings)
     except SigningKeyError as error:
         fail(f"{error} (DRIFTLINE_SIGNING_KEY_FILE; `driftline audit keygen` makes one)")
-    engine = _store(settings)
+    engine = open_store(settings)
     alerting = _alerting(settings.alerting_config) if settings.alerting_config else None
     stop = threading.Event()
     housekeeper = Housekeeper(engine, keys, settings.retention_days)
@@ -195,7 +197,7 @@ def collect(
             "embedded broker instead"
         )
         raise typer.Exit(2)
-    engine = _store(settings)
+    engine = open_store(settings)
     collector = Collector.from_settings(engine, settings, settings.kafka_bootstrap_servers)
     stop = threading.Event()
     with _probes(settings, stale_after_s=60) as heartbeat:
@@ -216,7 +218,7 @@ def detect(
         database_url=database_url, kafka_bootstrap_servers=kafka_bootstrap_servers
     )
     configure_logging(settings.log_level)
-    engine = _store(settings)
+    engine = open_store(settings)
     stale_after_s = max(60.0, 3 * settings.detect_interval_s)
     with (
         Driftline(
@@ -338,7 +340,7 @@ def route(database_url: DatabaseOption = None, kafka_bootstrap_servers: KafkaOpt
     if settings.alerting_config is None:
         fail("DRIFTLINE_ALERTING_CONFIG is not set; it names the alerting file")
     config = _alerting(settings.alerting_config)
-    engine = _store(settings)
+    engine = open_store(settings)
     bootstrap_servers = _bootstrap_servers(settings)
     with (
         Driftline(
@@ -490,13 +492,6 @@ def _alerting(path: Path) -> AlertingConfig:
         return load_alerting(path)
     except AlertConfigError as error:
         fail(f"the alerting file has mistakes (driftline check-config shows them):\n{error}")
-
-
-def _store(settings: CollectorSettings) -> Engine:
-    engine = make_engine(settings.database_url)
-    if settings.migrate_on_start:
-        migrate(engine)
-    return engine
 
 
 @contextlib.contextmanager

@@ -7,7 +7,9 @@ from typing import Annotated, Any, NoReturn
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from sqlalchemy import Engine
 
+from collector.database import make_engine, migrate
 from collector.settings import CollectorSettings
 
 console = Console(soft_wrap=True)
@@ -43,3 +45,11 @@ def load_settings(**options: Any) -> CollectorSettings:
 def fail(message: str) -> NoReturn:
     errors.print(f"[red]✗ {message}")
     raise typer.Exit(1)
+
+
+def open_store(settings: CollectorSettings) -> Engine:
+    """The store, its schema brought up to date unless DRIFTLINE_MIGRATE_ON_START is off."""
+    engine = make_engine(settings.database_url)
+    if settings.migrate_on_start:
+        migrate(engine)
+    return engine

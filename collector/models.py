@@ -238,6 +238,23 @@ class AlertNotification(SQLModel, table=True):
     attempts: int
 
 
+class ReadinessEvaluation(SQLModel, table=True):
+    """A go-live gate's evaluation of one model version (``readiness_evaluated``)."""
+
+    __tablename__ = "readiness_evaluations"
+    __table_args__ = (Index("ix_readiness_version", "model_name", "model_version", "occurred_at"),)
+
+    event_id: uuid.UUID = Field(primary_key=True)
+    occurred_at: datetime = Field(sa_type=UTCDateTime)
+    model_name: str = Field(max_length=200)
+    model_version: str = Field(max_length=200)
+    asked_by: str = Field(max_length=200)
+    window_start: datetime = Field(sa_type=UTCDateTime)
+    window_end: datetime = Field(sa_type=UTCDateTime)
+    verdict: str = Field(max_length=20)  # go, no-go, or not enough data
+    criteria: list[dict[str, Any]] = Field(sa_type=JSONDocument)
+
+
 class NotificationLogEntry(SQLModel, table=True):
     """What a receiver was last sent about a group, as Alertmanager's notification log keeps
     it: a restarted router compares with it instead of notifying the same alerts again."""

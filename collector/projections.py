@@ -1,5 +1,5 @@
 """Read models projected from events: decisions, reviews, feedback, model deployments,
-baselines and drift verdicts.
+baselines, drift verdicts, notifications and readiness evaluations.
 
 Projection is a pure function of the events, so replaying the ledger rebuilds the same rows.
 """
@@ -18,6 +18,7 @@ from agent.contract import (
     Event,
     FeedbackEvent,
     ModelDeployedEvent,
+    ReadinessEvaluatedEvent,
     ReviewEvent,
 )
 from collector.models import (
@@ -27,6 +28,7 @@ from collector.models import (
     DriftVerdict,
     Feedback,
     ModelDeployment,
+    ReadinessEvaluation,
     Review,
 )
 
@@ -135,6 +137,18 @@ def row_for(event: Event) -> SQLModel:
                 status=p.status,
                 fingerprints=p.fingerprints,
                 attempts=p.attempts,
+            )
+        case ReadinessEvaluatedEvent(payload=p):
+            return ReadinessEvaluation(
+                event_id=event.event_id,
+                occurred_at=event.occurred_at,
+                model_name=event.model.name,
+                model_version=p.version,
+                asked_by=p.asked_by,
+                window_start=p.window_start,
+                window_end=p.window_end,
+                verdict=p.verdict,
+                criteria=[c.model_dump() for c in p.criteria],
             )
     raise TypeError(f"no read model for {type(event).__name__}")
 

@@ -20,6 +20,7 @@ from collector.models import (
     LedgerEntry,
     ModelDeployment,
     OutboxMessage,
+    ReadinessEvaluation,
     Review,
 )
 
@@ -196,3 +197,14 @@ def verdict_history(
         .order_by(col(DriftVerdict.occurred_at).desc(), col(DriftVerdict.event_id).desc())
     )
     return list(session.exec(statement.limit(limit)).all())
+
+
+def latest_readiness(*, session: Session, model: str, version: str) -> ReadinessEvaluation | None:
+    """The latest go-live evaluation of a model version."""
+    return session.exec(
+        select(ReadinessEvaluation)
+        .where(
+            ReadinessEvaluation.model_name == model, ReadinessEvaluation.model_version == version
+        )
+        .order_by(col(ReadinessEvaluation.occurred_at).desc())
+    ).first()

@@ -18,6 +18,7 @@ from collector.models import (
     Feedback,
     LedgerEntry,
     ModelDeployment,
+    ReadinessEvaluation,
     Review,
 )
 
@@ -29,6 +30,7 @@ READ_MODELS: tuple[type[SQLModel], ...] = (
     BaselineRecord,
     DriftVerdict,
     AlertNotification,
+    ReadinessEvaluation,
 )
 BATCH = 1_000
 

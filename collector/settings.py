@@ -87,6 +87,9 @@ class CollectorSettings(KafkaSecuritySettings):
         default=Path.home() / ".driftline" / "spool" / "driftline-router",
         description="Where alert_notified events wait while Kafka is unreachable.",
     )
+    readiness_config: Path | None = Field(
+        default=None, description="The deployment thresholds file for `driftline readiness`."
+    )
     detect_review_threshold: float | None = Field(
         default=None, ge=0, le=1, description="Confidence under which decisions go to a human."
     )

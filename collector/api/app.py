@@ -9,7 +9,16 @@ from sqlalchemy import Engine
 from collector.alert_config import AlertingConfig
 from collector.api.auth import TokenGate, authenticated
 from collector.api.deps import exact_query
-from collector.api.routes import access, alerting, decisions, drift, governance, health, integrity
+from collector.api.routes import (
+    access,
+    alerting,
+    decisions,
+    drift,
+    governance,
+    health,
+    integrity,
+    readiness,
+)
 from collector.api.schemas import Problem
 from collector.integrity import KeyRing
 from collector.ui import routes as ui
@@ -44,7 +53,9 @@ def create_app(
     app.include_router(health.router)
     # Every other route needs a token; those that change state ask for a higher role too.
     authorized = [Depends(authenticated), Depends(exact_query)]  # every role reads
-    routers = [m.router for m in (decisions, drift, alerting, integrity, governance, access)]
+    routers = [
+        m.router for m in (decisions, drift, alerting, integrity, governance, access, readiness)
+    ]
     for router in [*routers, decisions.exports_router]:
         app.include_router(router, dependencies=authorized, responses=REFUSALS)
     app.include_router(ui.router)  # the login form

@@ -58,6 +58,7 @@ class VersionRow:
     override_rate: float | None
     latency_ms: dict[str, float]  # p50, p95, p99 over the sample
     owner: str | None
+    readiness: str | None  # the latest go-live verdict
 
 
 def overview(
@@ -114,6 +115,7 @@ def overview(
                 override_rate=_share(_overridden(session, [r[0] for r in recent]), len(recent)),
                 latency_ms=_percentiles([r[2] for r in recent]),
                 owner=_owner(session, alerting, labels),
+                readiness=_verdict(session, model, version),
             )
         )
     return rows
@@ -326,6 +328,11 @@ def _notifications_about(session: Session, model: str, version: str) -> list[Out
         if m.common_labels.get("model") == model
         and m.common_labels.get("version", version) == version
     ][:20]
+
+
+def _verdict(session: Session, model: str, version: str) -> str | None:
+    found = queries.latest_readiness(session=session, model=model, version=version)
+    return found.verdict if found else None
 
 
 def _overridden(session: Session, decision_ids: list[uuid.UUID]) -> int:

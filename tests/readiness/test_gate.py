@@ -1,0 +1,315 @@
+"""The go-live gate: a version that meets its agreed threshold passes; each criterion alone
+fails it, with the failing figure shown; data too thin to decide is reported as such and is
+never a pass."""
+
+import json
+import os
+import random
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, update
+from sqlmodel import Session
+
+from agent.contract import DecisionPayload, Event, FeedbackPayload, ReviewPayload, encode
+from collector import ledger
+from collector.alert_config import AlertingConfig, load_alerting
+from collector.broker import EmbeddedBroker
+from collector.ingest import RawMessage, write_batch
+from collector.models import BaselineRecord, DriftVerdict, LedgerEntry
+from collector.readiness import Evaluation, evaluate
+from collector.readiness_config import ReadinessConfigError, Threshold, load_thresholds
+from tests import events
+from tests.api_client import api_client
+from tests.waiting import wait_for
+
+NOW = datetime.now(UTC)
+DECISIONS = 600
+THRESHOLDS = """\
+thresholds:
+  - model: credit-risk
+    version: "3"
+    window: 7d
+    min_decisions: 500
+    technical: {latency_p95_ms: 50, latency_p99_ms: 100}
+    data: {max_contract_violation_rate: 0.05, no_open_input_drift: true}
+    organisational: {named_owner: true}
+    governance:
+      ledger_verifies: true
+      review_below_confidence: 0.7
+      min_review_coverage: 0.95
+      max_override_rate: 0.10
+      min_accuracy: 0.9
+      min_labelled: 200
+"""
+ALERTING = """\
+route: {receiver: team}
+receivers: [{name: team}]
+owners:
+  - matchers: ['model="credit-risk"']
+    owner: risk-ml-team
+    escalation: [a.kim, head-of-risk]
+"""
+
+
+@pytest.fixture
+def store(engine: Engine) -> Engine:
+    """600 decisions of the last day: latency 5-40 ms, 2% breaking the contract, every decision
+    under 0.7 reviewed but one in 40, 5% overridden, 300 labelled of which 95% right."""
+    rng = random.Random(7)
+    batch: list[Event] = []
+    for n in range(DECISIONS):
+        confidence = rng.uniform(0.3, 1.0)
+        decision = events.decision(
+            occurred_at=NOW - timedelta(hours=23) + timedelta(seconds=n * 100),
+            payload=DecisionPayload(
+                inputs={"income": rng.randrange(10_000, 90_000)}, output="approve",
+                confidence=confidence, latency_ms=rng.uniform(5, 40), automated=True,
+                contract_violations=["income: minimum 0"] if n % 50 == 0 else [],
+            ),
+        )  # fmt: skip
+        batch.append(decision)
+        if (confidence < 0.7 and n % 40 != 1) or n % 20 == 0:
+            action = "override" if n % 20 == 0 else "approve"
+            review = ReviewPayload(
+                reviewer="a.kim",
+                action=action,
+                new_output="decline" if action == "override" else None,
+            )
+            batch.append(events.review(decision.decision_id, payload=review))
+        if n % 2 == 0:
+            feedback = FeedbackPayload(correct=n % 40 != 0, reporter="collections")
+            batch.append(events.feedback(decision.decision_id, payload=feedback))
+    with Session(engine) as session:
+        messages = [RawMessage("events", n % 3, n, None, encode(e)) for n, e in enumerate(batch)]
+        write_batch(session, messages)
+        session.add(
+            BaselineRecord(
+                event_id=uuid.uuid4(), baseline_id="ab" * 32, occurred_at=NOW - timedelta(days=2),
+                service="loan-desk", model_name="credit-risk", model_version="3",
+                source="reference.csv", set_by="tests", size=1_000, record={},
+            )
+        )  # fmt: skip
+        session.commit()
+    return engine
+
+
+@pytest.fixture
+def threshold(tmp_path: Path) -> Threshold:
+    path = tmp_path / "thresholds.yaml"
+    path.write_text(THRESHOLDS)
+    found = load_thresholds(path).for_version("credit-risk", "3")
+    assert found is not None
+    return found
+
+
+@pytest.fixture
+def alerting(tmp_path: Path) -> AlertingConfig:
+    path = tmp_path / "alerting.yaml"
+    path.write_text(ALERTING)
+    return load_alerting(path)
+
+
+def gate(
+    engine: Engine, threshold: Threshold, alerting: AlertingConfig | None, **changes: Any
+) -> Evaluation:
+    if changes:
+        threshold = threshold.model_copy(
+            update={
+                area: getattr(threshold, area).model_copy(update=values)
+                if isinstance(values, dict)
+                else values
+                for area, values in changes.items()
+            }
+        )
+    with Session(engine) as session:
+        return evaluate(
+            session, threshold, model="credit-risk", version="3", now=NOW, alerting=alerting,
+            ledger_intact=lambda: ledger.verify(session).intact,
+        )  # fmt: skip
+
+
+def by_name(evaluation: Evaluation) -> dict[str, Any]:
+    return {c.name: c for c in evaluation.criteria}
+
+
+def test_a_version_that_meets_its_threshold_is_a_go(
+    store: Engine, threshold: Threshold, alerting: AlertingConfig
+) -> None:
+    evaluation = gate(store, threshold, alerting)
+    assert [c for c in evaluation.criteria if c.status != "pass"] == []
+    assert evaluation.verdict == "go"
+    criteria = by_name(evaluation)
+    assert criteria["latency p95"].sample == DECISIONS
+    assert criteria["owner and escalation"].measured == "risk-ml-team; a.kim → head-of-risk"
+    assert criteria["contract violations"].measured == "2.00%"
+
+
+@pytest.mark.parametrize(
+    ("changes", "criterion", "measured"),
+    [
+        ({"technical": {"latency_p95_ms": 20}}, "latency p95", " ms"),
+        ({"technical": {"latency_p99_ms": 30}}, "latency p99", " ms"),
+        ({"data": {"max_contract_violation_rate": 0.01}}, "contract violations", "2.00%"),
+        ({"governance": {"min_review_coverage": 0.99}}, "review coverage", "%"),
+        ({"governance": {"max_override_rate": 0.01}}, "override rate", "5.00%"),
+        ({"governance": {"min_accuracy": 0.99}}, "accuracy (feedback)", "95.0%"),
+    ],
+)
+def test_each_criterion_alone_fails_the_gate_showing_its_figure(
+    store: Engine,
+    threshold: Threshold,
+    alerting: AlertingConfig,
+    changes: dict[str, Any],
+    criterion: str,
+    measured: str,
+) -> None:
+    evaluation = gate(store, threshold, alerting, **changes)
+    failed = [c for c in evaluation.criteria if c.status == "fail"]
+    assert [c.name for c in failed] == [criterion]
+    assert failed[0].measured is not None and measured in failed[0].measured
+    assert evaluation.verdict == "no-go"
+
+
+def test_an_open_input_drift_fails_the_gate(
+    store: Engine, threshold: Threshold, alerting: AlertingConfig
+) -> None:
+    with Session(store) as session:
+        session.add(
+            DriftVerdict(
+                event_id=uuid.uuid4(), occurred_at=NOW - timedelta(hours=1),
+                model_name="credit-risk", model_version="3", state="detected",
+                baseline_id="ab" * 32, feature="income", test="ks", statistic=0.3,
+                p_value=1e-9, adjusted_p=1e-8, false_alarm_rate=0.01,
+                effect_name="wasserstein_sd", effect=0.5, window_start=NOW, window_end=NOW,
+                baseline_size=1_000, current_size=500,
+            )
+        )  # fmt: skip
+        session.commit()
+    evaluation = gate(store, threshold, alerting)
+    assert by_name(evaluation)["input drift"].status == "fail"
+    assert by_name(evaluation)["input drift"].measured == "income"
+    assert evaluation.verdict == "no-go"
+
+
+def test_no_named_owner_fails_the_gate(store: Engine, threshold: Threshold) -> None:
+    evaluation = gate(store, threshold, None)
+    assert by_name(evaluation)["owner and escalation"].status == "fail"
+    assert evaluation.verdict == "no-go"
+
+
+def test_an_altered_ledger_fails_the_gate(
+    store: Engine, threshold: Threshold, alerting: AlertingConfig
+) -> None:
+    with Session(store) as session:
+        session.execute(
+            update(LedgerEntry)
+            .where(LedgerEntry.seq == 3, LedgerEntry.partition == 0)
+            .values(event_bytes=b'{"altered": true}')
+        )
+        session.commit()
+    evaluation = gate(store, threshold, alerting)
+    assert by_name(evaluation)["ledger verifies"].status == "fail"
+    assert evaluation.verdict == "no-go"
+
+
+def test_thin_data_is_never_a_pass(
+    store: Engine, threshold: Threshold, alerting: AlertingConfig
+) -> None:
+    evaluation = gate(
+        store, threshold, alerting, min_decisions=10_000, governance={"min_labelled": 5_000}
+    )
+    thin = {c.name for c in evaluation.criteria if c.status == "not enough data"}
+    assert {"latency p95", "latency p99", "contract violations", "override rate"} <= thin
+    assert "accuracy (feedback)" in thin
+    assert all(c.measured is None for c in evaluation.criteria if c.name in thin)
+    assert evaluation.verdict == "not enough data"
+
+
+def test_a_drill_or_load_test_asked_for_but_never_run_is_not_a_pass(
+    store: Engine, threshold: Threshold, alerting: AlertingConfig
+) -> None:
+    evaluation = gate(
+        store, threshold, alerting,
+        technical={"load_peak_per_s": 1_000.0}, organisational={"drill_within_days": 30},
+    )  # fmt: skip
+    assert by_name(evaluation)["load test"].status == "not enough data"
+    assert by_name(evaluation)["incident drill"].status == "not enough data"
+    assert evaluation.verdict == "not enough data"
+
+
+def test_every_mistake_in_a_thresholds_file_is_named_by_line_and_key(tmp_path: Path) -> None:
+    path = tmp_path / "thresholds.yaml"
+    path.write_text(
+        "thresholds:\n"
+        "  - model: credit-risk\n"
+        "    window: soon\n"
+        "    data: {max_contract_violation_rate: 2}\n"
+        "    governance: {min_review_coverage: 0.9}\n"
+        "  - model: credit-risk\n"
+        "    technical: {latency_p95: 50}\n"
+    )
+    with pytest.raises(ReadinessConfigError) as raised:
+        load_thresholds(path)
+    problems = "\n".join(raised.value.problems)
+    assert f"{path}:3: thresholds[0].window:" in problems
+    assert f"{path}:4: thresholds[0].data.max_contract_violation_rate:" in problems
+    assert f"{path}:5: thresholds[0].governance:" in problems
+    assert f"{path}:7: thresholds[1].technical.latency_p95:" in problems
+
+
+def test_the_command_gates_a_pipeline_and_records_its_evaluation(
+    store: Engine,
+    database_url: str,
+    broker: EmbeddedBroker,
+    topic: str,
+    run_collector: Callable[[], None],
+    tmp_path: Path,
+) -> None:
+    run_collector()
+    (tmp_path / "thresholds.yaml").write_text(THRESHOLDS)
+    (tmp_path / "alerting.yaml").write_text(ALERTING)
+    environment = os.environ | {
+        "DRIFTLINE_DATABASE_URL": database_url,
+        "DRIFTLINE_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+        "DRIFTLINE_TOPIC": topic,
+        "DRIFTLINE_ALERTING_CONFIG": str(tmp_path / "alerting.yaml"),
+        "DRIFTLINE_READINESS_CONFIG": str(tmp_path / "thresholds.yaml"),
+    }
+
+    def readiness(*options: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "collector", "readiness", "--model", "credit-risk",
+             "--version", "3", "--asked-by", "release-pipeline", *options],
+            env=environment, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+
+    keygen = [sys.executable, "-m", "collector", "audit", "keygen", "--out"]
+    subprocess.run([*keygen, os.environ["DRIFTLINE_SIGNING_KEY_FILE"]], env=environment, check=True)
+    go = readiness("--json")
+    assert go.returncode == 0, go.stdout + go.stderr
+    assert json.loads(go.stdout)["verdict"] == "go"
+    (tmp_path / "strict.yaml").write_text(
+        THRESHOLDS.replace("latency_p95_ms: 50", "latency_p95_ms: 5")
+    )
+    no_go = readiness("--thresholds", str(tmp_path / "strict.yaml"))
+    assert no_go.returncode == 1
+    assert "latency p95" in no_go.stdout and "fail" in no_go.stdout and "no-go" in no_go.stdout
+    thin = readiness("--window", "1m")
+    assert thin.returncode == 3 and "not enough data" in thin.stdout
+
+    api = api_client(store, role="auditor")
+    latest = wait_for(
+        lambda: api.get("/readiness/credit-risk/3"),
+        lambda answer: answer.status_code == 200 and answer.json()["verdict"] == "not enough data",
+        what="the last evaluation through Kafka",
+    ).json()
+    assert latest["asked_by"] == "release-pipeline"
+    assert {c["name"] for c in latest["criteria"]} >= {"latency p95", "ledger verifies"}
+    assert api.get("/readiness/credit-risk/9").status_code == 404
