@@ -41,6 +41,8 @@ EventType = Literal[
     "drift_resolved",
     "alert_notified",
     "readiness_evaluated",
+    "load_tested",
+    "drill_completed",
 ]
 ReviewAction = Literal["approve", "override", "escalate"]
 DriftTest = Literal[
@@ -232,6 +234,37 @@ class ReadinessPayload(_Frozen):
     criteria: list[ReadinessCriterion] = Field(max_length=100)
 
 
+class LoadTestedPayload(_Frozen):
+    """A stability audit of a version: the agent driven at a steady rate through the pipeline."""
+
+    version: Name
+    synthetic_version: Name
+    rate_per_s: Annotated[float, Field(gt=0, allow_inf_nan=False)]
+    duration_s: Annotated[float, Field(gt=0, allow_inf_nan=False)]
+    peak_per_s: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
+    sent: Count
+    lost: Count
+    error_rate: Probability
+    achieved_per_s: Finite
+    call_median_us: Finite
+    call_p99_us: Finite
+    delay_median_ms: Finite | None
+    delay_p99_ms: Finite | None
+    recovery_s: Finite | None
+    passed: bool
+
+
+class DrillCompletedPayload(_Frozen):
+    """An incident drill: a labelled synthetic incident, and whether its alert reached people."""
+
+    version: Name
+    synthetic_version: Name
+    passed: bool
+    reason: Annotated[str, Field(max_length=2_000)]
+    seconds_to_notification: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None
+    receivers: list[Name] = Field(max_length=100)
+
+
 def baseline_digest(record: dict[str, JsonValue]) -> str:
     canonical = json.dumps(record, sort_keys=True, separators=(",", ":"), allow_nan=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
@@ -285,7 +318,14 @@ class FeedbackEvent(_AboutDecision):
 class _AboutVersion(_Envelope):
     """An event about a model version as a whole; its payload names the version again."""
 
-    payload: ModelDeployedPayload | BaselineSetPayload | DriftPayload | ReadinessPayload
+    payload: (
+        ModelDeployedPayload
+        | BaselineSetPayload
+        | DriftPayload
+        | ReadinessPayload
+        | LoadTestedPayload
+        | DrillCompletedPayload
+    )
 
     @model_validator(mode="after")
     def _versions_agree(self) -> _AboutVersion:
@@ -322,6 +362,16 @@ class ReadinessEvaluatedEvent(_AboutVersion):
     payload: ReadinessPayload
 
 
+class LoadTestedEvent(_AboutVersion):
+    type: Literal["load_tested"] = "load_tested"
+    payload: LoadTestedPayload
+
+
+class DrillCompletedEvent(_AboutVersion):
+    type: Literal["drill_completed"] = "drill_completed"
+    payload: DrillCompletedPayload
+
+
 class AlertNotifiedEvent(_Envelope):
     """About the alert group's model when it has one; ``model.name`` is "*" when it spans
     several."""
@@ -339,7 +389,9 @@ Event = Annotated[
     | DriftDetectedEvent
     | DriftResolvedEvent
     | AlertNotifiedEvent
-    | ReadinessEvaluatedEvent,
+    | ReadinessEvaluatedEvent
+    | LoadTestedEvent
+    | DrillCompletedEvent,
     Field(discriminator="type"),
 ]
 _EVENT = TypeAdapter[Event](Event)

@@ -60,7 +60,7 @@ from collector.health import Heartbeat, serve_health
 from collector.housekeeping import Housekeeper
 from collector.integrity import KeyRing
 from collector.logs import configure_logging
-from collector.readiness_cli import readiness
+from collector.readiness_cli import drill, loadtest, readiness
 from collector.reference import ReferenceFileError
 from collector.router import ROUTER_SERVICE, AlertRouter
 from collector.settings import CollectorSettings
@@ -87,6 +87,8 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(token_app, name="token")
 app.command("replay")(replay)
 app.command("readiness")(readiness)
+app.command("loadtest")(loadtest)
+app.command("drill")(drill)
 
 
 @app.command()

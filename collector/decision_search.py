@@ -20,6 +20,7 @@ from sqlmodel.sql.expression import SelectOfScalar
 
 from agent.contract import ReviewAction
 from collector.models import Decision, Feedback, Review
+from collector.synthetic import MARK
 
 Text = Annotated[str, Field(min_length=1, max_length=200)]
 
@@ -57,6 +58,9 @@ class DecisionFilter(BaseModel):
     min_confidence: Probability | None = None
     max_confidence: Probability | None = None
     has_violations: bool | None = Field(default=None, description="its inputs broke the contract")
+    include_synthetic: bool = Field(
+        default=False, description="also the decisions of load tests and incident drills"
+    )
     order: Literal["asc", "desc"] = "asc"
 
     def conditions(self) -> list[ColumnElement[bool]]:
@@ -70,6 +74,8 @@ class DecisionFilter(BaseModel):
             Decision.has_violations: self.has_violations,
         }
         where = [col(column) == value for column, value in equal.items() if value is not None]
+        if not self.include_synthetic:
+            where.append(~col(Decision.model_version).contains(MARK, autoescape=True))
         if self.since is not None:
             where.append(col(Decision.occurred_at) >= self.since)
         if self.until is not None:

@@ -255,6 +255,38 @@ class ReadinessEvaluation(SQLModel, table=True):
     criteria: list[dict[str, Any]] = Field(sa_type=JSONDocument)
 
 
+class LoadTest(SQLModel, table=True):
+    """A stability audit of a model version (``load_tested``)."""
+
+    __tablename__ = "load_tests"
+    __table_args__ = (Index("ix_load_tests_version", "model_name", "model_version", "occurred_at"),)
+
+    event_id: uuid.UUID = Field(primary_key=True)
+    occurred_at: datetime = Field(sa_type=UTCDateTime)
+    model_name: str = Field(max_length=200)
+    model_version: str = Field(max_length=200)
+    rate_per_s: float
+    peak_per_s: float | None = None
+    error_rate: float
+    passed: bool
+    figures: dict[str, Any] = Field(sa_type=JSONDocument)  # the whole payload
+
+
+class Drill(SQLModel, table=True):
+    """An incident drill on a model version (``drill_completed``)."""
+
+    __tablename__ = "drills"
+    __table_args__ = (Index("ix_drills_version", "model_name", "model_version", "occurred_at"),)
+
+    event_id: uuid.UUID = Field(primary_key=True)
+    occurred_at: datetime = Field(sa_type=UTCDateTime)
+    model_name: str = Field(max_length=200)
+    model_version: str = Field(max_length=200)
+    passed: bool
+    reason: str = Field(sa_type=Text)
+    seconds_to_notification: float | None = None
+
+
 class NotificationLogEntry(SQLModel, table=True):
     """What a receiver was last sent about a group, as Alertmanager's notification log keeps
     it: a restarted router compares with it instead of notifying the same alerts again."""

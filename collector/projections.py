@@ -1,5 +1,5 @@
 """Read models projected from events: decisions, reviews, feedback, model deployments,
-baselines, drift verdicts, notifications and readiness evaluations.
+baselines, drift verdicts, notifications, readiness evaluations, load tests and drills.
 
 Projection is a pure function of the events, so replaying the ledger rebuilds the same rows.
 """
@@ -15,8 +15,10 @@ from agent.contract import (
     DecisionEvent,
     DriftDetectedEvent,
     DriftResolvedEvent,
+    DrillCompletedEvent,
     Event,
     FeedbackEvent,
+    LoadTestedEvent,
     ModelDeployedEvent,
     ReadinessEvaluatedEvent,
     ReviewEvent,
@@ -26,7 +28,9 @@ from collector.models import (
     BaselineRecord,
     Decision,
     DriftVerdict,
+    Drill,
     Feedback,
+    LoadTest,
     ModelDeployment,
     ReadinessEvaluation,
     Review,
@@ -149,6 +153,28 @@ def row_for(event: Event) -> SQLModel:
                 window_end=p.window_end,
                 verdict=p.verdict,
                 criteria=[c.model_dump() for c in p.criteria],
+            )
+        case LoadTestedEvent(payload=p):
+            return LoadTest(
+                event_id=event.event_id,
+                occurred_at=event.occurred_at,
+                model_name=event.model.name,
+                model_version=p.version,
+                rate_per_s=p.rate_per_s,
+                peak_per_s=p.peak_per_s,
+                error_rate=p.error_rate,
+                passed=p.passed,
+                figures=p.model_dump(mode="json"),
+            )
+        case DrillCompletedEvent(payload=p):
+            return Drill(
+                event_id=event.event_id,
+                occurred_at=event.occurred_at,
+                model_name=event.model.name,
+                model_version=p.version,
+                passed=p.passed,
+                reason=p.reason,
+                seconds_to_notification=p.seconds_to_notification,
             )
     raise TypeError(f"no read model for {type(event).__name__}")
 

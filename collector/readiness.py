@@ -2,9 +2,8 @@
 stored events of one version over a window, and a verdict. A criterion without enough data is
 reported as such and never passes, so the verdict is "go" only when every criterion passed.
 
-Drills and load tests are criteria the threshold can ask for; until one is recorded for the
-version, those criteria have no data (``driftline drill`` and ``driftline loadtest`` are not
-built yet).
+Load tests (``driftline loadtest``) and incident drills (``driftline drill``) count when one
+was recorded for the version within the days the threshold allows.
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ from collector import queries
 from collector.alert_config import AlertingConfig
 from collector.alerts import owner_for
 from collector.baselines import active_baseline
-from collector.models import Decision, Feedback, Review
+from collector.models import Decision, Drill, Feedback, LoadTest, Review
 from collector.readiness_config import Threshold
 from detectors.verdict import CONFIDENCE
 
@@ -107,15 +106,23 @@ def evaluate(
     )
     enough = len(rows) >= threshold.min_decisions
     criteria = [
-        *_technical(threshold, decisions, enough),
+        *_technical(session, threshold, decisions, enough, model, version, now),
         *_data(session, threshold, decisions, enough, model, version),
-        *_organisational(threshold, alerting, model, version),
+        *_organisational(session, threshold, alerting, model, version, now),
         *_governance(session, threshold, decisions, enough, ledger_intact),
     ]
     return Evaluation(model, version, since, now, criteria)
 
 
-def _technical(threshold: Threshold, window: _Window, enough: bool) -> list[Criterion]:
+def _technical(
+    session: Session,
+    threshold: Threshold,
+    window: _Window,
+    enough: bool,
+    model: str,
+    version: str,
+    now: datetime,
+) -> list[Criterion]:
     technical, found = threshold.technical, []
     ceilings = [
         ("latency p95", 95, technical.latency_p95_ms),
@@ -127,19 +134,47 @@ def _technical(threshold: Threshold, window: _Window, enough: bool) -> list[Crit
         if not enough:
             found.append(_thin("technical", name, f"≤ {ceiling:g} ms", len(window.latency_ms)))
             continue
-        measured = float(np.percentile(window.latency_ms, percentile))
+        latency = float(np.percentile(window.latency_ms, percentile))
         found.append(
-            Criterion("technical", name, f"≤ {ceiling:g} ms", f"{measured:.1f} ms",
-                      len(window.latency_ms), "pass" if measured <= ceiling else "fail")
+            Criterion("technical", name, f"≤ {ceiling:g} ms", f"{latency:.1f} ms",
+                      len(window.latency_ms), "pass" if latency <= ceiling else "fail")
         )  # fmt: skip
-    if technical.load_peak_per_s is not None:
-        wanted = (
-            f"passed at 3x {technical.load_peak_per_s:g}/s within {technical.load_within_days} d"
+    if technical.load_peak_per_s is None and technical.max_error_rate is None:
+        return found
+    since = now - timedelta(days=technical.load_within_days)
+    test = session.exec(
+        select(LoadTest)
+        .where(
+            LoadTest.model_name == model,
+            LoadTest.model_version == version,
+            col(LoadTest.occurred_at) >= since,
         )
-        found.append(Criterion("technical", "load test", wanted, None, None, "not enough data"))
+        .order_by(col(LoadTest.occurred_at).desc())
+    ).first()
+    within = f"within {technical.load_within_days} d"
+    if technical.load_peak_per_s is not None:
+        wanted = f"passed at 3x {technical.load_peak_per_s:g}/s {within}"
+        if test is None:
+            found.append(Criterion("technical", "load test", wanted, "none recorded", None,
+                                   "not enough data"))  # fmt: skip
+        else:
+            strong = test.rate_per_s >= 3 * technical.load_peak_per_s * 0.999
+            measured = f"{'passed' if test.passed else 'failed'} at {test.rate_per_s:g}/s"
+            status: Status = "pass" if test.passed and strong else "fail"
+            sent = int(test.figures.get("sent", 0))
+            found.append(Criterion("technical", "load test", wanted, measured, sent, status))
     if technical.max_error_rate is not None:
-        wanted = f"≤ {technical.max_error_rate:.2%} in the load test"
-        found.append(Criterion("technical", "error rate", wanted, None, None, "not enough data"))
+        wanted = f"≤ {technical.max_error_rate:.2%} in a load test {within}"
+        if test is None:
+            found.append(Criterion("technical", "error rate", wanted, "no load test recorded",
+                                   None, "not enough data"))  # fmt: skip
+        else:
+            status = "pass" if test.error_rate <= technical.max_error_rate else "fail"
+            sent = int(test.figures.get("sent", 0))
+            found.append(
+                Criterion("technical", "error rate", wanted, f"{test.error_rate:.3%}", sent,
+                          status)
+            )  # fmt: skip
     return found
 
 
@@ -184,7 +219,12 @@ def _data(
 
 
 def _organisational(
-    threshold: Threshold, alerting: AlertingConfig | None, model: str, version: str
+    session: Session,
+    threshold: Threshold,
+    alerting: AlertingConfig | None,
+    model: str,
+    version: str,
+    now: datetime,
 ) -> list[Criterion]:
     organisational, found = threshold.organisational, []
     if organisational.named_owner:
@@ -201,10 +241,28 @@ def _organisational(
         )
     if organisational.drill_within_days is not None:
         wanted = f"passed within {organisational.drill_within_days} d"
-        found.append(
-            Criterion("organisational", "incident drill", wanted, "no drill recorded", None,
-                      "not enough data")
-        )  # fmt: skip
+        drill = session.exec(
+            select(Drill)
+            .where(
+                Drill.model_name == model,
+                Drill.model_version == version,
+                col(Drill.occurred_at) >= now - timedelta(days=organisational.drill_within_days),
+            )
+            .order_by(col(Drill.occurred_at).desc())
+        ).first()
+        if drill is None:
+            found.append(Criterion("organisational", "incident drill", wanted,
+                                   "no drill recorded", None, "not enough data"))  # fmt: skip
+        else:
+            measured = (
+                f"passed, notified in {drill.seconds_to_notification:.0f} s"
+                if drill.passed and drill.seconds_to_notification is not None
+                else f"failed: {drill.reason}"
+            )
+            status = "pass" if drill.passed else "fail"
+            found.append(
+                Criterion("organisational", "incident drill", wanted, measured, None, status)
+            )
     return found
 
 

@@ -1,7 +1,8 @@
-"""``driftline readiness``: the go-live gate from the command line, for a person or a deployment
-pipeline. It prints every criterion with its threshold, figure and sample, records the
-evaluation as a ``readiness_evaluated`` event, and exits 0 only on "go" (1 on "no-go", 3 when
-data is too thin to decide)."""
+"""The go-live commands. ``driftline readiness`` is the gate, for a person or a deployment
+pipeline: every criterion with its threshold, figure and sample, recorded as a
+``readiness_evaluated`` event; it exits 0 only on "go" (1 on "no-go", 3 when data is too thin
+to decide). ``driftline loadtest`` and ``driftline drill`` produce the evidence two criteria
+ask for, recorded as ``load_tested`` and ``drill_completed`` events."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import getpass
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -21,6 +22,7 @@ from collector.alert_config import AlertConfigError, load_alerting, parse_durati
 from collector.checkpoints import SigningKeyError
 from collector.cli_common import (
     DatabaseOption,
+    KafkaOption,
     ModelOption,
     VersionOption,
     console,
@@ -28,12 +30,17 @@ from collector.cli_common import (
     load_settings,
     open_store,
 )
+from collector.drill import run_drill
 from collector.integrity import KeyRing
+from collector.loadtest import run_load_test
 from collector.logs import configure_logging
 from collector.readiness import Evaluation, evaluate
 from collector.readiness_config import ReadinessConfigError, load_thresholds
+from collector.stack import Stack
 
 READINESS_SERVICE = "driftline-readiness"
+LOADTEST_SERVICE = "driftline-loadtest"
+DRILL_SERVICE = "driftline-drill"
 EXIT_CODES = {"go": 0, "no-go": 1, "not enough data": 3}
 STYLES = {"pass": "green", "fail": "red", "not enough data": "yellow"}
 
@@ -98,24 +105,120 @@ def _record(evaluation: Evaluation, asked_by: str, bootstrap_servers: str | None
     if bootstrap_servers is None:
         return "not recorded: DRIFTLINE_KAFKA_BOOTSTRAP_SERVERS is not set"
     document = evaluation.document()
+    payload = {
+        "version": evaluation.version,
+        "asked_by": asked_by,
+        "window_start": document["window_start"],
+        "window_end": document["window_end"],
+        "verdict": evaluation.verdict,
+        "criteria": document["criteria"],
+    }
     with Driftline(service=READINESS_SERVICE, kafka_bootstrap_servers=bootstrap_servers) as agent:
-        agent.record_event(
-            agent.complete_event(
-                {
-                    "type": "readiness_evaluated",
-                    "model": {"name": evaluation.model, "version": evaluation.version},
-                    "payload": {
-                        "version": evaluation.version,
-                        "asked_by": asked_by,
-                        "window_start": document["window_start"],
-                        "window_end": document["window_end"],
-                        "verdict": evaluation.verdict,
-                        "criteria": document["criteria"],
-                    },
-                }
+        return _publish(agent, "readiness_evaluated", evaluation.model, evaluation.version, payload)
+
+
+def loadtest(
+    model: ModelOption,
+    version: VersionOption,
+    rate: Annotated[
+        float | None, typer.Option(help="Decisions a second; default 3 x --peak")
+    ] = None,
+    peak: Annotated[float | None, typer.Option(help="The stated peak, decisions a second")] = None,
+    duration: Annotated[str, typer.Option(help="How long to drive it, e.g. 30s, 5m")] = "30s",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
+    database_url: DatabaseOption = None,
+    kafka_bootstrap_servers: KafkaOption = None,
+) -> None:
+    """The stability audit: drive the agent at a steady rate through the live pipeline (the
+    embedded one when no Kafka is given) and report what it cost and what was lost."""
+    settings = load_settings(
+        database_url=database_url, kafka_bootstrap_servers=kafka_bootstrap_servers,
+        api_port=0, detect_enabled=False, alerting_config="",
+    )  # fmt: skip
+    configure_logging("warning")
+    if rate is None and peak is None:
+        fail("give --rate, or --peak to drive it at three times the peak")
+    target_rate = rate or 3 * (peak or 0)
+    try:
+        seconds = parse_duration(duration).total_seconds()
+    except ValueError as error:
+        fail(f"--duration: {error}")
+    with Stack(settings) as stack:
+        assert stack.engine is not None
+        with Driftline(
+            service=LOADTEST_SERVICE, kafka_bootstrap_servers=stack.bootstrap_servers,
+            topic=settings.topic, queue_size=max(10_000, int(target_rate * 2)),
+        ) as agent:  # fmt: skip
+            console.print(
+                f"driving {model} {version} at {target_rate:g} decisions/s for {seconds:g} s"
             )
+            result = run_load_test(
+                agent, stack.engine, model=model, version=version, rate_per_s=target_rate,
+                duration_s=seconds, peak_per_s=peak,
+            )  # fmt: skip
+            document = result.document()
+            payload = {k: v for k, v in document.items() if k != "model"}
+            recorded = _publish(agent, "load_tested", model, version, payload)
+    if as_json:
+        console.print_json(json.dumps(document | {"recorded": recorded}))
+    else:
+        table = Table(title=f"load test of {model} {version} ({result.synthetic_version})")
+        table.add_column("figure")
+        table.add_column("value")
+        for name, value in document.items():
+            table.add_row(name, str(value))
+        console.print(table)
+        console.print(f"{'passed' if result.passed else 'FAILED'} ({recorded})")
+    raise typer.Exit(0 if result.passed else 1)
+
+
+def drill(
+    model: ModelOption,
+    version: VersionOption,
+    timeout: Annotated[str, typer.Option(help="How long to wait for a receiver")] = "10m",
+    database_url: DatabaseOption = None,
+    kafka_bootstrap_servers: KafkaOption = None,
+) -> None:
+    """Inject a labelled synthetic incident into the live pipeline and wait for its alert to
+    reach the model's receivers; record pass or fail with the time it took."""
+    settings = load_settings(
+        database_url=database_url, kafka_bootstrap_servers=kafka_bootstrap_servers
+    )
+    configure_logging("warning")
+    if settings.kafka_bootstrap_servers is None:
+        fail("a drill runs against the live pipeline: set DRIFTLINE_KAFKA_BOOTSTRAP_SERVERS")
+    try:
+        seconds = parse_duration(timeout).total_seconds()
+    except ValueError as error:
+        fail(f"--timeout: {error}")
+    engine = open_store(settings)
+    with Driftline(
+        service=DRILL_SERVICE, kafka_bootstrap_servers=settings.kafka_bootstrap_servers,
+        topic=settings.topic,
+    ) as agent:  # fmt: skip
+        result = run_drill(agent, engine, model=model, version=version, timeout_s=seconds)
+        payload = {
+            "version": version,
+            "synthetic_version": result.synthetic_version,
+            "passed": result.passed,
+            "reason": result.reason,
+            "seconds_to_notification": result.seconds_to_notification,
+            "receivers": result.receivers,
+        }
+        recorded = _publish(agent, "drill_completed", model, version, payload)
+    style = "green" if result.passed else "red"
+    outcome = "passed" if result.passed else "FAILED"
+    console.print(f"[{style}]drill {outcome}[/]: {result.reason} ({recorded})")
+    raise typer.Exit(0 if result.passed else 1)
+
+
+def _publish(agent: Driftline, kind: str, model: str, version: str, payload: dict[str, Any]) -> str:
+    agent.record_event(
+        agent.complete_event(
+            {"type": kind, "model": {"name": model, "version": version}, "payload": payload}
         )
-        report = agent.flush(timeout_s=15)
+    )
+    report = agent.flush(timeout_s=15)
     if report.delivered:
         return "recorded as a readiness_evaluated event"
     if report.spooled:

@@ -15,8 +15,10 @@ from collector.models import (
     BaselineRecord,
     Decision,
     DriftVerdict,
+    Drill,
     Feedback,
     LedgerEntry,
+    LoadTest,
     ModelDeployment,
     ReadinessEvaluation,
     Review,
@@ -31,6 +33,8 @@ READ_MODELS: tuple[type[SQLModel], ...] = (
     DriftVerdict,
     AlertNotification,
     ReadinessEvaluation,
+    LoadTest,
+    Drill,
 )
 BATCH = 1_000
 

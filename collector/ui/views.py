@@ -34,6 +34,7 @@ from collector.models import (
 from collector.muting import active_silences
 from collector.proofs import ProofUnavailable, check_proof, prove_decision
 from collector.silences import state_of
+from collector.synthetic import is_synthetic
 from collector.ui import plots
 from detectors.baseline import Baseline, record_features
 from detectors.verdict import CONFIDENCE
@@ -72,6 +73,8 @@ def overview(
     silences = active_silences(session, now)
     rows = []
     for model, version in versions:
+        if is_synthetic(version):
+            continue  # a load test's or a drill's, shown on their own pages
         recent = session.exec(
             select(
                 col(Decision.decision_id),

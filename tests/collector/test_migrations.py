@@ -31,7 +31,7 @@ def test_migrated_schema_matches_the_models(engine: Engine) -> None:
 def test_migrating_twice_changes_nothing(engine: Engine) -> None:
     migrate(engine)
     with engine.connect() as connection:
-        assert MigrationContext.configure(connection).get_current_revision() == "0008"
+        assert MigrationContext.configure(connection).get_current_revision() == "0009"
 
 
 def _upgrade(engine: Engine, revision: str) -> None:

@@ -22,7 +22,7 @@ from collector import ledger
 from collector.alert_config import AlertingConfig, load_alerting
 from collector.broker import EmbeddedBroker
 from collector.ingest import RawMessage, write_batch
-from collector.models import BaselineRecord, DriftVerdict, LedgerEntry
+from collector.models import BaselineRecord, DriftVerdict, Drill, LedgerEntry
 from collector.readiness import Evaluation, evaluate
 from collector.readiness_config import ReadinessConfigError, Threshold, load_thresholds
 from tests import events
@@ -242,6 +242,35 @@ def test_a_drill_or_load_test_asked_for_but_never_run_is_not_a_pass(
     assert by_name(evaluation)["load test"].status == "not enough data"
     assert by_name(evaluation)["incident drill"].status == "not enough data"
     assert evaluation.verdict == "not enough data"
+
+
+@pytest.mark.parametrize(
+    ("passed", "status", "measured"),
+    [(True, "pass", "passed, notified in 42 s"), (False, "fail", "failed: receiver down")],
+)
+def test_a_recorded_drill_counts_for_the_gate(
+    store: Engine,
+    threshold: Threshold,
+    alerting: AlertingConfig,
+    passed: bool,
+    status: str,
+    measured: str,
+) -> None:
+    with Session(store) as session:
+        session.add(
+            Drill(
+                event_id=uuid.uuid4(), occurred_at=NOW - timedelta(days=3),
+                model_name="credit-risk", model_version="3", passed=passed,
+                reason="receiver down" if not passed else "notified team",
+                seconds_to_notification=42.0 if passed else None,
+            )
+        )  # fmt: skip
+        session.commit()
+    evaluation = gate(store, threshold, alerting, organisational={"drill_within_days": 30})
+    assert by_name(evaluation)["incident drill"].status == status
+    assert by_name(evaluation)["incident drill"].measured == measured
+    stale = gate(store, threshold, alerting, organisational={"drill_within_days": 2})
+    assert by_name(stale)["incident drill"].status == "not enough data"
 
 
 def test_every_mistake_in_a_thresholds_file_is_named_by_line_and_key(tmp_path: Path) -> None:
