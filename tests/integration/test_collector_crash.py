@@ -63,7 +63,8 @@ def test_killed_collector_restarts_without_loss_or_duplicates(
                 agent.record_feedback(
                     decision_id, model="m", version="1", reporter="r", correct=True
                 )
-            time.sleep(0.005)  # about 20 s of stream, so both kills land in the middle of it
+            time.sleep(0.008)  # about 32 s of stream, so both kills land in the middle of it,
+            # also when a restarted collector waits out the dead one's session to rejoin
         stream_done.set()
 
     collector = start_collector(broker, topic, database_url, log)
