@@ -6,6 +6,7 @@ ask for, recorded as ``load_tested`` and ``drill_completed`` events."""
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import json
 from datetime import UTC, datetime
@@ -129,8 +130,9 @@ def loadtest(
     database_url: DatabaseOption = None,
     kafka_bootstrap_servers: KafkaOption = None,
 ) -> None:
-    """The stability audit: drive the agent at a steady rate through the live pipeline (the
-    embedded one when no Kafka is given) and report what it cost and what was lost."""
+    """The stability audit: drive the agent at a steady rate through the live pipeline (an
+    embedded one in this process when no Kafka is given) and report what it cost and what was
+    lost."""
     settings = load_settings(
         database_url=database_url, kafka_bootstrap_servers=kafka_bootstrap_servers,
         api_port=0, detect_enabled=False, alerting_config="",
@@ -143,22 +145,27 @@ def loadtest(
         seconds = parse_duration(duration).total_seconds()
     except ValueError as error:
         fail(f"--duration: {error}")
-    with Stack(settings) as stack:
-        assert stack.engine is not None
-        with Driftline(
-            service=LOADTEST_SERVICE, kafka_bootstrap_servers=stack.bootstrap_servers,
-            topic=settings.topic, queue_size=max(10_000, int(target_rate * 2)),
-        ) as agent:  # fmt: skip
-            console.print(
-                f"driving {model} {version} at {target_rate:g} decisions/s for {seconds:g} s"
+    with contextlib.ExitStack() as running:
+        if settings.kafka_bootstrap_servers is None:  # the embedded pipeline, in this process
+            stack = running.enter_context(Stack(settings))
+            assert stack.engine is not None
+            engine, bootstrap_servers = stack.engine, stack.bootstrap_servers
+        else:  # the live pipeline: its collectors store what this sends
+            engine, bootstrap_servers = open_store(settings), settings.kafka_bootstrap_servers
+        agent = running.enter_context(
+            Driftline(
+                service=LOADTEST_SERVICE, kafka_bootstrap_servers=bootstrap_servers,
+                topic=settings.topic, queue_size=max(10_000, int(target_rate * 2)),
             )
-            result = run_load_test(
-                agent, stack.engine, model=model, version=version, rate_per_s=target_rate,
-                duration_s=seconds, peak_per_s=peak,
-            )  # fmt: skip
-            document = result.document()
-            payload = {k: v for k, v in document.items() if k != "model"}
-            recorded = _publish(agent, "load_tested", model, version, payload)
+        )  # fmt: skip
+        console.print(f"driving {model} {version} at {target_rate:g} decisions/s for {seconds:g} s")
+        result = run_load_test(
+            agent, engine, model=model, version=version, rate_per_s=target_rate,
+            duration_s=seconds, peak_per_s=peak,
+        )  # fmt: skip
+        document = result.document()
+        payload = {k: v for k, v in document.items() if k != "model"}
+        recorded = _publish(agent, "load_tested", model, version, payload)
     if as_json:
         console.print_json(json.dumps(document | {"recorded": recorded}))
     else:
@@ -220,7 +227,7 @@ def _publish(agent: Driftline, kind: str, model: str, version: str, payload: dic
     )
     report = agent.flush(timeout_s=15)
     if report.delivered:
-        return "recorded as a readiness_evaluated event"
+        return f"recorded as a {kind} event"
     if report.spooled:
         return "kept in the spool until Kafka takes it"
     reasons = "; ".join(f.reason for f in report.failures) or "unknown"
