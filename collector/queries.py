@@ -23,6 +23,7 @@ from collector.models import (
     ReadinessEvaluation,
     Review,
 )
+from collector.synthetic import is_synthetic
 
 
 @dataclass(frozen=True)
@@ -208,3 +209,14 @@ def latest_readiness(*, session: Session, model: str, version: str) -> Readiness
         )
         .order_by(col(ReadinessEvaluation.occurred_at).desc())
     ).first()
+
+
+def latest_version(session: Session, model: str) -> str | None:
+    """The real (not synthetic) version of a model that decided last."""
+    versions = session.exec(
+        select(Decision.model_version)
+        .where(Decision.model_name == model)
+        .order_by(col(Decision.occurred_at).desc())
+        .limit(1_000)
+    ).all()
+    return next((v for v in versions if not is_synthetic(v)), None)

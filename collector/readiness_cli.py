@@ -35,6 +35,7 @@ from collector.drill import run_drill
 from collector.integrity import KeyRing
 from collector.loadtest import run_load_test
 from collector.logs import configure_logging
+from collector.queries import latest_version
 from collector.readiness import Evaluation, evaluate
 from collector.readiness_config import ReadinessConfigError, load_thresholds
 from collector.stack import Stack
@@ -119,8 +120,10 @@ def _record(evaluation: Evaluation, asked_by: str, bootstrap_servers: str | None
 
 
 def loadtest(
-    model: ModelOption,
-    version: VersionOption,
+    model: Annotated[
+        str, typer.Option(help="The model it qualifies for the gate's load criterion")
+    ] = "driftline-loadtest",
+    version: Annotated[str, typer.Option(help="The version it qualifies")] = "0",
     rate: Annotated[
         float | None, typer.Option(help="Decisions a second; default 3 x --peak")
     ] = None,
@@ -181,7 +184,9 @@ def loadtest(
 
 def drill(
     model: ModelOption,
-    version: VersionOption,
+    version: Annotated[
+        str | None, typer.Option(help="Model version; default: the latest with decisions")
+    ] = None,
     timeout: Annotated[str, typer.Option(help="How long to wait for a receiver")] = "10m",
     database_url: DatabaseOption = None,
     kafka_bootstrap_servers: KafkaOption = None,
@@ -199,6 +204,11 @@ def drill(
     except ValueError as error:
         fail(f"--timeout: {error}")
     engine = open_store(settings)
+    if version is None:
+        with Session(engine) as session:
+            version = latest_version(session, model)
+        if version is None:
+            fail(f"no decisions of {model} stored yet; give --version")
     with Driftline(
         service=DRILL_SERVICE, kafka_bootstrap_servers=settings.kafka_bootstrap_servers,
         topic=settings.topic,

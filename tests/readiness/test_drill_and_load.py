@@ -4,6 +4,10 @@ that loses nothing and counts for the gate, a drill whose alert reaches the rece
 drill that fails, saying why, when the receiver is down. Their decisions are synthetic: a
 search does not see them unless asked."""
 
+import json
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -22,6 +26,7 @@ from collector.detection import DetectorWorker
 from collector.drill import run_drill
 from collector.loadtest import run_load_test
 from collector.models import LoadTest
+from collector.queries import latest_version
 from collector.readiness import evaluate
 from collector.readiness_cli import _publish
 from collector.readiness_config import Technical, Threshold
@@ -159,3 +164,25 @@ def test_a_drill_fails_with_the_reason_when_the_receiver_is_down(
     assert "no receiver accepted the alert" in result.reason
     assert "HTTP 503" in result.reason
     assert receiver.requests, "the router did try the receiver"
+
+
+def test_the_loadtest_command_reports_and_records_its_figures(
+    broker: EmbeddedBroker,
+    topic: str,
+    database_url: str,
+    engine: Engine,
+    run_collector: Callable[[], None],
+) -> None:
+    run_collector()
+    ran = subprocess.run(
+        [sys.executable, "-m", "collector", "loadtest", "--model", "credit-risk",
+         "--version", "3", "--peak", "100", "--duration", "2s", "--json",
+         "--database-url", database_url, "--kafka-bootstrap-servers", broker.bootstrap_servers],
+        env=os.environ | {"DRIFTLINE_TOPIC": topic}, capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    figures = json.loads(ran.stdout[ran.stdout.index("{") :])
+    assert (figures["rate_per_s"], figures["sent"], figures["lost"]) == (300.0, 600, 0)
+    assert figures["recorded"] == "recorded as a load_tested event"
+    with Session(engine) as session:
+        assert latest_version(session, "credit-risk") is None  # synthetic versions do not count
