@@ -138,7 +138,7 @@ def loadtest(
     lost."""
     settings = load_settings(
         database_url=database_url, kafka_bootstrap_servers=kafka_bootstrap_servers,
-        api_port=0, detect_enabled=False, alerting_config="",
+        api_port=0, embedded_broker_port=0, detect_enabled=False, alerting_config="",
     )  # fmt: skip
     configure_logging("warning")
     if rate is None and peak is None:
