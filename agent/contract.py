@@ -27,6 +27,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import from_json
 from uuid_utils.compat import uuid7
 
 SCHEMA_VERSION: Final = 1
@@ -415,13 +416,21 @@ def _reject_constant(name: str) -> None:
 def decode(raw: bytes) -> Event:
     """Parse and validate one message; raise ContractError saying which fields are wrong."""
     try:
-        document = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+        # pydantic's parser is twice as fast as json's; what it refuses, json reads or explains.
+        document = from_json(raw, allow_inf_nan=False)
+    except ValueError:
+        document = _parse_or_explain(raw)
+    return validate(document)
+
+
+def _parse_or_explain(raw: bytes) -> Any:
+    try:
+        return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
     except UnicodeDecodeError as error:
         reason = f"not UTF-8 text ({error.reason} at byte {error.start})"
         raise ContractError([("message", reason)]) from None
     except ValueError as error:
         raise ContractError([("message", f"not valid JSON: {error}")]) from None
-    return validate(document)
 
 
 def validate(document: Any) -> Event:

@@ -77,13 +77,15 @@ def record(agent: Driftline) -> object:
     )  # fmt: skip
 
 
-def bare_librdkafka(bootstrap_servers: str, encoded: list[tuple[bytes, bytes]]) -> float:
-    """Seconds for a bare confluent-kafka producer to deliver the encoded events."""
+def bare_librdkafka(
+    bootstrap_servers: str, encoded: list[tuple[bytes, bytes]], topic: str = "bench-librdkafka"
+) -> float:
+    """Seconds for a bare confluent-kafka producer to deliver the encoded (key, value) pairs."""
     producer = Producer(
         {"bootstrap.servers": bootstrap_servers, "enable.idempotence": True, "acks": "all",
          "linger.ms": 5, "partitioner": "murmur2_random"}
     )  # fmt: skip
-    producer.produce("bench-librdkafka", b"warm-up")
+    producer.produce("bench-warm-up", b"warm-up")
     producer.flush(30)
     failures: list[object] = []
 
@@ -95,7 +97,7 @@ def bare_librdkafka(bootstrap_servers: str, encoded: list[tuple[bytes, bytes]]) 
     for key, value in encoded:
         while True:
             try:
-                producer.produce("bench-librdkafka", value, key, on_delivery=settle)
+                producer.produce(topic, value, key, on_delivery=settle)
                 break
             except BufferError:
                 producer.poll(0.01)

@@ -20,31 +20,30 @@ import argparse
 import hashlib
 import json
 import multiprocessing
-import os
 import random
-import socket
 import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
-import psycopg
 import uvicorn
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from rich.console import Console
 from rich.progress import Progress
-from sqlalchemy import Engine, bindparam, insert, make_url, select, text
+from sqlalchemy import Engine, bindparam, insert, select, text
 from sqlmodel import Session, col
 
+from bench.stores import store
 from collector import ledger
 from collector.access import create_token
 from collector.api.app import create_app
-from collector.database import make_engine, migrate
+from collector.broker import free_port
+from collector.database import make_engine
 from collector.integrity import KeyRing
 from collector.models import Decision, Feedback, LedgerEntry, Review
 
@@ -165,7 +164,7 @@ def measure(engine: Engine, ids: list[uuid.UUID], requests: int) -> dict[str, An
             session, name="bench", role="auditor", created_by="bench", now=datetime.now(UTC)
         )
         session.commit()
-    port = _free_port()
+    port = free_port()
     # The server gets its own process, as under `driftline up`: sharing this one's interpreter
     # lock with the client would add the client's time to every answer.
     server = multiprocessing.get_context("spawn").Process(
@@ -212,13 +211,6 @@ def serve(database_url: str, port: int) -> None:
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def _wait_until_up(api: httpx.Client, timeout_s: float = 30) -> None:
     deadline = time.monotonic() + timeout_s
     while True:
@@ -245,30 +237,6 @@ def _plain_page(params: dict[str, str]) -> Any:
     )
 
 
-def sqlite_store(directory: Path) -> Iterator[Engine]:
-    engine = make_engine(f"sqlite:///{directory / 'bench.db'}")
-    migrate(engine)
-    yield engine
-    engine.dispose()
-
-
-def postgres_store() -> Iterator[Engine]:
-    admin = os.environ.get(
-        "DRIFTLINE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
-    )
-    name = f"driftline_bench_{os.getpid()}"
-    with psycopg.connect(admin, autocommit=True) as connection:
-        connection.execute(f'CREATE DATABASE "{name}"')
-    engine = make_engine(make_url(admin).set(database=name).render_as_string(hide_password=False))
-    try:
-        migrate(engine)
-        yield engine
-    finally:
-        engine.dispose()
-        with psycopg.connect(admin, autocommit=True) as connection:
-            connection.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--decisions", type=int, default=1_000_000)
@@ -277,14 +245,10 @@ def main() -> None:
     options = parser.parse_args()
     figures: dict[str, Any] = {"decisions": options.decisions, "requests": options.requests}
     with tempfile.TemporaryDirectory() as directory:
-        stores = {
-            "sqlite": lambda: sqlite_store(Path(directory)),
-            "postgresql": postgres_store,
-        }
-        for name, store in stores.items():
+        for name in ("sqlite", "postgresql"):
             if options.only not in (None, name):
                 continue
-            for engine in store():
+            with store(name, Path(directory)) as engine:
                 began = time.monotonic()
                 ids = fill(engine, options.decisions)
                 console.print(f"{name}: filled in {time.monotonic() - began:.0f}s")

@@ -29,9 +29,11 @@ from sqlalchemy import Engine
 from sqlmodel import Session, func, select
 
 from agent.contract import new_event_id
-from bench.audit import _free_port, _wait_until_up, console, fill, serve, sqlite_store, timed_ms
+from bench.audit import _wait_until_up, console, fill, serve, timed_ms
+from bench.stores import sqlite_store
 from collector.access import create_token
 from collector.baselines import fit_first_decisions
+from collector.broker import free_port
 from collector.models import BaselineRecord, Decision, DriftVerdict
 
 MODEL, VERSION = "credit-risk", "3"
@@ -84,7 +86,7 @@ def measure(engine: Engine, ids: list[uuid.UUID], requests: int) -> dict[str, An
         "alerts": "/ui/alerts",
         "audit_search": f"/ui/audit?model={MODEL}&review_action=override",
     }
-    port = _free_port()
+    port = free_port()
     server = multiprocessing.get_context("spawn").Process(
         target=serve, args=(engine.url.render_as_string(hide_password=False), port), daemon=True
     )
@@ -121,14 +123,13 @@ def main() -> None:
     parser.add_argument("--decisions", type=int, default=1_000_000)
     parser.add_argument("--requests", type=int, default=50)
     options = parser.parse_args()
-    with tempfile.TemporaryDirectory() as directory:
-        for engine in sqlite_store(Path(directory)):
-            began = time.monotonic()
-            ids = fill(engine, options.decisions)
-            add_drift(engine)
-            console.print(f"filled in {time.monotonic() - began:.0f}s")
-            figures = {"decisions": options.decisions, "requests": options.requests}
-            figures |= measure(engine, ids, options.requests)
+    with tempfile.TemporaryDirectory() as directory, sqlite_store(Path(directory)) as engine:
+        began = time.monotonic()
+        ids = fill(engine, options.decisions)
+        add_drift(engine)
+        console.print(f"filled in {time.monotonic() - began:.0f}s")
+        figures = {"decisions": options.decisions, "requests": options.requests}
+        figures |= measure(engine, ids, options.requests)
     for name, value in figures.items():
         if isinstance(value, dict):
             console.print(f"{name:>14}: median {value['median_ms']} ms, p99 {value['p99_ms']} ms")

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import structlog
+from sqlalchemy import insert
 from sqlmodel import Session, col, select
 
-from agent.contract import ContractError, Event, decode, encode
+from agent.contract import ContractError, Event, decode
 from collector import ledger, projections
 from collector.models import DeadLetter, LedgerEntry
 
@@ -42,28 +43,26 @@ class BatchOutcome:
 def write_batch(session: Session, messages: list[RawMessage]) -> BatchOutcome:
     """Stage a batch (in offset order per partition) for the caller to commit."""
     now = datetime.now(UTC)
-    valid: list[tuple[RawMessage, Event]] = []
+    valid: list[_Decoded] = []
     invalid: list[tuple[RawMessage, str]] = []
     for message in messages:
         if message.value is None:
             invalid.append((message, "message: null value (a tombstone), not an event"))
             continue
         try:
-            valid.append((message, decode(message.value)))
+            valid.append(_decoded(message, message.value))
         except ContractError as error:
             invalid.append((message, str(error)))
 
     fresh = _not_yet_stored(session, valid)
     by_partition: dict[tuple[str, int], list[ledger.NewEntry]] = defaultdict(list)
-    for message, event in fresh:
-        # Re-encoding makes the stored bytes canonical whatever spacing the producer used.
-        by_partition[(message.topic, message.partition)].append(
-            ledger.NewEntry(event.event_id, event.type, message.offset, encode(event))
-        )
+    for message, _, entry in fresh:
+        by_partition[(message.topic, message.partition)].append(entry)
     for (topic, partition), entries in by_partition.items():
         start = ledger.head(session, topic, partition)
-        session.add_all(ledger.chain(topic, partition, start, entries, now))
-    projections.project(session, [event for _, event in fresh])
+        rows = ledger.chain(topic, partition, start, entries, now)
+        session.execute(insert(LedgerEntry.__table__), rows)  # type: ignore[attr-defined]
+    projections.project(session, [event for _, event, _ in fresh])
 
     letters = _dead_letters_not_yet_kept(session, invalid, now)
     session.add_all(letters)
@@ -80,20 +79,32 @@ def write_batch(session: Session, messages: list[RawMessage]) -> BatchOutcome:
     )
 
 
-def _not_yet_stored(
-    session: Session, valid: list[tuple[RawMessage, Event]]
-) -> list[tuple[RawMessage, Event]]:
-    ids = [event.event_id for _, event in valid]
+_Decoded = tuple[RawMessage, Event, ledger.NewEntry]
+
+
+def _decoded(message: RawMessage, value: bytes) -> _Decoded:
+    """The event and its ledger entry; ContractError when it has no canonical form."""
+    event = decode(value)
+    try:
+        # Stored re-encoded, so canonical whatever spacing or defaults the producer used.
+        document = event.model_dump(mode="json", by_alias=True)
+        return message, event, ledger.new_entry(document, message.offset)
+    except ValueError as error:  # a number out of range (1e400), a lone surrogate (\ud800)
+        raise ContractError([("message", f"has no canonical JSON form: {error}")]) from None
+
+
+def _not_yet_stored(session: Session, valid: list[_Decoded]) -> list[_Decoded]:
+    ids = [event.event_id for _, event, _ in valid]
     seen: set[uuid.UUID] = set()
     if ids:
         seen.update(
             session.exec(select(LedgerEntry.event_id).where(col(LedgerEntry.event_id).in_(ids)))
         )
     fresh = []
-    for message, event in valid:
-        if event.event_id not in seen:
-            seen.add(event.event_id)
-            fresh.append((message, event))
+    for decoded in valid:
+        if decoded[1].event_id not in seen:
+            seen.add(decoded[1].event_id)
+            fresh.append(decoded)
     return fresh
 
 

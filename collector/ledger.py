@@ -102,30 +102,38 @@ class NewEntry:
     event_type: str
     kafka_offset: int
     event_bytes: bytes
+    event_digest: bytes
+
+
+def new_entry(document: dict[str, Any], kafka_offset: int) -> NewEntry:
+    """An entry for an event given as its JSON document, which is consumed (see ``digest_of``)."""
+    event_bytes = canonical(document)
+    event_id, event_type = uuid.UUID(document["event_id"]), document["type"]
+    return NewEntry(event_id, event_type, kafka_offset, event_bytes, digest_of(document))
 
 
 def chain(
     topic: str, partition: int, start: ChainHead, entries: list[NewEntry], recorded_at: datetime
-) -> list[LedgerEntry]:
-    """Link new entries onto a chain, in the order given."""
+) -> list[dict[str, Any]]:
+    """Link new entries onto a chain, in the order given: the rows to insert."""
     rows = []
     previous, seq = start.previous_hash, start.next_seq
     for entry in entries:
-        event_digest = digest(entry.event_bytes)
-        previous = link(previous, event_digest)
+        previous = link(previous, entry.event_digest)
         rows.append(
-            LedgerEntry(
-                topic=topic,
-                partition=partition,
-                seq=seq,
-                event_id=entry.event_id,
-                event_type=entry.event_type,
-                kafka_offset=entry.kafka_offset,
-                event_bytes=entry.event_bytes,
-                event_digest=event_digest,
-                chain_hash=previous,
-                recorded_at=recorded_at,
-            )
+            {
+                "topic": topic,
+                "partition": partition,
+                "seq": seq,
+                "event_id": entry.event_id,
+                "event_type": entry.event_type,
+                "kafka_offset": entry.kafka_offset,
+                "event_bytes": entry.event_bytes,
+                "event_digest": entry.event_digest,
+                "chain_hash": previous,
+                "recorded_at": recorded_at,
+                "erased_at": None,
+            }
         )
         seq += 1
     return rows

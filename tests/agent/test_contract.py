@@ -9,9 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.contract import ContractError, Event, decode, encode
+from agent.contract import ContractError, Event, decode, encode, validate
 from tests import events
 from tests.strategies import events as any_event
+from tests.strategies import json_values
 
 
 @given(any_event)
@@ -114,6 +115,11 @@ _DELETE = object()
             "message",
             "NaN is not a JSON number",
         ),
+        (
+            encode(events.decision()).replace(b'"output":"approve"', b'"output":-Infinity'),
+            "message",
+            "-Infinity is not a JSON number",
+        ),
     ],
 )
 def test_bad_message_names_the_field_and_why(raw: bytes, field: str, reason: str) -> None:
@@ -150,3 +156,26 @@ def test_deployment_versions_must_agree() -> None:
     document["payload"]["version"] = "4"
     with pytest.raises(ContractError, match=r"differs from model\.version"):
         decode(json.dumps(document).encode())
+
+
+@given(json_values, st.sampled_from(["output", "inputs", "confidence", "schema", "type"]))
+@settings(max_examples=300)
+def test_the_fast_parser_accepts_exactly_what_the_standard_one_does(
+    value: object, field: str
+) -> None:
+    """decode takes pydantic's JSON parser first; it must agree with json.loads + validate."""
+    document = json.loads(encode(events.decision()))
+    if field in ("output", "inputs", "confidence"):
+        document["payload"][field] = value
+    else:
+        document[field] = value
+    raw = json.dumps(document, ensure_ascii=False, allow_nan=True).encode("utf-8", "surrogatepass")
+    try:
+        expected: Event | str = validate(json.loads(raw))
+    except (ContractError, ValueError) as error:
+        expected = type(error).__name__
+    try:
+        got: Event | str = decode(raw)
+    except ContractError as error:
+        got = type(error).__name__
+    assert got == expected

@@ -1,0 +1,192 @@
+"""What the collector can store: its ingest rate against a bare batched insert of the same rows,
+and its resident memory from 100k to the last event, on SQLite and on PostgreSQL.
+
+The events (decisions with six inputs, keyed by decision id, on three partitions) are produced
+to the embedded broker before the clock starts. ``driftline collect`` then runs in its own
+process, as in production, from an empty store; its rate is taken from its first stored event
+to its last (so the consumer group's join is not counted), and its memory is read from
+/proc at every poll. The baseline reads back the very rows the collector wrote (ledger entry
+and decision) and inserts them into another empty store, in the collector's batch size, one
+transaction per batch, with SQLAlchemy Core: the floor of the database's work, timed alone.
+
+    .venv/bin/python -m bench.collector [--events 1000000] [--only sqlite]
+
+Goal: at least half the bare insert's rate; resident memory within 50 MB from 100k events to
+the last. The last line is one JSON object with the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import Progress
+from sqlalchemy import Engine, func, insert, select
+
+from agent.contract import DecisionEvent, DecisionPayload, ModelRef, encode
+from bench.agent import bare_librdkafka
+from bench.memory import resident_mb
+from bench.stores import database_url, store
+from collector.broker import EmbeddedBroker
+from collector.models import Decision, LedgerEntry
+from collector.topics import ensure_topic
+
+BATCH = 500  # the collector's default batch size
+MEMORY_FROM = 100_000
+console = Console(stderr=True)
+
+
+def decisions(count: int, seed: int = 7) -> list[tuple[bytes, bytes]]:
+    """Encoded (key, value) pairs of ``count`` decision events."""
+    rng = random.Random(seed)
+    model = ModelRef(name="credit-risk", version="4")
+    encoded = []
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("encoding events", total=count)
+        for number in range(count):
+            event = DecisionEvent(
+                service="loan-desk",
+                model=model,
+                decision_id=uuid.UUID(int=rng.getrandbits(128), version=4),
+                trace_id=f"{rng.getrandbits(128):032x}",
+                span_id=f"{rng.getrandbits(64):016x}",
+                payload=DecisionPayload(
+                    inputs={
+                        "income": rng.randrange(10_000, 200_000),
+                        "debt_ratio": round(rng.random(), 4),
+                        "age": rng.randrange(18, 90),
+                        "region": rng.choice(["north", "south", "east", "west"]),
+                        "employment": rng.choice(["salaried", "self-employed", "none"]),
+                        "email": f"hmac:{rng.getrandbits(128):032x}",
+                    },
+                    output=rng.choice(["approve", "decline"]),
+                    confidence=round(rng.random(), 4),
+                    latency_ms=round(rng.uniform(2, 40), 2),
+                    automated=rng.random() < 0.7,
+                ),
+            )
+            encoded.append((event.kafka_key(), encode(event)))
+            if number % 10_000 == 0:
+                progress.update(task, completed=number)
+    return encoded
+
+
+def collect(engine: Engine, bootstrap_servers: str, topic: str, events: int) -> dict[str, Any]:
+    """Run ``driftline collect`` until it has stored every event; its rate and memory."""
+    environment = os.environ | {
+        "DRIFTLINE_DATABASE_URL": database_url(engine),
+        "DRIFTLINE_KAFKA_BOOTSTRAP_SERVERS": bootstrap_servers,
+        "DRIFTLINE_TOPIC": topic,
+        "DRIFTLINE_CONSUMER_GROUP": f"bench-{engine.dialect.name}",
+        "DRIFTLINE_LOG_LEVEL": "warning",
+    }
+    driftline = Path(sys.executable).parent / "driftline"
+    process = subprocess.Popen([str(driftline), "collect"], env=environment)
+    first: tuple[float, int] | None = None
+    memory_at_start = memory_from = None
+    peak = 0.0
+    try:
+        with Progress(console=console, transient=True) as progress:
+            task = progress.add_task(f"collector on {engine.dialect.name}", total=events)
+            while True:
+                if process.poll() is not None:
+                    raise RuntimeError(f"driftline collect exited with {process.returncode}")
+                stored = _stored(engine)
+                now, memory = time.perf_counter(), resident_mb(process.pid)
+                memory_at_start = memory_at_start or memory
+                peak = max(peak, memory)
+                if first is None and stored:
+                    first = (now, stored)
+                if memory_from is None and stored >= min(MEMORY_FROM, events):
+                    memory_from = memory
+                progress.update(task, completed=stored)
+                if stored >= events:
+                    break
+                time.sleep(0.5)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    assert first is not None and memory_from is not None
+    began, already = first
+    return {
+        "events_per_s": round((events - already) / (now - began)),
+        "rss_start_mb": round(memory_at_start or 0.0, 1),
+        f"rss_at_{MEMORY_FROM // 1000}k_mb": round(memory_from, 1),
+        "rss_last_mb": round(memory, 1),
+        "rss_peak_mb": round(peak, 1),
+        "rss_growth_mb": round(memory - memory_from, 1),
+    }
+
+
+def _stored(engine: Engine) -> int:
+    with engine.connect() as connection:
+        return int(connection.execute(select(func.count()).select_from(LedgerEntry)).scalar_one())
+
+
+def bare_insert(source: Engine, target: Engine, events: int) -> float:
+    """Seconds for Core inserts of the collector's rows into ``target``, reads not counted."""
+    ledger_columns = LedgerEntry.__table__.columns  # type: ignore[attr-defined]
+    decision_columns = Decision.__table__.columns  # type: ignore[attr-defined]
+    statement = (
+        select(*ledger_columns, *decision_columns)
+        .join_from(LedgerEntry, Decision, LedgerEntry.event_id == Decision.event_id)  # type: ignore[arg-type]
+        .order_by(LedgerEntry.topic, LedgerEntry.partition, LedgerEntry.seq)  # type: ignore[arg-type]
+    )
+    split = len(ledger_columns)
+    elapsed = 0.0
+    with source.connect() as reader, Progress(console=console, transient=True) as progress:
+        task = progress.add_task(f"bare insert on {target.dialect.name}", total=events)
+        result = reader.execution_options(yield_per=BATCH).execute(statement)
+        for rows in result.partitions(BATCH):
+            entries = [dict(zip(ledger_columns.keys(), row[:split], strict=True)) for row in rows]
+            decided = [dict(zip(decision_columns.keys(), row[split:], strict=True)) for row in rows]
+            began = time.perf_counter()
+            with target.begin() as connection:
+                connection.execute(insert(LedgerEntry.__table__), entries)  # type: ignore[attr-defined]
+                connection.execute(insert(Decision.__table__), decided)  # type: ignore[attr-defined]
+            elapsed += time.perf_counter() - began
+            progress.update(task, advance=len(rows))
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--only", choices=["sqlite", "postgresql"])
+    options = parser.parse_args()
+    encoded = decisions(options.events)
+    figures: dict[str, Any] = {"events": options.events, "batch": BATCH}
+    with EmbeddedBroker() as broker, tempfile.TemporaryDirectory() as directory:
+        topic = "bench-collector"
+        ensure_topic(broker.bootstrap_servers, topic, partitions=3)
+        produced_s = bare_librdkafka(broker.bootstrap_servers, encoded, topic)
+        console.print(f"produced {options.events} events in {produced_s:.0f}s")
+        del encoded
+        for kind in ("sqlite", "postgresql"):
+            if options.only not in (None, kind):
+                continue
+            with store(kind, Path(directory), "collected") as collected:
+                result = collect(collected, broker.bootstrap_servers, topic, options.events)
+                with store(kind, Path(directory), "bare") as bare:
+                    bare_rate = options.events / bare_insert(collected, bare, options.events)
+            result["bare_insert_events_per_s"] = round(bare_rate)
+            result["vs_bare_insert"] = round(result["events_per_s"] / bare_rate, 3)
+            result["rate_goal_met"] = result["vs_bare_insert"] >= 0.5
+            result["memory_goal_met"] = result["rss_growth_mb"] <= 50
+            figures[kind] = result
+            console.print(f"{kind}: {json.dumps(result)}")
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
