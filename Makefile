@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo up test lint
+.PHONY: install demo up test lint bench reliability
 
 $(BIN)/driftline: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,3 +26,11 @@ lint: install
 
 test: lint
 	$(BIN)/pytest
+
+# Every benchmark under bench/, one table (about an hour; `make bench QUICK=1` checks the scripts).
+bench: install
+	$(BIN)/python -m bench.run $(if $(QUICK),--quick)
+
+# The fault scenarios at full scale, one table (about 25 minutes).
+reliability: install
+	$(BIN)/python -m tests.faults

@@ -10,9 +10,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
-from sqlalchemy import Engine, make_url
+from sqlalchemy import Engine, func, make_url, select
 
 from collector.database import make_engine, migrate
+from collector.models import LedgerEntry
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "DRIFTLINE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -55,3 +56,9 @@ def store(kind: str, directory: Path, name: str = "bench") -> Iterator[Engine]:
 
 def database_url(engine: Engine) -> str:
     return engine.url.render_as_string(hide_password=False)
+
+
+def stored_events(engine: Engine) -> int:
+    """How many events the store's ledger holds."""
+    with engine.connect() as connection:
+        return int(connection.execute(select(func.count()).select_from(LedgerEntry)).scalar_one())

@@ -40,12 +40,28 @@ MODEL, VERSION = "credit-risk", "3"
 GOAL_MS = 1_000
 
 
+def add_baseline(engine: Engine, model: str, version: str, first: int) -> str:
+    """A baseline fitted from the version's first ``first`` decisions, stored; its id."""
+    with Session(engine) as session:
+        fitted = fit_first_decisions(session, model, version, first)
+        assert fitted is not None
+        session.add(
+            BaselineRecord(
+                event_id=new_event_id(), baseline_id=fitted.baseline_id,
+                occurred_at=datetime.now(UTC), service="loan-desk", model_name=model,
+                model_version=version, source=fitted.source, set_by="bench", size=first,
+                record=fitted.record,
+            )
+        )  # fmt: skip
+        session.commit()
+        return fitted.baseline_id
+
+
 def add_drift(engine: Engine) -> None:
     """A baseline from the version's first 2,000 decisions and one drift verdict on income,
     about the version's last day."""
+    baseline_id = add_baseline(engine, MODEL, VERSION, 2_000)
     with Session(engine) as session:
-        fitted = fit_first_decisions(session, MODEL, VERSION, 2_000)
-        assert fitted is not None
         last = session.exec(
             select(func.max(Decision.occurred_at)).where(
                 Decision.model_name == MODEL, Decision.model_version == VERSION
@@ -54,16 +70,9 @@ def add_drift(engine: Engine) -> None:
         assert last is not None
         now = datetime.now(UTC)
         session.add(
-            BaselineRecord(
-                event_id=new_event_id(), baseline_id=fitted.baseline_id, occurred_at=now,
-                service="loan-desk", model_name=MODEL, model_version=VERSION,
-                source=fitted.source, set_by="bench", size=2_000, record=fitted.record,
-            )
-        )  # fmt: skip
-        session.add(
             DriftVerdict(
                 event_id=new_event_id(), occurred_at=now, model_name=MODEL,
-                model_version=VERSION, state="detected", baseline_id=fitted.baseline_id,
+                model_version=VERSION, state="detected", baseline_id=baseline_id,
                 feature="income", test="ks", statistic=0.2, p_value=1e-9, adjusted_p=1e-8,
                 false_alarm_rate=0.01, effect_name="wasserstein_sd", effect=0.4,
                 window_start=last - timedelta(hours=12), window_end=last,

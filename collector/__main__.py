@@ -1,5 +1,5 @@
 """``python -m collector`` is the ``driftline`` command."""
 
-from collector.cli import app
+from collector.entry import main
 
-app()
+main()

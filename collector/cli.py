@@ -21,7 +21,6 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from agent import Driftline
-from agent.sidecar import create_sidecar
 from collector.alert_config import (
     AlertConfigError,
     AlertingConfig,
@@ -64,6 +63,7 @@ from collector.readiness_cli import drill, loadtest, readiness
 from collector.reference import ReferenceFileError
 from collector.router import ROUTER_SERVICE, AlertRouter
 from collector.settings import CollectorSettings
+from collector.sidecar_command import agent_command
 from collector.silences import create_silence, expire_silence, list_silences, state_of
 from collector.simulation import REVIEW_BELOW
 from collector.stack import Stack
@@ -454,18 +454,7 @@ def _count_routes(route: Route) -> int:
     return 1 + sum(_count_routes(child) for child in route.routes)
 
 
-@app.command("agent")
-def agent_command(
-    host: Annotated[str, typer.Option(help="Listen address; keep it local to the pod.")] = (
-        "127.0.0.1"
-    ),
-    port: Annotated[int, typer.Option(help="Listen port.")] = 8686,
-) -> None:
-    """Run the agent as an HTTP sidecar, for services in any language (DRIFTLINE_* settings)."""
-    configure_logging("info")
-    # A misconfigured agent still serves: /readyz says what is wrong, nothing is recorded.
-    driftline = Driftline()
-    uvicorn.run(create_sidecar(driftline), host=host, port=port, log_level="warning")
+app.command("agent")(agent_command)
 
 
 @app.command("migrate")

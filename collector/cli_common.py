@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any, NoReturn
 
+import structlog
 import typer
 from pydantic import ValidationError
 from rich.console import Console
 from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
 
 from collector.database import make_engine, migrate
 from collector.settings import CollectorSettings
+
+log = structlog.get_logger(__name__)
 
 console = Console(soft_wrap=True)
 errors = Console(stderr=True, soft_wrap=True)
@@ -47,9 +52,28 @@ def fail(message: str) -> NoReturn:
     raise typer.Exit(1)
 
 
+STORE_WAIT_S = 60.0
+
+
 def open_store(settings: CollectorSettings) -> Engine:
-    """The store, its schema brought up to date unless DRIFTLINE_MIGRATE_ON_START is off."""
+    """The store, its schema brought up to date unless DRIFTLINE_MIGRATE_ON_START is off.
+
+    A database that does not answer (restarting, say) is tried again for a minute; then the
+    process stops, naming the setting, for its supervisor to start it again."""
     engine = make_engine(settings.database_url)
+    deadline = time.monotonic() + STORE_WAIT_S
+    backoff_s = 0.5
+    while True:
+        try:
+            with engine.connect():
+                pass
+            break
+        except OperationalError as error:
+            if time.monotonic() + backoff_s > deadline:
+                fail(f"the database at DRIFTLINE_DATABASE_URL does not answer: {error.orig}")
+            log.error("the database does not answer; trying again", error=str(error.orig))
+            time.sleep(backoff_s)
+            backoff_s = min(backoff_s * 2, 8.0)
     if settings.migrate_on_start:
         migrate(engine)
     return engine

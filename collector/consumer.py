@@ -75,7 +75,9 @@ class Collector:
 
     def run(self, stop: threading.Event, heartbeat: Heartbeat | None = None) -> None:
         """Consume until ``stop`` is set, beating ``heartbeat`` at every poll."""
-        consumer = KafkaConsumer(self._topic, **self._consumer_config)
+        consumer = self._connect(stop)
+        if consumer is None:
+            return
         log.info("collector consuming", topic=self._topic, group=self._consumer_config["group_id"])
         backoff_s = 0.5
         try:
@@ -103,6 +105,24 @@ class Collector:
                 )
         finally:
             consumer.close(autocommit=False)
+
+    def _connect(self, stop: threading.Event) -> KafkaConsumer | None:
+        """A consumer, once Kafka answers; None if stopped first. A broker that is away at
+        start (a restart during an outage) is waited for, not a reason to exit."""
+        backoff_s = 0.5
+        while not stop.is_set():
+            try:
+                return KafkaConsumer(self._topic, **self._consumer_config)
+            except KafkaError as error:
+                log.error(
+                    "cannot reach Kafka; trying again",
+                    bootstrap_servers=self._consumer_config["bootstrap_servers"],
+                    error=repr(error),
+                    retry_in_s=backoff_s,
+                )
+                stop.wait(backoff_s)
+                backoff_s = min(backoff_s * 2, MAX_BACKOFF_S)
+        return None
 
     def _store(self, polled: Polled) -> BatchOutcome:
         messages = [

@@ -23,7 +23,10 @@ class Recorder:
 
 
 @contextmanager
-def recording_server(script: list[tuple[int, dict[str, str]]] | None = None) -> Iterator[Recorder]:
+def recording_server(
+    script: list[tuple[int, dict[str, str]]] | None = None, port: int = 0
+) -> Iterator[Recorder]:
+    """Serve on ``port`` (0: any free one) until the block ends."""
     recorder = Recorder(script=list(script or []))
     lock = threading.Lock()
 
@@ -44,7 +47,7 @@ def recording_server(script: list[tuple[int, dict[str, str]]] | None = None) -> 
         def log_message(self, *_args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     recorder.url = f"http://127.0.0.1:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

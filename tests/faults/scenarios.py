@@ -1,0 +1,459 @@
+"""The six fault scenarios. Each runs the embedded stack (the Tansu broker, ``driftline
+collect`` and, where it matters, ``driftline route`` in processes of their own, SQLite or a
+private PostgreSQL) at a steady load, breaks one part, and returns a row of the reliability
+table: what was sent, stored, lost or stored twice, and whether the ledger verifies.
+
+Every scenario takes its scale as arguments; ``FULL`` is the table's, ``SMALL`` the test suite's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Producer
+
+from agent import Driftline
+from agent.contract import DecisionEvent, DecisionPayload, ModelRef, encode
+from bench.stores import stored_events
+from collector.broker import EmbeddedBroker, free_port
+from collector.database import make_engine, migrate
+from collector.topics import ensure_topic
+from tests.events import MODEL, drift_payload
+from tests.faults.harness import (
+    CollectorProcess,
+    Row,
+    Stream,
+    dead_letter_count,
+    tally,
+    wait_until,
+)
+from tests.faults.private_postgres import PrivatePostgres
+from tests.http_recorder import recording_server
+from tests.tcp_proxy import TcpProxy
+
+TOPIC = "driftline.events"
+SETTLE_S = 600  # longest wait for the stack to catch up once a fault is over
+
+
+def broker_cut(workdir: Path, *, rate: int, cut_s: float, around_s: float = 10) -> Row:
+    """The network between the stack and the broker is silent for ``cut_s`` mid-stream."""
+    began = time.monotonic()
+    broker_port = free_port()
+    proxy = TcpProxy(broker_port)
+    with EmbeddedBroker(port=broker_port, advertised_port=proxy.port) as broker:
+        ensure_topic(broker.bootstrap_servers, TOPIC, partitions=3)
+        engine = _sqlite(workdir)
+        collector = _collector(workdir, engine.url.render_as_string(), broker)
+        agent = _agent(workdir, broker, queue_size=max(10_000, int(rate * 10)))
+        try:
+            stream = Stream(agent, rate).start()
+            _wait_until_storing(engine, collector)
+            time.sleep(around_s)
+            proxy.cut()
+            time.sleep(cut_s)
+            proxy.restore()
+            time.sleep(around_s)
+            calls = stream.stop()
+            report = agent.close(timeout_s=SETTLE_S)
+            sent = report.recorded - report.dropped - report.failed
+            wait_until(lambda: _caught_up(engine, sent, collector), SETTLE_S, "every event stored")
+        finally:
+            collector.stop()
+            proxy.close()
+    counted = tally(engine)
+    return Row(
+        scenario="broker cut off",
+        load=f"{rate:,} decisions/s",
+        fault=f"network to the broker silent for {cut_s:.0f} s",
+        sent=report.recorded,
+        stored=counted.stored,
+        distinct=counted.distinct,
+        intact=counted.intact,
+        seconds=time.monotonic() - began,
+        note=f"record_decision p99 {calls.p99_call_ms} ms, slowest {calls.slowest_call_ms} ms",
+    )
+
+
+def collector_kills(workdir: Path, *, rate: int, kills: int) -> Row:
+    """The collector is killed with SIGKILL ``kills`` times while decisions stream in."""
+    began = time.monotonic()
+    with EmbeddedBroker() as broker:
+        ensure_topic(broker.bootstrap_servers, TOPIC, partitions=3)
+        engine = _sqlite(workdir)
+        collector = _collector(workdir, engine.url.render_as_string(), broker)
+        agent = _agent(workdir, broker)
+        try:
+            stream = Stream(agent, rate).start()
+            for _ in range(kills):
+                # Killed only once it has stored something since it started, so every kill
+                # lands while a batch can be in flight.
+                target = stored_events(engine) + max(100, rate // 2)
+                wait_until(lambda t=target: _caught_up(engine, t, collector), 120, "progress")
+                collector.kill_and_restart()
+            stream.stop()
+            report = agent.close(timeout_s=60)
+            wait_until(
+                lambda: _caught_up(engine, report.recorded, collector), SETTLE_S, "every event"
+            )
+        finally:
+            collector.stop()
+    counted = tally(engine)
+    return Row(
+        scenario="collector killed",
+        load=f"{rate:,} decisions/s",
+        fault=f"SIGKILL {kills} times mid-stream",
+        sent=report.recorded - report.dropped - report.failed,
+        stored=counted.stored,
+        distinct=counted.distinct,
+        intact=counted.intact,
+        seconds=time.monotonic() - began,
+        note=f"agent: {report.dropped} dropped, {report.failed} failed",
+    )
+
+
+def database_stopped(workdir: Path, *, rate: int, down_s: float, around_s: float = 5) -> Row:
+    """PostgreSQL (a private server) is stopped for ``down_s`` while decisions stream in."""
+    began = time.monotonic()
+    with PrivatePostgres() as postgres, EmbeddedBroker() as broker:
+        ensure_topic(broker.bootstrap_servers, TOPIC, partitions=3)
+        engine = make_engine(postgres.url)
+        migrate(engine)
+        collector = _collector(workdir, postgres.url, broker)
+        agent = _agent(workdir, broker)
+        try:
+            stream = Stream(agent, rate).start()
+            _wait_until_storing(engine, collector)
+            time.sleep(around_s)
+            postgres.stop()
+            time.sleep(down_s)
+            postgres.start()
+            time.sleep(around_s)
+            stream.stop()
+            report = agent.close(timeout_s=60)
+            caught_up_s = wait_until(
+                lambda: _caught_up(engine, report.recorded, collector), SETTLE_S, "every event"
+            )
+        finally:
+            collector.stop()
+        counted = tally(engine)
+        engine.dispose()
+    return Row(
+        scenario="database stopped",
+        load=f"{rate:,} decisions/s",
+        fault=f"PostgreSQL stopped for {down_s:.0f} s",
+        sent=report.recorded - report.dropped - report.failed,
+        stored=counted.stored,
+        distinct=counted.distinct,
+        intact=counted.intact,
+        seconds=time.monotonic() - began,
+        note=f"all stored {caught_up_s:.0f} s after the stream ended",
+    )
+
+
+def malformed_messages(workdir: Path, *, malformed: int, valid: int) -> Row:
+    """``malformed`` undecodable messages of eleven kinds, mixed among ``valid`` events."""
+    began = time.monotonic()
+    with EmbeddedBroker() as broker:
+        ensure_topic(broker.bootstrap_servers, TOPIC, partitions=3)
+        engine = _sqlite(workdir)
+        producer = Producer({"bootstrap.servers": broker.bootstrap_servers})
+        kinds = _malformed_kinds()
+        for n in range(max(malformed, valid)):
+            if n < valid:
+                event = _decision(n)
+                producer.produce(TOPIC, encode(event), event.kafka_key())
+            if n < malformed:
+                producer.produce(TOPIC, kinds[n % len(kinds)], f"bad-{n}".encode())
+            producer.poll(0)
+        assert producer.flush(60) == 0, "the broker did not take every message"
+        collector = _collector(workdir, engine.url.render_as_string(), broker)
+        try:
+            wait_until(
+                lambda: (
+                    _caught_up(engine, valid, collector) and dead_letter_count(engine) >= malformed
+                ),
+                SETTLE_S,
+                "every message read",
+            )
+        finally:
+            collector.stop()
+    counted = tally(engine)
+    return Row(
+        scenario="malformed messages",
+        load=f"{valid:,} valid events",
+        fault=f"{malformed:,} malformed messages of {len(kinds)} kinds mixed in",
+        sent=valid,
+        stored=counted.stored,
+        distinct=counted.distinct,
+        intact=counted.intact,
+        seconds=time.monotonic() - began,
+        note=f"{counted.dead_letters:,} kept as dead letters with their reason",
+    )
+
+
+ALERTING = """\
+route:
+  receiver: on-call
+  group_by: [model]
+  group_wait: 1s
+  group_interval: 1s
+  repeat_interval: 1h
+receivers:
+  - name: on-call
+    webhook_configs: [{{url: "{url}/hook"}}]
+"""
+
+
+def receiver_down(workdir: Path, *, down_s: float, models: int = 3) -> Row:
+    """Drift in ``models`` models is detected while the webhook receiver is down (nothing
+    listens on its port) for ``down_s``; then it comes back."""
+    began = time.monotonic()
+    port = free_port()
+    config = workdir / "alerting.yaml"
+    config.write_text(ALERTING.format(url=f"http://127.0.0.1:{port}"))
+    with EmbeddedBroker() as broker:
+        ensure_topic(broker.bootstrap_servers, TOPIC, partitions=3)
+        engine = _sqlite(workdir)
+        url = engine.url.render_as_string()
+        collector = _collector(workdir, url, broker)
+        router = _router(workdir, url, broker, config)
+        try:
+            # A new router group starts at the end of the log: verdicts wait until it is in.
+            wait_until(
+                lambda: "assigned its partitions" in (workdir / "router.log").read_text(),
+                60,
+                "the router to join its group",
+            )
+            with _agent(workdir, broker, service="driftline-detector") as detector:
+                for n in range(models):
+                    document = {
+                        "type": "drift_detected",
+                        "model": {"name": f"model-{n}", "version": MODEL.version},
+                        "payload": drift_payload("debt_ratio"),
+                    }
+                    detector.record_event(detector.complete_event(document))
+                assert detector.flush(timeout_s=30).ok
+            time.sleep(down_s)
+            with recording_server(port=port) as receiver:
+                came_back = time.monotonic()
+                wait_until(
+                    lambda: len(receiver.accepted()) >= models, SETTLE_S, "every notification"
+                )
+                delivered_after_s = time.monotonic() - came_back
+                time.sleep(5)  # long enough for a second copy to arrive, if one were sent
+                accepted = receiver.accepted()
+        finally:
+            router.send_signal(signal.SIGTERM)
+            router.wait(timeout=30)
+            collector.stop()
+    groups = {body["groupKey"] for body in accepted}
+    return Row(
+        scenario="alert receiver down",
+        load=f"drift in {models} models",
+        fault=f"webhook receiver down for {down_s / 60:.0f} min"
+        if down_s >= 60
+        else f"webhook receiver down for {down_s:.0f} s",
+        sent=models,
+        stored=len(accepted),
+        distinct=len(groups),
+        intact=tally(engine).intact,
+        seconds=time.monotonic() - began,
+        note=f"delivered {delivered_after_s:.0f} s after it came back",
+    )
+
+
+# The first agent cannot reach any broker: what it records goes to its spool until the spool
+# is at its cap. It prints its report, then waits to be killed.
+FILLING_AGENT = textwrap.dedent(
+    """
+    import json, sys, time
+    from agent import Driftline
+    spool, nowhere, cap, events = sys.argv[1:5]
+    agent = Driftline(service="reliability", kafka_bootstrap_servers=nowhere, spool_dir=spool,
+                      delivery_timeout_ms=1000, spool_max_bytes=int(cap), spool_block_ms=0,
+                      queue_size=int(events))
+    for n in range(int(events)):
+        agent.record_decision(model="reliability", version="1", inputs={"n": n}, output=n,
+                              confidence=0.5, latency_ms=1)
+    while True:
+        report = agent.flush(timeout_s=0.5)
+        if report.spooled + report.failed + report.dropped >= report.recorded:
+            break
+    print(json.dumps({"recorded": report.recorded, "spooled": report.spooled,
+                      "refused": report.failed + report.dropped}), flush=True)
+    time.sleep(3600)
+    """
+)
+
+
+def agent_killed_with_full_spool(workdir: Path, *, spool_bytes: int) -> Row:
+    """An agent whose broker is unreachable fills its spool to the cap and is killed with
+    SIGKILL; started again with the broker back, it delivers what it had spooled."""
+    began = time.monotonic()
+    spool = workdir / "agent-spool"
+    events = spool_bytes // 200  # more than the spool holds: each event takes ~400 bytes there
+    first = subprocess.Popen(
+        [sys.executable, "-c", FILLING_AGENT, str(spool), f"127.0.0.1:{free_port()}",
+         str(spool_bytes), str(events)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert first.stdout is not None
+        filled = json.loads(next(line for line in first.stdout if line.startswith("{")))
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    spooled_bytes = sum(path.stat().st_size for path in spool.glob("*.seg"))
+    with EmbeddedBroker() as broker:
+        ensure_topic(broker.bootstrap_servers, TOPIC, partitions=3)
+        engine = _sqlite(workdir)
+        collector = _collector(workdir, engine.url.render_as_string(), broker)
+        try:
+            with Driftline(
+                service="reliability",
+                kafka_bootstrap_servers=broker.bootstrap_servers,
+                topic=TOPIC,
+                spool_dir=spool,
+            ) as restarted:
+                report = restarted.flush(timeout_s=120)
+            wait_until(
+                lambda: _caught_up(engine, filled["spooled"], collector), SETTLE_S, "the spool"
+            )
+        finally:
+            collector.stop()
+    counted = tally(engine)
+    return Row(
+        scenario="agent killed, spool full",
+        load=f"{filled['recorded']:,} decisions, broker unreachable",
+        fault=f"SIGKILL with the spool at its {spool_bytes / 1024**2:g} MiB cap",
+        sent=filled["spooled"],
+        stored=counted.stored,
+        distinct=counted.distinct,
+        intact=counted.intact and report.delivered == filled["spooled"],
+        seconds=time.monotonic() - began,
+        note=f"spool held {spooled_bytes / 1024**2:.2f} MiB; {filled['refused']:,} refused at "
+        "the cap (counted and logged by the agent, not sent)",
+    )
+
+
+Scenario = Callable[..., Row]
+SCENARIOS: dict[str, Scenario] = {
+    "broker_cut": broker_cut,
+    "collector_kills": collector_kills,
+    "database_stopped": database_stopped,
+    "malformed": malformed_messages,
+    "receiver_down": receiver_down,
+    "agent_spool": agent_killed_with_full_spool,
+}
+FULL: dict[str, dict[str, Any]] = {
+    "broker_cut": {"rate": 2_000, "cut_s": 60},
+    "collector_kills": {"rate": 500, "kills": 20},
+    "database_stopped": {"rate": 500, "down_s": 30},
+    "malformed": {"malformed": 10_000, "valid": 10_000},
+    "receiver_down": {"down_s": 300},
+    "agent_spool": {"spool_bytes": 16 * 1024**2},
+}
+SMALL: dict[str, dict[str, Any]] = {
+    "broker_cut": {"rate": 200, "cut_s": 5, "around_s": 3},
+    "collector_kills": {"rate": 200, "kills": 2},
+    "database_stopped": {"rate": 200, "down_s": 5, "around_s": 3},
+    "malformed": {"malformed": 330, "valid": 300},
+    "receiver_down": {"down_s": 5},
+    "agent_spool": {"spool_bytes": 128 * 1024},
+}
+
+
+def _sqlite(workdir: Path) -> Any:
+    engine = make_engine(f"sqlite:///{workdir / 'driftline.db'}")
+    migrate(engine)
+    return engine
+
+
+def _collector(workdir: Path, database_url: str, broker: EmbeddedBroker) -> CollectorProcess:
+    return CollectorProcess(
+        database_url=database_url,
+        bootstrap_servers=broker.bootstrap_servers,
+        topic=TOPIC,
+        group="reliability",
+        log=workdir / "collector.log",
+    )
+
+
+def _router(
+    workdir: Path, database_url: str, broker: EmbeddedBroker, config: Path
+) -> subprocess.Popen[bytes]:
+    environment = os.environ | {
+        "DRIFTLINE_DATABASE_URL": database_url,
+        "DRIFTLINE_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+        "DRIFTLINE_TOPIC": TOPIC,
+        "DRIFTLINE_ALERTING_CONFIG": str(config),
+        "DRIFTLINE_ROUTER_SPOOL_DIR": str(workdir / "router-spool"),
+        "DRIFTLINE_MIGRATE_ON_START": "false",
+    }
+    with (workdir / "router.log").open("ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "collector", "route"],
+            env=environment,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def _agent(workdir: Path, broker: EmbeddedBroker, **settings: Any) -> Driftline:
+    return Driftline(
+        **({"service": "reliability"} | settings),
+        kafka_bootstrap_servers=broker.bootstrap_servers,
+        topic=TOPIC,
+        spool_dir=workdir / f"spool-{uuid.uuid4().hex[:8]}",
+        delivery_timeout_ms=3_000,
+    )
+
+
+def _wait_until_storing(engine: Any, collector: CollectorProcess) -> None:
+    """The fault comes to a running system: the collector has joined and stored."""
+    wait_until(lambda: _caught_up(engine, 1, collector), 120, "the collector to store")
+
+
+def _caught_up(engine: Any, expected: int, collector: CollectorProcess) -> bool:
+    collector.check_alive()
+    return stored_events(engine) >= expected
+
+
+def _decision(n: int) -> DecisionEvent:
+    return DecisionEvent(
+        service="reliability",
+        model=ModelRef(name="reliability", version="1"),
+        decision_id=uuid.uuid4(),
+        payload=DecisionPayload(
+            inputs={"n": n}, output="approve", confidence=0.9, latency_ms=1.0, automated=True
+        ),
+    )
+
+
+def _malformed_kinds() -> list[bytes | None]:
+    valid = encode(_decision(0))
+    return [
+        b"not json at all",
+        b"",
+        b"\xff\xfe\x00garbage",
+        b"[1, 2, 3]",
+        valid.replace(b'"schema":1', b'"schema":2'),
+        valid.replace(b'"type":"decision"', b'"type":"rumour"'),
+        valid.replace(b'"confidence":0.9', b'"confidence":1.5'),
+        valid.replace(b'"output":"approve"', b'"output":NaN'),
+        valid.replace(b'"n":0', b'"n":1e400'),
+        valid.replace(b'"output":"approve"', b'"output":"\\ud800"'),
+        None,  # a tombstone
+    ]
