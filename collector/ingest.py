@@ -12,6 +12,7 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 import structlog
 from sqlalchemy import insert
@@ -56,13 +57,13 @@ def write_batch(session: Session, messages: list[RawMessage]) -> BatchOutcome:
 
     fresh = _not_yet_stored(session, valid)
     by_partition: dict[tuple[str, int], list[ledger.NewEntry]] = defaultdict(list)
-    for message, _, entry in fresh:
-        by_partition[(message.topic, message.partition)].append(entry)
+    for decoded in fresh:
+        by_partition[(decoded.message.topic, decoded.message.partition)].append(decoded.entry)
     for (topic, partition), entries in by_partition.items():
         start = ledger.head(session, topic, partition)
         rows = ledger.chain(topic, partition, start, entries, now)
         session.execute(insert(LedgerEntry.__table__), rows)  # type: ignore[attr-defined]
-    projections.project(session, [event for _, event, _ in fresh])
+    projections.project(session, [decoded.event for decoded in fresh])
 
     letters = _dead_letters_not_yet_kept(session, invalid, now)
     session.add_all(letters)
@@ -79,7 +80,10 @@ def write_batch(session: Session, messages: list[RawMessage]) -> BatchOutcome:
     )
 
 
-_Decoded = tuple[RawMessage, Event, ledger.NewEntry]
+class _Decoded(NamedTuple):
+    message: RawMessage
+    event: Event
+    entry: ledger.NewEntry
 
 
 def _decoded(message: RawMessage, value: bytes) -> _Decoded:
@@ -88,13 +92,13 @@ def _decoded(message: RawMessage, value: bytes) -> _Decoded:
     try:
         # Stored re-encoded, so canonical whatever spacing or defaults the producer used.
         document = event.model_dump(mode="json", by_alias=True)
-        return message, event, ledger.new_entry(document, message.offset)
+        return _Decoded(message, event, ledger.new_entry(document, message.offset))
     except ValueError as error:  # a number out of range (1e400), a lone surrogate (\ud800)
         raise ContractError([("message", f"has no canonical JSON form: {error}")]) from None
 
 
 def _not_yet_stored(session: Session, valid: list[_Decoded]) -> list[_Decoded]:
-    ids = [event.event_id for _, event, _ in valid]
+    ids = [decoded.event.event_id for decoded in valid]
     seen: set[uuid.UUID] = set()
     if ids:
         seen.update(
@@ -102,8 +106,8 @@ def _not_yet_stored(session: Session, valid: list[_Decoded]) -> list[_Decoded]:
         )
     fresh = []
     for decoded in valid:
-        if decoded[1].event_id not in seen:
-            seen.add(decoded[1].event_id)
+        if decoded.event.event_id not in seen:
+            seen.add(decoded.event.event_id)
             fresh.append(decoded)
     return fresh
 
