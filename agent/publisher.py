@@ -44,8 +44,6 @@ class PublishResult:
 class Publisher(Protocol):
     def publish(self, batch: list[Outgoing]) -> PublishResult: ...
 
-    def reachable(self, timeout_s: float) -> bool: ...
-
     def shutdown(self, timeout_s: float) -> None: ...
 
 
@@ -97,15 +95,6 @@ class KafkaPublisher:
             # once the broker returns; the events themselves are the caller's to keep.
             self.shutdown(timeout_s=0)
         return PublishResult(delivered=len(batch) - len(failed), failed=failed)
-
-    def reachable(self, timeout_s: float) -> bool:
-        """Whether the broker answers a metadata request within ``timeout_s``: a probe that
-        costs at most that, where a send waits out the whole delivery timeout."""
-        try:
-            self._connected().list_topics(self._topic, timeout=timeout_s)
-        except KafkaException:
-            return False
-        return True
 
     def shutdown(self, timeout_s: float) -> None:
         if self._producer is not None:

@@ -2,9 +2,7 @@
 
 While the spool holds anything, new events go behind it and the spool drains oldest first:
 events about one decision stay in order. A failed drain backs off, so new events are spooled
-at once instead of each waiting out the broker's timeouts; during an outage a drain first
-asks the broker for metadata (at most ``PROBE_S``), since a send that fails holds the worker,
-and the service's queue behind it, for the whole delivery timeout.
+at once instead of each waiting out the broker's timeouts.
 """
 
 from __future__ import annotations
@@ -22,7 +20,6 @@ log = structlog.get_logger(__name__)
 FullPolicy = Literal["block", "drop"]
 DRAIN_BATCH = 500
 MAX_BACKOFF_S = 5.0
-PROBE_S = 1.0
 
 
 class SpoolingPublisher:
@@ -60,9 +57,6 @@ class SpoolingPublisher:
         """Send what the spool holds, oldest first, until it is empty or a send fails."""
         drained = 0
         while self.spool.count and time.monotonic() >= self._next_drain:
-            if not self.connected and not self._inner.reachable(PROBE_S):
-                self._back_off(0, "Kafka does not answer a metadata request")
-                break
             items = self.spool.peek(DRAIN_BATCH)
             result = self._inner.publish(items)
             delivered_prefix = _delivered_prefix(items, result)

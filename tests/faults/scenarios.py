@@ -66,8 +66,9 @@ def broker_cut(workdir: Path, *, rate: int, cut_s: float, around_s: float = 10) 
             time.sleep(around_s)
             calls = stream.stop()
             report = agent.close(timeout_s=SETTLE_S)
-            sent = report.recorded
-            wait_until(lambda: _caught_up(engine, sent, collector), SETTLE_S, "every event stored")
+            wait_until(
+                lambda: _caught_up(engine, report.delivered, collector), SETTLE_S, "every event"
+            )
         finally:
             collector.stop()
             proxy.close()
@@ -77,8 +78,9 @@ def broker_cut(workdir: Path, *, rate: int, cut_s: float, around_s: float = 10) 
         scenario="broker cut off",
         load=f"{rate:,} decisions/s",
         fault=f"network to the broker silent for {cut_s:.0f} s",
-        sent=report.recorded,
-        note=f"record_decision p99 {calls.p99_call_ms} ms, slowest {calls.slowest_call_ms} ms",
+        sent=calls.calls,
+        note=f"agent: {report.dropped:,} dropped (queue full), {report.failed:,} failed; "
+        f"record_decision p99 {calls.p99_call_ms} ms, slowest {calls.slowest_call_ms} ms",
     )
 
 
@@ -98,10 +100,10 @@ def collector_kills(workdir: Path, *, rate: int, kills: int) -> Row:
                 target = stored_events(engine) + max(100, rate // 2)
                 wait_until(lambda t=target: _caught_up(engine, t, collector), 120, "progress")
                 collector.kill_and_restart()
-            stream.stop()
+            calls = stream.stop()
             report = agent.close(timeout_s=60)
             wait_until(
-                lambda: _caught_up(engine, report.recorded, collector), SETTLE_S, "every event"
+                lambda: _caught_up(engine, report.delivered, collector), SETTLE_S, "every event"
             )
         finally:
             collector.stop()
@@ -111,7 +113,7 @@ def collector_kills(workdir: Path, *, rate: int, kills: int) -> Row:
         scenario="collector killed",
         load=f"{rate:,} decisions/s",
         fault=f"SIGKILL {kills} times mid-stream",
-        sent=report.recorded,
+        sent=calls.calls,
         note=f"agent: {report.dropped} dropped, {report.failed} failed",
     )
 
@@ -133,10 +135,10 @@ def database_stopped(workdir: Path, *, rate: int, down_s: float, around_s: float
             time.sleep(down_s)
             postgres.start()
             time.sleep(around_s)
-            stream.stop()
+            calls = stream.stop()
             report = agent.close(timeout_s=60)
             caught_up_s = wait_until(
-                lambda: _caught_up(engine, report.recorded, collector), SETTLE_S, "every event"
+                lambda: _caught_up(engine, report.delivered, collector), SETTLE_S, "every event"
             )
         finally:
             collector.stop()
@@ -148,7 +150,7 @@ def database_stopped(workdir: Path, *, rate: int, down_s: float, around_s: float
         scenario="database stopped",
         load=f"{rate:,} decisions/s",
         fault=f"PostgreSQL stopped for {down_s:.0f} s",
-        sent=report.recorded,
+        sent=calls.calls,
         note=f"all stored {caught_up_s:.0f} s after the stream ended",
     )
 
