@@ -173,7 +173,12 @@ def main() -> None:
         table.add_column(heading)
     for name in names:
         lines, quick = BENCHES[name]
-        results[name] = figures = run(name, quick if options.quick else [])
+        try:
+            results[name] = figures = run(name, quick if options.quick else [])
+        except subprocess.CalledProcessError as error:  # the others' figures still count
+            results[name] = {"error": f"exited with {error.returncode}"}
+            table.add_row(f"bench.{name}", "FAILED", f"exited with {error.returncode}", "")
+            continue
         for line in lines(figures):
             table.add_row(*line)
     console.print(table)

@@ -361,7 +361,7 @@ SMALL: dict[str, dict[str, Any]] = {
     "database_stopped": {"rate": 200, "down_s": 5, "around_s": 3},
     "malformed": {"malformed": 330, "valid": 300},
     "receiver_down": {"down_s": 5},
-    "agent_spool": {"spool_bytes": 128 * 1024},
+    "agent_spool": {"spool_bytes": 512 * 1024},  # a whole batch of 500 fits, however batched
 }
 
 
