@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,9 +72,8 @@ def dead_letter_count(engine: Engine) -> int:
         return int(connection.execute(select(func.count()).select_from(DeadLetter)).scalar_one())
 
 
-def wait_until(condition: object, timeout_s: float, what: str) -> float:
-    """Poll ``condition`` (a callable) until true; the seconds it took. Fails with ``what``."""
-    assert callable(condition)
+def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> float:
+    """Poll ``condition`` until true; the seconds it took. Fails with ``what``."""
     began = time.monotonic()
     while not condition():
         if time.monotonic() - began > timeout_s:
