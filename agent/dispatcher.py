@@ -19,7 +19,7 @@ from typing import Any
 import structlog
 from prometheus_client import Histogram
 
-from agent.contract import Event, encode, validate
+from agent.contract import Event, validate, wire_bytes
 from agent.publisher import Outgoing, PublishResult
 from agent.spooling import SpoolingPublisher
 
@@ -203,10 +203,12 @@ class Dispatcher:
             try:
                 event = self._event(record)
                 outgoing.append(
-                    Outgoing(event_id=event.event_id, key=event.kafka_key(), value=encode(event))
+                    Outgoing(
+                        event_id=event.event_id, key=event.kafka_key(), value=wire_bytes(event)
+                    )
                 )
                 occurred.append(event.occurred_at.timestamp())
-            except ValueError as error:  # ContractError, or a processor refusing the event
+            except ValueError as error:  # ContractError, a processor refusing it, a lone surrogate
                 failures.append(Failure(str(record.document.get("event_id")), str(error)))
             except Exception as error:  # the worker must outlive any one bad record
                 reason = f"could not be encoded: {error!r}"

@@ -32,7 +32,7 @@ from kafka import KafkaProducer
 from opentelemetry.sdk.trace import TracerProvider
 
 from agent import Driftline
-from agent.contract import DecisionEvent, DecisionPayload, ModelRef, encode, new_event_id
+from agent.contract import DecisionEvent, DecisionPayload, ModelRef, new_event_id, wire_bytes
 from collector.broker import EmbeddedBroker
 from collector.topics import ensure_topic
 
@@ -141,7 +141,7 @@ def main() -> None:
             )
             for _ in range(args.events)
         ]  # fmt: skip
-        encoded = [(event.kafka_key(), encode(event)) for event in events]
+        encoded = [(event.kafka_key(), wire_bytes(event)) for event in events]
         producer = KafkaProducer(
             bootstrap_servers=broker.bootstrap_servers,
             enable_idempotence=True,

@@ -93,7 +93,7 @@ def _decoded(message: RawMessage, value: bytes) -> _Decoded:
         # Stored re-encoded, so canonical whatever spacing or defaults the producer used.
         document = event.model_dump(mode="json", by_alias=True)
         return _Decoded(message, event, ledger.new_entry(document, message.offset))
-    except ValueError as error:  # a number out of range (1e400), a lone surrogate (\ud800)
+    except ValueError as error:  # a lone surrogate (\ud800)
         raise ContractError([("message", f"has no canonical JSON form: {error}")]) from None
 
 

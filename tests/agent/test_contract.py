@@ -3,13 +3,13 @@
 import json
 import random
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.contract import ContractError, Event, decode, encode, validate
+from agent.contract import ContractError, Event, decode, encode, validate, wire_bytes
 from tests import events
 from tests.strategies import events as any_event
 from tests.strategies import json_values
@@ -24,6 +24,13 @@ def test_decoding_encoded_event_gives_it_back(event: Event) -> None:
 def test_canonical_bytes_are_a_fixed_point(event: Event) -> None:
     raw = encode(event)
     assert encode(decode(raw)) == raw
+
+
+@given(any_event)
+def test_the_wire_bytes_decode_to_the_event_and_its_canonical_bytes(event: Event) -> None:
+    decoded = decode(wire_bytes(event))
+    assert decoded == event
+    assert encode(decoded) == encode(event)
 
 
 @given(any_event, st.randoms(use_true_random=False))
@@ -53,6 +60,22 @@ def test_timestamps_are_utc_with_microseconds(event: Event) -> None:
     assert len(occurred_at) == len("2026-01-01T00:00:00.000000Z")
     assert occurred_at.endswith("Z")
     assert datetime.fromisoformat(occurred_at) == event.occurred_at
+
+
+def test_a_year_before_1000_keeps_four_digits_and_round_trips() -> None:
+    event = events.decision(occurred_at=datetime(999, 1, 2, 3, 4, 5, tzinfo=UTC))
+    assert json.loads(encode(event))["occurred_at"] == "0999-01-02T03:04:05.000000Z"
+    assert decode(encode(event)) == event
+
+
+@pytest.mark.parametrize("number", [float("inf"), float("-inf"), float("nan")])
+def test_no_event_holds_a_number_json_cannot_carry(number: float) -> None:
+    document = json.loads(encode(events.decision()))
+    document["payload"]["inputs"]["income"] = number
+    with pytest.raises(ContractError) as raised:
+        validate(document)
+    assert "payload.inputs.income" in str(raised.value)
+    assert "finite number" in str(raised.value)
 
 
 def test_a_time_in_another_zone_is_stored_as_utc() -> None:

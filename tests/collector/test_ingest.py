@@ -108,8 +108,8 @@ def test_stored_bytes_are_canonical_whatever_the_producer_sent(engine: Engine) -
 
 
 def test_an_event_without_a_canonical_form_is_a_dead_letter_not_a_crash(engine: Engine) -> None:
-    """JSON reads 1e400 as infinity and keeps a lone surrogate, and both pass validation;
-    neither can be encoded again, so each is kept as a dead letter beside the valid events."""
+    """JSON reads 1e400 as infinity, which the contract refuses; a lone surrogate passes
+    validation but cannot be encoded again. Each is a dead letter beside the valid events."""
     out_of_range = encode(events.decision()).replace(b'"income":52000', b'"income":1e400')
     surrogate = encode(events.decision()).replace(b'"region":"north"', b'"region":"\\ud800"')
     valid = events.decision()
@@ -118,5 +118,7 @@ def test_an_event_without_a_canonical_form_is_a_dead_letter_not_a_crash(engine: 
         session.commit()
         assert (outcome.stored, outcome.dead_letters) == (1, 2)
         reasons = session.exec(select(DeadLetter.reason).order_by(DeadLetter.kafka_offset)).all()
-        assert all("no canonical JSON form" in reason for reason in reasons), reasons
+        assert reasons[0].startswith("payload.inputs.income"), reasons
+        assert "finite number" in reasons[0], reasons
+        assert "no canonical JSON form" in reasons[1], reasons
         assert session.exec(select(Decision.decision_id)).one() == valid.decision_id
