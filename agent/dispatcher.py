@@ -165,15 +165,16 @@ class Dispatcher:
             self._send(batch, self._publisher.park)
 
     def _step(self) -> None:
-        batch = self._next_batch()
+        # A spool due for draining is drained at once when nothing is queued, not after a wait.
+        batch = self._next_batch(wait_s=0.0 if self._publisher.drain_due else 0.1)
         if batch:
             self._send(batch, self._publisher.publish)
         elif self._publisher.backlog:
             self._count(PublishResult(delivered=self._publisher.drain()), [])
 
-    def _next_batch(self) -> list[Record]:
+    def _next_batch(self, wait_s: float) -> list[Record]:
         try:
-            batch = [self._queue.get(timeout=0.1)]
+            batch = [self._queue.get(timeout=wait_s)]
         except queue.Empty:
             return []
         deadline = time.monotonic() + self._linger_s

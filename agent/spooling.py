@@ -19,6 +19,10 @@ log = structlog.get_logger(__name__)
 
 FullPolicy = Literal["block", "drop"]
 DRAIN_BATCH = 500
+# A drain hands the worker back after this long, so that events recorded meanwhile go to the
+# spool behind the backlog instead of filling the in-memory queue until they drop: a large
+# spool takes many seconds to drain.
+DRAIN_SLICE_S = 0.2
 MAX_BACKOFF_S = 5.0
 
 
@@ -39,6 +43,11 @@ class SpoolingPublisher:
     def backlog(self) -> int:
         return self.spool.count
 
+    @property
+    def drain_due(self) -> bool:
+        """The spool holds events and no failed send is being backed off from."""
+        return self.spool.count > 0 and time.monotonic() >= self._next_drain
+
     def publish(self, batch: list[Outgoing]) -> PublishResult:
         if self.spool.count == 0 and time.monotonic() >= self._next_drain:
             result = self._inner.publish(batch)
@@ -54,9 +63,11 @@ class SpoolingPublisher:
         return PublishResult(delivered=delivered + drained, failed=lost, spooled=spooled)
 
     def drain(self) -> int:
-        """Send what the spool holds, oldest first, until it is empty or a send fails."""
+        """Send what the spool holds, oldest first, until it is empty, a send fails or
+        DRAIN_SLICE_S has passed."""
         drained = 0
-        while self.spool.count and time.monotonic() >= self._next_drain:
+        until = time.monotonic() + DRAIN_SLICE_S
+        while self.drain_due and time.monotonic() < until:
             items = self.spool.peek(DRAIN_BATCH)
             result = self._inner.publish(items)
             delivered_prefix = _delivered_prefix(items, result)

@@ -48,6 +48,7 @@ from collector.cli_common import (
     console,
     errors,
     fail,
+    freeze_startup_heap,
     load_settings,
     open_store,
 )
@@ -106,6 +107,7 @@ def up(
     configure_logging(settings.log_level)
     with _running(settings) as stack:
         _describe(stack)
+        freeze_startup_heap()
         console.print("Ctrl-C stops everything.")
         try:
             stack.wait()
@@ -178,6 +180,7 @@ def api(database_url: DatabaseOption = None, api_port: PortOption = None) -> Non
         alerting_config=alerting,
         trace_link_template=settings.trace_link_template,
     )
+    freeze_startup_heap()
     try:
         uvicorn.run(app_, host=settings.api_host, port=settings.api_port, log_level="warning")
     finally:
@@ -201,6 +204,7 @@ def collect(
         raise typer.Exit(2)
     engine = open_store(settings)
     collector = Collector.from_settings(engine, settings, settings.kafka_bootstrap_servers)
+    freeze_startup_heap()
     stop = threading.Event()
     with _probes(settings, stale_after_s=60) as heartbeat:
         try:
@@ -232,6 +236,7 @@ def detect(
         _probes(settings, stale_after_s) as heartbeat,
     ):
         stop = threading.Event()
+        freeze_startup_heap()
         with contextlib.suppress(KeyboardInterrupt):
             DetectorWorker(engine, agent, settings).run(stop, heartbeat)
 
@@ -361,6 +366,7 @@ def route(database_url: DatabaseOption = None, kafka_bootstrap_servers: KafkaOpt
             client=client,
             external_url=settings.external_url or f"http://{settings.api_host}:{settings.api_port}",
         )
+        freeze_startup_heap()
         with contextlib.suppress(KeyboardInterrupt):
             router.run(threading.Event(), settings, bootstrap_servers, heartbeat)
 

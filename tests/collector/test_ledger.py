@@ -1,6 +1,7 @@
 """The hash chain: an untouched ledger verifies; any alteration, removal or reordering is found
 at the position where it happened."""
 
+import copy
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,6 +16,7 @@ from collector import ledger
 from collector.database import make_engine, migrate
 from collector.ingest import RawMessage, write_batch
 from collector.models import LedgerEntry
+from tests import events as tests_events
 from tests.strategies import events
 
 TOPIC = "events"
@@ -49,6 +51,26 @@ def test_untouched_ledger_verifies(batch: list[Event]) -> None:
         result = ledger.verify(session)
     assert result.intact, result.breaks
     assert (result.chains, result.entries) == (1, len(batch))
+
+
+@given(events)
+def test_a_new_entry_has_the_canonical_bytes_and_digest(event: Event) -> None:
+    """new_entry encodes once where canonical and digest_of encode twice: same result."""
+    document = event.model_dump(mode="json", by_alias=True)
+    entry = ledger.new_entry(event.model_dump(mode="json", by_alias=True), kafka_offset=7)
+    assert entry.event_bytes == ledger.canonical(document)
+    assert entry.event_digest == ledger.digest_of(document)
+    assert (entry.event_id, entry.event_type, entry.kafka_offset) == (event.event_id, event.type, 7)
+
+
+def test_an_event_carrying_the_inputs_slot_still_gets_its_canonical_bytes() -> None:
+    payload = {"inputs": {"income": 1}, "output": ledger._INPUTS_SLOT}  # as if it were guessed
+    decision = tests_events.decision()
+    document = decision.model_dump(mode="json", by_alias=True)
+    document["payload"] |= payload
+    entry = ledger.new_entry(copy.deepcopy(document), kafka_offset=0)
+    assert entry.event_bytes == ledger.canonical(document)
+    assert entry.event_digest == ledger.digest_of(document)
 
 
 def _entry(seq: int):
