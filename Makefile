@@ -27,10 +27,10 @@ lint: install
 test: lint
 	$(BIN)/pytest
 
-# Every benchmark under bench/, one table (about an hour; `make bench QUICK=1` checks the scripts).
+# Every benchmark under bench/, one table (35–60 minutes; `make bench QUICK=1` checks the scripts).
 bench: install
 	$(BIN)/python -m bench.run $(if $(QUICK),--quick)
 
-# The fault scenarios at full scale, one table (about 25 minutes).
+# The fault scenarios at full scale, one table (about 20 minutes).
 reliability: install
 	$(BIN)/python -m tests.faults

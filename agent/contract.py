@@ -4,7 +4,8 @@ The agent emits these events; the collector and the API import them from here. A
 envelope (identity, time, service, model, decision and trace ids) around a payload whose type
 the envelope's ``type`` names. ``encode`` gives canonical JSON bytes (sorted keys, no
 whitespace, UTC timestamps with microseconds), so the same event always hashes the same;
-``decode`` turns bytes back into an event or raises ``ContractError`` naming every bad field.
+``wire_bytes`` gives the faster compact JSON the agent sends; ``decode`` turns either back into
+an event or raises ``ContractError`` naming every bad field.
 """
 
 from __future__ import annotations
