@@ -118,7 +118,8 @@ def new_entry(document: dict[str, Any], kafka_offset: int) -> NewEntry:
     """An entry for an event given as its JSON document, which is consumed (see ``digest_of``).
 
     The same bytes and digest as ``canonical`` and ``digest_of`` give, with one encoding of the
-    event instead of two: the collector spends most of its time encoding.
+    whole event instead of two (and of the inputs instead of two): the collector spends much of
+    its time encoding.
     """
     event_id, event_type = uuid.UUID(document["event_id"]), document["type"]
     if event_type != "decision":
