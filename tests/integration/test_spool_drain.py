@@ -56,7 +56,7 @@ def test_new_decisions_wait_in_the_spool_behind_the_backlog_not_in_the_queue(
     assert (report.recorded, report.delivered) == (total, total)
     spooled_keys = {item.key for item in backlog}
     by_partition: dict[int, list[bool]] = defaultdict(list)
-    for record in read_topic(broker.bootstrap_servers, topic, total):
+    for record in read_topic(broker.bootstrap_servers, topic, total, timeout_s=120):
         by_partition[record.partition].append(record.key in spooled_keys)
     assert sum(len(flags) for flags in by_partition.values()) == total
     for flags in by_partition.values():  # on every partition, the backlog before the new
