@@ -33,10 +33,11 @@ from prometheus_client import CollectorRegistry, Histogram
 from pydantic import ValidationError
 
 from agent.contract import SCHEMA_VERSION, EventType, ReviewAction, new_event_id
+from agent.direct import DirectSender
 from agent.dispatcher import DeliveryReport, Dispatcher, Record, RefusingDispatcher
 from agent.input_contracts import ContractCheck, InputContractError, load_contracts
 from agent.metrics import AgentMetrics
-from agent.publisher import KafkaPublisher
+from agent.publisher import KafkaPublisher, KafkaTarget
 from agent.redaction import RedactionError, RedactionPolicy, Redactor
 from agent.settings import AgentSettings
 from agent.spool import Spool, SpoolError
@@ -67,6 +68,7 @@ class Driftline:
         self._tracer_provider: TracerProvider | None
         self._dispatcher: Dispatcher | RefusingDispatcher
         self._spooling: SpoolingPublisher | None = None
+        self._ack_on_disk = False
         self.metrics = CollectorRegistry()  # what `driftline agent` serves at /metrics
         try:
             self.settings = settings or AgentSettings(**overrides)
@@ -80,22 +82,30 @@ class Driftline:
             self._dispatcher = RefusingDispatcher(reason)
             return
         self._service = self.settings.service
+        self._ack_on_disk = self.settings.sidecar_ack == "on_disk"
         contract_check = ContractCheck(_input_contracts(self.settings))
         self._tracer_provider = tracer_provider or make_tracer_provider(
             self.settings.service, self.settings.trace_exporter
         )
         self._tracing = DecisionTracing(self._tracer_provider)
-        publisher = KafkaPublisher(
+        kafka = KafkaTarget(
             bootstrap_servers=self.settings.kafka_bootstrap_servers,
             topic=self.settings.topic,
             delivery_timeout_ms=self.settings.delivery_timeout_ms,
             security=self.settings.librdkafka_security(),
         )
         self._spooling = spooling = SpoolingPublisher(
-            publisher,
+            DirectSender(kafka),
+            KafkaPublisher(kafka),
             _open_spool(self.settings),
             full_policy=self.settings.spool_full_policy,
             block_ms=self.settings.spool_block_ms,
+            send_latency=Histogram(
+                "driftline_agent_send_latency_seconds",
+                "From recording an event to Kafka acknowledging it (events sent straight).",
+                buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+                registry=self.metrics,
+            ),
         )
         self._dispatcher = Dispatcher(
             spooling,
@@ -103,12 +113,6 @@ class Driftline:
             batch_size=self.settings.batch_size,
             linger_ms=self.settings.linger_ms,
             processors=[contract_check, redactor],  # the contract sees inputs before redaction
-            send_latency=Histogram(
-                "driftline_agent_send_latency_seconds",
-                "From recording an event to Kafka acknowledging it (events sent straight).",
-                buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
-                registry=self.metrics,
-            ),
         )
         self.metrics.register(AgentMetrics(self._dispatcher, spooling, redactor, contract_check))
 
@@ -281,13 +285,28 @@ class Driftline:
         finish = self._finisher(document, parent or otel_context.get_current())
         return self._dispatcher.submit(Record(document, finish=finish))
 
+    def record_events(
+        self, documents: list[dict[str, Any]], parent: otel_context.Context | None = None
+    ) -> list[bool]:
+        """Record complete event documents as DRIFTLINE_SIDECAR_ACK says: queued in memory
+        (True: queued), or processed now and written to the spool, synced, before this returns
+        (True: on disk). False: dropped or refused, and counted."""
+        caller = parent or otel_context.get_current()
+        records = [Record(d, finish=self._finisher(d, caller)) for d in documents]
+        if self._ack_on_disk:
+            return self._dispatcher.submit_on_disk(records)
+        return [self._dispatcher.submit(record) for record in records]
+
     def readiness(self) -> tuple[bool, str]:
-        """Ready when Kafka takes events or the spool has room for them."""
+        """Ready when Kafka takes events, or the spool has room for them and its disk writes."""
         if self._spooling is None:
             return False, self._dispatcher.report().failures[0].reason
         spool = self._spooling.spool
+        fault = self._spooling.disk_fault
+        if fault is not None and not (self._spooling.connected and spool.count == 0):
+            return False, fault  # the spool is needed now, and its disk refuses it
         if self._spooling.connected:
-            return True, "Kafka reachable"
+            return True, "Kafka reachable" + (f"; but {fault}" if fault else "")
         if spool.size_bytes < spool.max_bytes:
             return True, f"Kafka unreachable; spooling ({spool.count} events waiting)"
         return False, f"Kafka unreachable and the spool at {spool.directory} is full"

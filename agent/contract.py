@@ -6,12 +6,18 @@ the envelope's ``type`` names. ``encode`` gives canonical JSON bytes (sorted key
 whitespace, UTC timestamps with microseconds), so the same event always hashes the same;
 ``wire_bytes`` gives the faster compact JSON the agent sends; ``decode`` turns either back into
 an event or raises ``ContractError`` naming every bad field.
+
+Every event is bounded, so that one event can never stall a queue behind it: at most
+``MAX_EVENT_BYTES`` of JSON (Kafka refuses about 1 MB by default), nested at most ``MAX_DEPTH``
+deep, and no NUL character in any key or string (PostgreSQL cannot store one, and refuses the
+whole batch that holds it). ``wire_bytes`` and ``decode`` both enforce the bounds.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final, Literal
@@ -32,6 +38,10 @@ from pydantic_core import from_json
 from uuid_utils.compat import uuid7
 
 SCHEMA_VERSION: Final = 1
+MAX_EVENT_BYTES: Final = 512 * 1024
+MAX_DEPTH: Final = 64  # of the whole document: the envelope takes three levels
+# "\u0000" in JSON text is a NUL unless its backslash is itself escaped ("\\u0000").
+_NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 
 EventType = Literal[
     "decision",
@@ -419,9 +429,56 @@ def wire_bytes(event: Event) -> bytes:
     times faster than ``encode``. Any JSON of an event decodes to the same event, and the
     collector stores the canonical form, so the wire need not be canonical.
 
-    Raise ValueError (PydanticSerializationError) for text UTF-8 cannot carry: a lone surrogate.
+    Raise ContractError for an event out of bounds, ValueError (PydanticSerializationError) for
+    text UTF-8 cannot carry: a lone surrogate.
     """
-    return event.__pydantic_serializer__.to_json(event, by_alias=True)
+    raw = event.__pydantic_serializer__.to_json(event, by_alias=True)
+    check_bounds(raw)
+    return raw
+
+
+class EventTooLarge(ContractError):
+    """An event over MAX_EVENT_BYTES: what a sidecar answers with 413."""
+
+
+def check_bounds(raw: bytes) -> None:
+    """Raise ContractError if the JSON text of an event is too large, holds a NUL or nests too
+    deep. Cheap for an ordinary event: each check is a scan in C unless the text is suspect."""
+    if len(raw) > MAX_EVENT_BYTES:
+        reason = f"is {len(raw):,} bytes, over the limit of {MAX_EVENT_BYTES:,} bytes"
+        raise EventTooLarge([("message", reason)])
+    suspect_nul = b"\\u0000" in raw and _NUL_ESCAPE.search(raw) is not None
+    suspect_depth = raw.count(b"[") + raw.count(b"{") > MAX_DEPTH
+    if not (suspect_nul or suspect_depth):
+        return
+    try:
+        document = from_json(raw)
+    except ValueError as error:  # past the parser's own depth limit; other faults are decode's
+        if "recursion limit" in str(error):
+            raise ContractError([("message", f"nests deeper than {MAX_DEPTH} levels")]) from None
+        return
+    if problem := _out_of_bounds(document):
+        raise ContractError([problem])
+
+
+def _out_of_bounds(document: Any) -> tuple[str, str] | None:
+    """The first key or string holding a NUL, or the first value nested too deep, with its
+    path; walked without recursion, so that depth itself cannot break the walk."""
+    stack: list[tuple[Any, tuple[str, ...]]] = [(document, ())]
+    while stack:
+        value, path = stack.pop()
+        where = ".".join(path) or "message"
+        if isinstance(value, str) and "\x00" in value:
+            return where, "holds a NUL character (\\u0000), which stores cannot keep"
+        if isinstance(value, dict | list):
+            if len(path) >= MAX_DEPTH:
+                return where, f"nests deeper than {MAX_DEPTH} levels"
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            for key, child in items:
+                if "\x00" in str(key):
+                    return f"{where}.{key!r}", "key holds a NUL character (\\u0000)"
+                stack.append((child, (*path, str(key))))
+    return None
 
 
 def _reject_constant(name: str) -> None:
@@ -430,11 +487,14 @@ def _reject_constant(name: str) -> None:
 
 def decode(raw: bytes) -> Event:
     """Parse and validate one message; raise ContractError saying which fields are wrong."""
+    if len(raw) > MAX_EVENT_BYTES:  # refused before parsing: its size is the problem
+        check_bounds(raw)
     try:
         # pydantic's parser is twice as fast as json's; what it refuses, json reads or explains.
         document = from_json(raw, allow_inf_nan=False)
     except ValueError:
         document = _parse_or_explain(raw)
+    check_bounds(raw)
     return validate(document)
 
 
@@ -446,6 +506,8 @@ def _parse_or_explain(raw: bytes) -> Any:
         raise ContractError([("message", reason)]) from None
     except ValueError as error:
         raise ContractError([("message", f"not valid JSON: {error}")]) from None
+    except RecursionError:
+        raise ContractError([("message", f"nests deeper than {MAX_DEPTH} levels")]) from None
 
 
 def validate(document: Any) -> Event:

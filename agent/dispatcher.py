@@ -2,9 +2,13 @@
 
 The caller only appends to the queue. The worker validates each record against the contract,
 records its span, encodes it and hands batches to the spooling publisher, which sends them to
-Kafka or keeps them on disk; when the queue is idle the worker drains the spool. Every outcome
-is counted: delivered, failed (with the reason), spooled, dropped because the queue was full.
-``flush`` and ``close`` return those counts instead of swallowing failures.
+Kafka or keeps them on disk without waiting on the network; between batches the worker
+collects the delivery reports. Every outcome is counted: delivered, failed (with the reason),
+spooled, dropped because the queue was full. ``flush`` and ``close`` return those counts
+instead of swallowing failures, and ``close`` never raises.
+
+``submit_on_disk`` is the write-ahead path: the caller's thread does the worker's part and
+returns once the events are written to the spool and synced.
 """
 
 from __future__ import annotations
@@ -17,7 +21,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
-from prometheus_client import Histogram
 
 from agent.contract import Event, validate, wire_bytes
 from agent.publisher import Outgoing, PublishResult
@@ -76,11 +79,9 @@ class Dispatcher:
         batch_size: int,
         linger_ms: int,
         processors: Sequence[Processor] = (),
-        send_latency: Histogram | None = None,
     ) -> None:
         self._publisher = publisher
         self._processors = processors
-        self._send_latency = send_latency
         self._queue: queue.Queue[Record] = queue.Queue(maxsize=queue_size)
         self._batch_size = batch_size
         self._linger_s = linger_ms / 1000
@@ -91,6 +92,7 @@ class Dispatcher:
         self._closing = threading.Event()
         self._worker = threading.Thread(target=self._run, name="driftline-agent", daemon=True)
         self._worker.start()
+        publisher.start(settle=self._settle)
 
     def submit(self, record: Record) -> bool:
         """Queue a record without waiting; False if the queue was full and it was dropped."""
@@ -107,6 +109,20 @@ class Dispatcher:
                 log.warning("agent queue full; events dropped", dropped_total=dropped)
             return False
         return True
+
+    def submit_on_disk(self, records: Sequence[Record]) -> list[bool]:
+        """Process ``records`` on the caller's thread and write them to the spool, synced;
+        for each, True once it is on disk, False if it was refused or could not be written."""
+        with self._settled:
+            self._recorded += len(records)
+        outgoing, failures, positions = self._encode(records)
+        result = self._publisher.write_ahead(outgoing)
+        self._count(result, failures)
+        kept = [False] * len(records)
+        if result.spooled:
+            for position in positions:
+                kept[position] = True
+        return kept
 
     @property
     def queue_depth(self) -> int:
@@ -141,7 +157,10 @@ class Dispatcher:
         self.flush(timeout_s)
         self._closing.set()  # the worker now spools what is queued, without the network
         self._worker.join(timeout=10)
-        self._publisher.shutdown(timeout_s=1.0)
+        try:
+            self._publisher.shutdown(timeout_s=1.0)
+        except Exception:  # closing must never raise into the service; the report says the rest
+            log.exception("agent shutdown incomplete")
         report = self.report()
         if not report.ok:
             log.error(
@@ -165,12 +184,13 @@ class Dispatcher:
             self._send(batch, self._publisher.park)
 
     def _step(self) -> None:
-        # A spool due for draining is drained at once when nothing is queued, not after a wait.
-        batch = self._next_batch(wait_s=0.0 if self._publisher.drain_due else 0.1)
+        batch = self._next_batch(wait_s=0.05)
         if batch:
             self._send(batch, self._publisher.publish)
-        elif self._publisher.backlog:
-            self._count(PublishResult(delivered=self._publisher.drain()), [])
+        self._settle(self._publisher.collect())
+
+    def _settle(self, result: PublishResult) -> None:
+        self._count(result, [])
 
     def _next_batch(self, wait_s: float) -> list[Record]:
         try:
@@ -197,7 +217,13 @@ class Dispatcher:
     def _send(
         self, batch: list[Record], publish: Callable[[list[Outgoing]], PublishResult]
     ) -> None:
-        outgoing, failures, occurred = [], [], []
+        outgoing, failures, _ = self._encode(batch)
+        self._count(publish(outgoing), failures)
+
+    def _encode(self, batch: Sequence[Record]) -> tuple[list[Outgoing], list[Failure], list[int]]:
+        """Each record processed, checked and encoded; or its failure. Also the positions in
+        ``batch`` of the encoded ones."""
+        outgoing, failures, positions = [], [], []
         for number, record in enumerate(batch):
             if number % YIELD_EVERY == YIELD_EVERY - 1:
                 time.sleep(0)  # let the service's threads have the GIL now and then
@@ -208,18 +234,13 @@ class Dispatcher:
                         event_id=event.event_id, key=event.kafka_key(), value=wire_bytes(event)
                     )
                 )
-                occurred.append(event.occurred_at.timestamp())
-            except ValueError as error:  # ContractError, a processor refusing it, a lone surrogate
+                positions.append(number)
+            except (ValueError, RecursionError) as error:  # the contract, a processor refusing
                 failures.append(Failure(str(record.document.get("event_id")), str(error)))
             except Exception as error:  # the worker must outlive any one bad record
                 reason = f"could not be encoded: {error!r}"
                 failures.append(Failure(str(record.document.get("event_id")), reason))
-        result = publish(outgoing)
-        self._count(result, failures)
-        if self._send_latency is not None and result.delivered == len(outgoing):
-            now = time.time()  # sent straight through; spooled events show as spool age
-            for moment in occurred:
-                self._send_latency.observe(now - moment)
+        return outgoing, failures, positions
 
     def _count(self, result: PublishResult, failures: list[Failure]) -> None:
         failures = failures + [Failure(str(item.event_id), why) for item, why in result.failed]
@@ -275,6 +296,11 @@ class RefusingDispatcher:
 
     def flush(self, timeout_s: float) -> DeliveryReport:
         return self.report()
+
+    def submit_on_disk(self, records: Sequence[Record]) -> list[bool]:
+        with self._lock:
+            self._refused += len(records)
+        return [False] * len(records)
 
     def close(self, timeout_s: float) -> DeliveryReport:
         return self.report()

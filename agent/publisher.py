@@ -1,7 +1,8 @@
 """Sends encoded events to Kafka: ``publish(batch) -> PublishResult`` plus ``shutdown``.
 
 The publisher decides only *where* events go. It never raises for a failed send: the result
-says which events failed and why, and the caller decides what to do with them.
+says which events failed for now (the broker is away or slow: worth keeping and sending again)
+and which Kafka refused for good (too large, an invalid record: sending again cannot help).
 
 It uses librdkafka (confluent-kafka): batching, compression, checksums and the network run
 in librdkafka's own threads without the GIL, so the service's threads keep it. kafka-python
@@ -39,6 +40,65 @@ class PublishResult:
     delivered: int
     failed: list[tuple[Outgoing, str]] = field(default_factory=list)
     spooled: int = 0  # not delivered yet, but safe on disk
+    refused: list[tuple[Outgoing, str]] = field(default_factory=list)  # by Kafka, for good
+
+
+# Errors about one message that no retry can cure. Everything else (time-outs, transport,
+# leadership, authorisation) is about the broker or the cluster, and is retried.
+PERMANENT_ERRORS = frozenset(
+    {
+        KafkaError.MSG_SIZE_TOO_LARGE,
+        KafkaError.INVALID_MSG_SIZE,
+        KafkaError.INVALID_MSG,
+        KafkaError.INVALID_RECORD,
+        KafkaError.RECORD_LIST_TOO_LARGE,
+    }
+)
+
+
+def is_permanent(error: KafkaError) -> bool:
+    return error.code() in PERMANENT_ERRORS
+
+
+@dataclass(frozen=True)
+class KafkaTarget:
+    """Where the agent's producers send, and how long Kafka may take to acknowledge."""
+
+    bootstrap_servers: str
+    topic: str
+    delivery_timeout_ms: int
+    security: dict[str, str] = field(default_factory=dict)
+
+    def producer_config(self) -> dict[str, Any]:
+        """The agent's librdkafka producer: idempotent, acknowledged by every in-sync replica."""
+        return {
+            "bootstrap.servers": self.bootstrap_servers,
+            "enable.idempotence": True,  # stated: keeps order and absorbs retries
+            "acks": "all",
+            "linger.ms": 5,
+            "message.timeout.ms": self.delivery_timeout_ms,
+            "request.timeout.ms": min(self.delivery_timeout_ms // 2, 30_000),
+            # What librdkafka may hold unsent: an outage of a few seconds at a high rate fits,
+            # and past it the agent spools instead of growing the service's memory.
+            "queue.buffering.max.kbytes": 256 * 1024,
+            # The partitioner of the Java client and kafka-python: a decision's events land on
+            # the same partition whichever client produced them.
+            "partitioner": "murmur2_random",
+            "logger": LIBRDKAFKA_LOG,
+            "log.connection.close": False,
+        } | self.security
+
+    def explain(self, outcome: KafkaError | str) -> str:
+        """Why an event was not delivered, naming the settings that bear on it."""
+        if isinstance(outcome, str):
+            return outcome
+        if outcome.code() == KafkaError._MSG_TIMED_OUT:
+            return (
+                f"not acknowledged by Kafka at {self.bootstrap_servers} "
+                f"(DRIFTLINE_KAFKA_BOOTSTRAP_SERVERS) within {self.delivery_timeout_ms} ms "
+                "(DRIFTLINE_DELIVERY_TIMEOUT_MS)"
+            )
+        return f"Kafka refused the event: {outcome.str()}"
 
 
 class Publisher(Protocol):
@@ -51,18 +111,10 @@ class KafkaPublisher:
     """An idempotent librdkafka producer. Creating it does not connect, so an unreachable
     broker at start-up delays delivery instead of breaking the service."""
 
-    def __init__(
-        self,
-        *,
-        bootstrap_servers: str,
-        topic: str,
-        delivery_timeout_ms: int,
-        security: dict[str, str] | None = None,
-    ) -> None:
-        self._bootstrap_servers = bootstrap_servers
-        self._security = security or {}
-        self._topic = topic
-        self._delivery_timeout_ms = delivery_timeout_ms
+    def __init__(self, target: KafkaTarget) -> None:
+        self._target = target
+        self._topic = target.topic
+        self._delivery_timeout_ms = target.delivery_timeout_ms
         self._producer: Producer | None = None
 
     def publish(self, batch: list[Outgoing]) -> PublishResult:
@@ -70,6 +122,7 @@ class KafkaPublisher:
             return PublishResult(delivered=0)
         producer = self._connected()
         outcomes: dict[int, KafkaError | str | None] = {}  # position: None when delivered
+        refused: dict[int, str] = {}
         deadline = time.monotonic() + self._delivery_timeout_ms / 1000 + REPORT_GRACE_S
         for position, item in enumerate(batch):
             report = functools.partial(_settle, outcomes, position)
@@ -83,18 +136,24 @@ class KafkaPublisher:
                     producer.poll(0.05)
                 except KafkaException as error:
                     outcomes[position] = f"Kafka did not take the event: {error.args[0]}"
+                    if is_permanent(error.args[0]):
+                        refused[position] = self._target.explain(error.args[0])
         unreported = producer.flush(max(0.0, deadline - time.monotonic()))
-        failed = []
+        failed, refusals = [], []
         for position, item in enumerate(batch):
-            if position not in outcomes:
-                failed.append((item, "no delivery report from the Kafka client"))
-            elif (outcome := outcomes[position]) is not None:
-                failed.append((item, self._reason(outcome)))
+            outcome = outcomes.get(position, "no delivery report from the Kafka client")
+            if position in refused:
+                refusals.append((item, refused[position]))
+            elif isinstance(outcome, KafkaError) and is_permanent(outcome):
+                refusals.append((item, self._target.explain(outcome)))
+            elif outcome is not None:
+                failed.append((item, self._target.explain(outcome)))
         if failed or unreported:
             # A fresh producer (new producer id, new sequence numbers) is the sure way back
             # once the broker returns; the events themselves are the caller's to keep.
             self.shutdown(timeout_s=0)
-        return PublishResult(delivered=len(batch) - len(failed), failed=failed)
+        delivered = len(batch) - len(failed) - len(refusals)
+        return PublishResult(delivered=delivered, failed=failed, refused=refusals)
 
     def shutdown(self, timeout_s: float) -> None:
         if self._producer is not None:
@@ -105,36 +164,10 @@ class KafkaPublisher:
                 producer.purge()
                 producer.flush(0)
 
-    def _reason(self, outcome: KafkaError | str) -> str:
-        if isinstance(outcome, str):
-            return outcome
-        if outcome.code() == KafkaError._MSG_TIMED_OUT:
-            return (
-                f"not acknowledged by Kafka at {self._bootstrap_servers} "
-                f"(DRIFTLINE_KAFKA_BOOTSTRAP_SERVERS) within {self._delivery_timeout_ms} ms "
-                "(DRIFTLINE_DELIVERY_TIMEOUT_MS)"
-            )
-        return f"Kafka refused the event: {outcome.str()}"
-
     def _connected(self) -> Producer:
         if self._producer is None:
-            self._producer = Producer(
-                {
-                    "bootstrap.servers": self._bootstrap_servers,
-                    "enable.idempotence": True,  # stated: keeps order and absorbs retries
-                    "acks": "all",
-                    "linger.ms": 5,
-                    "message.timeout.ms": self._delivery_timeout_ms,
-                    "request.timeout.ms": min(self._delivery_timeout_ms // 2, 30_000),
-                    # The partitioner of the Java client and kafka-python: a decision's events
-                    # land on the same partition whichever client produced them.
-                    "partitioner": "murmur2_random",
-                    "logger": LIBRDKAFKA_LOG,
-                    "log.connection.close": False,
-                }
-                | self._security
-            )
-            log.debug("Kafka producer made", bootstrap_servers=self._bootstrap_servers)
+            self._producer = Producer(self._target.producer_config())
+            log.debug("Kafka producer made", bootstrap_servers=self._target.bootstrap_servers)
         return self._producer
 
 

@@ -79,6 +79,12 @@ class AgentSettings(KafkaSecuritySettings):
     spool_fsync: Literal["always", "never"] = "always"
     spool_full_policy: Literal["block", "drop"] = "block"
     spool_block_ms: int = Field(default=1_000, ge=0)
+    sidecar_ack: Literal["queued", "on_disk"] = Field(
+        default="queued",
+        description="What the sidecar's 202 means: the events are checked and queued in memory "
+        "(lost if the process dies before they are sent), or also written to the spool and "
+        "synced (they survive a kill; each request then waits for the disk).",
+    )
     trace_exporter: Literal["none", "console", "otlp"] = "none"
     redaction_policy: Path | None = Field(
         default=None, description="YAML redaction policy; none: mask e-mails, cards, phones."

@@ -5,24 +5,49 @@ stamps (schema, event id, time, service; a decision id for a decision). Each is 
 against the contract at once, so the caller hears what is wrong, then travels exactly as an
 event recorded through the SDK: redaction, span (joining the caller's W3C ``traceparent``),
 queue, Kafka or spool. Plus ``/healthz``, ``/readyz`` and Prometheus ``/metrics``.
+
+Bounded: a body over ``MAX_BODY_BYTES`` or an event over the contract's ``MAX_EVENT_BYTES`` is
+answered 413 naming the limit, before anything is parsed or queued; JSON that nests too deep
+or holds a NUL is a 422 naming the field. What a 202 promises is DRIFTLINE_SIDECAR_ACK's:
+"queued" (in memory: lost if the process is killed before it is sent) or "on_disk" (written
+to the spool and synced: it survives a kill).
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Body, FastAPI, Request, Response
+from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from opentelemetry import context as otel_context
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic_core import from_json
+from starlette.concurrency import run_in_threadpool
 
 from agent.client import Driftline
-from agent.contract import ContractError, validate
+from agent.contract import MAX_EVENT_BYTES, ContractError, EventTooLarge, validate, wire_bytes
 
 MAX_BATCH = 1_000
+MAX_BODY_BYTES = 16 * 1024 * 1024
 propagator = TraceContextTextMapPropagator()
+EVENTS_BODY = {  # the body is read by hand, to bound it before parsing; this documents it
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "oneOf": [
+                        {"type": "object"},
+                        {"type": "array", "items": {"type": "object"}, "maxItems": MAX_BATCH},
+                    ]
+                }
+            }
+        },
+    }
+}
 
 
 def create_sidecar(driftline: Driftline, *, shutdown_timeout_s: float = 10.0) -> FastAPI:
@@ -33,41 +58,19 @@ def create_sidecar(driftline: Driftline, *, shutdown_timeout_s: float = 10.0) ->
 
     app = FastAPI(title="Driftline agent", version="0.1.0", lifespan=lifespan)
 
-    @app.post("/v1/events", status_code=202)
-    def receive_events(
-        request: Request,
-        body: Annotated[dict[str, Any] | list[dict[str, Any]], Body()],
-    ) -> JSONResponse:
-        documents = body if isinstance(body, list) else [body]
-        if len(documents) > MAX_BATCH:
-            return JSONResponse(
-                {"detail": f"at most {MAX_BATCH} events per request"}, status_code=413
-            )
-        checked, problems = [], []
-        for index, document in enumerate(documents):
-            try:
-                event = validate(driftline.complete_event(document))
-                checked.append(event.model_dump(by_alias=True))
-            except ContractError as error:
-                problems += [{"event": index, "field": f, "reason": r} for f, r in error.problems]
-        if problems:
-            return JSONResponse({"detail": problems}, status_code=422)
+    @app.post("/v1/events", status_code=202, openapi_extra=EVENTS_BODY)
+    async def receive_events(request: Request) -> JSONResponse:
+        raw = await _bounded_body(request)
+        if raw is None:
+            return _too_large(f"a request body may hold at most {MAX_BODY_BYTES:,} bytes")
+        try:
+            body = from_json(raw, allow_inf_nan=False)
+        except ValueError as error:
+            reason = f"not valid JSON: {error}"
+            return JSONResponse({"detail": [{"field": "body", "reason": reason}]}, 422)
         parent = propagator.extract(carrier=dict(request.headers))
-        accepted = [document for document in checked if driftline.record_event(document, parent)]
-        ids = [
-            {
-                "event_id": str(d["event_id"]),
-                "decision_id": d["decision_id"] and str(d["decision_id"]),
-            }
-            for d in accepted
-        ]
-        if len(accepted) < len(checked):
-            return JSONResponse(
-                {"detail": "agent queue full", "accepted": ids},
-                status_code=503,
-                headers={"Retry-After": "1"},
-            )
-        return JSONResponse({"accepted": ids}, status_code=202)
+        # Redaction and a synced spool write (DRIFTLINE_SIDECAR_ACK=on_disk) block: not here.
+        return await run_in_threadpool(_receive, driftline, body, parent)
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
@@ -83,3 +86,56 @@ def create_sidecar(driftline: Driftline, *, shutdown_timeout_s: float = 10.0) ->
         return Response(generate_latest(driftline.metrics), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def _receive(driftline: Driftline, body: Any, parent: otel_context.Context) -> JSONResponse:
+    documents = body if isinstance(body, list) else [body]
+    if len(documents) > MAX_BATCH:
+        return _too_large(f"at most {MAX_BATCH} events per request")
+    checked, problems = [], []
+    for index, document in enumerate(documents):
+        if not isinstance(document, dict):
+            problems.append({"event": index, "field": "message", "reason": "not a JSON object"})
+            continue
+        try:
+            event = validate(driftline.complete_event(document))
+            wire_bytes(event)  # the bounds: size, NUL, depth
+            checked.append(event.model_dump(by_alias=True))
+        except EventTooLarge as error:
+            return _too_large(f"event {index}: {error}; at most {MAX_EVENT_BYTES:,} bytes")
+        except ContractError as error:
+            problems += [{"event": index, "field": f, "reason": r} for f, r in error.problems]
+        except ValueError as error:  # text that UTF-8 cannot carry: a lone surrogate
+            problems.append({"event": index, "field": "message", "reason": str(error)})
+    if problems:
+        return JSONResponse({"detail": problems}, status_code=422)
+    kept = driftline.record_events(checked, parent)
+    ids = [
+        {"event_id": str(d["event_id"]), "decision_id": d["decision_id"] and str(d["decision_id"])}
+        for d, ok in zip(checked, kept, strict=True)
+        if ok
+    ]
+    if len(ids) < len(checked):
+        return JSONResponse(
+            {"detail": "agent cannot take the events now", "accepted": ids},
+            status_code=503,
+            headers={"Retry-After": "1"},
+        )
+    return JSONResponse({"accepted": ids}, status_code=202)
+
+
+async def _bounded_body(request: Request) -> bytes | None:
+    """The request's body, or None once it passes MAX_BODY_BYTES (declared or sent)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        return None
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            return None
+    return bytes(body)
+
+
+def _too_large(reason: str) -> JSONResponse:
+    return JSONResponse({"detail": reason}, status_code=413)

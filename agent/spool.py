@@ -4,14 +4,20 @@ Events go here when Kafka is unreachable or slow and come out in the order they 
 after the process was killed and started again. Every frame carries a CRC32C, so a write torn by
 a crash is found and cut off, never sent. A cursor file says how far draining got; it is
 replaced atomically after each delivered batch, so a crash can at worst send a batch twice,
-which the collector absorbs by ``event_id``. One process at a time owns a spool directory.
+which the collector absorbs by ``event_id``. One process at a time owns a spool directory; in
+it, one lock serialises the threads that append and the one that drains.
+
+A write the disk refuses (full, or an I/O error) is cut back off the segment and raised as
+``SpoolWriteError``: the spool stays readable and usable as soon as the disk is.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import struct
+import threading
 import time
 import uuid
 from collections.abc import Sequence
@@ -39,6 +45,10 @@ class SpoolError(Exception):
 
 class SpoolFull(SpoolError):
     pass
+
+
+class SpoolWriteError(SpoolError):
+    """The disk refused a write (no space left, an I/O error): nothing of the batch was kept."""
 
 
 class Spool:
@@ -72,10 +82,13 @@ class Spool:
         self._recover()
         self._writer: IO[bytes] | None = None
         self._peeked: list[tuple[int, int]] = []
+        self._mutex = threading.Lock()
+        self._bytes = self._measured_bytes()
+        self._cursor_saved = True
 
     @property
     def size_bytes(self) -> int:
-        return sum(self._path(segment).stat().st_size for segment in self._segments)
+        return self._bytes
 
     def oldest_age_s(self) -> float:
         """Age of the oldest spooled event, 0 when the spool is empty."""
@@ -84,26 +97,60 @@ class Spool:
         return max(0.0, (time.time_ns() - self._oldest_ns) / 1e9)
 
     def append(self, items: Sequence[Outgoing]) -> None:
-        """Write all of ``items`` or, if they do not fit under ``max_bytes``, none of them."""
+        """Write all of ``items`` or none of them: SpoolFull if they do not fit under
+        ``max_bytes``, SpoolWriteError if the disk refuses them."""
+        if not items:
+            return
         now = time.time_ns()
-        frames = [_frame(item, now) for item in items]
-        size = sum(len(frame) for frame in frames)
-        if self.size_bytes + size > self.max_bytes:
-            raise SpoolFull(f"spool at {self.directory} is full ({self.max_bytes} bytes)")
-        writer = self._writable()
-        for frame in frames:
-            writer.write(frame)
-        writer.flush()
-        if self._fsync == "always":
-            os.fsync(writer.fileno())
-        self.count += len(items)
-        if self._oldest_ns is None and items:
-            self._oldest_ns = now
+        data = b"".join(_frame(item, now) for item in items)
+        with self._mutex:
+            if self.size_bytes + len(data) > self.max_bytes:
+                raise SpoolFull(f"spool at {self.directory} is full ({self.max_bytes} bytes)")
+            self._write(data)
+            self.count += len(items)
+            if self._oldest_ns is None:
+                self._oldest_ns = now
+
+    def _write(self, data: bytes) -> None:
+        """Append ``data`` to the open segment, or raise SpoolWriteError having cut the segment
+        back to where it was: a torn frame left mid-segment would hide every frame after it."""
+        try:
+            writer = self._writable()
+            start = writer.tell()
+        except OSError as error:
+            raise SpoolWriteError(f"spool at {self.directory} cannot be written: {error}") from None
+        try:
+            writer.write(data)
+            writer.flush()
+            if self._fsync == "always":
+                os.fsync(writer.fileno())
+        except OSError as error:
+            self._cut_back(start)
+            raise SpoolWriteError(f"spool at {self.directory} cannot be written: {error}") from None
+        self._bytes += len(data)
         if writer.tell() >= self._segment_bytes:
             self._roll()
 
+    def _cut_back(self, length: int) -> None:
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            # Its buffer may still hold part of the batch: the truncation below drops it.
+            with contextlib.suppress(OSError):
+                writer.close()
+        path = self._path(self._segments[-1])
+        try:
+            os.truncate(path, length)
+        except OSError as error:  # the segment keeps a torn tail; a new one starts clean
+            log.error("spool segment could not be cut back", segment=str(path), error=str(error))
+            self._segments.append(self._segments[-1] + 1)
+            self._bytes = self._measured_bytes()
+
     def peek(self, limit: int) -> list[Outgoing]:
         """The oldest events, up to ``limit``, without removing them."""
+        with self._mutex:
+            return self._peek(limit)
+
+    def _peek(self, limit: int) -> list[Outgoing]:
         items: list[Outgoing] = []
         self._peeked = []
         for segment in self._segments:
@@ -126,6 +173,10 @@ class Spool:
         """The first ``count`` events of the last ``peek`` were delivered: forget them."""
         if count <= 0:
             return
+        with self._mutex:
+            self._commit(count)
+
+    def _commit(self, count: int) -> None:
         self._read_segment, self._read_offset = self._peeked[count - 1]
         self._peeked = []
         self.count -= count
@@ -138,6 +189,7 @@ class Spool:
             self._save_cursor()
         finished = [s for s in self._segments if s < self._read_segment]
         for segment in finished:
+            self._bytes -= self._size_of(segment)
             self._path(segment).unlink(missing_ok=True)
             self._segments.remove(segment)
         self._oldest_ns = self._first_enqueued_ns()
@@ -151,15 +203,20 @@ class Spool:
         for segment in self._segments:
             self._path(segment).unlink(missing_ok=True)
         self._segments = []
+        self._bytes = 0
         self._read_segment, self._read_offset = next_segment, 0
         self._save_cursor()
         self._oldest_ns = None
 
     def close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
-        self._lock.close()
+        with self._mutex:
+            if self._writer is not None:
+                try:
+                    self._writer.close()
+                except OSError as error:  # what it could not write was reported as failed
+                    log.error("spool could not be closed cleanly", error=str(error))
+                self._writer = None
+            self._lock.close()
 
     def _writable(self) -> IO[bytes]:
         if self._writer is None:
@@ -169,10 +226,25 @@ class Spool:
         return self._writer
 
     def _roll(self) -> None:
+        """Start the next segment; if the disk will not have it, go on with this one."""
         assert self._writer is not None
         self._writer.close()
+        self._writer = None
+        try:
+            self._writer = self._path(self._segments[-1] + 1).open("ab")
+        except OSError as error:
+            log.warning("spool segment not started; the current one grows", error=str(error))
+            return
         self._segments.append(self._segments[-1] + 1)
-        self._writer = self._path(self._segments[-1]).open("ab")
+
+    def _measured_bytes(self) -> int:
+        return sum(self._size_of(segment) for segment in self._segments)
+
+    def _size_of(self, segment: int) -> int:
+        try:
+            return self._path(segment).stat().st_size
+        except FileNotFoundError:
+            return 0
 
     def _at_end_of_closed_segment(self) -> bool:
         return (
@@ -191,9 +263,18 @@ class Spool:
             return (self._segments[0] if self._segments else 0), 0
 
     def _save_cursor(self) -> None:
+        """Say on disk how far draining got. If the disk refuses, the old cursor stays: a
+        restart would send some events again, which the collector absorbs by event id."""
         partial = self._cursor_file.with_suffix(".tmp")
-        partial.write_text(f"{self._read_segment} {self._read_offset}")
-        os.replace(partial, self._cursor_file)
+        try:
+            partial.write_text(f"{self._read_segment} {self._read_offset}")
+            os.replace(partial, self._cursor_file)
+        except OSError as error:
+            if self._cursor_saved:
+                log.error("spool cursor not saved; a restart may resend", error=str(error))
+            self._cursor_saved = False
+            return
+        self._cursor_saved = True
 
     def _recover(self) -> None:
         """Count what is left to send and cut off a frame torn by a crash."""

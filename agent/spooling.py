@@ -1,118 +1,201 @@
-"""Wraps any publisher with the disk spool, so that what Kafka cannot take now is kept.
+"""Delivery with a disk spool and a breaker, so that nobody waits on an absent broker.
 
-While the spool holds anything, new events go behind it and the spool drains oldest first:
-events about one decision stay in order. A failed drain backs off, so new events are spooled
-at once instead of each waiting out the broker's timeouts.
+- While the broker takes events and the spool is empty, each batch goes straight to librdkafka
+  (``DirectSender``) and the worker moves on; delivery reports come back later.
+- The first event that does not arrive opens the breaker: it and everything still in flight
+  go to the spool, in order, and so does every new event while the spool holds anything.
+- A drain thread of its own sends the spool, oldest first, with a publisher that waits for the
+  broker's acknowledgement, backing off while the broker is away. Its waits hold up nobody: the
+  worker meanwhile appends to the spool. Once the spool is empty, events go straight again.
+- An event Kafka refuses for good (too large, an invalid record) fails alone: it is counted,
+  logged and skipped, never retried at the head of the spool.
+- A spool the disk will not write (no space left, an I/O error) is waited for as a full one
+  is, then the batch is counted as failed; the next write that succeeds clears the fault.
+
+Every outcome reaches the dispatcher's counters through ``settle``.
 """
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Callable
 from typing import Literal
 
 import structlog
+from prometheus_client import Histogram
 
+from agent.direct import DirectSender
 from agent.publisher import Outgoing, Publisher, PublishResult
-from agent.spool import Spool, SpoolFull
+from agent.spool import Spool, SpoolFull, SpoolWriteError
 
 log = structlog.get_logger(__name__)
 
 FullPolicy = Literal["block", "drop"]
 DRAIN_BATCH = 500
-# A drain hands the worker back after this long, so that events recorded meanwhile go to the
-# spool behind the backlog instead of filling the in-memory queue until they drop: a large
-# spool takes many seconds to drain.
-DRAIN_SLICE_S = 0.2
 MAX_BACKOFF_S = 5.0
+IDLE_WAIT_S = 0.05  # how often an idle drain thread looks at the spool
+
+Settle = Callable[[PublishResult], None]
 
 
 class SpoolingPublisher:
     def __init__(
-        self, inner: Publisher, spool: Spool, *, full_policy: FullPolicy, block_ms: int
+        self,
+        direct: DirectSender,
+        drainer: Publisher,
+        spool: Spool,
+        *,
+        full_policy: FullPolicy,
+        block_ms: int,
+        send_latency: Histogram | None = None,
     ) -> None:
-        self._inner = inner
+        self._direct = direct
+        self._send_latency = send_latency
+        self._drainer = drainer
         self.spool = spool
         self._full_policy = full_policy
         self._block_s = block_ms / 1000
         self._backoff_s = 0.0
         self._next_drain = 0.0
-        self.send_errors = 0  # sends Kafka did not take (those events went to the spool)
-        self.connected = True  # the last send reached Kafka
+        self._settle: Settle = _ignore
+        self._stopping = threading.Event()
+        self._drain_thread: threading.Thread | None = None
+        self.send_errors = 0  # events Kafka did not take when sent (they went to the spool)
+        self.write_errors = 0  # batches the spool's disk refused
+        self.connected = True  # the breaker is closed: the last send reached Kafka
+        self.disk_fault: str | None = None  # why the last spool write failed, until one works
 
     @property
     def backlog(self) -> int:
         return self.spool.count
 
-    @property
-    def drain_due(self) -> bool:
-        """The spool holds events and no failed send is being backed off from."""
-        return self.spool.count > 0 and time.monotonic() >= self._next_drain
+    def start(self, settle: Settle) -> None:
+        """Start the drain thread; what it delivers or fails is reported to ``settle``."""
+        self._settle = settle
+        self._drain_thread = threading.Thread(
+            target=self._drain_loop, name="driftline-agent-drain", daemon=True
+        )
+        self._drain_thread.start()
 
     def publish(self, batch: list[Outgoing]) -> PublishResult:
-        if self.spool.count == 0 and time.monotonic() >= self._next_drain:
-            result = self._inner.publish(batch)
-            if not result.failed:
-                self._reconnected()
-                return result
-            self._back_off(len(result.failed), result.failed[0][1])
-            delivered, batch = result.delivered, [item for item, _ in result.failed]
-        else:
-            delivered = 0
-        spooled, lost = self._keep(batch)
-        drained = self.drain()
-        return PublishResult(delivered=delivered + drained, failed=lost, spooled=spooled)
+        """Send straight, or spool behind the backlog; never waits on the network."""
+        if not (self.connected and self.spool.count == 0):
+            return self._keep(batch)
+        handed = self._direct.send(batch)
+        kept = self._keep(handed.not_taken)
+        return PublishResult(delivered=0, failed=handed.refused + kept.failed, spooled=kept.spooled)
 
-    def drain(self) -> int:
-        """Send what the spool holds, oldest first, until it is empty, a send fails or
-        DRAIN_SLICE_S has passed."""
-        drained = 0
-        until = time.monotonic() + DRAIN_SLICE_S
-        while self.drain_due and time.monotonic() < until:
-            items = self.spool.peek(DRAIN_BATCH)
-            result = self._inner.publish(items)
-            delivered_prefix = _delivered_prefix(items, result)
-            self.spool.commit(delivered_prefix)
-            drained += delivered_prefix
-            if result.failed:
-                self._back_off(len(result.failed), result.failed[0][1])
-                break
-            self._reconnected()
-        return drained
+    def collect(self) -> PublishResult:
+        """What the straight sends came to since the last call; undelivered events are
+        spooled, and the breaker opens."""
+        reports = self._direct.collect()
+        if reports.undelivered:
+            self._open(len(reports.undelivered), reports.reason or "not delivered")
+        kept = self._keep(reports.undelivered)
+        if self._send_latency is not None and reports.acknowledged:
+            now_ms = time.time() * 1000  # a UUIDv7 starts with its creation time in ms
+            for item in reports.acknowledged:
+                self._send_latency.observe(max(0.0, now_ms - (item.event_id.int >> 80)) / 1000)
+        return PublishResult(
+            delivered=len(reports.acknowledged),
+            failed=reports.refused + kept.failed,
+            spooled=kept.spooled,
+        )
+
+    def write_ahead(self, batch: list[Outgoing]) -> PublishResult:
+        """Spool ``batch`` (written and synced) for the drain thread to send: the caller may
+        then say it is on disk."""
+        return self._keep(batch)
 
     def park(self, batch: list[Outgoing]) -> PublishResult:
-        """Spool without trying the network: for shutdown, when the deadline has passed."""
-        try:
-            self.spool.append(batch)
-        except SpoolFull as full:
-            log.error("spool full at shutdown; events lost", count=len(batch))
-            return PublishResult(delivered=0, failed=[(item, str(full)) for item in batch])
-        return PublishResult(delivered=0, spooled=len(batch))
+        """Spool without waiting for room: for shutdown."""
+        return self._keep(batch, wait=False)
 
     def shutdown(self, timeout_s: float) -> None:
-        self._inner.shutdown(timeout_s)
+        """Stop draining, spool what straight sends did not deliver in ``timeout_s``, close."""
+        self._stopping.set()
+        if self._drain_thread is not None:
+            self._drain_thread.join()
+        reports = self._direct.close(timeout_s)
+        kept = self.park(reports.undelivered)
+        self._settle(
+            PublishResult(
+                delivered=len(reports.acknowledged),
+                failed=reports.refused + kept.failed,
+                spooled=kept.spooled,
+            )
+        )
+        self._drainer.shutdown(timeout_s=0)
         self.spool.close()
 
-    def _keep(self, batch: list[Outgoing]) -> tuple[int, list[tuple[Outgoing, str]]]:
-        """Spool the batch; when the spool is full, wait (policy "block") or lose it."""
+    def _keep(self, batch: list[Outgoing], *, wait: bool = True) -> PublishResult:
+        """Spool the batch; when the spool is full or its disk refuses, wait (policy
+        "block") for the drain thread to make room, then count the batch as failed."""
         if not batch:
-            return 0, []
-        deadline = time.monotonic() + (self._block_s if self._full_policy == "block" else 0)
+            return PublishResult(delivered=0)
+        waiting = wait and self._full_policy == "block" and not self._stopping.is_set()
+        deadline = time.monotonic() + (self._block_s if waiting else 0)
         while True:
             try:
                 self.spool.append(batch)
-                return len(batch), []
-            except SpoolFull as full:
-                if time.monotonic() >= deadline:
-                    log.error("spool full; events lost", count=len(batch), spool=str(full))
-                    return 0, [(item, str(full)) for item in batch]
-                self._next_drain = 0.0
-                if not self.drain():
+            except (SpoolFull, SpoolWriteError) as refusal:
+                if isinstance(refusal, SpoolWriteError):
+                    self.disk_fault = str(refusal)
+                if time.monotonic() < deadline:
+                    self._next_drain = 0.0  # draining is what makes room
                     time.sleep(0.01)
+                    continue
+                return self._lost(batch, refusal)
+            if self.disk_fault is not None:
+                log.info("spool writable again", spool=str(self.spool.directory))
+                self.disk_fault = None
+            return PublishResult(delivered=0, spooled=len(batch))
 
-    def _back_off(self, failed: int, reason: str) -> None:
+    def _lost(self, batch: list[Outgoing], refusal: Exception) -> PublishResult:
+        if isinstance(refusal, SpoolWriteError):
+            self.write_errors += 1
+        # Said once per batch; a full spool in a long outage says it at most every batch.
+        log.error("events lost: the spool cannot keep them", count=len(batch), reason=str(refusal))
+        return PublishResult(delivered=0, failed=[(item, str(refusal)) for item in batch])
+
+    def _drain_loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                if self.spool.count and time.monotonic() >= self._next_drain:
+                    self._settle(self._drain_once())
+                else:
+                    self._stopping.wait(IDLE_WAIT_S)
+            except Exception:  # a bug here must not end delivery for the service's lifetime
+                log.exception("spool drain failed; continuing")
+                self._stopping.wait(1.0)
+
+    def _drain_once(self) -> PublishResult:
+        """Send the oldest batch of the spool; forget the events, from the first, that Kafka
+        took or refused for good. Those after the first failure are sent again next time (the
+        collector absorbs a copy that did arrive), so they are counted only then."""
+        items = self.spool.peek(DRAIN_BATCH)
+        if not items:
+            return PublishResult(delivered=0)
+        result = self._drainer.publish(items)
+        failed = {id(item) for item, _ in result.failed}
+        settled = next((n for n, item in enumerate(items) if id(item) in failed), len(items))
+        self.spool.commit(settled)
+        within = {id(item) for item in items[:settled]}
+        refused = [(item, why) for item, why in result.refused if id(item) in within]
+        for item, why in refused:
+            log.error("event refused by Kafka; skipped", event_id=str(item.event_id), reason=why)
+        if result.failed:
+            self._open(len(result.failed), result.failed[0][1], draining=True)
+        else:
+            self._reconnected()
+        return PublishResult(delivered=settled - len(refused), failed=refused)
+
+    def _open(self, failed: int, reason: str, *, draining: bool = False) -> None:
         self.send_errors += failed
-        self._backoff_s = min(MAX_BACKOFF_S, max(0.1, self._backoff_s * 2))
-        self._next_drain = time.monotonic() + self._backoff_s
+        if draining:
+            self._backoff_s = min(MAX_BACKOFF_S, max(0.1, self._backoff_s * 2))
+            self._next_drain = time.monotonic() + self._backoff_s
         # Said once per outage; the retries that follow are for the debug log only.
         report = log.warning if self.connected else log.debug
         report("Kafka not taking events; spooling them", reason=reason, retry_in_s=self._backoff_s)
@@ -125,10 +208,5 @@ class SpoolingPublisher:
         self.connected = True
 
 
-def _delivered_prefix(items: list[Outgoing], result: PublishResult) -> int:
-    """How many of ``items``, from the first, were delivered: the spool drops only those."""
-    failed = {id(item) for item, _ in result.failed}
-    for position, item in enumerate(items):
-        if id(item) in failed:
-            return position
-    return len(items)
+def _ignore(_result: PublishResult) -> None:
+    pass

@@ -19,7 +19,9 @@ from agent.contract import (
     TokenUsage,
 )
 
-names = st.text(min_size=1, max_size=30)
+# Text every supported store can keep: no NUL (PostgreSQL), no lone surrogate (UTF-8).
+storable = st.characters(exclude_characters="\x00", exclude_categories=("Cs",))
+names = st.text(storable, min_size=1, max_size=30)
 json_scalars = (
     st.none()
     | st.booleans()
@@ -92,7 +94,7 @@ reviews = st.builds(
         reviewer=names,
         action=st.sampled_from(["approve", "escalate"]),
         new_output=json_values,
-        rationale=st.none() | st.text(max_size=80),
+        rationale=st.none() | st.text(storable, max_size=80),
     ),
     **envelope,
 )
@@ -104,7 +106,7 @@ feedbacks = st.builds(
         ground_truth=json_values.filter(lambda v: v is not None),
         correct=st.none() | st.booleans(),
         reporter=names,
-        comment=st.none() | st.text(max_size=80),
+        comment=st.none() | st.text(storable, max_size=80),
     ),
     **envelope,
 )

@@ -9,7 +9,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.contract import ContractError, Event, decode, encode, validate, wire_bytes
+from agent.contract import (
+    MAX_DEPTH,
+    MAX_EVENT_BYTES,
+    ContractError,
+    Event,
+    EventTooLarge,
+    decode,
+    encode,
+    validate,
+    wire_bytes,
+)
 from tests import events
 from tests.strategies import events as any_event
 from tests.strategies import json_values
@@ -202,3 +212,72 @@ def test_the_fast_parser_accepts_exactly_what_the_standard_one_does(
     except ContractError as error:
         got = type(error).__name__
     assert got == expected
+
+
+def _decision_with_inputs(inputs: object) -> dict[str, object]:
+    document = json.loads(encode(events.decision()))
+    document["payload"]["inputs"] = inputs
+    return document
+
+
+@given(json_values, st.text(max_size=5), st.text(max_size=5), st.booleans())
+@settings(max_examples=300)
+def test_a_nul_anywhere_is_refused_and_named(
+    value: object, before: str, after: str, in_key: bool
+) -> None:
+    """No store can be handed a NUL: in a key or a string, at any depth, wire_bytes and decode
+    both refuse the event and name where the NUL is."""
+    text = f"{before}\x00{after}"
+    inputs = {text: value} if in_key else {"nested": [{"deeper": [value, text]}]}
+    document = _decision_with_inputs(inputs)
+    with pytest.raises(ContractError, match="NUL") as refused:
+        wire_bytes(validate(document))
+    assert refused.value.problems[0][0].startswith("payload.inputs")
+    with pytest.raises(ContractError, match="NUL"):
+        decode(json.dumps(document).encode())
+
+
+@given(st.text(max_size=10).filter(lambda t: "\x00" not in t))
+def test_the_text_of_an_escaped_nul_is_kept(prefix: str) -> None:
+    """A backslash followed by "u0000" is ordinary text, not a NUL: it passes and round-trips."""
+    document = _decision_with_inputs({"note": prefix + "\\u0000" + "\\\\u0000"})
+    try:
+        event = validate(document)
+        raw = wire_bytes(event)
+    except ValueError:  # a lone surrogate in the prefix: not what this test is about
+        return
+    assert decode(raw) == event
+
+
+def _nested(depth: int) -> object:
+    value: object = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def test_nesting_is_bounded_at_any_depth() -> None:
+    """Deep JSON is a contract error naming the limit, never a RecursionError: at the limit,
+    past it, and 10,000 deep (20 KB), which once crashed the collector."""
+    envelope_levels = 3  # the document, payload and inputs
+    within = _decision_with_inputs({"v": _nested(MAX_DEPTH - envelope_levels)})
+    assert decode(json.dumps(within).encode())
+    past = _decision_with_inputs({"v": _nested(MAX_DEPTH - envelope_levels + 1)})
+    with pytest.raises(ContractError, match=f"deeper than {MAX_DEPTH}"):
+        decode(json.dumps(past).encode())
+    with pytest.raises(ContractError, match=f"deeper than {MAX_DEPTH}"):
+        wire_bytes(validate(past))
+    raw = encode(events.decision()).replace(b'"inputs":{', b'"inputs":{"v":' + b"[" * 10_000)
+    raw = raw.replace(b'"output"', b"1" + b"]" * 10_000 + b',"x":1},"output"', 1)
+    with pytest.raises(ContractError, match="deeper"):
+        decode(raw)
+
+
+def test_an_event_over_the_size_limit_is_refused_naming_it() -> None:
+    document = _decision_with_inputs({"prompt": "x" * MAX_EVENT_BYTES})
+    with pytest.raises(EventTooLarge, match=f"{MAX_EVENT_BYTES:,} bytes"):
+        wire_bytes(validate(document))
+    with pytest.raises(EventTooLarge):
+        decode(json.dumps(document).encode())
+    near = _decision_with_inputs({"prompt": "x" * (MAX_EVENT_BYTES - 2_000)})
+    assert len(wire_bytes(validate(near))) <= MAX_EVENT_BYTES
