@@ -4,7 +4,7 @@ The public surface is the ``Driftline`` client (see ``agent.client``) and the ev
 (``agent.contract``), which every other component imports.
 """
 
-from agent.client import DecisionScope, Driftline
+from agent.client import DecisionScope, Driftline, Recorded
 from agent.dispatcher import DeliveryReport
 
-__all__ = ["DecisionScope", "DeliveryReport", "Driftline"]
+__all__ = ["DecisionScope", "DeliveryReport", "Driftline", "Recorded"]

@@ -50,6 +50,21 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
+class Recorded(uuid.UUID):
+    """The id a ``record_*`` call returns: a UUID like any other, that also says whether the
+    agent took the event. ``queued`` is False when it could not (its queue was full, or it is
+    misconfigured): that event is lost, and counted as dropped or failed."""
+
+    __slots__ = ("queued",)
+    queued: bool
+
+    @classmethod
+    def of(cls, value: uuid.UUID, *, queued: bool) -> Recorded:
+        recorded = cls(int=value.int)
+        object.__setattr__(recorded, "queued", queued)  # a UUID refuses attribute writes
+        return recorded
+
+
 class Driftline:
     def __init__(
         self,
@@ -132,8 +147,9 @@ class Driftline:
         operation: str | None = None,
         input_tokens: int | None = None,
         output_tokens: int | None = None,
-    ) -> uuid.UUID:
-        """Record a decision the model took; return its decision id.
+    ) -> Recorded:
+        """Record a decision the model took; return its decision id (``.queued`` False if the
+        agent could not take it).
 
         ``operation`` and the token counts are for generative models (GenAI conventions).
         """
@@ -155,8 +171,8 @@ class Driftline:
             else {"input_tokens": input_tokens, "output_tokens": output_tokens},
         }
 
-        self._dispatcher.submit(Record(document, finish=self._finisher(document, parent)))
-        return decision_id
+        queued = self._dispatcher.submit(Record(document, finish=self._finisher(document, parent)))
+        return Recorded.of(decision_id, queued=queued)
 
     def _finisher(
         self, document: dict[str, Any], parent: otel_context.Context
@@ -227,7 +243,7 @@ class Driftline:
         action: ReviewAction,
         new_output: Any = None,
         rationale: str | None = None,
-    ) -> uuid.UUID:
+    ) -> Recorded:
         """Record a human review of a decision; return the review's event id."""
         payload = {
             "reviewer": reviewer,
@@ -247,7 +263,7 @@ class Driftline:
         ground_truth: Any = None,
         correct: bool | None = None,
         comment: str | None = None,
-    ) -> uuid.UUID:
+    ) -> Recorded:
         """Record what was later learned about a decision; return the event id."""
         payload = {
             "ground_truth": ground_truth,
@@ -259,7 +275,7 @@ class Driftline:
 
     def record_deployment(
         self, *, model: str, version: str, owner: str, approved_by: str
-    ) -> uuid.UUID:
+    ) -> Recorded:
         """Record that a model version went live, who owns it and who approved it."""
         payload = {"version": version, "owner": owner, "approved_by": approved_by}
         return self._record("model_deployed", model, version, None, payload)
@@ -335,13 +351,12 @@ class Driftline:
         version: str,
         decision_id: uuid.UUID | None,
         payload: dict[str, Any],
-    ) -> uuid.UUID:
+    ) -> Recorded:
         document = self._envelope(event_type, model, version, decision_id, datetime.now(UTC))
         caller = otel_context.get_current()
         document["payload"] = payload
-        self._dispatcher.submit(Record(document, finish=self._finisher(document, caller)))
-        event_id: uuid.UUID = document["event_id"]
-        return event_id
+        queued = self._dispatcher.submit(Record(document, finish=self._finisher(document, caller)))
+        return Recorded.of(document["event_id"], queued=queued)
 
     def _envelope(
         self,

@@ -33,6 +33,7 @@ log = structlog.get_logger(__name__)
 
 FullPolicy = Literal["block", "drop"]
 DRAIN_BATCH = 500
+SPOOL_CHUNK = 128  # events per spool write: what fits of a large batch is kept
 MAX_BACKOFF_S = 5.0
 IDLE_WAIT_S = 0.05  # how often an idle drain thread looks at the spool
 
@@ -130,15 +131,16 @@ class SpoolingPublisher:
         self.spool.close()
 
     def _keep(self, batch: list[Outgoing], *, wait: bool = True) -> PublishResult:
-        """Spool the batch; when the spool is full or its disk refuses, wait (policy
-        "block") for the drain thread to make room, then count the batch as failed."""
-        if not batch:
-            return PublishResult(delivered=0)
+        """Spool the batch, in chunks so that what fits is kept. When the spool is full or its
+        disk refuses, wait (policy "block") for the drain thread to make room; what still
+        does not fit is counted as failed."""
         waiting = wait and self._full_policy == "block" and not self._stopping.is_set()
         deadline = time.monotonic() + (self._block_s if waiting else 0)
-        while True:
+        spooled = 0
+        while spooled < len(batch):
+            chunk = batch[spooled : spooled + SPOOL_CHUNK]
             try:
-                self.spool.append(batch)
+                self.spool.append(chunk)
             except (SpoolFull, SpoolWriteError) as refusal:
                 if isinstance(refusal, SpoolWriteError):
                     self.disk_fault = str(refusal)
@@ -146,11 +148,13 @@ class SpoolingPublisher:
                     self._next_drain = 0.0  # draining is what makes room
                     time.sleep(0.01)
                     continue
-                return self._lost(batch, refusal)
+                lost = self._lost(batch[spooled:], refusal)
+                return PublishResult(delivered=0, failed=lost.failed, spooled=spooled)
+            spooled += len(chunk)
             if self.disk_fault is not None:
                 log.info("spool writable again", spool=str(self.spool.directory))
                 self.disk_fault = None
-            return PublishResult(delivered=0, spooled=len(batch))
+        return PublishResult(delivered=0, spooled=spooled)
 
     def _lost(self, batch: list[Outgoing], refusal: Exception) -> PublishResult:
         if isinstance(refusal, SpoolWriteError):

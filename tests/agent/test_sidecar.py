@@ -1,21 +1,24 @@
 """The HTTP sidecar: events from any language travel like SDK events, join the caller's trace,
 and bad ones are answered with the field and reason; health, readiness and metrics."""
 
+import json
 import os
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
 
 from agent import Driftline
-from agent.contract import DecisionEvent, ReviewEvent, decode
-from agent.sidecar import create_sidecar
+from agent.contract import MAX_EVENT_BYTES, DecisionEvent, ReviewEvent, decode
+from agent.sidecar import MAX_BODY_BYTES, create_sidecar
 from collector.broker import EmbeddedBroker, free_port
 from tests.topic_reader import read_topic
+from tests.waiting import wait_for
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
@@ -151,3 +154,109 @@ def test_driftline_agent_serves_over_http(broker: EmbeddedBroker, topic: str) ->
     finally:
         process.terminate()
         process.wait(timeout=15)
+
+
+def test_an_oversize_event_or_body_is_refused_with_413_naming_the_limit(
+    sidecar: TestClient, driftline: Driftline
+) -> None:
+    huge = DECISION | {"payload": DECISION["payload"] | {"inputs": {"p": "x" * MAX_EVENT_BYTES}}}
+    response = sidecar.post("/v1/events", json=[DECISION, huge])
+    assert response.status_code == 413
+    assert f"{MAX_EVENT_BYTES:,} bytes" in response.json()["detail"]
+    assert "event 1" in response.json()["detail"]
+
+    body = b"[" + b",".join([json.dumps(DECISION).encode()] * 1) + b" " * MAX_BODY_BYTES + b"]"
+    response = sidecar.post(
+        "/v1/events", content=body, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 413
+    assert f"{MAX_BODY_BYTES:,} bytes" in response.json()["detail"]
+    assert driftline.flush().recorded == 0
+
+
+@pytest.mark.parametrize(
+    ("inputs", "field", "reason"),
+    [
+        ({"note": "a\u0000b"}, "payload.inputs.note", "NUL"),
+        ({"a\u0000b": 1}, "payload.inputs.'a\\x00b'", "NUL"),
+        ({"v": json.loads("[" * 70 + "1" + "]" * 70)}, "payload.inputs.v", "deeper"),
+    ],
+)
+def test_a_nul_or_deep_nesting_is_refused_with_the_field(
+    sidecar: TestClient, driftline: Driftline, inputs: dict[str, object], field: str, reason: str
+) -> None:
+    bad = DECISION | {"payload": DECISION["payload"] | {"inputs": inputs}}
+    response = sidecar.post("/v1/events", json=bad)
+    assert response.status_code == 422
+    (problem,) = response.json()["detail"]
+    assert problem["field"].startswith(field) and reason in problem["reason"], problem
+    assert driftline.flush().recorded == 0
+
+
+def test_json_nested_10000_deep_is_a_422_not_a_crash(sidecar: TestClient) -> None:
+    body = b'{"type":"decision","x":' + b"[" * 10_000 + b"]" * 10_000 + b"}"
+    response = sidecar.post(
+        "/v1/events", content=body, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422
+    assert "recursion limit" in response.json()["detail"][0]["reason"]
+
+
+SIDECAR_ACK_ON_DISK = {"DRIFTLINE_SIDECAR_ACK": "on_disk", "DRIFTLINE_DELIVERY_TIMEOUT_MS": "1000"}
+
+
+def test_with_ack_on_disk_a_202_survives_a_kill(
+    broker: EmbeddedBroker, topic: str, tmp_path: Path
+) -> None:
+    """DRIFTLINE_SIDECAR_ACK=on_disk: every event answered 202 is on disk. The sidecar, whose
+    broker is unreachable, is killed with SIGKILL right after the last 202; an agent started
+    on its spool with the broker back delivers every one of them."""
+    spool = tmp_path / "sidecar-spool"
+    port = free_port()
+    env = (
+        os.environ
+        | SIDECAR_ACK_ON_DISK
+        | {
+            "DRIFTLINE_SERVICE": "go-service",
+            "DRIFTLINE_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}",
+            "DRIFTLINE_TOPIC": topic,
+            "DRIFTLINE_SPOOL_DIR": str(spool),
+        }
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "collector", "agent", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    accepted: list[str] = []
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_for(lambda: _answers(f"{url}/healthz"), bool, 30, "the sidecar")
+        with httpx.Client(base_url=url) as client:
+            for _ in range(100):
+                response = client.post("/v1/events", json=[DECISION] * 10)
+                assert response.status_code == 202
+                accepted += [ids["event_id"] for ids in response.json()["accepted"]]
+    finally:
+        process.kill()
+        process.wait(timeout=15)
+    assert len(accepted) == 1_000
+
+    with Driftline(
+        service="go-service", kafka_bootstrap_servers=broker.bootstrap_servers, topic=topic,
+        spool_dir=spool,
+    ) as restarted:  # fmt: skip
+        report = restarted.flush(timeout_s=60)
+    assert report.delivered == 1_000, report
+    delivered = {
+        str(decode(r.value).event_id) for r in read_topic(broker.bootstrap_servers, topic, 1_000)
+    }
+    assert delivered == set(accepted)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url).status_code == 200
+    except httpx.TransportError:
+        return False
