@@ -11,6 +11,10 @@ Measured in one run against baselines on the same machine:
 Calls are timed one by one in bursts of 100 with a pause between bursts, as a service records
 decisions, so the figures are the caller's cost and not the queue's.
 
+Also what a sidecar's 202 costs when it means "on disk" (DRIFTLINE_SIDECAR_ACK=on_disk: the
+request's events processed, written to the spool and synced before it returns) against
+"queued" (the default), per request of 10 events, through the call the sidecar makes.
+
     .venv/bin/python -m bench.agent [--calls 20000] [--events 50000]
 
 The last line is one JSON object with the figures.
@@ -77,6 +81,31 @@ def record(agent: Driftline) -> object:
     )  # fmt: skip
 
 
+SIDECAR_EVENT = {
+    "type": "decision",
+    "model": {"name": "credit-risk", "version": "3"},
+    "payload": {"inputs": INPUTS, "output": "approve", "confidence": 0.91, "latency_ms": 12.5,
+                "automated": True},
+}  # fmt: skip
+
+
+def sidecar_ack(bootstrap_servers: str, ack: str, requests: int) -> dict[str, float]:
+    """Per-request cost of the sidecar's recording call for 10 events, acknowledged as ``ack``
+    says, and the events/s that gives."""
+    with Driftline(
+        service="bench", kafka_bootstrap_servers=bootstrap_servers, topic="bench-sidecar",
+        spool_dir=tempfile.mkdtemp(), sidecar_ack=ack, queue_size=requests * 10,
+    ) as agent:  # fmt: skip
+        timings = []
+        for _ in range(requests):
+            documents = [agent.complete_event(SIDECAR_EVENT) for _ in range(10)]
+            began = time.perf_counter_ns()
+            assert all(agent.record_events(documents))
+            timings.append((time.perf_counter_ns() - began) / 1000)
+        assert agent.flush(timeout_s=120).ok
+    return summary(timings) | {"events_per_s": round(10 / (statistics.mean(timings) / 1e6))}
+
+
 def bare_librdkafka(
     bootstrap_servers: str, encoded: list[tuple[bytes, bytes]], topic: str = "bench-librdkafka"
 ) -> float:
@@ -116,6 +145,7 @@ def main() -> None:
         ensure_topic(broker.bootstrap_servers, "bench-agent", 3)
         ensure_topic(broker.bootstrap_servers, "bench-bare", 3)
         ensure_topic(broker.bootstrap_servers, "bench-librdkafka", 3)
+        ensure_topic(broker.bootstrap_servers, "bench-sidecar", 3)
         tracer = TracerProvider().get_tracer("bench")
         plain = summary(per_call_us(lambda: plain_function(**FIELDS), args.calls))
         span = summary(per_call_us(lambda: tracer.start_span("decision").end(), args.calls))
@@ -174,6 +204,9 @@ def main() -> None:
             agent_s = time.perf_counter() - began
             assert report.ok, report
 
+        queued = sidecar_ack(broker.bootstrap_servers, "queued", args.calls // 10)
+        on_disk = sidecar_ack(broker.bootstrap_servers, "on_disk", args.calls // 10)
+
     figures = {
         "calls": args.calls,
         "plain_call": plain,
@@ -187,6 +220,9 @@ def main() -> None:
         "agent_vs_bare_throughput": round(bare_s / agent_s, 3),
         "bare_librdkafka_events_per_s": round(args.events / librdkafka_s),
         "agent_vs_bare_librdkafka_throughput": round(librdkafka_s / agent_s, 3),
+        "sidecar_ack_queued": queued,
+        "sidecar_ack_on_disk": on_disk,
+        "on_disk_vs_queued_median": round(on_disk["median_us"] / queued["median_us"], 2),
     }
     print(
         f"per call (median / p99 µs): plain {plain['median_us']} / {plain['p99_us']}, "
@@ -199,6 +235,11 @@ def main() -> None:
         f"({figures['agent_vs_bare_throughput']:.0%} of it), bare librdkafka producer "
         f"{figures['bare_librdkafka_events_per_s']} events/s "
         f"({figures['agent_vs_bare_librdkafka_throughput']:.0%} of it)"
+    )
+    print(
+        f"sidecar request of 10 events (median / p99 µs): queued {queued['median_us']} / "
+        f"{queued['p99_us']}, on disk {on_disk['median_us']} / {on_disk['p99_us']} "
+        f"(x{figures['on_disk_vs_queued_median']})"
     )
     print(json.dumps(figures))
 

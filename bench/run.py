@@ -43,6 +43,10 @@ def _agent(f: Figures) -> list[Line]:
         ("agent to Kafka", f"{f['agent_events_per_s']:,} events/s",
          f"bare kafka-python {f['bare_producer_events_per_s']:,}/s",
          f"{f['agent_vs_bare_throughput']:.0%} (goal ≥ 80%)"),
+        ("sidecar 202 on disk, 10 events, median / p99",
+         f"{f['sidecar_ack_on_disk']['median_us']} / {f['sidecar_ack_on_disk']['p99_us']} µs",
+         f"queued {f['sidecar_ack_queued']['median_us']} / {f['sidecar_ack_queued']['p99_us']} µs",
+         f"x{f['on_disk_vs_queued_median']} per request"),
     ]  # fmt: skip
 
 
