@@ -184,7 +184,9 @@ class Dispatcher:
             self._send(batch, self._publisher.park)
 
     def _step(self) -> None:
-        batch = self._next_batch(wait_s=0.05)
+        # While events are in flight their reports are collected every few milliseconds, so
+        # that a flush returns soon after Kafka's acknowledgement.
+        batch = self._next_batch(wait_s=0.002 if self._publisher.in_flight else 0.1)
         if batch:
             self._send(batch, self._publisher.publish)
         self._settle(self._publisher.collect())

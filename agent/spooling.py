@@ -71,6 +71,11 @@ class SpoolingPublisher:
     def backlog(self) -> int:
         return self.spool.count
 
+    @property
+    def in_flight(self) -> int:
+        """Events sent straight whose delivery reports have not been collected."""
+        return self._direct.in_flight
+
     def start(self, settle: Settle) -> None:
         """Start the drain thread; what it delivers or fails is reported to ``settle``."""
         self._settle = settle

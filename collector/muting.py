@@ -5,7 +5,8 @@
   target matchers, and the two agree on every label the rule lists under ``equal``.
 
 A muted alert stays in its group, so it is notified when the silence ends or the source
-resolves, if it still fires then.
+resolves, if it still fires then. A stored silence whose matchers no longer parse mutes nothing
+and stops nothing: it is left out, and reported with the reason.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from sqlmodel import Session, col, select
 from collector.alert_config import InhibitRule
 from collector.alerts import Alert
 from collector.grouping import Notification
-from collector.matchers import Matcher, all_match
+from collector.matchers import Matcher, MatcherError, all_match
 from collector.models import Silence
 
 
@@ -30,11 +31,31 @@ class ActiveSilence:
     matchers: tuple[Matcher, ...]
 
 
-def active_silences(session: Session, now: datetime) -> list[ActiveSilence]:
+@dataclass(frozen=True)
+class UnreadableSilence:
+    id: uuid.UUID
+    reason: str  # the MatcherError's message, naming the matcher
+
+
+@dataclass(frozen=True)
+class ActiveSilences:
+    silences: list[ActiveSilence]
+    unreadable: list[UnreadableSilence]  # active, but their matchers do not parse
+
+
+def active_silences(session: Session, now: datetime) -> ActiveSilences:
     rows = session.exec(
         select(Silence).where(col(Silence.starts_at) <= now, col(Silence.ends_at) > now)
     ).all()
-    return [ActiveSilence(row.id, tuple(Matcher.parse(m) for m in row.matchers)) for row in rows]
+    found = ActiveSilences([], [])
+    for row in rows:
+        try:
+            matchers = tuple(Matcher.parse(m) for m in row.matchers)
+        except MatcherError as error:
+            found.unreadable.append(UnreadableSilence(row.id, str(error)))
+        else:
+            found.silences.append(ActiveSilence(row.id, matchers))
+    return found
 
 
 def mute(

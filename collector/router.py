@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -34,7 +35,7 @@ from collector.grouping import Grouper, Notification
 from collector.health import Heartbeat
 from collector.leadership import Leadership
 from collector.models import Decision, LedgerEntry, NotificationLogEntry, OutboxMessage
-from collector.muting import active_silences, mute
+from collector.muting import UnreadableSilence, active_silences, mute
 from collector.outbox import OutboxSender, enqueue
 from collector.settings import CollectorSettings
 
@@ -67,7 +68,14 @@ class AlertRouter:
         self._clock = clock
         self._grouper = Grouper(config)
         self._sender = OutboxSender(engine, client)
+        self._unreadable: dict[uuid.UUID, str] = {}
         self.consuming = threading.Event()  # set once Kafka has assigned it partitions
+
+    @property
+    def unreadable_silences(self) -> dict[uuid.UUID, str]:
+        """The active silences whose matchers do not parse (so they mute nothing), each with
+        the reason, as of the last tick."""
+        return dict(self._unreadable)
 
     def take(self, event: DriftDetectedEvent | DriftResolvedEvent) -> Alert:
         alert = alert_for(event, self._config, self._external_url)
@@ -111,10 +119,11 @@ class AlertRouter:
         now = self._clock()
         with Session(self._engine) as session:
             silences = active_silences(session, now)
+            self._report(silences.unreadable)
             firing = list(self._grouper.firing().values())
 
             def muted(notification: Notification) -> Notification | None:
-                return mute(notification, silences, firing, self._config.inhibit_rules)
+                return mute(notification, silences.silences, firing, self._config.inhibit_rules)
 
             for notification in self._grouper.due(now, muted):
                 receiver = self._config.receiver(notification.receiver)
@@ -125,6 +134,17 @@ class AlertRouter:
         for message in sent:
             self._record(message)
         return sent
+
+    def _report(self, unreadable: list[UnreadableSilence]) -> None:
+        """Log each silence that cannot be read when it is first found, not on every tick."""
+        for silence in unreadable:
+            if silence.id not in self._unreadable:
+                log.error(
+                    "silence cannot be read; it mutes nothing until replaced",
+                    silence_id=str(silence.id),
+                    reason=silence.reason,
+                )
+        self._unreadable = {silence.id: silence.reason for silence in unreadable}
 
     def run(
         self,

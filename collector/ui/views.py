@@ -10,6 +10,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
+from urllib.parse import urlencode
 
 import numpy as np
 from markupsafe import Markup
@@ -21,7 +22,7 @@ from collector.alerts import owner_for
 from collector.baselines import active_baseline
 from collector.features import flatten
 from collector.integrity import KeyRing
-from collector.matchers import all_match
+from collector.matchers import Matcher, all_match
 from collector.models import (
     Decision,
     DriftVerdict,
@@ -70,7 +71,7 @@ def overview(
         .distinct()
         .order_by(col(Decision.model_name), col(Decision.model_version))
     ).all()
-    silences = active_silences(session, now)
+    silences = active_silences(session, now).silences
     rows = []
     for model, version in versions:
         if is_synthetic(version):
@@ -150,6 +151,7 @@ class FeatureDrift:
     since: datetime | None
     checks: list[DriftVerdict]  # the latest verdict of each test on this feature
     plot: Markup | None
+    silence_query: str  # the alerts page's query that proposes a silence of this feature
 
 
 @dataclass(frozen=True)
@@ -189,6 +191,7 @@ def version_drift(
                 since=min(v.occurred_at for v in detected) if detected else None,
                 checks=checks,
                 plot=_plot(name, kind, baseline, current),
+                silence_query=_silence_query(model, name),
             )
         )
     features.sort(key=lambda f: (f.state != "drifting", f.feature))
@@ -360,6 +363,13 @@ def _owner(session: Session, alerting: AlertingConfig | None, labels: dict[str, 
         .order_by(col(ModelDeployment.occurred_at).desc())
     ).first()
     return deployment.owner if deployment else None
+
+
+def _silence_query(model: str, feature: str) -> str:
+    """The alerts page's query proposing a silence of a feature's alert; Matcher writes each
+    matcher, quoting whatever the names hold."""
+    matchers = (Matcher("model", "=", model), Matcher("feature", "=", feature))
+    return urlencode([("matcher", str(matcher)) for matcher in matchers])
 
 
 def _silences(matchers: Any, labels: dict[str, str]) -> bool:
