@@ -280,6 +280,11 @@ class Driftline:
         payload = {"version": version, "owner": owner, "approved_by": approved_by}
         return self._record("model_deployed", model, version, None, payload)
 
+    @property
+    def service(self) -> str:
+        """The AI service this agent records for."""
+        return self._service
+
     def complete_event(self, document: dict[str, Any]) -> dict[str, Any]:
         """An event document as a sidecar caller sends it, with what the agent stamps added
         where missing: schema, event id, time, service, and a decision id for a decision."""

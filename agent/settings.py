@@ -79,6 +79,11 @@ class AgentSettings(KafkaSecuritySettings):
     spool_fsync: Literal["always", "never"] = "always"
     spool_full_policy: Literal["block", "drop"] = "block"
     spool_block_ms: int = Field(default=1_000, ge=0)
+    sidecar_allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host header values (besides localhost, 127.0.0.1 and ::1) the sidecar "
+        "takes events under: a guard against DNS rebinding when it listens beyond loopback.",
+    )
     sidecar_ack: Literal["queued", "on_disk"] = Field(
         default="queued",
         description="What the sidecar's 202 means: the events are checked and queued in memory "

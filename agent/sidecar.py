@@ -6,6 +6,14 @@ against the contract at once, so the caller hears what is wrong, then travels ex
 event recorded through the SDK: redaction, span (joining the caller's W3C ``traceparent``),
 queue, Kafka or spool. Plus ``/healthz``, ``/readyz`` and Prometheus ``/metrics``.
 
+Only the service's own kinds of event are taken here: decisions, reviews and feedback, for the
+service this agent was started for (DRIFTLINE_SERVICE). Deployments, baselines, verdicts,
+readiness, load tests, drills and alerts are Driftline's own components' to write, and a
+caller naming another service is refused. Only a local program may post: a request whose
+``Host`` is not loopback (or one of DRIFTLINE_SIDECAR_ALLOWED_HOSTS) is refused, against DNS
+rebinding, and so is one a browser sends (it carries ``Origin``) or that is not JSON, so that
+no web page can post events through a browser on the same machine.
+
 Bounded: a body over ``MAX_BODY_BYTES`` or an event over the contract's ``MAX_EVENT_BYTES`` is
 answered 413 naming the limit, before anything is parsed or queued; JSON that nests too deep
 or holds a NUL is a 422 naming the field. What a 202 promises is DRIFTLINE_SIDECAR_ACK's:
@@ -15,9 +23,9 @@ to the spool and synced: it survives a kill).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, get_args
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
@@ -28,9 +36,18 @@ from pydantic_core import from_json
 from starlette.concurrency import run_in_threadpool
 
 from agent.client import Driftline
-from agent.contract import MAX_EVENT_BYTES, ContractError, EventTooLarge, validate, wire_bytes
+from agent.contract import (
+    MAX_EVENT_BYTES,
+    ContractError,
+    EventTooLarge,
+    EventType,
+    validate,
+    wire_bytes,
+)
 
 MAX_BATCH = 1_000
+SERVICE_EVENT_TYPES = frozenset({"decision", "review", "feedback"})
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]", "::1"})
 MAX_BODY_BYTES = 16 * 1024 * 1024
 propagator = TraceContextTextMapPropagator()
 EVENTS_BODY = {  # the body is read by hand, to bound it before parsing; this documents it
@@ -50,7 +67,12 @@ EVENTS_BODY = {  # the body is read by hand, to bound it before parsing; this do
 }
 
 
-def create_sidecar(driftline: Driftline, *, shutdown_timeout_s: float = 10.0) -> FastAPI:
+def create_sidecar(
+    driftline: Driftline,
+    *,
+    shutdown_timeout_s: float = 10.0,
+    allowed_hosts: Sequence[str] = (),
+) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
@@ -60,6 +82,8 @@ def create_sidecar(driftline: Driftline, *, shutdown_timeout_s: float = 10.0) ->
 
     @app.post("/v1/events", status_code=202, openapi_extra=EVENTS_BODY)
     async def receive_events(request: Request) -> JSONResponse:
+        if refusal := _refused_caller(request, LOOPBACK_HOSTS | frozenset(allowed_hosts)):
+            return refusal
         raw = await _bounded_body(request)
         if raw is None:
             return _too_large(f"a request body may hold at most {MAX_BODY_BYTES:,} bytes")
@@ -97,6 +121,9 @@ def _receive(driftline: Driftline, body: Any, parent: otel_context.Context) -> J
         if not isinstance(document, dict):
             problems.append({"event": index, "field": "message", "reason": "not a JSON object"})
             continue
+        if problem := _not_the_services(document, driftline.service):
+            problems.append({"event": index, **problem})
+            continue
         try:
             event = validate(driftline.complete_event(document))
             wire_bytes(event)  # the bounds: size, NUL, depth
@@ -122,6 +149,35 @@ def _receive(driftline: Driftline, body: Any, parent: otel_context.Context) -> J
             headers={"Retry-After": "1"},
         )
     return JSONResponse({"accepted": ids}, status_code=202)
+
+
+def _refused_caller(request: Request, hosts: frozenset[str]) -> JSONResponse | None:
+    """Why this request may not post events, if it may not: not from a local program."""
+    host = request.headers.get("host", "")
+    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    if name.lower() not in hosts:
+        reason = f"Host {host!r} is not this machine; add it to DRIFTLINE_SIDECAR_ALLOWED_HOSTS"
+        return JSONResponse({"detail": reason}, status_code=403)
+    if "origin" in request.headers:
+        return JSONResponse({"detail": "events are not taken from a browser"}, status_code=403)
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/json":
+        return JSONResponse({"detail": "send events as application/json"}, status_code=415)
+    return None
+
+
+def _not_the_services(document: dict[str, Any], service: str) -> dict[str, str] | None:
+    """The field and reason if the event is not one this service may record here."""
+    kind = document.get("type")
+    if kind in SERVICE_EVENT_TYPES:
+        named = document.get("service", service)
+        if named == service:
+            return None
+        reason = f"this sidecar records for service {service!r} only, not {named!r}"
+        return {"field": "service", "reason": reason}
+    if isinstance(kind, str) and kind in get_args(EventType):
+        return {"field": "type", "reason": f"{kind} events are written by Driftline only"}
+    return None  # an unknown type: the contract names it
 
 
 async def _bounded_body(request: Request) -> bytes | None:

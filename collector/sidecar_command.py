@@ -25,7 +25,12 @@ def agent_command(
     configure_logging("info")
     # A misconfigured agent still serves: /readyz says what is wrong, nothing is recorded.
     driftline = Driftline()
-    uvicorn.run(create_sidecar(driftline), host=host, port=port, log_level="warning")
+    # A misconfigured agent has no settings, and takes no events anyway.
+    settings = getattr(driftline, "settings", None)
+    hosts = settings.sidecar_allowed_hosts if settings is not None else []
+    uvicorn.run(
+        create_sidecar(driftline, allowed_hosts=hosts), host=host, port=port, log_level="warning"
+    )
 
 
 # Run by ``collector.entry`` for ``driftline agent``; the full command line registers

@@ -46,7 +46,7 @@ def driftline(broker: EmbeddedBroker, topic: str) -> Iterator[Driftline]:
 
 @pytest.fixture
 def sidecar(driftline: Driftline) -> TestClient:
-    return TestClient(create_sidecar(driftline))
+    return TestClient(create_sidecar(driftline), base_url="http://localhost:8686")
 
 
 def test_a_decision_joins_the_callers_trace_and_is_redacted(
@@ -260,3 +260,62 @@ def _answers(url: str) -> bool:
         return httpx.get(url).status_code == 200
     except httpx.TransportError:
         return False
+
+
+@pytest.mark.parametrize(
+    "kind",
+    ["model_deployed", "baseline_set", "drift_detected", "drift_resolved", "readiness_evaluated",
+     "load_tested", "drill_completed", "alert_notified"],
+)  # fmt: skip
+def test_governance_events_are_refused_whatever_their_payload(
+    sidecar: TestClient, driftline: Driftline, kind: str
+) -> None:
+    """Whoever reaches the sidecar cannot post what only Driftline's components write: a
+    go-live verdict, a deployment naming any owner, a passing load test, a baseline..."""
+    forged = {"type": kind, "model": DECISION["model"], "payload": {"version": "3"}}
+    response = sidecar.post("/v1/events", json=[DECISION, forged])
+    assert response.status_code == 422
+    assert response.json()["detail"] == [
+        {"event": 1, "field": "type", "reason": f"{kind} events are written by Driftline only"}
+    ]
+    assert driftline.flush().recorded == 0
+
+
+def test_the_sidecar_records_for_its_own_service_only(
+    sidecar: TestClient, driftline: Driftline
+) -> None:
+    response = sidecar.post("/v1/events", json=DECISION | {"service": "payments"})
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["field"] == "service"
+    assert "'java-service' only, not 'payments'" in response.json()["detail"][0]["reason"]
+    assert (
+        sidecar.post("/v1/events", json=DECISION | {"service": "java-service"}).status_code == 202
+    )
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({"host": "evil.example:8686"}, 403),  # DNS rebinding: the page's name, our address
+        ({"origin": "https://evil.example"}, 403),  # a browser, whatever the host
+        ({"content-type": "text/plain"}, 415),  # a "simple" cross-site POST needs no preflight
+    ],
+)
+def test_a_browser_or_a_rebound_name_cannot_post_events(
+    sidecar: TestClient, driftline: Driftline, headers: dict[str, str], status: int
+) -> None:
+    response = sidecar.post(
+        "/v1/events",
+        content=json.dumps(DECISION),
+        headers={"content-type": "application/json"} | headers,
+    )
+    assert response.status_code == status
+    assert driftline.flush().recorded == 0
+
+
+def test_an_allowed_host_may_post(driftline: Driftline) -> None:
+    sidecar = TestClient(
+        create_sidecar(driftline, allowed_hosts=["loan-desk.pod"]), base_url="http://loan-desk.pod"
+    )
+    assert sidecar.post("/v1/events", json=DECISION).status_code == 202
+    assert sidecar.get("/readyz").status_code == 200  # probes come by the pod's address
