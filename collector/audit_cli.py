@@ -350,8 +350,8 @@ def audit_retain(database_url: DatabaseOption = None) -> None:
         )
         session.commit()
     console.print(
-        f"[green]✓[/] inputs of {outcome.erased} decisions older than "
-        f"{settings.retention_days} days erased; {outcome.held} kept under legal hold"
+        f"[green]✓[/] inputs of {outcome.erased} decisions recorded more than "
+        f"{settings.retention_days} days ago erased; {outcome.held} kept under legal hold"
     )
 
 

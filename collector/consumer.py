@@ -2,8 +2,10 @@
 
 Offsets are committed only after the transaction commits, so a crash at any point re-reads
 events that ``ingest`` then absorbs as duplicates: every event ends up stored exactly once.
-When the database refuses a batch, the partitions are rewound and the batch is tried again
-with backoff; nothing is skipped.
+An event whose data the database refuses is kept as a dead letter and the rest of its batch
+stored (``isolation``). When the database fails a batch for any other reason (it is down, the
+connection was lost), the partitions are rewound and the batch is tried again with backoff;
+nothing is skipped.
 """
 
 from __future__ import annotations
@@ -17,10 +19,10 @@ from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import Session
 
+from collector import isolation
 from collector.health import Heartbeat
-from collector.ingest import BatchOutcome, RawMessage, write_batch
+from collector.ingest import DEFAULT_BOUNDS, BatchOutcome, ClockBounds, RawMessage
 from collector.settings import CollectorSettings
 
 log = structlog.get_logger(__name__)
@@ -43,10 +45,12 @@ class Collector:
         max_poll_interval_ms: int = 10_000,
         session_timeout_ms: int = 6_000,
         security: dict[str, Any] | None = None,
+        clock_bounds: ClockBounds = DEFAULT_BOUNDS,
     ) -> None:
         self._engine = engine
         self._topic = topic
         self._batch_size = batch_size
+        self._clock_bounds = clock_bounds
         self._consumer_config = {
             "bootstrap_servers": bootstrap_servers,
             "group_id": group_id,
@@ -71,6 +75,7 @@ class Collector:
             max_poll_interval_ms=settings.max_poll_interval_ms,
             session_timeout_ms=settings.session_timeout_ms,
             security=settings.kafka_python_security(),
+            clock_bounds=ClockBounds(settings.clock_skew_past_s, settings.clock_skew_future_s),
         )
 
     def run(self, stop: threading.Event, heartbeat: Heartbeat | None = None) -> None:
@@ -90,7 +95,7 @@ class Collector:
                 try:
                     outcome = self._store(polled)
                 except SQLAlchemyError as error:
-                    log.error("database refused the batch; will read it again", error=str(error))
+                    log.error("database failed the batch; will read it again", error=str(error))
                     _rewind(consumer, polled)
                     stop.wait(backoff_s)
                     backoff_s = min(backoff_s * 2, MAX_BACKOFF_S)
@@ -102,6 +107,8 @@ class Collector:
                     stored=outcome.stored,
                     duplicates=outcome.duplicates,
                     dead_letters=outcome.dead_letters,
+                    conflicts=outcome.conflicts,
+                    clock_skewed=outcome.clock_skewed,
                 )
         finally:
             consumer.close(autocommit=False)
@@ -130,10 +137,7 @@ class Collector:
             for records in polled.values()
             for record in records
         ]
-        with Session(self._engine) as session:
-            outcome = write_batch(session, messages)
-            session.commit()
-        return outcome
+        return isolation.store(self._engine, messages, self._clock_bounds)
 
 
 def _commit(consumer: KafkaConsumer, polled: Polled) -> None:

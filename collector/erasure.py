@@ -41,10 +41,12 @@ def erase_subject(
 
 
 def apply_retention(session: Session, *, retention_days: int, now: datetime) -> ErasureOutcome:
-    """Erase the inputs of decisions older than the retention period, holds excepted."""
+    """Erase the inputs of decisions recorded longer ago than the retention period, holds
+    excepted. Counted from when the collector recorded them, not from ``occurred_at``: that is
+    the caller's to choose, and a decision dated years back would lose its inputs at once."""
     cutoff = now - timedelta(days=retention_days)
-    reason = f"retention: older than {retention_days} days"
-    return _erase(session, col(Decision.occurred_at) < cutoff, None, reason, "retention", now)
+    reason = f"retention: recorded more than {retention_days} days ago"
+    return _erase(session, col(LedgerEntry.recorded_at) < cutoff, None, reason, "retention", now)
 
 
 def _erase(

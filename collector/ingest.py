@@ -1,16 +1,23 @@
 """Writes one batch of raw log messages into the store, inside the caller's transaction.
 
-Valid events are appended to their partition's chain and projected; a message that does not
-decode goes to the dead-letter table with its bytes and reason. Everything is idempotent: an
-event already in the ledger (same ``event_id``) and a dead letter already kept (same topic,
+Valid events are appended to their partition's chain and projected. Two kinds of message go to
+the dead-letter table instead, with their bytes and reason: one that does not decode, whatever
+the decoder raised, and one that reuses a stored event's ``event_id`` with other content (a
+forgery or a corruption; the original stays). Everything is idempotent: a copy of an event
+already in the ledger (same ``event_id`` and digest) and a dead letter already kept (same topic,
 partition and offset) are skipped, so a batch read twice is stored once.
+
+An event dated further from the collector's clock than ``ClockBounds`` allows is stored all the
+same (dropping it would lose a record), with a warning and its skew on the ledger entry.
+Nothing the collector does depends on that caller-chosen time: retention counts from
+``recorded_at``.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from datetime import UTC, datetime
 from typing import NamedTuple
 
@@ -24,6 +31,8 @@ from collector.models import DeadLetter, LedgerEntry
 
 log = structlog.get_logger(__name__)
 
+MAX_REASON_CHARS = 2_000
+
 
 @dataclass(frozen=True)
 class RawMessage:
@@ -36,12 +45,41 @@ class RawMessage:
 
 @dataclass(frozen=True)
 class BatchOutcome:
-    stored: int
-    duplicates: int
-    dead_letters: int
+    stored: int = 0
+    duplicates: int = 0  # identical copies of stored events, absorbed
+    dead_letters: int = 0  # kept by this batch, conflicts included
+    conflicts: int = 0  # of those, events reusing a stored event's id with other content
+    clock_skewed: int = 0  # stored events dated too far from the collector's clock
+
+    def __add__(self, other: BatchOutcome) -> BatchOutcome:
+        return BatchOutcome(*(a + b for a, b in zip(astuple(self), astuple(other), strict=True)))
 
 
-def write_batch(session: Session, messages: list[RawMessage]) -> BatchOutcome:
+@dataclass(frozen=True)
+class ClockBounds:
+    """How far before and after the collector's clock an event may be dated without a flag.
+
+    The past bound is wide because an agent spools events while Kafka is away and sends them
+    when it returns: after an outage of days they are days old, and rightly so. Nothing comes
+    from the future, but clocks disagree: five minutes, as Kerberos allows, covers a badly kept
+    one without letting a caller date a record as it likes.
+    """
+
+    past_s: float = 7 * 24 * 3600.0
+    future_s: float = 300.0
+
+    def skew(self, occurred_at: datetime, recorded_at: datetime) -> float | None:
+        """``occurred_at - recorded_at`` in seconds when it is out of bounds, else None."""
+        skew = (occurred_at - recorded_at).total_seconds()
+        return None if -self.past_s <= skew <= self.future_s else skew
+
+
+DEFAULT_BOUNDS = ClockBounds()
+
+
+def write_batch(
+    session: Session, messages: list[RawMessage], bounds: ClockBounds = DEFAULT_BOUNDS
+) -> BatchOutcome:
     """Stage a batch (in offset order per partition) for the caller to commit."""
     now = datetime.now(UTC)
     valid: list[_Decoded] = []
@@ -55,29 +93,35 @@ def write_batch(session: Session, messages: list[RawMessage]) -> BatchOutcome:
         except ContractError as error:
             invalid.append((message, str(error)))
 
-    fresh = _not_yet_stored(session, valid)
+    fresh, duplicates, conflicting = _sorted_by_id(valid, _digests_in_ledger(session, valid))
+    skews = _skews(fresh, bounds, now)
     by_partition: dict[tuple[str, int], list[ledger.NewEntry]] = defaultdict(list)
     for decoded in fresh:
         by_partition[(decoded.message.topic, decoded.message.partition)].append(decoded.entry)
     for (topic, partition), entries in by_partition.items():
         start = ledger.head(session, topic, partition)
         rows = ledger.chain(topic, partition, start, entries, now)
+        for row in rows:
+            row["clock_skew_s"] = skews.get(row["event_id"])
         session.execute(insert(LedgerEntry.__table__), rows)  # type: ignore[attr-defined]
     projections.project(session, [decoded.event for decoded in fresh])
 
-    letters = _dead_letters_not_yet_kept(session, invalid, now)
-    session.add_all(letters)
-    for letter in letters:
-        log.warning(
-            "undecodable message kept as dead letter",
-            topic=letter.topic,
-            partition=letter.partition,
-            offset=letter.kafka_offset,
-            reason=letter.reason,
-        )
+    conflicts = _conflicts(session, conflicting)
+    kept = _keep(session, invalid + conflicts, now)
+    conflicted = {decoded.message for decoded in conflicting}
     return BatchOutcome(
-        stored=len(fresh), duplicates=len(valid) - len(fresh), dead_letters=len(letters)
+        stored=len(fresh),
+        duplicates=duplicates,
+        dead_letters=len(kept),
+        conflicts=sum(message in conflicted for message in kept),
+        clock_skewed=len(skews),
     )
+
+
+def keep_refused(session: Session, message: RawMessage, reason: str) -> BatchOutcome:
+    """Stage a dead letter for a message whose event the database refused to store."""
+    kept = _keep(session, [(message, f"database refused the event: {reason}")], datetime.now(UTC))
+    return BatchOutcome(dead_letters=len(kept))
 
 
 class _Decoded(NamedTuple):
@@ -87,58 +131,144 @@ class _Decoded(NamedTuple):
 
 
 def _decoded(message: RawMessage, value: bytes) -> _Decoded:
-    """The event and its ledger entry; ContractError when it has no canonical form."""
-    event = decode(value)
+    """The event and its ledger entry; ContractError when it does not decode, whatever the
+    decoder raised, or has no canonical form."""
     try:
+        event = decode(value)
         # Stored re-encoded, so canonical whatever spacing or defaults the producer used.
         document = event.model_dump(mode="json", by_alias=True)
         return _Decoded(message, event, ledger.new_entry(document, message.offset))
+    except ContractError:
+        raise
     except ValueError as error:  # a lone surrogate (\ud800)
         raise ContractError([("message", f"has no canonical JSON form: {error}")]) from None
+    except Exception as error:
+        # RecursionError from JSON nested thousands deep, or whatever else a message provokes:
+        # raised, it would stop the collector, and stop it again at every start.
+        reason = f"cannot be decoded: {type(error).__name__}: {error}"
+        raise ContractError([("message", reason)]) from None
 
 
-def _not_yet_stored(session: Session, valid: list[_Decoded]) -> list[_Decoded]:
+def _digests_in_ledger(session: Session, valid: list[_Decoded]) -> dict[uuid.UUID, bytes]:
+    """The digest of each of these events' ids that the ledger already has."""
     ids = [decoded.event.event_id for decoded in valid]
-    seen: set[uuid.UUID] = set()
-    if ids:
-        seen.update(
-            session.exec(select(LedgerEntry.event_id).where(col(LedgerEntry.event_id).in_(ids)))
-        )
-    fresh = []
+    if not ids:
+        return {}
+    in_ledger = select(LedgerEntry.event_id, LedgerEntry.event_digest)
+    return dict(session.exec(in_ledger.where(col(LedgerEntry.event_id).in_(ids))).all())
+
+
+def _sorted_by_id(
+    valid: list[_Decoded], in_ledger: dict[uuid.UUID, bytes]
+) -> tuple[list[_Decoded], int, list[_Decoded]]:
+    """The events new to the ledger, how many are copies of one it has or the batch had
+    earlier, and those that reuse such an event's id with other content.
+
+    Content is compared by digest, not bytes: an erased entry's bytes hold a tombstone, but its
+    digest is the one the original had (see ``ledger.digest``).
+    """
+    first = dict(in_ledger)
+    fresh: list[_Decoded] = []
+    conflicting: list[_Decoded] = []
+    duplicates = 0
     for decoded in valid:
-        if decoded.event.event_id not in seen:
-            seen.add(decoded.event.event_id)
+        event_id, digest = decoded.event.event_id, decoded.entry.event_digest
+        if event_id not in first:
+            first[event_id] = digest
             fresh.append(decoded)
-    return fresh
+        elif first[event_id] == digest:
+            duplicates += 1
+        else:
+            conflicting.append(decoded)
+    return fresh, duplicates, conflicting
 
 
-def _dead_letters_not_yet_kept(
-    session: Session, invalid: list[tuple[RawMessage, str]], now: datetime
-) -> list[DeadLetter]:
-    if not invalid:
+def _skews(fresh: list[_Decoded], bounds: ClockBounds, now: datetime) -> dict[uuid.UUID, float]:
+    """The skew of each event dated out of bounds, by event id, each one logged."""
+    skews = {}
+    for decoded in fresh:
+        skew = bounds.skew(decoded.event.occurred_at, now)
+        if skew is not None:
+            skews[decoded.event.event_id] = skew
+            log.warning(
+                "event dated far from the collector's clock; stored and flagged",
+                event_id=str(decoded.event.event_id),
+                occurred_at=decoded.event.occurred_at.isoformat(),
+                skew_s=skew,
+            )
+    return skews
+
+
+def _conflicts(session: Session, conflicting: list[_Decoded]) -> list[tuple[RawMessage, str]]:
+    """Each conflicting message with a reason naming its id and where the original is: in the
+    ledger before, or staged by this batch (the query sees both)."""
+    if not conflicting:
         return []
-    kept = set(
+    ids = [decoded.event.event_id for decoded in conflicting]
+    originals = select(
+        LedgerEntry.event_id, LedgerEntry.topic, LedgerEntry.partition, LedgerEntry.seq
+    ).where(col(LedgerEntry.event_id).in_(ids))
+    positions = {
+        event_id: (topic, partition, seq)
+        for event_id, topic, partition, seq in session.exec(originals)
+    }
+    reasons = []
+    for decoded in conflicting:
+        event_id = decoded.event.event_id
+        topic, partition, seq = positions[event_id]
+        reason = (
+            f"event_id {event_id}: the ledger holds an event with this id and other content"
+            f" (at {topic} partition {partition} seq {seq}), which it keeps"
+        )
+        reasons.append((decoded.message, reason))
+    return reasons
+
+
+def _keep(
+    session: Session, reasons: list[tuple[RawMessage, str]], now: datetime
+) -> list[RawMessage]:
+    """Stage a dead letter for each message that has none yet, each one logged; return those."""
+    if not reasons:
+        return []
+    already = set(
         session.exec(
             select(DeadLetter.topic, DeadLetter.partition, DeadLetter.kafka_offset).where(
-                col(DeadLetter.kafka_offset).in_([m.offset for m, _ in invalid])
+                col(DeadLetter.kafka_offset).in_([m.offset for m, _ in reasons])
             )
         )
     )
-    letters = []
-    for message, reason in invalid:
+    kept, letters = [], []
+    for message, reason in reasons:
         position = (message.topic, message.partition, message.offset)
-        if position in kept:
+        if position in already:
             continue
-        kept.add(position)
-        letters.append(
-            DeadLetter(
-                topic=message.topic,
-                partition=message.partition,
-                kafka_offset=message.offset,
-                key=message.key,
-                raw=message.value or b"",
-                reason=reason,
-                received_at=now,
-            )
+        already.add(position)
+        kept.append(message)
+        letter = DeadLetter(
+            topic=message.topic,
+            partition=message.partition,
+            kafka_offset=message.offset,
+            key=message.key,
+            raw=message.value or b"",
+            reason=_storable(reason),
+            received_at=now,
         )
-    return letters
+        letters.append(letter)
+        log.warning(
+            "message kept as dead letter",
+            topic=letter.topic,
+            partition=letter.partition,
+            offset=letter.kafka_offset,
+            reason=letter.reason,
+        )
+    session.add_all(letters)
+    return kept
+
+
+def _storable(reason: str) -> str:
+    """A reason every store can keep: no NUL (which PostgreSQL refuses in text, and which a
+    reason may quote from the message), and bounded in length, as the raw bytes are kept."""
+    reason = reason.replace("\x00", "\\x00")
+    if len(reason) <= MAX_REASON_CHARS:
+        return reason
+    return reason[: MAX_REASON_CHARS - 1] + "…"

@@ -23,6 +23,8 @@ class LedgerEntry(SQLModel, table=True):
     """
 
     __tablename__ = "ledger_entries"
+    # Retention looks for entries not yet erased, by the time they were recorded.
+    __table_args__ = (Index("ix_ledger_unerased_time", "erased_at", "recorded_at"),)
 
     topic: str = Field(primary_key=True, max_length=249)
     partition: int = Field(primary_key=True)
@@ -36,6 +38,9 @@ class LedgerEntry(SQLModel, table=True):
     recorded_at: datetime = Field(sa_type=UTCDateTime)
     # Set when a decision's inputs were replaced by a tombstone (erasure or retention).
     erased_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # Set when the event's occurred_at was further from the collector's clock than allowed
+    # (``ingest.ClockBounds``): occurred_at - recorded_at in seconds. Outside every digest.
+    clock_skew_s: float | None = None
 
 
 class LedgerCheckpoint(SQLModel, table=True):
@@ -58,7 +63,8 @@ class LedgerCheckpoint(SQLModel, table=True):
 
 
 class DeadLetter(SQLModel, table=True):
-    """A message that could not be decoded, kept byte for byte with the reason."""
+    """A message kept byte for byte with the reason it is not in the ledger: it does not decode,
+    the database refused its event, or it reuses a stored event's id with other content."""
 
     __tablename__ = "dead_letters"
     __table_args__ = (UniqueConstraint("topic", "partition", "kafka_offset"),)

@@ -13,6 +13,7 @@ from sqlalchemy.exc import ArgumentError
 
 from agent.settings import KafkaSecuritySettings
 from collector.database import normalize_url
+from collector.ingest import ClockBounds
 
 
 class CollectorSettings(KafkaSecuritySettings):
@@ -31,6 +32,17 @@ class CollectorSettings(KafkaSecuritySettings):
     # kafka-python takes from max_poll_interval_ms: keep it short.
     max_poll_interval_ms: int = Field(default=10_000, ge=1_000)
     session_timeout_ms: int = Field(default=6_000, ge=1_000)
+    clock_skew_past_s: float = Field(
+        default=ClockBounds.past_s,
+        gt=0,
+        description="An event dated further back than this when recorded is flagged (spooled "
+        "events are hours or days old after an outage).",
+    )
+    clock_skew_future_s: float = Field(
+        default=ClockBounds.future_s,
+        gt=0,
+        description="An event dated further ahead of the collector's clock than this is flagged.",
+    )
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=0, le=65_535)
     log_level: str = "info"
@@ -109,7 +121,7 @@ class CollectorSettings(KafkaSecuritySettings):
     retention_days: int = Field(
         default=400,
         ge=183,  # the EU AI Act asks deployers to keep logs at least six months
-        description="Decision inputs older than this are erased, unless under a legal hold.",
+        description="Decision inputs recorded longer ago are erased, unless under a legal hold.",
     )
     trace_link_template: str | None = Field(
         default=None,

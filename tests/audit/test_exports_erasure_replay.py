@@ -11,12 +11,13 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
-from sqlalchemy import Engine
-from sqlmodel import Session, select
+from sqlalchemy import Engine, update
+from sqlmodel import Session, col, select
 
 from agent.contract import DecisionPayload, Event
 from collector.erasure import apply_retention
 from collector.exports import check_file
+from collector.models import LedgerEntry
 from collector.replay import READ_MODELS, rebuild
 from collector.settings import CollectorSettings
 from tests import events
@@ -96,22 +97,39 @@ def test_erasure_tombstones_inputs_keeps_the_chain_and_yields_to_a_legal_hold(
     assert [e["decisions"] for e in admin.get("/erasures").json()] == [1, 1]
 
 
-def test_retention_erases_what_is_too_old_except_under_a_hold(engine: Engine) -> None:
-    old, old_held, recent = about("a", 500), about("b", 500, model="fraud"), about("c", 10)
-    store(engine, [old, old_held, recent])
+def recorded_days_ago(engine: Engine, batch: list[Event], days: float) -> None:
+    """As if the collector had stored these events ``days`` ago."""
+    with Session(engine) as session:
+        session.execute(
+            update(LedgerEntry)
+            .where(col(LedgerEntry.event_id).in_([event.event_id for event in batch]))
+            .values(recorded_at=NOW - timedelta(days=days))
+        )
+        session.commit()
+
+
+def test_retention_erases_what_was_recorded_too_long_ago_except_under_a_hold(
+    engine: Engine,
+) -> None:
+    """By the time the collector recorded a decision, not the time its caller claims: one dated
+    500 days back but recorded today keeps its inputs, one dated 900 years ahead loses them."""
+    old, old_held, recent = about("a"), about("b", model="fraud"), about("c")
+    backdated, future_dated = about("d", days_ago=500), about("e", days_ago=-900 * 365)
+    store(engine, [old, old_held, recent, backdated, future_dated])
+    recorded_days_ago(engine, [old, old_held, future_dated], 500)
+    recorded_days_ago(engine, [recent], 10)
     admin = api_client(engine, role="admin")
     admin.post("/holds", json={"model": "fraud", "reason": "regulator inquiry"})
     with Session(engine) as session:
         outcome = apply_retention(session, retention_days=400, now=NOW)
         session.commit()
-    assert (outcome.erased, outcome.held) == (1, 1)
-    inputs = {
-        d.decision_id: admin.get(f"/decisions/{d.decision_id}").json()["decision"]["inputs"]
-        for d in (old, old_held, recent)
+    assert (outcome.erased, outcome.held) == (2, 1)
+    erased = {
+        d.decision_id
+        for d in (old, old_held, recent, backdated, future_dated)
+        if "$erased" in admin.get(f"/decisions/{d.decision_id}").json()["decision"]["inputs"]
     }
-    assert "$erased" in inputs[old.decision_id]
-    assert "$erased" not in inputs[old_held.decision_id]
-    assert "$erased" not in inputs[recent.decision_id]
+    assert erased == {old.decision_id, future_dated.decision_id}
 
 
 def test_retention_below_six_months_is_refused() -> None:

@@ -2,20 +2,23 @@
 carry a ledger written before 0006 over to its new digests (or refuse one that is broken)."""
 
 import hashlib
-from datetime import UTC, datetime
+import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, insert, update
-from sqlmodel import Session, SQLModel
+from sqlmodel import Session, SQLModel, select
 
 from agent.contract import Event, encode
 from collector import ledger
 from collector.database import MIGRATIONS, make_engine, migrate
-from collector.models import LedgerEntry
+from collector.matchers import Matcher
+from collector.models import LedgerEntry, Silence
 from tests import events
 
 
@@ -30,8 +33,10 @@ def test_migrated_schema_matches_the_models(engine: Engine) -> None:
 
 def test_migrating_twice_changes_nothing(engine: Engine) -> None:
     migrate(engine)
+    newest = ScriptDirectory(str(MIGRATIONS)).get_current_head()
+    assert newest is not None and newest >= "0010"
     with engine.connect() as connection:
-        assert MigrationContext.configure(connection).get_current_revision() == "0009"
+        assert MigrationContext.configure(connection).get_current_revision() == newest
 
 
 def _upgrade(engine: Engine, revision: str) -> None:
@@ -85,3 +90,37 @@ def test_a_broken_ledger_from_before_0006_stops_the_migration(database_url: str)
     with engine.connect() as connection:
         assert MigrationContext.configure(connection).get_current_revision() == "0005"
     engine.dispose()
+
+
+# As the matcher writer before 0011 stored them (the value unescaped), and what each meant.
+OLD_SILENCE_MATCHERS = {
+    'model=~"debt\\d+"': ("model", "=~", "debt\\d+"),
+    'model="café"': ("model", "=", "café"),
+    'model="a\\nb"': ("model", "=", "a\nb"),
+    "model=credit-risk": ("model", "=", "credit-risk"),
+}
+
+
+def test_silences_stored_before_0011_keep_their_meaning(database_url: str) -> None:
+    """Matchers the old code stored are rewritten in the new quoting: each reads back as the
+    matcher it was meant to be, and one the old code could not read is left as it was."""
+    engine = make_engine(database_url)
+    _upgrade(engine, "0010")
+    unreadable = 'model="say "hi""'
+    now = datetime.now(UTC)
+    with engine.begin() as connection:
+        connection.execute(
+            insert(Silence.__table__).values(  # type: ignore[attr-defined]
+                id=uuid.uuid4(), matchers=[*OLD_SILENCE_MATCHERS, unreadable],
+                starts_at=now, ends_at=now + timedelta(hours=1), created_by="ops",
+                comment="deploy", created_at=now,
+            )
+        )  # fmt: skip
+    migrate(engine)
+    with Session(engine) as session:
+        (silence,) = session.exec(select(Silence)).all()
+    engine.dispose()
+    *rewritten, untouched = silence.matchers
+    read = [Matcher.parse(text) for text in rewritten]
+    assert [(m.name, m.operator, m.value) for m in read] == list(OLD_SILENCE_MATCHERS.values())
+    assert untouched == unreadable

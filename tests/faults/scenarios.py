@@ -1,9 +1,11 @@
-"""The six fault scenarios. Each runs the embedded stack (the Tansu broker, ``driftline
+"""The fault scenarios. Each runs the embedded stack (the Tansu broker, ``driftline
 collect`` and, where it matters, ``driftline route`` in processes of their own, SQLite or a
 private PostgreSQL) at a steady load, breaks one part, and returns a row of the reliability
 table: what was sent, stored, lost or stored twice, and whether the ledger verifies.
 
 Every scenario takes its scale as arguments; ``FULL`` is the table's, ``SMALL`` the test suite's.
+The agent runs at the README's default settings, except where a scenario says which setting it
+changes and why (the row's note says it too).
 """
 
 from __future__ import annotations
@@ -23,7 +25,14 @@ from typing import Any
 from confluent_kafka import Producer
 
 from agent import Driftline
-from agent.contract import DecisionEvent, DecisionPayload, ModelRef, encode
+from agent.contract import (
+    MAX_EVENT_BYTES,
+    DecisionEvent,
+    DecisionPayload,
+    ModelRef,
+    encode,
+    new_event_id,
+)
 from bench.stores import stored_events
 from collector.broker import EmbeddedBroker, free_port
 from collector.database import make_engine, migrate
@@ -55,7 +64,7 @@ def broker_cut(workdir: Path, *, rate: int, cut_s: float, around_s: float = 10) 
         ensure_topic(broker.bootstrap_servers, TOPIC, partitions=3)
         engine = _sqlite(workdir)
         collector = _collector(workdir, engine.url.render_as_string(), broker)
-        agent = _agent(workdir, broker, queue_size=max(10_000, int(rate * 10)))
+        agent = _agent(workdir, broker)
         try:
             stream = Stream(agent, rate).start()
             _wait_until_storing(engine, collector)
@@ -79,8 +88,9 @@ def broker_cut(workdir: Path, *, rate: int, cut_s: float, around_s: float = 10) 
         load=f"{rate:,} decisions/s",
         fault=f"network to the broker silent for {cut_s:.0f} s",
         sent=calls.calls,
-        note=f"agent: {report.dropped:,} dropped (queue full), {report.failed:,} failed; "
-        f"record_decision p99 {calls.p99_call_ms} ms, slowest {calls.slowest_call_ms} ms",
+        note=f"agent at its defaults: {report.dropped:,} dropped (queue full), "
+        f"{report.failed:,} failed; record_decision p99 {calls.p99_call_ms} ms, "
+        f"slowest {calls.slowest_call_ms} ms",
     )
 
 
@@ -334,8 +344,141 @@ def agent_killed_with_full_spool(workdir: Path, *, spool_bytes: int) -> Row:
         fault=f"SIGKILL with the spool at its {spool_bytes / 1024**2:g} MiB cap",
         sent=filled["spooled"],
         note=f"spool held {spooled_bytes / 1024**2:.2f} MiB; {filled['refused']:,} refused at "
-        "the cap (counted and logged by the agent, not sent)",
+        "the cap (counted and logged by the agent, not sent); changes SPOOL_MAX_BYTES, "
+        "DELIVERY_TIMEOUT_MS 1000 and SPOOL_BLOCK_MS 0, to reach the cap in seconds",
     )
+
+
+def disk_full(workdir: Path, *, rate: int, cut_s: float, disk_kib: int, around_s: float = 5) -> Row:
+    """The broker is cut off while the agent's spool sits on a real file system of
+    ``disk_kib`` KiB (a tmpfs), far below the spool's cap: the disk fills mid-outage. Every
+    event must be stored or counted as refused by the agent, and delivery must resume."""
+    began = time.monotonic()
+    disk = workdir / "small-disk"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={disk_kib}k", "tmpfs", str(disk)],
+                   check=True)  # fmt: skip
+    broker_port = free_port()
+    proxy = TcpProxy(broker_port)
+    try:
+        with EmbeddedBroker(port=broker_port, advertised_port=proxy.port) as broker:
+            ensure_topic(broker.bootstrap_servers, TOPIC, partitions=3)
+            engine = _sqlite(workdir)
+            collector = _collector(workdir, engine.url.render_as_string(), broker)
+            agent = _agent(workdir, broker, spool_dir=disk / "spool")
+            try:
+                stream = Stream(agent, rate).start()
+                _wait_until_storing(engine, collector)
+                time.sleep(around_s)
+                proxy.cut()
+                time.sleep(cut_s)
+                unready = agent.readiness()
+                proxy.restore()
+                time.sleep(around_s)
+                calls = stream.stop()
+                report = agent.close(timeout_s=SETTLE_S)
+                wait_until(
+                    lambda: _caught_up(engine, report.delivered, collector), SETTLE_S, "every event"
+                )
+            finally:
+                collector.stop()
+                proxy.close()
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=True)
+    reasons = {failure.reason.rsplit(": ", 1)[-1] for failure in report.failures}
+    return _row(
+        tally(engine),
+        began,
+        scenario="spool disk full",
+        load=f"{rate:,} decisions/s",
+        fault=f"broker cut {cut_s:.0f} s, spool on a {disk_kib:,} KiB disk",
+        sent=calls.calls - report.failed,  # a drop at a full queue counts as lost
+        note=f"{report.failed:,} refused when the disk was full ({', '.join(sorted(reasons))}), "
+        f"counted; /readyz during the cut: {'ready' if unready[0] else 'not ready'}; "
+        "agent at its defaults",
+    )
+
+
+def poison_events(workdir: Path, *, rate: int, seconds: float, every_s: float = 0.05) -> Row:
+    """Valid decisions stream through the agent into a collector on PostgreSQL, while poison
+    goes straight onto the topic: oversize, NUL-bearing and deeply nested events, conflicting
+    duplicates of valid events and invalid records. Every valid event must be stored once and
+    every bad one be a dead letter; more poison is also recorded through the agent itself,
+    which must refuse it."""
+    began = time.monotonic()
+    with PrivatePostgres() as postgres, EmbeddedBroker() as broker:
+        ensure_topic(broker.bootstrap_servers, TOPIC, partitions=3)
+        engine = make_engine(postgres.url)
+        migrate(engine)
+        collector = _collector(workdir, postgres.url, broker)
+        agent = _agent(workdir, broker)
+        producer = Producer({"bootstrap.servers": broker.bootstrap_servers,
+                             "message.max.bytes": 4 * 1024**2})  # fmt: skip
+        valid_injected = poison = via_agent = 0
+        try:
+            stream = Stream(agent, rate).start()
+            _wait_until_storing(engine, collector)
+            deadline = time.monotonic() + seconds
+            kinds = _poison_kinds()
+            n = 0
+            while time.monotonic() < deadline:
+                original = _decision(1_000_000 + n)
+                producer.produce(TOPIC, encode(original), original.kafka_key())
+                valid_injected += 1
+                for raw in kinds[n % len(kinds)](original):
+                    producer.produce(TOPIC, raw, original.kafka_key())
+                    poison += 1
+                agent.record_decision(model="reliability", version="1",
+                                      inputs={"note": "a\x00b", "n": n}, output=n,
+                                      confidence=0.5, latency_ms=1)  # fmt: skip
+                via_agent += 1
+                producer.poll(0)
+                n += 1
+                time.sleep(every_s)
+            assert producer.flush(60) == 0, "the broker did not take every message"
+            calls = stream.stop()
+            report = agent.close(timeout_s=60)
+            valid = calls.calls + valid_injected
+            caught_up_s = wait_until(
+                lambda: (
+                    _caught_up(engine, valid, collector) and dead_letter_count(engine) >= poison
+                ),
+                SETTLE_S,
+                "every message read",
+            )
+        finally:
+            collector.stop()
+        counted = tally(engine)
+        engine.dispose()
+    return _row(
+        counted,
+        began,
+        scenario="poison events",
+        load=f"{rate:,} decisions/s on PostgreSQL",
+        fault=f"{poison:,} poison messages of {len(kinds)} kinds on the topic, "
+        f"{via_agent:,} NUL-bearing decisions via the agent",
+        sent=valid,
+        note=f"{counted.dead_letters:,} dead letters for {poison:,} poison; the agent refused "
+        f"{report.failed:,} of {via_agent:,} with the reason; caught up {caught_up_s:.0f} s after",
+    )
+
+
+def _poison_kinds() -> list[Callable[[DecisionEvent], list[bytes]]]:
+    """Each makes the poison for one valid event already on the topic."""
+
+    def with_inputs(event: DecisionEvent, inputs: bytes) -> bytes:
+        return encode(event).replace(b'"inputs":{', b'"inputs":{"x":' + inputs + b",", 1)
+
+    def renamed(event: DecisionEvent) -> DecisionEvent:
+        return event.model_copy(update={"event_id": new_event_id()})
+
+    return [
+        lambda e: [with_inputs(renamed(e), b'"' + b"x" * (MAX_EVENT_BYTES + 1) + b'"')],
+        lambda e: [with_inputs(renamed(e), b'"a\\u0000b"')],
+        lambda e: [with_inputs(renamed(e), b"[" * 10_000 + b"]" * 10_000)],
+        lambda e: [with_inputs(e, b'"forged"')],  # same event id, other content
+        lambda e: [b'{"schema":1,"type":"decision"}', b"\x00\x01 not json"],
+    ]
 
 
 Scenario = Callable[..., Row]
@@ -346,6 +489,8 @@ SCENARIOS: dict[str, Scenario] = {
     "malformed": malformed_messages,
     "receiver_down": receiver_down,
     "agent_spool": agent_killed_with_full_spool,
+    "disk_full": disk_full,
+    "poison": poison_events,
 }
 FULL: dict[str, dict[str, Any]] = {
     "broker_cut": {"rate": 2_000, "cut_s": 60},
@@ -354,6 +499,8 @@ FULL: dict[str, dict[str, Any]] = {
     "malformed": {"malformed": 10_000, "valid": 10_000},
     "receiver_down": {"down_s": 300},
     "agent_spool": {"spool_bytes": 16 * 1024**2},
+    "disk_full": {"rate": 2_000, "cut_s": 60, "disk_kib": 8 * 1024},
+    "poison": {"rate": 1_000, "seconds": 60},
 }
 SMALL: dict[str, dict[str, Any]] = {
     "broker_cut": {"rate": 200, "cut_s": 5, "around_s": 3},
@@ -362,6 +509,8 @@ SMALL: dict[str, dict[str, Any]] = {
     "malformed": {"malformed": 330, "valid": 300},
     "receiver_down": {"down_s": 5},
     "agent_spool": {"spool_bytes": 512 * 1024},  # a whole batch of 500 fits, however batched
+    "disk_full": {"rate": 200, "cut_s": 8, "disk_kib": 256, "around_s": 3},
+    "poison": {"rate": 200, "seconds": 5},
 }
 
 
@@ -413,13 +562,13 @@ def _router(
 
 
 def _agent(workdir: Path, broker: EmbeddedBroker, **settings: Any) -> Driftline:
+    """An agent at the README's defaults but for ``settings``, spooling in ``workdir``."""
     return Driftline(
-        **({"service": "reliability"} | settings),
+        **({"service": "reliability", "spool_dir": workdir / f"spool-{uuid.uuid4().hex[:8]}"}
+           | settings),
         kafka_bootstrap_servers=broker.bootstrap_servers,
         topic=TOPIC,
-        spool_dir=workdir / f"spool-{uuid.uuid4().hex[:8]}",
-        delivery_timeout_ms=3_000,
-    )
+    )  # fmt: skip
 
 
 def _wait_until_storing(engine: Any, collector: CollectorProcess) -> None:

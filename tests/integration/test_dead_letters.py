@@ -13,6 +13,7 @@ from collector import ledger
 from collector.broker import EmbeddedBroker
 from collector.models import DeadLetter, LedgerEntry
 from tests import events
+from tests.collector.test_ingest import refuse_one
 from tests.waiting import wait_for
 
 
@@ -62,3 +63,45 @@ def test_bad_messages_become_dead_letters_and_good_ones_around_them_are_stored(
         assert letter.key == b"k"
         assert reason in letter.reason, letter.reason
         assert (letter.topic, letter.partition) == (topic, 1)
+
+
+def test_a_poison_message_no_longer_stalls_the_consumer(
+    broker: EmbeddedBroker, topic: str, engine: Engine, run_collector: Callable[[], None]
+) -> None:
+    """An event the database refuses used to be rewound and read again forever, and JSON
+    nested 10,000 deep stopped the collector at every start: nothing after either was stored.
+    A NUL character is refused by PostgreSQL (SQLite keeps it)."""
+    before, after = [events.decision() for _ in range(3)], [events.decision() for _ in range(3)]
+    refused = events.decision()
+    refuse_one(engine, refused.event_id)
+    nul = encode(events.decision()).replace(b'"north"', b'"no\\u0000rth"')
+    deep = encode(events.decision()).replace(b'"north"', b"[" * 10_000 + b"]" * 10_000)
+    stream = [encode(e) for e in before] + [encode(refused), nul, deep]
+    stream += [encode(e) for e in after]
+
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap_servers, enable_idempotence=True)
+    offsets = [
+        producer.send(topic, value=raw, partition=2).get(timeout=10).offset for raw in stream
+    ]
+    producer.close()
+    run_collector()
+
+    def accounted() -> tuple[set[object], list[int]]:
+        with Session(engine) as session:
+            stored = set(session.exec(select(LedgerEntry.event_id)))
+            letters = session.exec(select(DeadLetter.kafka_offset)).all()
+            return stored, sorted(letters)
+
+    wanted = {event.event_id for event in before + after}
+    stored, letters = wait_for(
+        accounted,
+        lambda found: wanted <= found[0] and len(found[0]) + len(found[1]) == len(stream),
+        what="every message stored or kept as a dead letter",
+    )
+    assert refused.event_id not in stored
+    refused_at, nul_at, deep_at = offsets[3:6]
+    assert set(letters) - {nul_at} == {refused_at, deep_at}
+    if engine.dialect.name == "postgresql":
+        assert nul_at in letters
+    with Session(engine) as session:
+        assert ledger.verify(session).intact
