@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
 import tempfile
 import time
 import uuid
@@ -91,7 +92,8 @@ class Driftline:
         except (ValidationError, RedactionError) as error:
             reason = _configuration_problem(error)
             log.error("Driftline agent misconfigured; recording nothing", problem=reason)
-            self._service = str(overrides.get("service") or "misconfigured")
+            named = overrides.get("service") or os.environ.get("DRIFTLINE_SERVICE")
+            self._service = str(named or "misconfigured")
             self._tracer_provider = tracer_provider
             self._tracing = DecisionTracing(tracer_provider)
             self._dispatcher = RefusingDispatcher(reason)
@@ -324,7 +326,8 @@ class Driftline:
             return False, self._dispatcher.report().failures[0].reason
         spool = self._spooling.spool
         fault = self._spooling.disk_fault
-        if fault is not None and not (self._spooling.connected and spool.count == 0):
+        spool_needed = self._ack_on_disk or not self._spooling.connected or spool.count > 0
+        if fault is not None and spool_needed:
             return False, fault  # the spool is needed now, and its disk refuses it
         if self._spooling.connected:
             return True, "Kafka reachable" + (f"; but {fault}" if fault else "")

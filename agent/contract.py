@@ -441,9 +441,10 @@ class EventTooLarge(ContractError):
     """An event over MAX_EVENT_BYTES: what a sidecar answers with 413."""
 
 
-def check_bounds(raw: bytes) -> None:
+def check_bounds(raw: bytes, document: Any = None) -> None:
     """Raise ContractError if the JSON text of an event is too large, holds a NUL or nests too
-    deep. Cheap for an ordinary event: each check is a scan in C unless the text is suspect."""
+    deep; ``document`` is the text already parsed, if it was. Cheap for an ordinary event: each
+    check is a scan in C unless the text is suspect."""
     if len(raw) > MAX_EVENT_BYTES:
         reason = f"is {len(raw):,} bytes, over the limit of {MAX_EVENT_BYTES:,} bytes"
         raise EventTooLarge([("message", reason)])
@@ -451,12 +452,14 @@ def check_bounds(raw: bytes) -> None:
     suspect_depth = raw.count(b"[") + raw.count(b"{") > MAX_DEPTH
     if not (suspect_nul or suspect_depth):
         return
-    try:
-        document = from_json(raw)
-    except ValueError as error:  # past the parser's own depth limit; other faults are decode's
-        if "recursion limit" in str(error):
-            raise ContractError([("message", f"nests deeper than {MAX_DEPTH} levels")]) from None
-        return
+    if document is None:
+        try:
+            document = from_json(raw)
+        except ValueError as error:  # past the parser's own depth limit
+            if "recursion limit" in str(error):
+                reason = f"nests deeper than {MAX_DEPTH} levels"
+                raise ContractError([("message", reason)]) from None
+            raise ContractError([("message", f"not valid JSON: {error}")]) from None
     if problem := _out_of_bounds(document):
         raise ContractError([problem])
 
@@ -494,7 +497,7 @@ def decode(raw: bytes) -> Event:
         document = from_json(raw, allow_inf_nan=False)
     except ValueError:
         document = _parse_or_explain(raw)
-    check_bounds(raw)
+    check_bounds(raw, document)
     return validate(document)
 
 

@@ -43,6 +43,7 @@ class Handed:
 
     refused: list[tuple[Outgoing, str]]
     not_taken: list[Outgoing]
+    reason: str | None = None  # why librdkafka would not take them
 
 
 class DirectSender:
@@ -56,22 +57,27 @@ class DirectSender:
 
     @property
     def in_flight(self) -> int:
-        """Events handed to librdkafka whose delivery report has not been collected."""
-        return len(self._producer) + len(self._reports) if self._producer is not None else 0
+        """Events handed to librdkafka whose delivery report has not been collected (read
+        from other threads too, so the producer is looked at once)."""
+        producer = self._producer
+        return (len(producer) if producer is not None else 0) + len(self._reports)
 
     def send(self, batch: list[Outgoing]) -> Handed:
         """Queue ``batch`` in librdkafka; what it will not take now is left to the caller."""
-        producer = self._connected()
+        try:
+            producer = self._connected()
+        except KafkaException as error:  # a setting librdkafka refuses (a missing CA file...)
+            return Handed([], batch, f"the Kafka client cannot be made: {error.args[0].str()}")
         refused: list[tuple[Outgoing, str]] = []
         for position, item in enumerate(batch):
             report = functools.partial(self._report, self._sent, item)
             try:
                 producer.produce(self._topic, item.value, item.key, on_delivery=report)
             except BufferError:  # librdkafka holds all it may: the rest waits on disk
-                return Handed(refused, batch[position:])
+                return Handed(refused, batch[position:], "the Kafka client's queue is full")
             except KafkaException as error:
                 if not is_permanent(error.args[0]):
-                    return Handed(refused, batch[position:])
+                    return Handed(refused, batch[position:], self._target.explain(error.args[0]))
                 refused.append((item, self._target.explain(error.args[0])))
             self._sent += 1
         producer.poll(0)
@@ -86,6 +92,18 @@ class DirectSender:
         if any(error is not None and not is_permanent(error) for _, _, error in reports):
             reports += self._purged()
         return self._settled(reports)
+
+    def take_back(self) -> Reports:
+        """Every report so far, and every event still in flight handed back undelivered: so
+        that what is spooled next goes behind them."""
+        if self._producer is None:
+            return self._settled(self._take_reports())
+        self._producer.poll(0)
+        return self._settled(self._take_reports() + self._purged())
+
+    def _take_reports(self) -> list[tuple[int, Outgoing, KafkaError | None]]:
+        reports, self._reports = self._reports, []
+        return reports
 
     def close(self, timeout_s: float) -> Reports:
         """Wait up to ``timeout_s`` for what is in flight; hand back what did not arrive."""

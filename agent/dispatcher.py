@@ -29,6 +29,7 @@ from agent.spooling import SpoolingPublisher
 log = structlog.get_logger(__name__)
 
 MAX_REASONS_KEPT = 100
+MAX_WAIT_S = 86_400.0  # a flush or close asked to wait for ever waits a day
 # Records encoded between voluntary GIL releases: about half a millisecond of work, so that a
 # service thread calling record_* waits that long at most, not CPython's 5 ms switch interval.
 YIELD_EVERY = 16
@@ -119,9 +120,8 @@ class Dispatcher:
         result = self._publisher.write_ahead(outgoing)
         self._count(result, failures)
         kept = [False] * len(records)
-        if result.spooled:
-            for position in positions:
-                kept[position] = True
+        for position in positions[: result.spooled]:  # the spool keeps a prefix of the batch
+            kept[position] = True
         return kept
 
     @property
@@ -142,7 +142,7 @@ class Dispatcher:
 
     def flush(self, timeout_s: float) -> DeliveryReport:
         """Wait until everything recorded so far is delivered or failed, or the deadline."""
-        deadline = time.monotonic() + timeout_s
+        deadline = time.monotonic() + min(timeout_s, MAX_WAIT_S)
         with self._settled:
             target = self._recorded
             while self._delivered + self._failed < target:
@@ -220,7 +220,12 @@ class Dispatcher:
         self, batch: list[Record], publish: Callable[[list[Outgoing]], PublishResult]
     ) -> None:
         outgoing, failures, _ = self._encode(batch)
-        self._count(publish(outgoing), failures)
+        try:
+            result = publish(outgoing)
+        except Exception as error:  # counted, never lost unseen: the worker goes on
+            log.exception("events could not be handed on")
+            result = PublishResult(delivered=0, failed=[(o, repr(error)) for o in outgoing])
+        self._count(result, failures)
 
     def _encode(self, batch: Sequence[Record]) -> tuple[list[Outgoing], list[Failure], list[int]]:
         """Each record processed, checked and encoded; or its failure. Also the positions in

@@ -99,5 +99,11 @@ class AgentSettings(KafkaSecuritySettings):
     )
     redaction_key: SecretStr | None = Field(default=None, description="HMAC key for hash rules.")
 
+    @model_validator(mode="after")
+    def _on_disk_means_synced(self) -> Self:
+        if self.sidecar_ack == "on_disk" and self.spool_fsync != "always":
+            raise ValueError("sidecar_ack on_disk needs spool_fsync always: a 202 means synced")
+        return self
+
     def spool_directory(self) -> Path:
         return self.spool_dir or Path.home() / ".driftline" / "spool" / self.service

@@ -20,12 +20,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Literal
 
 import structlog
 from prometheus_client import Histogram
 
-from agent.direct import DirectSender
+from agent.direct import DirectSender, Reports
 from agent.publisher import Outgoing, Publisher, PublishResult
 from agent.spool import Spool, SpoolFull, SpoolWriteError
 
@@ -89,8 +90,14 @@ class SpoolingPublisher:
         if not (self.connected and self.spool.count == 0):
             return self._keep(batch)
         handed = self._direct.send(batch)
-        kept = self._keep(handed.not_taken)
-        return PublishResult(delivered=0, failed=handed.refused + kept.failed, spooled=kept.spooled)
+        if not handed.not_taken:
+            return PublishResult(delivered=0, failed=handed.refused)
+        # What is still in flight goes to the spool first, then what librdkafka would not
+        # take: the drain then sends a decision's events in the order they were recorded.
+        reports = self._direct.take_back()
+        self._open(len(handed.not_taken), handed.reason or "not taken by the Kafka client")
+        result = self._settle_reports(reports, reports.undelivered + handed.not_taken)
+        return replace(result, failed=handed.refused + result.failed)
 
     def collect(self) -> PublishResult:
         """What the straight sends came to since the last call; undelivered events are
@@ -98,7 +105,11 @@ class SpoolingPublisher:
         reports = self._direct.collect()
         if reports.undelivered:
             self._open(len(reports.undelivered), reports.reason or "not delivered")
-        kept = self._keep(reports.undelivered)
+        return self._settle_reports(reports, reports.undelivered)
+
+    def _settle_reports(self, reports: Reports, to_spool: list[Outgoing]) -> PublishResult:
+        """Spool ``to_spool``; count what the reports say arrived or was refused."""
+        kept = self._keep(to_spool)
         if self._send_latency is not None and reports.acknowledged:
             now_ms = time.time() * 1000  # a UUIDv7 starts with its creation time in ms
             for item in reports.acknowledged:
@@ -122,7 +133,9 @@ class SpoolingPublisher:
         """Stop draining, spool what straight sends did not deliver in ``timeout_s``, close."""
         self._stopping.set()
         if self._drain_thread is not None:
-            self._drain_thread.join()
+            # A drain waiting on an absent broker holds its batch for the delivery timeout;
+            # the batch is still in the spool, so closing need not wait for it.
+            self._drain_thread.join(timeout=max(timeout_s, 1.0))
         reports = self._direct.close(timeout_s)
         kept = self.park(reports.undelivered)
         self._settle(
@@ -137,9 +150,13 @@ class SpoolingPublisher:
 
     def _keep(self, batch: list[Outgoing], *, wait: bool = True) -> PublishResult:
         """Spool the batch, in chunks so that what fits is kept. When the spool is full or its
-        disk refuses, wait (policy "block") for the drain thread to make room; what still
-        does not fit is counted as failed."""
-        waiting = wait and self._full_policy == "block" and not self._stopping.is_set()
+        disk refuses, wait (policy "block") for the drain thread to make room, if the broker
+        takes what it drains; what still does not fit is counted as failed. With the broker
+        away nothing makes room, and a wait would only hold up the worker until its queue
+        overflowed."""
+        waiting = (
+            wait and self._full_policy == "block" and self.connected and not self._stopping.is_set()
+        )
         deadline = time.monotonic() + (self._block_s if waiting else 0)
         spooled = 0
         while spooled < len(batch):
@@ -171,7 +188,10 @@ class SpoolingPublisher:
     def _drain_loop(self) -> None:
         while not self._stopping.is_set():
             try:
-                if self.spool.count and time.monotonic() >= self._next_drain:
+                # Not while straight sends are in flight: they are older than the spool's
+                # tail, and go to its head if they fail.
+                due = self.spool.count and time.monotonic() >= self._next_drain
+                if due and self._direct.in_flight == 0:
                     self._settle(self._drain_once())
                 else:
                     self._stopping.wait(IDLE_WAIT_S)

@@ -281,3 +281,15 @@ def test_an_event_over_the_size_limit_is_refused_naming_it() -> None:
         decode(json.dumps(document).encode())
     near = _decision_with_inputs({"prompt": "x" * (MAX_EVENT_BYTES - 2_000)})
     assert len(wire_bytes(validate(near))) <= MAX_EVENT_BYTES
+
+
+def test_a_lone_surrogate_does_not_let_a_nul_or_deep_nesting_through_decode() -> None:
+    """decode falls back to the standard parser for a lone surrogate escape; the bounds are
+    still checked on what it parsed."""
+    document = _decision_with_inputs({"note": "a"})
+    raw = json.dumps(document).encode().replace(b'"a"', b'"a\\u0000b\\ud800"')
+    with pytest.raises(ContractError, match="NUL"):
+        decode(raw)
+    deep = json.dumps(_decision_with_inputs({"v": _nested(100), "w": "a"})).encode()
+    with pytest.raises(ContractError, match="deeper"):
+        decode(deep.replace(b'"w": "a"', b'"w": "\\ud800"'))

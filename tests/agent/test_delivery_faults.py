@@ -114,12 +114,14 @@ def test_a_spool_on_a_full_disk_accounts_for_every_event_and_recovers(
         kafka_bootstrap_servers=broker.bootstrap_servers,
         topic=topic,
         spool_dir=small_disk / "spool",
-        spool_block_ms=0,
+        queue_size=500,  # waiting for room that cannot come (the broker is away) would drop
         delivery_timeout_ms=1_000,
     )
     try:
         for n in range(3_000):  # about 300 bytes each on disk: the 256 KiB fill at ~850
             record(agent, n)
+            if n % 100 == 99:
+                time.sleep(0.02)
         report = wait_for(
             lambda: agent.flush(timeout_s=0.5),
             lambda r: r.failed > 0 and r.pending == r.spooled,
@@ -127,6 +129,7 @@ def test_a_spool_on_a_full_disk_accounts_for_every_event_and_recovers(
             "the disk to fill",
         )
         assert report.recorded == 3_000
+        assert report.dropped == 0
         assert report.spooled > 0
         assert report.delivered + report.failed + report.spooled == 3_000, report
         assert all("No space left on device" in f.reason for f in report.failures)
@@ -211,3 +214,24 @@ def test_a_dropped_event_is_visible_to_the_caller() -> None:
     assert not misconfigured.record_decision(
         **MODEL, inputs={}, output=1, confidence=0.5, latency_ms=1
     ).queued
+
+
+def test_a_kafka_setting_librdkafka_refuses_loses_nothing_unseen(tmp_path: Path) -> None:
+    """A producer that cannot even be made (a CA file that is not there) leaves every event in
+    the spool, counted, instead of lost with no report."""
+    agent = Driftline(
+        service="s",
+        kafka_bootstrap_servers=f"127.0.0.1:{free_port()}",
+        kafka_security_protocol="SSL",
+        kafka_ssl_ca_file=tmp_path / "no-such-ca.pem",
+    )
+    try:
+        for n in range(50):
+            record(agent, n)
+        report = wait_for(
+            lambda: agent.flush(timeout_s=0.2), lambda r: r.spooled == 50, 10, "spool"
+        )
+        assert not agent.readiness()[1].startswith("Kafka reachable")
+    finally:
+        report = agent.close(timeout_s=1)
+    assert (report.recorded, report.pending, report.spooled) == (50, 50, 50), report

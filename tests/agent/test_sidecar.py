@@ -319,3 +319,23 @@ def test_an_allowed_host_may_post(driftline: Driftline) -> None:
     )
     assert sidecar.post("/v1/events", json=DECISION).status_code == 202
     assert sidecar.get("/readyz").status_code == 200  # probes come by the pod's address
+
+
+def test_with_ack_on_disk_only_what_reached_the_disk_is_acknowledged(tmp_path: Path) -> None:
+    """A spool with room for part of a request: the answer is 503, and the ids it lists are
+    exactly the events on disk."""
+    agent = Driftline(
+        service="java-service",
+        kafka_bootstrap_servers=f"127.0.0.1:{free_port()}",
+        spool_dir=tmp_path / "small-spool",
+        spool_max_bytes=100_000,
+        sidecar_ack="on_disk",
+    )
+    try:
+        sidecar = TestClient(create_sidecar(agent), base_url="http://localhost")
+        response = sidecar.post("/v1/events", json=[DECISION] * 400)
+        report = agent.flush(timeout_s=0.1)
+    finally:
+        agent.close(timeout_s=1)
+    assert response.status_code == 503
+    assert 0 < len(response.json()["accepted"]) == report.spooled < 400

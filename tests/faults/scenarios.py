@@ -293,7 +293,8 @@ FILLING_AGENT = textwrap.dedent(
         if report.spooled + report.failed + report.dropped >= report.recorded:
             break
     print(json.dumps({"recorded": report.recorded, "spooled": report.spooled,
-                      "refused": report.failed + report.dropped}), flush=True)
+                      "refused": report.failed + report.dropped,
+                      "why": sorted({f.reason for f in report.failures})}), flush=True)
     time.sleep(3600)
     """
 )
@@ -343,8 +344,9 @@ def agent_killed_with_full_spool(workdir: Path, *, spool_bytes: int) -> Row:
         load=f"{filled['recorded']:,} decisions, broker unreachable",
         fault=f"SIGKILL with the spool at its {spool_bytes / 1024**2:g} MiB cap",
         sent=filled["spooled"],
-        note=f"spool held {spooled_bytes / 1024**2:.2f} MiB; {filled['refused']:,} refused at "
-        "the cap (counted and logged by the agent, not sent); changes SPOOL_MAX_BYTES, "
+        note=f"spool held {spooled_bytes / 1024**2:.2f} MiB; {filled['refused']:,} refused "
+        f"({'; '.join(filled['why'])}), counted and logged by the agent, not sent; changes "
+        "SPOOL_MAX_BYTES, "
         "DELIVERY_TIMEOUT_MS 1000 and SPOOL_BLOCK_MS 0, to reach the cap in seconds",
     )
 
