@@ -137,14 +137,8 @@ class SpoolingPublisher:
             # the batch is still in the spool, so closing need not wait for it.
             self._drain_thread.join(timeout=max(timeout_s, 1.0))
         reports = self._direct.close(timeout_s)
-        kept = self.park(reports.undelivered)
-        self._settle(
-            PublishResult(
-                delivered=len(reports.acknowledged),
-                failed=reports.refused + kept.failed,
-                spooled=kept.spooled,
-            )
-        )
+        # Stopping, so the spool is not waited on: undelivered events are parked.
+        self._settle(self._settle_reports(reports, reports.undelivered))
         self._drainer.shutdown(timeout_s=0)
         self.spool.close()
 
