@@ -5,6 +5,11 @@ queues the event; validation, the OpenTelemetry span, encoding and the network h
 agent's worker thread. Nothing here raises into the service for bad data or an absent broker:
 ``flush()`` and ``close()`` report what was not delivered and why.
 
+A service records its own decisions, reviews and feedback. Every other type (deployments,
+baselines, drift verdicts, readiness, load tests, drills, alerts) is written by Driftline's own
+components only, through ``record_signed`` with a producer key (DRIFTLINE_PRODUCER_KEY_FILE;
+``agent.provenance``), and ``record_event`` refuses it: counted as failed, logged, never raised.
+
     with Driftline(service="loans") as driftline:
         decision_id = driftline.record_decision(
             model="credit-risk", version="3", inputs={"income": 52_000},
@@ -33,11 +38,18 @@ from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CollectorRegistry, Histogram
 from pydantic import ValidationError
 
-from agent.contract import SCHEMA_VERSION, EventType, ReviewAction, new_event_id
+from agent.contract import (
+    COMPONENT_EVENT_TYPES,
+    SCHEMA_VERSION,
+    EventType,
+    ReviewAction,
+    new_event_id,
+)
 from agent.direct import DirectSender
 from agent.dispatcher import DeliveryReport, Dispatcher, Record, RefusingDispatcher
 from agent.input_contracts import ContractCheck, InputContractError, load_contracts
 from agent.metrics import AgentMetrics
+from agent.provenance import ProducerKey, ProducerKeyError
 from agent.publisher import KafkaPublisher, KafkaTarget
 from agent.redaction import RedactionError, RedactionPolicy, Redactor
 from agent.settings import AgentSettings
@@ -53,8 +65,9 @@ R = TypeVar("R")
 
 class Recorded(uuid.UUID):
     """The id a ``record_*`` call returns: a UUID like any other, that also says whether the
-    agent took the event. ``queued`` is False when it could not (its queue was full, or it is
-    misconfigured): that event is lost, and counted as dropped or failed."""
+    agent took the event. ``queued`` is False when it could not (its queue was full, it is
+    misconfigured, or the event needs a producer key it lacks): that event is lost, and counted
+    as dropped or failed."""
 
     __slots__ = ("queued",)
     queued: bool
@@ -85,6 +98,8 @@ class Driftline:
         self._dispatcher: Dispatcher | RefusingDispatcher
         self._spooling: SpoolingPublisher | None = None
         self._ack_on_disk = False
+        self._producer_key: ProducerKey | None = None
+        self._unsigned = "the agent is misconfigured"  # why it cannot sign, when it cannot
         self.metrics = CollectorRegistry()  # what `driftline agent` serves at /metrics
         try:
             self.settings = settings or AgentSettings(**overrides)
@@ -100,6 +115,7 @@ class Driftline:
             return
         self._service = self.settings.service
         self._ack_on_disk = self.settings.sidecar_ack == "on_disk"
+        self._producer_key, self._unsigned = _producer_key(self.settings)
         contract_check = ContractCheck(_input_contracts(self.settings))
         self._tracer_provider = tracer_provider or make_tracer_provider(
             self.settings.service, self.settings.trace_exporter
@@ -278,9 +294,12 @@ class Driftline:
     def record_deployment(
         self, *, model: str, version: str, owner: str, approved_by: str
     ) -> Recorded:
-        """Record that a model version went live, who owns it and who approved it."""
-        payload = {"version": version, "owner": owner, "approved_by": approved_by}
-        return self._record("model_deployed", model, version, None, payload)
+        """Record that a model version went live, who owns it and who approved it: signed, so
+        only from a release pipeline holding a producer key (DRIFTLINE_PRODUCER_KEY_FILE);
+        without one it is refused (``.queued`` False, counted as failed)."""
+        document = self._envelope("model_deployed", model, version, None, datetime.now(UTC))
+        document["payload"] = {"version": version, "owner": owner, "approved_by": approved_by}
+        return Recorded.of(document["event_id"], queued=self.record_signed(document))
 
     @property
     def service(self) -> str:
@@ -304,21 +323,62 @@ class Driftline:
         self, document: dict[str, Any], parent: otel_context.Context | None = None
     ) -> bool:
         """Queue a complete event document; ``parent`` is the caller's trace context, which a
-        decision's span joins. False if the queue was full and it was dropped."""
+        decision's span joins. False if the queue was full and it was dropped, or if it is of a
+        type only Driftline's own components write (refused, counted as failed and logged)."""
+        if self._refused_here(document):
+            return False
         finish = self._finisher(document, parent or otel_context.get_current())
         return self._dispatcher.submit(Record(document, finish=finish))
+
+    def record_signed(
+        self, document: dict[str, Any], parent: otel_context.Context | None = None
+    ) -> bool:
+        """Queue a complete event of one of Driftline's own components, signed with the
+        agent's producer key on the worker after every other step, so that the signature covers
+        exactly what travels. False, counted as failed and logged, when the agent has no usable
+        producer key or the event is a service's own type, or if the queue was full."""
+        kind = document.get("type")
+        if not (isinstance(kind, str) and kind in COMPONENT_EVENT_TYPES):
+            reason = f"{kind} events are a service's own: record_event records them, unsigned"
+            self._dispatcher.refuse(document.get("event_id"), reason)
+            return False
+        if self._producer_key is None:
+            reason = f"{kind} events must be signed, and {self._unsigned}"
+            self._dispatcher.refuse(document.get("event_id"), reason)
+            return False
+        finish = self._finisher(document, parent or otel_context.get_current())
+        return self._dispatcher.submit(Record(document, finish, seal=self._producer_key.seal))
 
     def record_events(
         self, documents: list[dict[str, Any]], parent: otel_context.Context | None = None
     ) -> list[bool]:
         """Record complete event documents as DRIFTLINE_SIDECAR_ACK says: queued in memory
         (True: queued), or processed now and written to the spool, synced, before this returns
-        (True: on disk). False: dropped or refused, and counted."""
+        (True: on disk). False: dropped or refused (as ``record_event`` refuses), and counted."""
         caller = parent or otel_context.get_current()
-        records = [Record(d, finish=self._finisher(d, caller)) for d in documents]
+        taken = [n for n, document in enumerate(documents) if not self._refused_here(document)]
+        records = [Record(documents[n], finish=self._finisher(documents[n], caller)) for n in taken]
         if self._ack_on_disk:
-            return self._dispatcher.submit_on_disk(records)
-        return [self._dispatcher.submit(record) for record in records]
+            kept = self._dispatcher.submit_on_disk(records)
+        else:
+            kept = [self._dispatcher.submit(record) for record in records]
+        answers = [False] * len(documents)
+        for position, ok in zip(taken, kept, strict=True):
+            answers[position] = ok
+        return answers
+
+    def _refused_here(self, document: dict[str, Any]) -> bool:
+        """Refuse (count and log) an event of a type only Driftline's own components write,
+        which the public record calls never take: True if it was refused."""
+        kind = document.get("type")
+        if not (isinstance(kind, str) and kind in COMPONENT_EVENT_TYPES):
+            return False
+        reason = (
+            f"{kind} events are written by Driftline's own components only, signed with a "
+            "producer key; the public record call refuses them"
+        )
+        self._dispatcher.refuse(document.get("event_id"), reason)
+        return True
 
     def readiness(self) -> tuple[bool, str]:
         """Ready when Kafka takes events, or the spool has room for them and its disk writes."""
@@ -383,6 +443,21 @@ class Driftline:
             "model": {"name": model, "version": version},
             "decision_id": decision_id,
         }
+
+
+def _producer_key(settings: AgentSettings) -> tuple[ProducerKey | None, str]:
+    """The configured producer key, or None and why the agent cannot sign; a key that cannot
+    be used refuses only the events that need it, after saying why."""
+    if settings.producer_key_file is None:
+        return None, "this agent has no producer key (DRIFTLINE_PRODUCER_KEY_FILE)"
+    try:
+        return ProducerKey.load(settings.producer_key_file), ""
+    except ProducerKeyError as error:
+        log.error(
+            "DRIFTLINE_PRODUCER_KEY_FILE unusable; Driftline's own events will be refused",
+            problem=str(error),
+        )
+        return None, f"DRIFTLINE_PRODUCER_KEY_FILE is unusable: {error}"
 
 
 def _input_contracts(settings: AgentSettings) -> dict[str, Validator]:

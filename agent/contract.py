@@ -20,7 +20,7 @@ import json
 import re
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final, Literal, get_args
 
 from pydantic import (
     AfterValidator,
@@ -56,6 +56,11 @@ EventType = Literal[
     "load_tested",
     "drill_completed",
 ]
+# What a service records about its own decisions; every other type is written by Driftline's
+# own components only, signed with a producer key (``agent.provenance``), and the collector
+# keeps one of those only when a producer key it trusts signed it.
+SERVICE_EVENT_TYPES: Final = frozenset({"decision", "review", "feedback"})
+COMPONENT_EVENT_TYPES: Final = frozenset(get_args(EventType)) - SERVICE_EVENT_TYPES
 ReviewAction = Literal["approve", "override", "escalate"]
 DriftTest = Literal[
     "ks",
@@ -281,6 +286,14 @@ class DrillCompletedPayload(_Frozen):
     receivers: list[Name] = Field(max_length=100)
 
 
+class Provenance(_Frozen):
+    """Who wrote an event: the id of a producer key, and its Ed25519 signature (base64) over
+    the event without this field (``agent.provenance``). Only Driftline's own components sign."""
+
+    key_id: Annotated[str, Field(pattern=r"^[0-9a-f]{16}$")]
+    signature: Annotated[str, Field(pattern=r"^[A-Za-z0-9+/]{86}==$")]
+
+
 def baseline_digest(record: dict[str, JsonValue]) -> str:
     canonical = json.dumps(record, sort_keys=True, separators=(",", ":"), allow_nan=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
@@ -331,7 +344,14 @@ class FeedbackEvent(_AboutDecision):
     payload: FeedbackPayload
 
 
-class _AboutVersion(_Envelope):
+class _Component(_Envelope):
+    """An event only Driftline's own components write: signed by a producer key."""
+
+    # Left out of the JSON when absent, so that an unsigned event's bytes are what they were.
+    provenance: Provenance | None = Field(default=None, exclude_if=lambda value: value is None)
+
+
+class _AboutVersion(_Component):
     """An event about a model version as a whole; its payload names the version again."""
 
     payload: (
@@ -388,7 +408,7 @@ class DrillCompletedEvent(_AboutVersion):
     payload: DrillCompletedPayload
 
 
-class AlertNotifiedEvent(_Envelope):
+class AlertNotifiedEvent(_Component):
     """About the alert group's model when it has one; ``model.name`` is "*" when it spans
     several."""
 

@@ -46,6 +46,8 @@ class Record:
 
     document: dict[str, Any]
     finish: Callable[[dict[str, Any]], None] | None = None  # e.g. add the span's trace ids
+    # The last step, on the validated event: a component's signature over what will travel.
+    seal: Callable[[Event], Event] | None = None
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,12 @@ class Dispatcher:
                 log.warning("agent queue full; events dropped", dropped_total=dropped)
             return False
         return True
+
+    def refuse(self, event_id: object, reason: str) -> None:
+        """Count an event refused on the caller's thread, never queued, as failed, and log why."""
+        with self._settled:
+            self._recorded += 1
+        self._count(PublishResult(delivered=0), [Failure(str(event_id), reason)])
 
     def submit_on_disk(self, records: Sequence[Record]) -> list[bool]:
         """Process ``records`` on the caller's thread and write them to the spool, synced;
@@ -270,7 +278,8 @@ class Dispatcher:
             process(record.document)
         if record.finish is not None:
             record.finish(record.document)
-        return validate(record.document)
+        event = validate(record.document)
+        return event if record.seal is None else record.seal(event)
 
 
 class RefusingDispatcher:
@@ -287,6 +296,10 @@ class RefusingDispatcher:
         with self._lock:
             self._refused += 1
         return False
+
+    def refuse(self, event_id: object, reason: str) -> None:
+        with self._lock:
+            self._refused += 1
 
     def report(self) -> DeliveryReport:
         with self._lock:

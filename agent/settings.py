@@ -98,6 +98,11 @@ class AgentSettings(KafkaSecuritySettings):
         default=None, description="YAML: model name to the JSON Schema its inputs should meet."
     )
     redaction_key: SecretStr | None = Field(default=None, description="HMAC key for hash rules.")
+    producer_key_file: Path | None = Field(
+        default=None,
+        description="Ed25519 key (PKCS#8 PEM) that signs the events of Driftline's own "
+        "components (record_signed, record_deployment); never give it to a service's sidecar.",
+    )
 
     @model_validator(mode="after")
     def _on_disk_means_synced(self) -> Self:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, get_args
+from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
@@ -37,16 +37,16 @@ from starlette.concurrency import run_in_threadpool
 
 from agent.client import Driftline
 from agent.contract import (
+    COMPONENT_EVENT_TYPES,
     MAX_EVENT_BYTES,
+    SERVICE_EVENT_TYPES,
     ContractError,
     EventTooLarge,
-    EventType,
     validate,
     wire_bytes,
 )
 
 MAX_BATCH = 1_000
-SERVICE_EVENT_TYPES = frozenset({"decision", "review", "feedback"})
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]", "::1"})
 MAX_BODY_BYTES = 16 * 1024 * 1024
 propagator = TraceContextTextMapPropagator()
@@ -169,13 +169,15 @@ def _refused_caller(request: Request, hosts: frozenset[str]) -> JSONResponse | N
 def _not_the_services(document: dict[str, Any], service: str) -> dict[str, str] | None:
     """The field and reason if the event is not one this service may record here."""
     kind = document.get("type")
+    if not isinstance(kind, str):
+        return None  # the contract names it
     if kind in SERVICE_EVENT_TYPES:
         named = document.get("service", service)
         if named == service:
             return None
         reason = f"this sidecar records for service {service!r} only, not {named!r}"
         return {"field": "service", "reason": reason}
-    if isinstance(kind, str) and kind in get_args(EventType):
+    if kind in COMPONENT_EVENT_TYPES:
         return {"field": "type", "reason": f"{kind} events are written by Driftline only"}
     return None  # an unknown type: the contract names it
 

@@ -36,6 +36,7 @@ from rich.progress import Progress
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from agent.provenance import ProducerKey
 from bench.collector import first_sample_at
 from bench.memory import resident_mb
 from bench.stores import database_url, sqlite_store, stored_events
@@ -82,6 +83,8 @@ def components(
     alerting.write_text(ALERTING.format(url=webhook))
     key = directory / "signing-key.pem"
     checkpoints.load_signing_key(key, create=True)
+    producer_key = directory / "producer-key.pem"  # the detector and router sign with it
+    ProducerKey.load(producer_key, create=True)
     environment = os.environ | {
         "DRIFTLINE_DATABASE_URL": database_url(engine),
         "DRIFTLINE_KAFKA_BOOTSTRAP_SERVERS": bootstrap_servers,
@@ -95,6 +98,7 @@ def components(
         "DRIFTLINE_ALERTING_CONFIG": str(alerting),
         "DRIFTLINE_ROUTER_SPOOL_DIR": str(directory / "router-spool"),
         "DRIFTLINE_SIGNING_KEY_FILE": str(key),
+        "DRIFTLINE_PRODUCER_KEY_FILE": str(producer_key),
     }
     driftline = str(Path(sys.executable).parent / "driftline")
     agent_port, api_port = free_port(), free_port()

@@ -31,7 +31,8 @@ from sqlmodel import Session, func, select
 from agent.contract import new_event_id
 from bench.audit import _wait_until_up, console, fill, serve, timed_ms
 from bench.stores import sqlite_store
-from collector.access import create_token
+from collector.access import create_token, open_ui_session
+from collector.api.auth import SESSION_COOKIE
 from collector.baselines import fit_first_decisions
 from collector.broker import free_port
 from collector.models import BaselineRecord, Decision, DriftVerdict
@@ -88,6 +89,10 @@ def measure(engine: Engine, ids: list[uuid.UUID], requests: int) -> dict[str, An
         issued = create_token(
             session, name="bench", role="operator", created_by="bench", now=datetime.now(UTC)
         )
+        # Signed in as the login form does: the page's cookie holds a session, not the token.
+        signed_in = open_ui_session(
+            session, token=issued.record, now=datetime.now(UTC), lasts=timedelta(hours=8)
+        )
         session.commit()
     pages = {
         "overview": "/ui/",
@@ -103,7 +108,7 @@ def measure(engine: Engine, ids: list[uuid.UUID], requests: int) -> dict[str, An
     figures: dict[str, Any] = {}
     try:
         with httpx.Client(
-            base_url=f"http://127.0.0.1:{port}", cookies={"driftline_token": issued.token}
+            base_url=f"http://127.0.0.1:{port}", cookies={SESSION_COOKIE: signed_in}
         ) as ui:
             _wait_until_up(ui)
             for path in pages.values():

@@ -36,9 +36,12 @@ def parse_duration(value: object) -> timedelta:
         raise ValueError(f"{text!r} is not a duration; write e.g. 30s, 5m, 1h30m, 500ms")
     units = ("w", "d", "h", "m", "s", "ms")
     amounts = found.groups()[1::2]
-    return timedelta(
-        seconds=sum(int(a) * _UNITS[u] for a, u in zip(amounts, units, strict=True) if a)
-    )
+    try:
+        return timedelta(
+            seconds=sum(int(a) * _UNITS[u] for a, u in zip(amounts, units, strict=True) if a)
+        )
+    except OverflowError:
+        raise ValueError(f"{text!r} is longer than any duration can be") from None
 
 
 def _matcher(value: object) -> Matcher:

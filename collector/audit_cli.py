@@ -16,8 +16,9 @@ from rich.table import Table
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from agent.provenance import ProducerKeyError
 from collector import checkpoints, integrity, queries
-from collector.access import ROLES, Role, create_token, list_tokens, revoke_token
+from collector.access import ROLES, Role, TokenNameTaken, create_token, list_tokens, revoke_token
 from collector.alert_config import parse_duration
 from collector.cli_common import DatabaseOption, console, fail, load_settings, open_store
 from collector.decision_search import DecisionFilter, count
@@ -26,6 +27,7 @@ from collector.exports import Export, ExportFormat, check_file, manifest_documen
 from collector.holds import HoldError, active_holds, place_hold, release_hold
 from collector.integrity import KeyRing
 from collector.models import LedgerCheckpoint
+from collector.producer_keys import trusted_producers
 from collector.proofs import ProofUnavailable, check_proof, prove_decision
 from collector.replay import rebuild
 from collector.settings import CollectorSettings
@@ -68,14 +70,17 @@ def token_create(
         fail(f"--expires-in: {error}")
     _, engine = _store(database_url)
     with Session(engine) as session:
-        issued = create_token(
-            session,
-            name=name,
-            role=_role(role),
-            created_by="driftline token create",
-            now=now,
-            expires_at=expires_at,
-        )
+        try:
+            issued = create_token(
+                session,
+                name=name,
+                role=_role(role),
+                created_by="driftline token create",
+                now=now,
+                expires_at=expires_at,
+            )
+        except TokenNameTaken as taken:
+            fail(str(taken))
         session.commit()
         console.print(f"[green]✓[/] {role} token {issued.record.id} for {name}:")
     print(issued.token)
@@ -129,21 +134,50 @@ def audit_verify(
         Path | None,
         typer.Option("--checkpoints", help="Checkpoints copied out earlier (JSON), also checked."),
     ] = None,
+    sample: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Check this many rows of each read model at random, each with its ledger entry,"
+            " instead of everything (for big stores).",
+        ),
+    ] = None,
+    seconds: Annotated[
+        float, typer.Option(min=0.1, help="With --sample: stop after this long.")
+    ] = 60.0,
     database_url: DatabaseOption = None,
 ) -> None:
-    """Walk every chain against the signed checkpoints; exit 1 at any break."""
+    """Walk every chain against the signed checkpoints, check every erasure mark, and check
+    every served row against its ledger entry; exit 1 at any break or tampering."""
     settings, engine = _store(database_url)
     keys = _keys(settings)
     copies = _read_checkpoints(checkpoint_file) if checkpoint_file else []
+    plan = integrity.Sample(sample, seconds) if sample is not None else None
+    try:
+        producers = trusted_producers(settings)
+    except ProducerKeyError as error:
+        fail(str(error))
     with Session(engine) as session:
-        report = integrity.verify(session, keys.trusted, copies)
+        report = integrity.verify(session, keys.trusted, copies, plan, producers)
     for found in report.breaks:
         console.print(f"[red]{found.topic}[{found.partition}] entry {found.seq}: {found.problem}")
-    v = report.verification
-    console.print(
-        f"{v.chains} chains, {v.entries} entries ({v.erased} erased), "
-        f"{report.checkpoints} checkpoints: " + ("intact" if report.intact else "BROKEN")
-    )
+    for tampering in report.rows.tampering:
+        console.print(f"[red]tampered: {tampering}", highlight=False)
+    rows = f"{report.rows.rows} served rows" + ("" if report.rows.complete else " (out of time)")
+    if report.verification is None:
+        summary = f"sample of {rows} with their entries, {report.checkpoints} checkpoints"
+    else:
+        v, marks = report.verification, report.marks
+        unsigned = (
+            f", {marks.unsigned} unsigned from before 0012" if marks and marks.unsigned else ""
+        )
+        summary = (
+            f"{v.chains} chains, {v.entries} entries ({v.erased} erased{unsigned}), "
+            f"{report.checkpoints} checkpoints, {rows}"
+        )
+    tampered = bool(report.breaks or report.rows.tampering)
+    verdict = "intact" if report.intact else "BROKEN" if tampered else "INCOMPLETE (out of time)"
+    console.print(f"{summary}: {verdict}")
     if not report.intact:
         raise typer.Exit(1)
 
@@ -271,10 +305,11 @@ def audit_export(
         )
     except ValueError as error:
         fail(f"bad search: {error}")
-    _, engine = _store(database_url)
+    settings, engine = _store(database_url)
     with Session(engine) as session:
         total = count(session, where)
-    export = Export(engine, where, fmt, created_by="driftline audit export")
+    key = _keys(settings).signing
+    export = Export(engine, where, fmt, created_by="driftline audit export", key=key)
     with out.open("wb") as file, _progress() as progress:
         task = progress.add_task("exporting", total=total)
         for chunk in export.chunks():
@@ -300,20 +335,39 @@ def _progress() -> Progress:
 
 
 @audit_app.command("check-export")
-def audit_check_export(file: Path, manifest: Path) -> None:
-    """Check an export file against its manifest: the same bytes and rows."""
+def audit_check_export(
+    file: Path,
+    manifest: Path,
+    public_key: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--public-key",
+            help="A PEM public key whose signature is trusted (repeatable); without one, the"
+            " keys this installation trusts.",
+        ),
+    ] = None,
+) -> None:
+    """Check an export file against its signed manifest: the signature, the same bytes and
+    rows, and no row that differed from its ledger entry. Offline with --public-key."""
     try:
+        if public_key:
+            keys = [checkpoints.load_public_key(path) for path in public_key]
+            trusted = {checkpoints.key_id(key): key for key in keys}
+        else:
+            trusted = _keys(CollectorSettings()).trusted
         document = json.loads(manifest.read_text())
+        if not isinstance(document, dict):
+            raise ValueError(f"{manifest}: not a manifest (a JSON object)")
         fmt: ExportFormat = "csv" if document["format"] == "csv" else "jsonl"
         with file.open("rb") as data:
-            problems = check_file(_chunks(data), document, fmt)
-    except (OSError, ValueError, KeyError) as error:
+            problems = check_file(_chunks(data), document, fmt, trusted)
+    except (OSError, ValueError, KeyError, checkpoints.SigningKeyError) as error:
         fail(str(error))
     for problem in problems:
-        console.print(f"[red]✗ {problem}")
+        console.print(f"[red]✗ {problem}", highlight=False)
     if problems:
         raise typer.Exit(1)
-    console.print(f"[green]✓[/] {file} is the export its manifest describes")
+    console.print(f"[green]✓[/] {file} is the export its signed manifest describes")
 
 
 def _chunks(data: BinaryIO) -> Iterator[bytes]:
@@ -329,10 +383,11 @@ def audit_erase(
     database_url: DatabaseOption = None,
 ) -> None:
     """Replace a subject's decision inputs by tombstones; the chains still verify."""
-    _, engine = _store(database_url)
+    settings, engine = _store(database_url)
+    key = _keys(settings).signing
     with Session(engine) as session:
         outcome = erase_subject(
-            session, subject=subject, reason=reason, requested_by=by, now=datetime.now(UTC)
+            session, subject=subject, reason=reason, requested_by=by, now=datetime.now(UTC), key=key
         )
         session.commit()
     console.print(f"[green]✓[/] inputs of {outcome.erased} decisions erased")
@@ -344,9 +399,10 @@ def audit_erase(
 def audit_retain(database_url: DatabaseOption = None) -> None:
     """Apply the retention period now (the collector also does it periodically)."""
     settings, engine = _store(database_url)
+    key = _keys(settings).signing
     with Session(engine) as session:
         outcome = apply_retention(
-            session, retention_days=settings.retention_days, now=datetime.now(UTC)
+            session, retention_days=settings.retention_days, now=datetime.now(UTC), key=key
         )
         session.commit()
     console.print(

@@ -8,7 +8,6 @@ make a rewritten or truncated chain detectable by anyone holding the public key.
 from __future__ import annotations
 
 import base64
-import hashlib
 import os
 import uuid
 from collections.abc import Iterable, Mapping
@@ -26,17 +25,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from agent.provenance import key_id as key_id  # one id for every Driftline key, re-exported
 from collector.ledger import Anchors, ChainBreak, canonical, heads
 from collector.models import LedgerCheckpoint
 
 
 class SigningKeyError(ValueError):
     """The configured key file cannot be read as an Ed25519 key."""
-
-
-def key_id(public_key: Ed25519PublicKey) -> str:
-    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return hashlib.sha256(raw).hexdigest()[:16]
 
 
 def public_pem(public_key: Ed25519PublicKey) -> str:

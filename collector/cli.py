@@ -21,6 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from agent import Driftline
+from agent.provenance import ProducerKeyError
 from collector.alert_config import (
     AlertConfigError,
     AlertingConfig,
@@ -51,15 +52,17 @@ from collector.cli_common import (
     freeze_startup_heap,
     load_settings,
     open_store,
+    signing_key_file,
 )
 from collector.consumer import Collector
-from collector.database import make_engine, migrate
+from collector.database import make_engine, migrate, redacted_url
 from collector.demo import DemoFailed, run_demo
 from collector.detection import DETECTOR_SERVICE, DetectorWorker
 from collector.health import Heartbeat, serve_health
 from collector.housekeeping import Housekeeper
 from collector.integrity import KeyRing
 from collector.logs import configure_logging
+from collector.producer_keys import trusted_producers
 from collector.readiness_cli import drill, loadtest, readiness
 from collector.reference import ReferenceFileError
 from collector.router import ROUTER_SERVICE, AlertRouter
@@ -152,7 +155,8 @@ def demo(
             with contextlib.suppress(KeyboardInterrupt):
                 stack.wait()
         else:
-            console.print(f"stopping; [bold]driftline up[/] serves {settings.database_url} again")
+            store = redacted_url(settings.database_url)
+            console.print(f"stopping; [bold]driftline up[/] serves {store} again")
 
 
 @app.command()
@@ -179,6 +183,7 @@ def api(database_url: DatabaseOption = None, api_port: PortOption = None) -> Non
         keys=keys,
         alerting_config=alerting,
         trace_link_template=settings.trace_link_template,
+        producers=trusted_producers(settings),
     )
     freeze_startup_heap()
     try:
@@ -203,7 +208,10 @@ def collect(
         )
         raise typer.Exit(2)
     engine = open_store(settings)
-    collector = Collector.from_settings(engine, settings, settings.kafka_bootstrap_servers)
+    try:
+        collector = Collector.from_settings(engine, settings, settings.kafka_bootstrap_servers)
+    except ProducerKeyError as error:
+        fail(f"{error} (DRIFTLINE_TRUSTED_PRODUCER_KEYS, DRIFTLINE_PRODUCER_KEY_FILE)")
     freeze_startup_heap()
     stop = threading.Event()
     with _probes(settings, stale_after_s=60) as heartbeat:
@@ -224,6 +232,7 @@ def detect(
         database_url=database_url, kafka_bootstrap_servers=kafka_bootstrap_servers
     )
     configure_logging(settings.log_level)
+    key_file = signing_key_file(settings)  # its verdicts are signed: no key, no start
     engine = open_store(settings)
     stale_after_s = max(60.0, 3 * settings.detect_interval_s)
     with (
@@ -232,6 +241,7 @@ def detect(
             kafka_bootstrap_servers=_bootstrap_servers(settings),
             topic=settings.topic,
             spool_dir=settings.detect_spool_dir,
+            producer_key_file=key_file,
         ) as agent,
         _probes(settings, stale_after_s) as heartbeat,
     ):
@@ -347,6 +357,7 @@ def route(database_url: DatabaseOption = None, kafka_bootstrap_servers: KafkaOpt
     if settings.alerting_config is None:
         fail("DRIFTLINE_ALERTING_CONFIG is not set; it names the alerting file")
     config = _alerting(settings.alerting_config)
+    key_file = signing_key_file(settings)  # its notifications are signed: no key, no start
     engine = open_store(settings)
     bootstrap_servers = _bootstrap_servers(settings)
     with (
@@ -355,6 +366,7 @@ def route(database_url: DatabaseOption = None, kafka_bootstrap_servers: KafkaOpt
             kafka_bootstrap_servers=bootstrap_servers,
             topic=settings.topic,
             spool_dir=settings.router_spool_dir,
+            producer_key_file=key_file,
         ) as agent,
         httpx.Client(timeout=10) as client,
         _probes(settings, stale_after_s=60) as heartbeat,
@@ -468,7 +480,7 @@ def migrate_command(database_url: DatabaseOption = None) -> None:
     """Create or upgrade the database schema."""
     settings = load_settings(database_url=database_url)
     migrate(make_engine(settings.database_url))
-    console.print(f"schema up to date at {settings.database_url}")
+    console.print(f"schema up to date at {redacted_url(settings.database_url)}")
 
 
 @contextlib.contextmanager
@@ -476,7 +488,10 @@ def _running(settings: CollectorSettings) -> Iterator[Stack]:
     """The started stack; a start that fails says why and exits instead of a traceback."""
     try:
         stack = Stack(settings).start()
-    except (SQLAlchemyError, KafkaError, RuntimeError, AlertConfigError, SigningKeyError) as error:
+    except (
+        SQLAlchemyError, KafkaError, RuntimeError, AlertConfigError, SigningKeyError,
+        ProducerKeyError,
+    ) as error:  # fmt: skip
         fail(f"could not start: {error}")
     try:
         yield stack
@@ -520,8 +535,9 @@ def _publish_baseline(
         service="driftline-cli",
         kafka_bootstrap_servers=_bootstrap_servers(settings),
         topic=settings.topic,
+        producer_key_file=signing_key_file(settings),
     ) as agent:
-        agent.record_event(
+        agent.record_signed(
             agent.complete_event(
                 baseline_set_event(fitted, model=model, version=version, set_by=set_by)
             )
@@ -549,11 +565,15 @@ def _describe(stack: Stack) -> None:
         else f"Kafka at {stack.bootstrap_servers}"
     )
     console.print(f"[green]✓[/] {where}, topic {stack.settings.topic}")
-    console.print(f"[green]✓[/] store {stack.settings.database_url} (migrated)")
+    console.print(f"[green]✓[/] store {redacted_url(stack.settings.database_url)} (migrated)")
     console.print(f"[green]✓[/] collector consuming; API on {stack.api_url} (docs: /docs)")
     console.print(
         f"[green]✓[/] ledger checkpoints signed every {stack.settings.checkpoint_interval_s:g}s "
         f"with {stack.settings.signing_key_file}"
+    )
+    console.print(
+        f"[green]✓[/] Driftline's own events signed with {stack.settings.producer_key_file}; "
+        "the collector keeps no unsigned one"
     )
     if stack.bootstrap_token:
         console.print(

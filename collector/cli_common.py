@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import time
+from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import structlog
@@ -13,7 +14,9 @@ from rich.console import Console
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
+from agent.provenance import ProducerKeyError
 from collector.database import make_engine, migrate
+from collector.producer_keys import producer_key
 from collector.settings import CollectorSettings
 
 log = structlog.get_logger(__name__)
@@ -51,6 +54,16 @@ def load_settings(**options: Any) -> CollectorSettings:
 def fail(message: str) -> NoReturn:
     errors.print(f"[red]✗ {message}")
     raise typer.Exit(1)
+
+
+def signing_key_file(settings: CollectorSettings) -> Path:
+    """DRIFTLINE_PRODUCER_KEY_FILE, for a command whose events must be signed: it exits at
+    once, naming the file, when the key cannot be used, rather than have every event refused."""
+    try:
+        producer_key(settings)
+    except ProducerKeyError as error:
+        fail(str(error))
+    return settings.producer_key_file
 
 
 def freeze_startup_heap() -> None:

@@ -5,7 +5,8 @@ events that ``ingest`` then absorbs as duplicates: every event ends up stored ex
 An event whose data the database refuses is kept as a dead letter and the rest of its batch
 stored (``isolation``). When the database fails a batch for any other reason (it is down, the
 connection was lost), the partitions are rewound and the batch is tried again with backoff;
-nothing is skipped.
+nothing is skipped. An event of a type only Driftline's own components write is stored only when
+a producer key the collector trusts signed it (``ingest``, ``producer_keys``).
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ from kafka.structs import OffsetAndMetadata, TopicPartition
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from agent.provenance import TrustedProducers
 from collector import isolation
 from collector.health import Heartbeat
 from collector.ingest import DEFAULT_BOUNDS, BatchOutcome, ClockBounds, RawMessage
+from collector.producer_keys import trusted_producers
 from collector.settings import CollectorSettings
 
 log = structlog.get_logger(__name__)
@@ -46,11 +49,15 @@ class Collector:
         session_timeout_ms: int = 6_000,
         security: dict[str, Any] | None = None,
         clock_bounds: ClockBounds = DEFAULT_BOUNDS,
+        producers: TrustedProducers | None = None,
     ) -> None:
+        """``producers``: the keys a component's event must be signed by; none given, none
+        is trusted, and every such event is a dead letter."""
         self._engine = engine
         self._topic = topic
         self._batch_size = batch_size
         self._clock_bounds = clock_bounds
+        self._producers = producers or TrustedProducers()
         self._consumer_config = {
             "bootstrap_servers": bootstrap_servers,
             "group_id": group_id,
@@ -76,6 +83,7 @@ class Collector:
             session_timeout_ms=settings.session_timeout_ms,
             security=settings.kafka_python_security(),
             clock_bounds=ClockBounds(settings.clock_skew_past_s, settings.clock_skew_future_s),
+            producers=trusted_producers(settings),
         )
 
     def run(self, stop: threading.Event, heartbeat: Heartbeat | None = None) -> None:
@@ -137,7 +145,7 @@ class Collector:
             for records in polled.values()
             for record in records
         ]
-        return isolation.store(self._engine, messages, self._clock_bounds)
+        return isolation.store(self._engine, messages, self._clock_bounds, self._producers)
 
 
 def _commit(consumer: KafkaConsumer, polled: Polled) -> None:

@@ -7,6 +7,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -17,6 +18,14 @@ def normalize_url(url: str) -> str:
     if parsed.drivername in ("postgres", "postgresql"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     return parsed.render_as_string(hide_password=False)
+
+
+def redacted_url(url: str) -> str:
+    """The URL as it may be shown: its password as ``***``. Secrets are never printed."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "(not a database URL)"
 
 
 def make_engine(url: str) -> Engine:
@@ -32,6 +41,8 @@ def _sqlite_pragmas(connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    # Erasure rewrites rows: zero what they held instead of leaving it in free pages.
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.close()
 
 

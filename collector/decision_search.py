@@ -10,10 +10,17 @@ import base64
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+)
 from sqlalchemy import ColumnElement, exists, func, tuple_
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
@@ -33,7 +40,23 @@ def _not_a_number(value: object) -> object:
     return value
 
 
-Instant = Annotated[AwareDatetime, BeforeValidator(_not_a_number)]
+def in_utc(value: datetime) -> datetime:
+    """The instant in UTC; ValueError for one the calendar cannot hold there (year 1 at +14:00,
+    year 9999 at -14:00), which every store would refuse."""
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(
+            f"{value.isoformat()} is before year 1 or after year 9999 once in UTC"
+        ) from None
+
+
+def _held_in_utc(value: datetime) -> datetime:
+    in_utc(value)
+    return value  # as written: a search's query string shows what was asked
+
+
+Instant = Annotated[AwareDatetime, BeforeValidator(_not_a_number), AfterValidator(_held_in_utc)]
 Probability = Annotated[float, Field(ge=0, le=1)]
 
 
@@ -132,7 +155,7 @@ class Cursor:
             at = datetime.fromisoformat(occurred_at)
             if at.tzinfo is None:
                 raise ValueError("no time zone")
-            return cls(at, uuid.UUID(decision_id))
+            return cls(in_utc(at), uuid.UUID(decision_id))
         except (ValueError, TypeError, AttributeError) as error:
             raise ValueError(f"not a cursor from this service: {error}") from None
 

@@ -20,7 +20,7 @@ from sqlmodel import Session
 
 from agent import Driftline
 from collector import queries
-from collector.access import create_token
+from collector.access import create_token, free_name
 from collector.checkpoints import public_key_from_pem
 from collector.proofs import check_proof
 from collector.simulation import MODEL, SERVICE, VERSION, run_simulation
@@ -72,7 +72,7 @@ def _api_client(stack: Stack) -> httpx.Client:
     with Session(stack.engine) as session:
         issued = create_token(
             session,
-            name="demo",
+            name=free_name(session, "demo"),  # the store may have run the demo before
             role="operator",
             created_by="driftline demo",
             now=datetime.now(UTC),
@@ -90,7 +90,8 @@ def _show_integrity(console: Console, api: httpx.Client) -> None:
         raise DemoFailed(f"the ledger does not verify: {report['breaks']}")
     console.print(
         f"[green]✓[/] signed {len(signed)} checkpoints (Ed25519); GET /integrity/verify: "
-        f"{report['chains']} hash chains, {report['entries']} entries, intact"
+        f"{report['chains']} hash chains, {report['entries']} entries and "
+        f"{report['rows_checked']} served rows, intact"
     )
 
 
@@ -102,7 +103,7 @@ def _show_proof(console: Console, api: httpx.Client, decision_id: uuid.UUID) -> 
         raise DemoFailed(f"the proof of {decision_id} does not hold: {problems}")
     console.print(
         f"[green]✓[/] GET /decisions/{decision_id}/proof: the event and "
-        f"{len(proof['following_digests'])} later digests hash to the signed checkpoint, "
+        f"{len(proof['following_leaves'])} later entries hash to the signed checkpoint, "
         "checked offline with the public key"
     )
 
@@ -114,9 +115,12 @@ def _json(response: httpx.Response, what: str) -> Any:
 
 
 def _service_agent(stack: Stack) -> Driftline:
+    """The simulated service's agent. It also plays the service's release pipeline, which
+    records the deployment, so it holds the stack's producer key: a real service's does not."""
     return Driftline(
-        service=SERVICE, kafka_bootstrap_servers=stack.bootstrap_servers, topic=stack.settings.topic
-    )
+        service=SERVICE, kafka_bootstrap_servers=stack.bootstrap_servers,
+        topic=stack.settings.topic, producer_key_file=stack.settings.producer_key_file,
+    )  # fmt: skip
 
 
 def _show_drift(

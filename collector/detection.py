@@ -143,7 +143,7 @@ class DetectorWorker:
         if fitted is None:
             return
         document = baseline_set_event(fitted, model=model, version=version, set_by=DETECTOR_SERVICE)
-        self._agent.record_event(self._agent.complete_event(document))
+        self._agent.record_signed(self._agent.complete_event(document))
         self._fitted[(model, version)] = fitted.baseline_id
         log.info("baseline fitted", model=model, version=version, source=fitted.source)
 
@@ -187,7 +187,7 @@ class DetectorWorker:
             "baseline_size": verdict.baseline_size,
             "current_size": verdict.current_size,
         }
-        self._agent.record_event(
+        self._agent.record_signed(
             self._agent.complete_event(
                 {
                     "type": f"drift_{transition.state}",

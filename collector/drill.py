@@ -55,7 +55,7 @@ def run_drill(
     target = synthetic_version(version, "drill", datetime.now(UTC))
     normal = [_row(rng, shifted=False) for _ in range(2_000)]
     fitted = for_one_event(fit_rows([normal]), f"drill of {model} {version}")
-    agent.record_event(
+    agent.record_signed(
         agent.complete_event(
             baseline_set_event(fitted, model=model, version=target, set_by="driftline drill")
         )

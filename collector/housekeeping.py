@@ -44,7 +44,9 @@ class Housekeeper:
         now = datetime.now(UTC)
         with Session(self._engine) as session:
             signed = sign_heads(session, self._keys.signing, now)
-            retained = apply_retention(session, retention_days=self._retention_days, now=now)
+            retained = apply_retention(
+                session, retention_days=self._retention_days, now=now, key=self._keys.signing
+            )
             session.commit()
         if signed:
             log.info("ledger checkpoints signed", chains=len(signed))

@@ -7,6 +7,12 @@ forgery or a corruption; the original stays). Everything is idempotent: a copy o
 already in the ledger (same ``event_id`` and digest) and a dead letter already kept (same topic,
 partition and offset) are skipped, so a batch read twice is stored once.
 
+Provenance: given the producer keys it trusts, an event of a type only Driftline's own
+components write (``agent.contract.COMPONENT_EVENT_TYPES``) that no trusted key signed is a
+dead letter too, as a forgery ("model_deployed: not signed by a trusted Driftline producer key
+(forged?)"). A decision, review or feedback needs no signature. A signed event is stored as it
+came, its ``provenance`` inside the bytes the chain covers.
+
 An event dated further from the collector's clock than ``ClockBounds`` allows is stored all the
 same (dropping it would lose a record), with a warning and its skew on the ledger entry.
 Nothing the collector does depends on that caller-chosen time: retention counts from
@@ -26,6 +32,7 @@ from sqlalchemy import insert
 from sqlmodel import Session, col, select
 
 from agent.contract import ContractError, Event, decode
+from agent.provenance import TrustedProducers
 from collector import ledger, projections
 from collector.models import DeadLetter, LedgerEntry
 
@@ -78,9 +85,16 @@ DEFAULT_BOUNDS = ClockBounds()
 
 
 def write_batch(
-    session: Session, messages: list[RawMessage], bounds: ClockBounds = DEFAULT_BOUNDS
+    session: Session,
+    messages: list[RawMessage],
+    bounds: ClockBounds = DEFAULT_BOUNDS,
+    producers: TrustedProducers | None = None,
 ) -> BatchOutcome:
-    """Stage a batch (in offset order per partition) for the caller to commit."""
+    """Stage a batch (in offset order per partition) for the caller to commit.
+
+    ``producers``: the keys whose signatures a component's event needs. The consumer always
+    gives them; None skips the check, for callers that made the events themselves (tests).
+    """
     now = datetime.now(UTC)
     valid: list[_Decoded] = []
     invalid: list[tuple[RawMessage, str]] = []
@@ -92,17 +106,18 @@ def write_batch(
             valid.append(_decoded(message, message.value))
         except ContractError as error:
             invalid.append((message, str(error)))
+    if producers is not None:
+        valid, forged = _proven(valid, producers)
+        invalid += forged
 
-    fresh, duplicates, conflicting = _sorted_by_id(valid, _digests_in_ledger(session, valid))
+    fresh, duplicates, conflicting = _sorted_by_id(valid, _stored_with_ids(session, valid))
     skews = _skews(fresh, bounds, now)
     by_partition: dict[tuple[str, int], list[ledger.NewEntry]] = defaultdict(list)
     for decoded in fresh:
         by_partition[(decoded.message.topic, decoded.message.partition)].append(decoded.entry)
     for (topic, partition), entries in by_partition.items():
         start = ledger.head(session, topic, partition)
-        rows = ledger.chain(topic, partition, start, entries, now)
-        for row in rows:
-            row["clock_skew_s"] = skews.get(row["event_id"])
+        rows = ledger.chain(topic, partition, start, entries, now, skews)
         session.execute(insert(LedgerEntry.__table__), rows)  # type: ignore[attr-defined]
     projections.project(session, [decoded.event for decoded in fresh])
 
@@ -116,6 +131,21 @@ def write_batch(
         conflicts=sum(message in conflicted for message in kept),
         clock_skewed=len(skews),
     )
+
+
+def _proven(
+    valid: list[_Decoded], producers: TrustedProducers
+) -> tuple[list[_Decoded], list[tuple[RawMessage, str]]]:
+    """The provenance step: the events that may be stored, and each event of a component's type
+    that no trusted producer key signed, with why."""
+    proven, forged = [], []
+    for decoded in valid:
+        refusal = producers.refusal(decoded.event)
+        if refusal is None:
+            proven.append(decoded)
+        else:
+            forged.append((decoded.message, refusal))
+    return proven, forged
 
 
 def keep_refused(session: Session, message: RawMessage, reason: str) -> BatchOutcome:
@@ -149,34 +179,38 @@ def _decoded(message: RawMessage, value: bytes) -> _Decoded:
         raise ContractError([("message", reason)]) from None
 
 
-def _digests_in_ledger(session: Session, valid: list[_Decoded]) -> dict[uuid.UUID, bytes]:
-    """The digest of each of these events' ids that the ledger already has."""
+def _stored_with_ids(session: Session, valid: list[_Decoded]) -> dict[uuid.UUID, ledger.Stored]:
+    """What the ledger already holds under these events' ids."""
     ids = [decoded.event.event_id for decoded in valid]
     if not ids:
         return {}
-    in_ledger = select(LedgerEntry.event_id, LedgerEntry.event_digest)
-    return dict(session.exec(in_ledger.where(col(LedgerEntry.event_id).in_(ids))).all())
+    in_ledger = select(LedgerEntry).where(col(LedgerEntry.event_id).in_(ids))
+    return {
+        e.event_id: ledger.Stored(
+            e.event_bytes, e.event_digest, e.inputs_salt, e.erased_at is not None
+        )
+        for e in session.exec(in_ledger)
+    }
 
 
 def _sorted_by_id(
-    valid: list[_Decoded], in_ledger: dict[uuid.UUID, bytes]
+    valid: list[_Decoded], in_ledger: dict[uuid.UUID, ledger.Stored]
 ) -> tuple[list[_Decoded], int, list[_Decoded]]:
     """The events new to the ledger, how many are copies of one it has or the batch had
-    earlier, and those that reuse such an event's id with other content.
-
-    Content is compared by digest, not bytes: an erased entry's bytes hold a tombstone, but its
-    digest is the one the original had (see ``ledger.digest``).
+    earlier, and those that reuse such an event's id with other content (``ledger.is_copy``).
     """
     first = dict(in_ledger)
     fresh: list[_Decoded] = []
     conflicting: list[_Decoded] = []
     duplicates = 0
     for decoded in valid:
-        event_id, digest = decoded.event.event_id, decoded.entry.event_digest
+        event_id, entry = decoded.event.event_id, decoded.entry
         if event_id not in first:
-            first[event_id] = digest
+            first[event_id] = ledger.Stored(
+                entry.event_bytes, entry.event_digest, entry.inputs_salt
+            )
             fresh.append(decoded)
-        elif first[event_id] == digest:
+        elif ledger.is_copy(first[event_id], entry.event_bytes):
             duplicates += 1
         else:
             conflicting.append(decoded)

@@ -19,6 +19,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError
 from sqlmodel import Session
 
+from agent.provenance import TrustedProducers
 from collector.ingest import (
     DEFAULT_BOUNDS,
     MAX_REASON_CHARS,
@@ -33,14 +34,17 @@ log = structlog.get_logger(__name__)
 
 
 def store(
-    engine: Engine, messages: list[RawMessage], bounds: ClockBounds = DEFAULT_BOUNDS
+    engine: Engine,
+    messages: list[RawMessage],
+    bounds: ClockBounds = DEFAULT_BOUNDS,
+    producers: TrustedProducers | None = None,
 ) -> BatchOutcome:
     """Store a batch (in offset order per partition), isolating any event the database
     refuses. Raise any other failure: the consumer reads the batch again, and absorbs as
-    duplicates what halves stored before it."""
+    duplicates what halves stored before it. ``producers`` as ``write_batch`` takes them."""
     try:
         with Session(engine) as session:
-            outcome = write_batch(session, messages, bounds)
+            outcome = write_batch(session, messages, bounds, producers)
             session.commit()
         return outcome
     except Exception as error:
@@ -54,7 +58,8 @@ def store(
         return outcome
     log.info("database refused a batch; storing it in halves", size=len(messages), reason=reason)
     half = len(messages) // 2
-    return store(engine, messages[:half], bounds) + store(engine, messages[half:], bounds)
+    first, second = messages[:half], messages[half:]
+    return store(engine, first, bounds, producers) + store(engine, second, bounds, producers)
 
 
 def refuses_the_data(error: Exception) -> bool:

@@ -17,9 +17,9 @@ from collector.sqltypes import JSONDocument, UTCDateTime
 class LedgerEntry(SQLModel, table=True):
     """One event in its partition's hash chain.
 
-    ``chain_hash = SHA-256(previous chain_hash || event_digest)`` with
-    ``event_digest = SHA-256(event_bytes)``: the chain covers the digest rather than the bytes
-    so that erasing personal data from ``event_bytes`` later leaves the chain verifiable.
+    ``chain_hash = SHA-256(previous chain_hash || leaf)``, the leaf covering ``event_digest``
+    (see ``ledger.leaf``): the chain covers the digest rather than the bytes so that erasing
+    personal data from ``event_bytes`` later leaves the chain verifiable.
     """
 
     __tablename__ = "ledger_entries"
@@ -39,8 +39,13 @@ class LedgerEntry(SQLModel, table=True):
     # Set when a decision's inputs were replaced by a tombstone (erasure or retention).
     erased_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     # Set when the event's occurred_at was further from the collector's clock than allowed
-    # (``ingest.ClockBounds``): occurred_at - recorded_at in seconds. Outside every digest.
+    # (``ingest.ClockBounds``): occurred_at - recorded_at in seconds.
     clock_skew_s: float | None = None
+    # 1: stored before migration 0012 (plain input hashes, links over the digest only);
+    # 2: salted input hashes, links that also cover kafka_offset, recorded_at and clock_skew_s.
+    entry_format: int = Field(nullable=False, sa_column_kwargs={"server_default": "1"})
+    # A decision's: the key of its inputs' HMAC in the digest. Destroyed on erasure.
+    inputs_salt: bytes | None = Field(default=None, sa_type=LargeBinary)
 
 
 class LedgerCheckpoint(SQLModel, table=True):
@@ -326,13 +331,27 @@ class ApiToken(SQLModel, table=True):
     __tablename__ = "api_tokens"
 
     id: uuid.UUID = Field(primary_key=True)
-    name: str = Field(max_length=200)
+    name: str = Field(max_length=200, unique=True)  # revoked tokens keep theirs (0013)
     role: str = Field(max_length=20)  # auditor, operator or admin
     secret_sha256: bytes = Field(sa_type=LargeBinary, unique=True)
     created_by: str = Field(max_length=200)
     created_at: datetime = Field(sa_type=UTCDateTime)
     expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class UiSession(SQLModel, table=True):
+    """A sign-in to the web page. Its cookie holds a secret of its own, never the token (only a
+    SHA-256 is kept); it stops working at sign-out, at ``expires_at``, or with its token."""
+
+    __tablename__ = "ui_sessions"
+
+    id: uuid.UUID = Field(primary_key=True)
+    secret_sha256: bytes = Field(sa_type=LargeBinary, unique=True)
+    token_id: uuid.UUID = Field(index=True)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+    ended_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class AuditRead(SQLModel, table=True):
@@ -375,6 +394,10 @@ class Erasure(SQLModel, table=True):
     requested_by: str = Field(max_length=200)
     at: datetime = Field(sa_type=UTCDateTime)
     decisions: int
+    # Ed25519 over ``erasure.erasure_statement``, by the key that signs checkpoints; None for
+    # erasures recorded before migration 0012.
+    key_id: str | None = Field(default=None, max_length=64)
+    signature: bytes | None = Field(default=None, sa_type=LargeBinary)
 
 
 class ExportManifest(SQLModel, table=True):
@@ -392,3 +415,8 @@ class ExportManifest(SQLModel, table=True):
     rows: int | None = Field(default=None, sa_type=BigInteger)  # None until complete
     sha256: str | None = Field(default=None, max_length=64)
     completed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # Rows that differed from their ledger entry when exported (see ``exports``).
+    tampered: list[str] = Field(default_factory=list, sa_type=JSONDocument)
+    # Ed25519 over ``exports.statement``; None for manifests from before migration 0012.
+    key_id: str | None = Field(default=None, max_length=64)
+    signature: bytes | None = Field(default=None, sa_type=LargeBinary)

@@ -43,6 +43,34 @@ from collector.models import (
 
 log = structlog.get_logger(__name__)
 
+# Every table projected from events, in the order a rebuild empties them.
+READ_MODELS: tuple[type[SQLModel], ...] = (
+    Decision,
+    Review,
+    Feedback,
+    ModelDeployment,
+    BaselineRecord,
+    DriftVerdict,
+    AlertNotification,
+    ReadinessEvaluation,
+    LoadTest,
+    Drill,
+)
+# The read model each event type goes to (what ``row_for`` does, by the type's name).
+TABLE_OF_TYPE: dict[str, type[SQLModel]] = {
+    "decision": Decision,
+    "review": Review,
+    "feedback": Feedback,
+    "model_deployed": ModelDeployment,
+    "baseline_set": BaselineRecord,
+    "drift_detected": DriftVerdict,
+    "drift_resolved": DriftVerdict,
+    "alert_notified": AlertNotification,
+    "readiness_evaluated": ReadinessEvaluation,
+    "load_tested": LoadTest,
+    "drill_completed": Drill,
+}
+
 
 def project(session: Session, events: Sequence[Event]) -> None:
     """Add the read-model rows for events that are new to the ledger."""

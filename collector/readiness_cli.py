@@ -18,6 +18,7 @@ from rich.table import Table
 from sqlmodel import Session
 
 from agent import Driftline
+from agent.provenance import ProducerKeyError
 from collector import integrity
 from collector.alert_config import AlertConfigError, load_alerting, parse_duration
 from collector.checkpoints import SigningKeyError
@@ -30,14 +31,17 @@ from collector.cli_common import (
     fail,
     load_settings,
     open_store,
+    signing_key_file,
 )
 from collector.drill import run_drill
 from collector.integrity import KeyRing
 from collector.loadtest import run_load_test
 from collector.logs import configure_logging
+from collector.producer_keys import trusted_producers
 from collector.queries import latest_version
 from collector.readiness import Evaluation, evaluate
 from collector.readiness_config import ReadinessConfigError, load_thresholds
+from collector.settings import CollectorSettings
 from collector.stack import Stack
 
 READINESS_SERVICE = "driftline-readiness"
@@ -76,8 +80,9 @@ def readiness(
         fail(f'{path} agrees no threshold for {model} {version} (nor for {model} "*")')
     try:
         keys = KeyRing.from_settings(settings)
-    except SigningKeyError as error:
-        fail(f"{error}: the ledger criterion needs the checkpoint keys")
+        producers = trusted_producers(settings)
+    except (SigningKeyError, ProducerKeyError) as error:
+        fail(f"{error}: the ledger criterion needs the checkpoint and producer keys")
     span = None
     if window is not None:
         try:
@@ -88,13 +93,13 @@ def readiness(
     with Session(engine) as session:
 
         def ledger_intact() -> bool:
-            return integrity.verify(session, keys.trusted).intact
+            return integrity.verify(session, keys.trusted, producers=producers).intact
 
         evaluation = evaluate(
             session, threshold, model=model, version=version, now=datetime.now(UTC),
             window=span, alerting=alerting, ledger_intact=ledger_intact,
         )  # fmt: skip
-    recorded = _record(evaluation, asked_by or getpass.getuser(), settings.kafka_bootstrap_servers)
+    recorded = _record(evaluation, asked_by or getpass.getuser(), settings)
     if as_json:
         console.print_json(json.dumps(evaluation.document() | {"recorded": recorded}))
     else:
@@ -102,9 +107,10 @@ def readiness(
     raise typer.Exit(EXIT_CODES[evaluation.verdict])
 
 
-def _record(evaluation: Evaluation, asked_by: str, bootstrap_servers: str | None) -> str:
-    """Publish the evaluation; say whether Kafka took it or it waits in the spool."""
-    if bootstrap_servers is None:
+def _record(evaluation: Evaluation, asked_by: str, settings: CollectorSettings) -> str:
+    """Publish the evaluation, signed; say whether Kafka took it or it waits in the spool, or
+    why it was not recorded."""
+    if settings.kafka_bootstrap_servers is None:
         return "not recorded: DRIFTLINE_KAFKA_BOOTSTRAP_SERVERS is not set"
     document = evaluation.document()
     payload = {
@@ -115,7 +121,10 @@ def _record(evaluation: Evaluation, asked_by: str, bootstrap_servers: str | None
         "verdict": evaluation.verdict,
         "criteria": document["criteria"],
     }
-    with Driftline(service=READINESS_SERVICE, kafka_bootstrap_servers=bootstrap_servers) as agent:
+    with Driftline(
+        service=READINESS_SERVICE, kafka_bootstrap_servers=settings.kafka_bootstrap_servers,
+        producer_key_file=settings.producer_key_file,
+    ) as agent:  # fmt: skip
         return _publish(agent, "readiness_evaluated", evaluation.model, evaluation.version, payload)
 
 
@@ -159,6 +168,7 @@ def loadtest(
             Driftline(
                 service=LOADTEST_SERVICE, kafka_bootstrap_servers=bootstrap_servers,
                 topic=settings.topic, queue_size=max(10_000, int(target_rate * 2)),
+                producer_key_file=settings.producer_key_file,
             )
         )  # fmt: skip
         console.print(f"driving {model} {version} at {target_rate:g} decisions/s for {seconds:g} s")
@@ -211,7 +221,7 @@ def drill(
             fail(f"no decisions of {model} stored yet; give --version")
     with Driftline(
         service=DRILL_SERVICE, kafka_bootstrap_servers=settings.kafka_bootstrap_servers,
-        topic=settings.topic,
+        topic=settings.topic, producer_key_file=signing_key_file(settings),
     ) as agent:  # fmt: skip
         result = run_drill(agent, engine, model=model, version=version, timeout_s=seconds)
         payload = {
@@ -230,7 +240,7 @@ def drill(
 
 
 def _publish(agent: Driftline, kind: str, model: str, version: str, payload: dict[str, Any]) -> str:
-    agent.record_event(
+    agent.record_signed(
         agent.complete_event(
             {"type": kind, "model": {"name": model, "version": version}, "payload": payload}
         )

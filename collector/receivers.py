@@ -98,12 +98,14 @@ def _slack(
     notification: Notification, alerts: tuple[Alert, ...], channel: str | None
 ) -> dict[str, Any]:
     status = status_of(alerts)
-    title = f"[{status.upper()}:{len(alerts)}] " + " ".join(
-        f"{k}={v}" for k, v in notification.group_labels.items()
+    title = slack_escape(
+        f"[{status.upper()}:{len(alerts)}] "
+        + " ".join(f"{k}={v}" for k, v in notification.group_labels.items())
     )
     lines = [_slack_line(a) for a in alerts]
+    summaries = (slack_escape(a.annotations.get("summary", "")) for a in alerts)
     body: dict[str, Any] = {
-        "text": f"{title}\n" + "\n".join(a.annotations.get("summary", "") for a in alerts),
+        "text": f"{title}\n" + "\n".join(summaries),
         "blocks": [
             {"type": "header", "text": {"type": "plain_text", "text": title[:150]}},
             *(
@@ -119,11 +121,25 @@ def _slack(
 
 def _slack_line(alert: Alert) -> str:
     mark = "✅" if alert.resolved else "🔥"
-    line = f"{mark} *{alert.annotations.get('summary', '')}*\n"
-    line += alert.annotations.get("description", "")
+    line = f"{mark} *{slack_escape(alert.annotations.get('summary', ''))}*\n"
+    line += slack_escape(alert.annotations.get("description", ""))
     if "runbook_url" in alert.annotations:
-        line += f"\n<{alert.annotations['runbook_url']}|runbook>"
+        line += f"\n<{_slack_url(alert.annotations['runbook_url'])}|runbook>"
     return line
+
+
+def slack_escape(text: str) -> str:
+    """Text as Slack shows it, never as markup: a model or feature name is the service's
+    choice, and ``<!channel>``, ``<@U123>`` or ``<http://evil|click>`` in one would mention or
+    link. Slack's rule: ``&``, ``<`` and ``>`` as HTML entities, and nothing else."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _slack_url(url: str) -> str:
+    """A URL inside ``<url|text>``: the three escaped, and what would end it (``|``) or be
+    taken as markup percent-encoded."""
+    encoded = url.replace("<", "%3C").replace(">", "%3E").replace("|", "%7C")
+    return slack_escape(encoded)
 
 
 def _pagerduty(notification: Notification, routing_key: str, external_url: str) -> dict[str, Any]:

@@ -6,36 +6,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from sqlalchemy import delete
-from sqlmodel import Session, SQLModel, col, select
+from sqlmodel import Session, col, select
 
 from agent.contract import Event, decode
 from collector import projections
-from collector.models import (
-    AlertNotification,
-    BaselineRecord,
-    Decision,
-    DriftVerdict,
-    Drill,
-    Feedback,
-    LedgerEntry,
-    LoadTest,
-    ModelDeployment,
-    ReadinessEvaluation,
-    Review,
-)
+from collector.models import LedgerEntry
+from collector.projections import READ_MODELS
 
-READ_MODELS: tuple[type[SQLModel], ...] = (
-    Decision,
-    Review,
-    Feedback,
-    ModelDeployment,
-    BaselineRecord,
-    DriftVerdict,
-    AlertNotification,
-    ReadinessEvaluation,
-    LoadTest,
-    Drill,
-)
 BATCH = 1_000
 
 

@@ -235,7 +235,7 @@ class AlertRouter:
 
     def _record(self, message: OutboxMessage) -> None:
         labels = message.common_labels
-        self._agent.record_event(
+        self._agent.record_signed(
             self._agent.complete_event(
                 {
                     "type": "alert_notified",

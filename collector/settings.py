@@ -9,10 +9,11 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from agent.settings import KafkaSecuritySettings
-from collector.database import normalize_url
+from collector.database import normalize_url, redacted_url
 from collector.ingest import ClockBounds
 
 
@@ -115,6 +116,17 @@ class CollectorSettings(KafkaSecuritySettings):
         default_factory=list,
         description="Public keys (PEM) of earlier signing keys whose checkpoints still count.",
     )
+    # Provenance: the key Driftline's components sign their events with, and those trusted.
+    producer_key_file: Path = Field(
+        default=Path.home() / ".driftline" / "producer-key.pem",
+        description="Ed25519 private key (PKCS#8 PEM) with which the detector, router and "
+        "go-live commands sign their events; `up` makes it if missing.",
+    )
+    trusted_producer_keys: list[Path] = Field(
+        default_factory=list,
+        description="Public keys (PEM) whose signed events the collector stores, besides that "
+        "of producer_key_file when the file exists.",
+    )
     checkpoint_interval_s: float = Field(
         default=300.0, gt=0, description="Seconds between signed checkpoints of every chain."
     )
@@ -151,7 +163,15 @@ class CollectorSettings(KafkaSecuritySettings):
         try:
             url = normalize_url(value)
         except ArgumentError:
-            raise ValueError(f"not a database URL: {value!r}") from None
-        if not url.startswith(("sqlite", "postgresql")):
-            raise ValueError(f"only sqlite:// and postgresql:// are supported, got {value!r}")
+            # Not echoed: what does not parse may be a password pasted in the wrong place.
+            raise ValueError("not a database URL (sqlite:///PATH or postgresql://...)") from None
+        try:
+            make_url(url).get_dialect()  # an unknown driver (postgresql+nodriver://) too
+            known = url.startswith(("sqlite", "postgresql"))
+        except ArgumentError:
+            known = False
+        if not known:
+            raise ValueError(
+                f"only sqlite:// and postgresql:// are supported, got {redacted_url(value)}"
+            )
         return url

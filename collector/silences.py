@@ -15,6 +15,44 @@ from collector.models import Silence
 
 SilenceState = Literal["active", "pending", "expired"]
 
+# What one silence may hold: enough for any real one, and a bound on what each router pass and
+# each page carries.
+MAX_MATCHERS = 32
+MAX_NAME = 200  # characters of a matcher's label name
+MAX_VALUE = 1_000  # characters of its value (or regex), unquoted
+MAX_MATCHER_TEXT = MAX_NAME + 10 * MAX_VALUE + 16  # as written: quoted, escaped, spaced
+MAX_COMMENT = 2_000
+
+
+def parse_matchers(texts: Sequence[str]) -> list[Matcher]:
+    """Raise ValueError naming the matcher (``matchers[2]``) that is wrong or too long."""
+    if not texts:
+        raise ValueError("a silence needs at least one matcher")
+    if len(texts) > MAX_MATCHERS:
+        raise ValueError(f"a silence has at most {MAX_MATCHERS} matchers, not {len(texts)}")
+    parsed = []
+    for index, text in enumerate(texts):
+        if len(text) > MAX_MATCHER_TEXT:
+            raise ValueError(f"matchers[{index}] is longer than {MAX_MATCHER_TEXT} characters")
+        try:
+            matcher = Matcher.parse(text)
+        except ValueError as error:  # MatcherError
+            raise ValueError(f"matchers[{index}]: {error}") from None
+        if len(matcher.name) > MAX_NAME:
+            raise ValueError(f"matchers[{index}]: a label name has at most {MAX_NAME} characters")
+        if len(matcher.value) > MAX_VALUE:
+            raise ValueError(f"matchers[{index}]: a value has at most {MAX_VALUE} characters")
+        parsed.append(matcher)
+    return parsed
+
+
+def check_comment(comment: str) -> str:
+    if not comment.strip():
+        raise ValueError("comment: say why, for whoever is paged next")
+    if len(comment) > MAX_COMMENT:
+        raise ValueError(f"comment: at most {MAX_COMMENT} characters, not {len(comment)}")
+    return comment
+
 
 def create_silence(
     session: Session,
@@ -26,10 +64,10 @@ def create_silence(
     comment: str,
     now: datetime,
 ) -> Silence:
-    """Raise ValueError (naming the matcher or the times) for a silence that cannot work."""
-    if not matchers:
-        raise ValueError("a silence needs at least one matcher")
-    parsed = [Matcher.parse(text) for text in matchers]  # MatcherError is a ValueError
+    """Raise ValueError (naming the matcher, the comment or the times) for a silence that
+    cannot work or is too big."""
+    parsed = parse_matchers(matchers)
+    check_comment(comment)
     if ends_at <= starts_at:
         raise ValueError(f"ends_at {ends_at:%Y-%m-%d %H:%M:%S}Z is not after starts_at")
     if ends_at <= now:

@@ -41,7 +41,9 @@ def run_simulation(
     deploy: bool = True,
     first_number: int = 0,
 ) -> SimulationResult:
-    """``deploy`` records the model's deployment first; ``first_number`` numbers applicants."""
+    """``deploy`` records the model's deployment first, as the service's release pipeline
+    would: signed, so ``client`` needs a producer key for it; ``first_number`` numbers
+    applicants."""
     rng = random.Random(seed)
     result = SimulationResult()
     if deploy:

@@ -17,7 +17,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from agent import Driftline
-from collector.access import create_token, has_admin
+from collector.access import create_token, free_name, has_admin
 from collector.alert_config import AlertingConfig, load_alerting
 from collector.api.app import create_app
 from collector.broker import EmbeddedBroker
@@ -26,6 +26,7 @@ from collector.database import make_engine, migrate
 from collector.detection import DETECTOR_SERVICE, DetectorWorker
 from collector.housekeeping import Housekeeper
 from collector.integrity import KeyRing
+from collector.producer_keys import producer_key, trusted_producers
 from collector.router import ROUTER_SERVICE, AlertRouter
 from collector.settings import CollectorSettings
 from collector.topics import ensure_topic
@@ -76,6 +77,7 @@ class Stack:
         self.engine = make_engine(settings.database_url)
         migrate(self.engine)
         self.keys = KeyRing.from_settings(settings, create=True)
+        producer_key(settings, create=True)  # its components sign with it; its collector trusts it
         self.bootstrap_token = _first_admin_token(self.engine)
         collector = Collector.from_settings(self.engine, settings, self.bootstrap_servers)
         self._spawn("driftline-collector", lambda: collector.run(self._stop))
@@ -85,6 +87,7 @@ class Stack:
                 kafka_bootstrap_servers=self.bootstrap_servers,
                 topic=settings.topic,
                 spool_dir=settings.detect_spool_dir,
+                producer_key_file=settings.producer_key_file,
             )
             worker = DetectorWorker(self.engine, self._detector_agent, settings)
             self._spawn("driftline-detector", lambda: worker.run(self._stop))
@@ -99,6 +102,7 @@ class Stack:
             keys=self.keys,
             alerting_config=alerting,
             trace_link_template=settings.trace_link_template,
+            producers=trusted_producers(settings),
         )
         self._server = uvicorn.Server(
             uvicorn.Config(
@@ -128,6 +132,7 @@ class Stack:
             kafka_bootstrap_servers=self.bootstrap_servers,
             topic=settings.topic,
             spool_dir=settings.router_spool_dir,
+            producer_key_file=settings.producer_key_file,
         )
         self._http = httpx.Client(timeout=10)
         router = AlertRouter(
@@ -182,8 +187,7 @@ def _first_admin_token(engine: Engine) -> str | None:
     with Session(engine) as session:
         if has_admin(session, now):
             return None
-        issued = create_token(
-            session, name="bootstrap-admin", role="admin", created_by="driftline up", now=now
-        )
+        name = free_name(session, "bootstrap-admin")  # one made before may be revoked
+        issued = create_token(session, name=name, role="admin", created_by="driftline up", now=now)
         session.commit()
     return issued.token

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from collector.access import Role, create_token
+from collector.access import Role, create_token, free_name
 from collector.api.app import create_app
 from collector.integrity import KeyRing
 
@@ -19,7 +19,7 @@ def new_token(engine: Engine, role: Role, name: str | None = None, **options: An
     with Session(engine) as session:
         issued = create_token(
             session,
-            name=name or f"test-{role}",
+            name=name or free_name(session, f"test-{role}"),
             role=role,
             created_by="tests",
             now=datetime.now(UTC),

@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
+from agent.provenance import ProducerKey, TrustedProducers
 from collector.broker import EmbeddedBroker
 from collector.consumer import Collector
 from collector.database import make_engine, migrate
@@ -25,11 +26,14 @@ POSTGRES_ADMIN_URL = os.environ.get(
 @pytest.fixture(autouse=True)
 def own_spool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Every test's agents spool, and its collector keeps its signing key, in the test's own
-    directory, never in ~/.driftline."""
+    directory, never in ~/.driftline. Its agents sign with a producer key of its own, which
+    ``run_collector`` trusts, as one machine's `driftline up` does."""
     directory = tmp_path / "spool"
     monkeypatch.setenv("DRIFTLINE_SPOOL_DIR", str(directory))
     monkeypatch.setenv("DRIFTLINE_DETECT_SPOOL_DIR", str(tmp_path / "detector-spool"))
     monkeypatch.setenv("DRIFTLINE_SIGNING_KEY_FILE", str(tmp_path / "signing-key.pem"))
+    ProducerKey.load(tmp_path / "producer-key.pem", create=True)
+    monkeypatch.setenv("DRIFTLINE_PRODUCER_KEY_FILE", str(tmp_path / "producer-key.pem"))
     return directory
 
 
@@ -78,9 +82,11 @@ def engine(database_url: str) -> Iterator[Engine]:
 def run_collector(
     broker: EmbeddedBroker, topic: str, engine: Engine
 ) -> Iterator[Callable[[], None]]:
-    """Start a collector thread on the test's topic and database; stopped at teardown."""
+    """Start a collector thread on the test's topic and database, trusting the test's producer
+    key; stopped at teardown."""
     stop = threading.Event()
     threads: list[threading.Thread] = []
+    producer = ProducerKey.load(Path(os.environ["DRIFTLINE_PRODUCER_KEY_FILE"]))
 
     def start() -> None:
         collector = Collector(
@@ -88,6 +94,7 @@ def run_collector(
             bootstrap_servers=broker.bootstrap_servers,
             topic=topic,
             group_id=f"collector-{topic}",
+            producers=TrustedProducers([producer.public_key]),
         )
         thread = threading.Thread(target=collector.run, args=(stop,), daemon=True)
         thread.start()

@@ -1,7 +1,7 @@
 """Valid events for tests, with any field overridable."""
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from agent.contract import (
@@ -9,9 +9,14 @@ from agent.contract import (
     DecisionPayload,
     FeedbackEvent,
     FeedbackPayload,
+    LoadTestedEvent,
+    LoadTestedPayload,
     ModelDeployedEvent,
     ModelDeployedPayload,
     ModelRef,
+    ReadinessCriterion,
+    ReadinessEvaluatedEvent,
+    ReadinessPayload,
     ReviewEvent,
     ReviewPayload,
     new_event_id,
@@ -65,6 +70,33 @@ def deployment(**overrides: Any) -> ModelDeployedEvent:
         "payload": ModelDeployedPayload(version="3", owner="risk-ml", approved_by="committee"),
     }
     return ModelDeployedEvent(**(fields | overrides))
+
+
+def readiness(**overrides: Any) -> ReadinessEvaluatedEvent:
+    """A go-live "go" for MODEL, over the last week."""
+    now = datetime.now(UTC)
+    criterion = ReadinessCriterion(
+        area="technical", name="latency p95", threshold="≤ 50 ms", measured="1.0 ms",
+        sample=10_000, status="pass",
+    )  # fmt: skip
+    payload = ReadinessPayload(
+        version=MODEL.version, asked_by="release-pipeline", window_start=now - timedelta(days=7),
+        window_end=now, verdict="go", criteria=[criterion],
+    )  # fmt: skip
+    fields: dict[str, Any] = {"service": "driftline-readiness", "model": MODEL, "payload": payload}
+    return ReadinessEvaluatedEvent(**(fields | overrides))
+
+
+def load_test(**overrides: Any) -> LoadTestedEvent:
+    """A load test of MODEL at 3,000 decisions a second (three times a peak of 1,000), passed."""
+    payload = LoadTestedPayload(
+        version=MODEL.version, synthetic_version=f"{MODEL.version}~loadtest", rate_per_s=3_000.0,
+        duration_s=30.0, peak_per_s=1_000.0, sent=90_000, lost=0, error_rate=0.0,
+        achieved_per_s=3_000.0, call_median_us=5.0, call_p99_us=20.0, delay_median_ms=3.0,
+        delay_p99_ms=9.0, recovery_s=0.5, passed=True,
+    )  # fmt: skip
+    fields: dict[str, Any] = {"service": "driftline-loadtest", "model": MODEL, "payload": payload}
+    return LoadTestedEvent(**(fields | overrides))
 
 
 def drift_payload(feature: str, **overrides: Any) -> dict[str, Any]:

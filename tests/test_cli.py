@@ -1,13 +1,16 @@
 """The ``driftline`` command: the README's demo, ledger verification, and bad settings."""
 
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
 
 from collector.broker import EmbeddedBroker
 from tests.waiting import wait_for
@@ -37,7 +40,7 @@ def test_demo_prints_a_decision_with_its_review_and_feedback(tmp_path: Path) -> 
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     assert "agent delivered" in out
-    assert "signed 3 checkpoints" in out and "entries, intact" in out
+    assert "signed 3 checkpoints" in out and "served rows, intact" in out
     assert "hash to the signed checkpoint, checked offline" in out
     assert '"reviews": [' in out and '"reviewer":' in out
     assert '"feedback": [' in out and '"reporter":' in out
@@ -131,3 +134,59 @@ def test_baseline_fit_needs_exactly_one_source(tmp_path: Path) -> None:
     )
     assert missing.returncode == 1
     assert "x.csv: no such file" in missing.stderr
+
+
+PASSWORD = "hunter2-not-for-print"
+SASL_PASSWORD = "sasl-not-for-print"
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_up_demo_and_migrate_show_the_database_url_with_its_password_masked(
+    database_url: str, tmp_path: Path
+) -> None:
+    # The server trusts local connections, so the password is taken and never needed.
+    url = make_url(database_url).set(password=PASSWORD).render_as_string(hide_password=False)
+    env = os.environ | {
+        "DRIFTLINE_DATABASE_URL": url,
+        "DRIFTLINE_API_PORT": "0",
+        "DRIFTLINE_EMBEDDED_BROKER_PORT": "0",
+        "DRIFTLINE_KAFKA_SASL_USERNAME": "collector",
+        "DRIFTLINE_KAFKA_SASL_PASSWORD": SASL_PASSWORD,
+    }
+    migrated = driftline("migrate", env=env)
+    assert migrated.returncode == 0, migrated.stderr
+    demo = driftline("demo", "--decisions", "200", "--shifted", "0", env=env)
+    assert demo.returncode == 0, demo.stdout + demo.stderr
+    log = tmp_path / "up.log"
+    with log.open("w") as out:
+        up = subprocess.Popen(
+            [sys.executable, "-m", "collector", "up"],
+            env=env | {"DRIFTLINE_DETECT_ENABLED": "false"},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            wait_for(log.read_text, lambda text: "Ctrl-C stops everything" in text, 120, what="up")
+        finally:
+            up.send_signal(signal.SIGINT)  # as Ctrl-C: the stack stops its broker
+            up.wait(timeout=60)
+    masked = (
+        make_url(url)
+        .render_as_string(hide_password=True)
+        .replace("postgresql://", "postgresql+psycopg://")
+    )
+    for output in (migrated.stdout, demo.stdout + demo.stderr, log.read_text()):
+        assert PASSWORD not in output and SASL_PASSWORD not in output
+        assert masked in output  # the URL is still shown, password as ***
+
+
+def test_a_bad_database_url_is_refused_without_printing_its_password() -> None:
+    for url in (f"mysql://root:{PASSWORD}@localhost/x", f"postgresql+nodriver://a:{PASSWORD}@h/x"):
+        result = driftline("migrate", env={"DRIFTLINE_DATABASE_URL": url})
+        assert result.returncode == 2, result.stderr
+        assert "database_url" in result.stderr and PASSWORD not in result.stderr
+        assert "***" in result.stderr
+    pasted = driftline("migrate", env={"DRIFTLINE_DATABASE_URL": PASSWORD})  # a slip of the paste
+    assert pasted.returncode == 2 and PASSWORD not in pasted.stderr
+    assert "not a database URL" in pasted.stderr

@@ -6,9 +6,10 @@ from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 
+from agent.provenance import TrustedProducers
 from collector.alert_config import AlertingConfig
 from collector.api.auth import TokenGate, authenticated
-from collector.api.deps import exact_query
+from collector.api.deps import exact_query, no_nul
 from collector.api.routes import (
     access,
     alerting,
@@ -22,6 +23,7 @@ from collector.api.routes import (
 from collector.api.schemas import Problem
 from collector.integrity import KeyRing
 from collector.ui import routes as ui
+from collector.ui.protection import PageHeaders
 
 REFUSALS: dict[int | str, dict[str, Any]] = {
     400: {"model": Problem, "description": "The body is not JSON."},
@@ -39,6 +41,7 @@ def create_app(
     keys: KeyRing,
     alerting_config: AlertingConfig | None = None,
     trace_link_template: str | None = None,
+    producers: TrustedProducers | None = None,
 ) -> FastAPI:
     app = FastAPI(
         title="Driftline",
@@ -47,12 +50,14 @@ def create_app(
     )
     app.state.engine = engine
     app.state.keys = keys
+    app.state.producers = producers  # whose component events verification believes
     app.state.alerting = alerting_config
     app.state.trace_link_template = trace_link_template
     app.add_middleware(TokenGate)
+    app.add_middleware(PageHeaders)  # outside the gate: its refusals carry the headers too
     app.include_router(health.router)
     # Every other route needs a token; those that change state ask for a higher role too.
-    authorized = [Depends(authenticated), Depends(exact_query)]  # every role reads
+    authorized = [Depends(authenticated), Depends(exact_query), Depends(no_nul)]  # every role reads
     routers = [
         m.router for m in (decisions, drift, alerting, integrity, governance, access, readiness)
     ]

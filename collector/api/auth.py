@@ -1,5 +1,6 @@
 """Bearer-token authentication for every route but health, the API's own documents and the
-web page's login form, and the record of every read. The web page's token travels in a cookie.
+web page's login form, and the record of every read. The web page's session travels in a
+cookie.
 
 The token is checked in a middleware, before FastAPI reads the request, so that a caller
 without a valid token learns nothing from validation errors: every such request gets 401.
@@ -21,12 +22,13 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from collector.access import Role, authenticate, ranks_at_least
+from collector.access import Role, authenticate, ranks_at_least, ui_session_token
 from collector.models import ApiToken, AuditRead
 
 OPEN_PATHS = {"/healthz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/ui/login"}
-# The web page keeps its token in this cookie (HTTP-only, Secure, SameSite=Strict): it is
-# taken for reads anywhere (a page's export links) and for the page's own forms under /ui.
+# The web page keeps its session (not the token: see access.open_ui_session) in this cookie
+# (HTTP-only, Secure, SameSite=Strict): it is taken for reads anywhere (a page's export links)
+# and for the page's own forms under /ui.
 SESSION_COOKIE = "driftline_token"
 UI = "/ui"
 bearer = HTTPBearer(auto_error=False, description="A token from `driftline token create`.")
@@ -62,13 +64,18 @@ class TokenGate:
 def _admit(request: Request) -> ApiToken | str:
     """The caller's token, or why it is refused; a read (GET) is recorded with who made it."""
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token:
+    by_cookie = scheme.lower() != "bearer" or not token
+    if by_cookie:
         token = request.cookies.get(SESSION_COOKIE, "")
         if not token or (request.method != "GET" and not _on_page(request.url.path)):
             return "no bearer token (Authorization: Bearer <token>)"
     now = datetime.now(UTC)
     with Session(request.app.state.engine, expire_on_commit=False) as session:
-        found = authenticate(session, token.strip(), now)
+        found = (
+            ui_session_token(session, token, now)
+            if by_cookie
+            else authenticate(session, token.strip(), now)
+        )
         if isinstance(found, ApiToken) and request.method == "GET":
             session.add(
                 AuditRead(
@@ -77,12 +84,17 @@ def _admit(request: Request) -> ApiToken | str:
                     token_id=found.id,
                     token_name=found.name,
                     role=found.role,
-                    path=request.url.path,
-                    query=request.url.query,
+                    # As sent, percent-encoded: a NUL (%00) is refused later, not stored
+                    path=_as_sent(request.scope.get("raw_path")) or request.url.path,
+                    query=_as_sent(request.scope.get("query_string")),
                 )
             )
             session.commit()
     return found
+
+
+def _as_sent(raw: bytes | None) -> str:
+    return (raw or b"").decode("latin-1").replace("\x00", "%00")
 
 
 def _on_page(path: str) -> bool:

@@ -1,10 +1,13 @@
 """Typed dependencies shared by the routes."""
 
-from collections.abc import Iterator
-from typing import Annotated
+from collections.abc import AsyncIterator, Iterator
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from sqlmodel import Session
+
+NUL = "\x00"
 
 
 def get_session(request: Request) -> Iterator[Session]:
@@ -33,3 +36,60 @@ async def exact_query(request: Request) -> None:
         raise HTTPException(
             status_code=422, detail=f"give each parameter once: {', '.join(repeated)}"
         )
+
+
+async def no_nul(request: Request) -> None:
+    """Refuse a NUL character in any path or query parameter, form field or JSON string (or
+    key), naming where: PostgreSQL keeps none in text, and the stores must take the same
+    values. Run before the parameters are validated, so no route ever sees one."""
+    found: list[tuple[str | int, ...]] = [
+        ("path", name) for name, value in request.path_params.items() if NUL in str(value)
+    ]
+    found += [
+        ("query", name)
+        for name, value in request.query_params.multi_items()
+        if NUL in name or NUL in value
+    ]
+    found += [("body", *where) async for where in _nul_in_body(request)]
+    if found:
+        raise RequestValidationError(
+            [
+                {
+                    "type": "string_nul",
+                    "loc": location,
+                    "msg": r"a NUL character (\u0000) is not allowed here",
+                    "input": None,
+                }
+                for location in found
+            ]
+        )
+
+
+async def _nul_in_body(request: Request) -> AsyncIterator[tuple[str | int, ...]]:
+    """Where the body, as FastAPI read it (Starlette keeps it), holds a NUL."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        for name, value in (await request.form()).multi_items():
+            if NUL in name or (isinstance(value, str) and NUL in value):
+                yield (name,)
+    elif kind == "application/json" or kind.endswith("+json"):
+        try:
+            document = await request.json()
+        except ValueError:  # not JSON: a route that takes a body says so; others ignore it
+            return
+        for where in _nul_in(document):
+            yield where
+
+
+def _nul_in(value: Any, where: tuple[str | int, ...] = ()) -> Iterator[tuple[str | int, ...]]:
+    if isinstance(value, str) and NUL in value:
+        yield where
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if NUL in key:
+                yield (*where, key)
+            else:
+                yield from _nul_in(item, (*where, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _nul_in(item, (*where, index))

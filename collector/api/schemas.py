@@ -115,10 +115,19 @@ class DeploymentPublic(SQLModel):
     approved_by: str
 
 
+class RowsVerified(SQLModel):
+    """The decision's row, its reviews' and feedback's, checked against their ledger entries
+    as this read served them; ``tampering`` names each table and key that differs."""
+
+    intact: bool
+    tampering: list[str]
+
+
 class LineagePublic(DecisionTrailPublic):
     """The decision, what happened to it, and the state of its model when it was taken."""
 
     ledger: LedgerPosition | None
+    verified: RowsVerified
     drifting: list[DriftVerdictPublic]  # checks of its model version in drift at that time
     alerts: list[AlertPublic]  # alert groups about its model version firing at that time
     baseline: BaselinePublic | None  # in force at that time
@@ -136,6 +145,9 @@ class ExportManifestPublic(SQLModel):
     rows: int
     sha256: str
     completed_at: datetime
+    tampered: list[str]  # exported rows that differed from their ledger entry
+    key_id: str | None  # None for manifests from before they were signed
+    signature: str | None  # base64 Ed25519 over ``exports.statement`` of this manifest
 
 
 class Problem(SQLModel):

@@ -1,12 +1,13 @@
 """The web page under /ui: server-rendered templates over the same store and the same tokens as
-the API. The login form takes a token and keeps it in an HTTP-only, Secure, SameSite=Strict
-cookie; the token gate admits the page's requests by that cookie. Operators see the silence
+the API. The login form takes a token and opens a session, whose secret it keeps in an
+HTTP-only, Secure, SameSite=Strict cookie; the token gate admits the page's requests by that
+cookie, and signing out ends the session on the server. Operators see the silence
 forms; auditors only read."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -17,22 +18,30 @@ from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 from sqlmodel import Session
 
-from collector.access import authenticate, ranks_at_least
+from collector.access import authenticate, end_ui_session, open_ui_session, ranks_at_least
 from collector.alert_config import parse_duration
 from collector.api.auth import SESSION_COOKIE, authenticated
-from collector.api.deps import SessionDep
+from collector.api.deps import SessionDep, no_nul
 from collector.decision_search import Cursor, DecisionFilter, search
 from collector.models import ApiToken
 from collector.silences import create_silence, expire_silence
 from collector.ui import views
+from collector.ui.protection import same_origin
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
 STATIC = Path(__file__).parent / "static"
 SESSION_HOURS = 8
 PAGE = 50
 
-router = APIRouter(prefix="/ui", include_in_schema=False)
-pages = APIRouter(prefix="/ui", include_in_schema=False, dependencies=[Depends(authenticated)])
+# Every form refuses a post from another origin (and a NUL, which no store keeps).
+router = APIRouter(
+    prefix="/ui", include_in_schema=False, dependencies=[Depends(same_origin), Depends(no_nul)]
+)
+pages = APIRouter(
+    prefix="/ui",
+    include_in_schema=False,
+    dependencies=[Depends(authenticated), Depends(same_origin), Depends(no_nul)],
+)
 Token = Annotated[ApiToken, Depends(authenticated)]
 
 
@@ -43,16 +52,22 @@ def login_form(request: Request) -> Response:
 
 @router.post("/login", response_class=HTMLResponse)
 def log_in(request: Request, token: Annotated[str, Form()]) -> Response:
+    """The cookie holds a session of its own, not the token: signing out ends it."""
+    now = datetime.now(UTC)
     with Session(request.app.state.engine) as session:
-        found = authenticate(session, token.strip(), datetime.now(UTC))
-    if isinstance(found, str):
-        return TEMPLATES.TemplateResponse(
-            request, "login.html", {"error": f"Not signed in: {found}."}, status_code=401
+        found = authenticate(session, token.strip(), now)
+        if isinstance(found, str):
+            return TEMPLATES.TemplateResponse(
+                request, "login.html", {"error": f"Not signed in: {found}."}, status_code=401
+            )
+        secret = open_ui_session(
+            session, token=found, now=now, lasts=timedelta(hours=SESSION_HOURS)
         )
+        session.commit()
     response = RedirectResponse("/ui/", status_code=303)
     response.set_cookie(
         SESSION_COOKIE,
-        token.strip(),
+        secret,
         max_age=SESSION_HOURS * 3600,
         httponly=True,
         secure=True,
@@ -62,7 +77,11 @@ def log_in(request: Request, token: Annotated[str, Form()]) -> Response:
 
 
 @pages.post("/logout")
-def log_out() -> Response:
+def log_out(request: Request, session: SessionDep) -> Response:
+    """Ends the session on the server: a copy of its cookie no longer signs anyone in."""
+    if secret := request.cookies.get(SESSION_COOKIE):
+        end_ui_session(session, secret, datetime.now(UTC))
+        session.commit()
     response = RedirectResponse("/ui/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, httponly=True, secure=True, samesite="strict")
     return response
@@ -136,10 +155,11 @@ def expire(session: SessionDep, token: Token, silence_id: uuid.UUID) -> Response
 @pages.get("/audit", response_class=HTMLResponse)
 def audit(request: Request, session: SessionDep, token: Token) -> Response:
     given = {k: v for k, v in request.query_params.items() if v != "" and k != "after"}
+    cursor = request.query_params.get("after")
     error = None
     try:
         where = DecisionFilter.model_validate(given)
-        after = Cursor.decode(request.query_params["after"]) if "after" in given else None
+        after = Cursor.decode(cursor) if cursor else None
     except (ValidationError, ValueError) as problem:
         where, after, error = DecisionFilter(), None, _first_problem(problem)
     rows, following = search(session, where, after, limit=PAGE) if error is None else ([], None)

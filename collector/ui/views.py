@@ -34,6 +34,7 @@ from collector.models import (
 )
 from collector.muting import active_silences
 from collector.proofs import ProofUnavailable, check_proof, prove_decision
+from collector.row_verification import check_decision
 from collector.silences import state_of
 from collector.synthetic import is_synthetic
 from collector.ui import plots
@@ -283,17 +284,25 @@ def decision_page(
 
 
 def verify_decision(session: Session, *, decision_id: uuid.UUID, keys: KeyRing) -> Verification:
-    """The decision's record checked against the latest checkpoint that covers it."""
+    """What the page shows checked: its rows against their ledger entries, and the decision's
+    entry against the latest checkpoint that covers it. "Verified" needs both."""
+    tampering = check_decision(session, decision_id, keys.trusted)
+    if tampering:
+        return Verification("failed", "; ".join(str(t) for t in tampering))
     try:
         proof = prove_decision(session, decision_id, keys.trusted)
     except ProofUnavailable as unavailable:
-        return Verification("pending", str(unavailable))
+        return Verification("pending", f"rows match the ledger; {unavailable}")
     key = keys.trusted[proof["checkpoint"]["key_id"]]
     problems = check_proof(proof, key)
     if problems:
         return Verification("failed", "; ".join(problems))
     signed_at = proof["checkpoint"]["signed_at"]
-    return Verification("verified", f"matches the checkpoint signed at {signed_at}")
+    return Verification(
+        "verified",
+        f"what this page shows is what the ledger holds, and it matches the checkpoint signed"
+        f" at {signed_at}",
+    )
 
 
 def _current_window(

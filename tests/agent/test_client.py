@@ -4,6 +4,7 @@ it reports what it could not deliver without ever raising into the service."""
 import time
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
@@ -13,9 +14,11 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from agent import Driftline
 from agent.contract import DecisionEvent, FeedbackEvent, ModelDeployedEvent, ReviewEvent, decode
 from collector.broker import EmbeddedBroker, free_port
+from tests import events
 from tests.topic_reader import read_topic
 
 MODEL = {"model": "credit-risk", "version": "3"}
+MODEL_REF = {"name": "credit-risk", "version": "3"}
 
 
 @pytest.fixture
@@ -274,3 +277,57 @@ def test_a_generative_call_carries_its_operation_and_token_usage(
     event = decode(read_topic(broker.bootstrap_servers, topic, 1)[0].value)
     assert isinstance(event, DecisionEvent) and event.payload.usage is not None
     assert (event.payload.usage.input_tokens, event.payload.usage.output_tokens) == (120, 48)
+
+
+def component_documents() -> list[dict[str, Any]]:
+    """Valid events of types only Driftline's own components write, as a caller would pass them
+    to ``record_event``: a deployment, a drift verdict, a go-live "go", a passing load test."""
+    drift = {"type": "drift_detected", "model": {"name": "credit-risk", "version": "3"},
+             "payload": events.drift_payload("income")}  # fmt: skip
+    made = [events.deployment(), events.readiness(), events.load_test()]
+    return [drift, *(e.model_dump(mode="json", by_alias=True) for e in made)]
+
+
+def test_the_public_record_call_refuses_what_only_driftlines_components_write(
+    client: Driftline, broker: EmbeddedBroker, topic: str
+) -> None:
+    documents = component_documents()
+    before = client.record_decision(
+        model="credit-risk", version="3", inputs={}, output="approve", confidence=0.9,
+        latency_ms=1.0,
+    )  # fmt: skip
+    alone = [client.record_event(client.complete_event(d)) for d in documents]
+    mixed = [client.complete_event(d) for d in documents[:2]]
+    review = client.complete_event(
+        {"type": "review", "model": MODEL_REF, "decision_id": str(before),
+         "payload": {"reviewer": "a.kim", "action": "approve"}}
+    )  # fmt: skip
+    together = client.record_events([mixed[0], review, mixed[1]])
+
+    report = client.flush()
+
+    assert alone == [False] * 4
+    assert together == [False, True, False]
+    assert (report.delivered, report.failed) == (2, 6)  # the decision and the review go on
+    reasons = [failure.reason for failure in report.failures]
+    for kind in ("drift_detected", "model_deployed", "readiness_evaluated", "load_tested"):
+        assert any(r.startswith(f"{kind} events are written by Driftline's own") for r in reasons)
+    sent = [decode(r.value) for r in read_topic(broker.bootstrap_servers, topic, 2)]
+    assert sorted(type(e).__name__ for e in sent) == ["DecisionEvent", "ReviewEvent"]
+
+
+def test_a_deployment_is_refused_without_a_producer_key(
+    broker: EmbeddedBroker, topic: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DRIFTLINE_PRODUCER_KEY_FILE", raising=False)
+    with Driftline(
+        service="loan-desk", kafka_bootstrap_servers=broker.bootstrap_servers, topic=topic
+    ) as service:
+        recorded = service.record_deployment(
+            model="credit-risk", version="3", owner="anyone", approved_by="anyone"
+        )
+        report = service.flush()
+    assert recorded.queued is False and recorded.version == 7
+    assert (report.delivered, report.failed) == (0, 1)
+    assert "model_deployed" in report.failures[0].reason
+    assert "DRIFTLINE_PRODUCER_KEY_FILE" in report.failures[0].reason

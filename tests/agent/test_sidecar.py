@@ -281,6 +281,16 @@ def test_governance_events_are_refused_whatever_their_payload(
     assert driftline.flush().recorded == 0
 
 
+@pytest.mark.parametrize("kind", [["model_deployed"], {"decision": 1}, 7, None])
+def test_a_type_that_is_not_a_name_is_a_422_naming_it_not_a_crash(
+    sidecar: TestClient, driftline: Driftline, kind: object
+) -> None:
+    response = sidecar.post("/v1/events", json=DECISION | {"type": kind})
+    assert response.status_code == 422
+    assert [problem["field"] for problem in response.json()["detail"]] == ["type"]
+    assert driftline.flush().recorded == 0
+
+
 def test_the_sidecar_records_for_its_own_service_only(
     sidecar: TestClient, driftline: Driftline
 ) -> None:

@@ -2,18 +2,33 @@
 a text fallback, PagerDuty Events v2 with one dedup_key per group, Alertmanager's
 /api/v2/alerts; send_resolved false leaves resolved alerts out."""
 
+import json
+import random
+import re
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import httpx
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from agent.contract import DriftDetectedEvent, DriftPayload, ModelRef
 from collector.alert_config import (
+    AlertingConfig,
     AlertmanagerConfig,
+    Owner,
     PagerDutyConfig,
     Receiver,
+    Route,
     SlackConfig,
     WebhookConfig,
 )
-from collector.alerts import Alert
+from collector.alerts import Alert, alert_for
 from collector.grouping import Notification
+from collector.outbox import OutboxSender, enqueue
 from collector.receivers import messages
+from tests.events import drift_payload
+from tests.http_recorder import recording_server
 
 T0 = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
 LABELS = {"alertname": "DriftDetected", "model": "m", "version": "1", "severity": "critical"}
@@ -78,3 +93,50 @@ def test_an_alertmanager_gets_postable_alerts() -> None:
     assert message.url == "http://am:9093/api/v2/alerts"
     assert isinstance(message.body, list)
     assert "endsAt" not in message.body[0] and message.body[1]["endsAt"].startswith("2026")
+
+
+def _slack_texts(body: Any) -> list[str]:
+    """Every text Slack renders: the fallback and each block's."""
+    texts = [body["text"]]
+    texts += [block["text"]["text"] for block in body["blocks"] if "text" in block]
+    return texts
+
+
+def test_slack_text_escapes_what_a_service_chose_so_it_cannot_mention_or_link(
+    engine: Engine,
+) -> None:
+    """A service names its model and its features: ``<!channel>`` in one would page a whole
+    channel, ``<http://evil|click>`` would show a link Driftline never wrote."""
+    hostile = ModelRef(name="<@U123>&co", version="<http://evil|click>")
+    event = DriftDetectedEvent(
+        service="loan-desk",
+        model=hostile,
+        payload=DriftPayload(**drift_payload("<!channel> <!here>", version=hostile.version)),
+    )
+    config = AlertingConfig(
+        route=Route(receiver="team"),
+        receivers=[Receiver(name="team")],
+        owners=[
+            Owner(
+                matchers=["alertname=DriftDetected"], owner="risk", runbook="http://rb?a=1&b=<2>|x"
+            )
+        ],
+    )
+    alert = alert_for(event, config, "http://driftline")
+    with recording_server() as slack, httpx.Client(timeout=5) as client:
+        receiver = Receiver(name="team", slack_configs=[SlackConfig(api_url=f"{slack.url}/hook")])
+        labels = {"model": hostile.name, "feature": "<!channel> <!here>"}
+        notification = Notification("team", "{}:{}", labels, (alert,))
+        with Session(engine) as session:
+            enqueue(session, notification, receiver, "http://driftline", alert.starts_at)
+            session.commit()
+        OutboxSender(engine, client, rng=random.Random(1)).send_due(alert.starts_at)
+        (body,) = slack.accepted()
+    texts = _slack_texts(body)
+    everything = json.dumps(texts)
+    for control in ("<!channel>", "<!here>", "<@U123>", "<http://evil|click>"):
+        assert control not in everything
+    assert "&lt;!channel&gt;" in everything and "&lt;@U123&gt;&amp;co" in everything
+    # What Driftline writes itself is still markup: the runbook link, its URL kept whole.
+    links = [link for text in texts for link in re.findall(r"<([^<>]*)>", text)]
+    assert links == ["http://rb?a=1&amp;b=%3C2%3E%7Cx|runbook"]

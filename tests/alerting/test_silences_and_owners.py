@@ -2,6 +2,7 @@
 with their state, expired early; mistakes answered with what is wrong. Owners are listed."""
 
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine
 
@@ -18,7 +19,6 @@ def test_a_silence_is_created_listed_and_expired_through_the_api(engine: Engine)
             json={
                 "matchers": ['model="credit-risk"', "feature=~debt.*"],
                 "duration": "2h",
-                "created_by": "a.kim",
                 "comment": "new applicant population; retraining",
             },
         )
@@ -35,15 +35,51 @@ def test_a_silence_is_created_listed_and_expired_through_the_api(engine: Engine)
 
 
 def test_a_silence_that_cannot_work_is_refused_with_the_reason(engine: Engine) -> None:
-    base = {"created_by": "a.kim", "comment": "x"}
+    base: dict[str, Any] = {"comment": "x"}
+    mistakes: list[tuple[dict[str, Any], str]] = [
+        ({"matchers": ["model=~("], "duration": "1h"}, "bad regular expression"),
+        ({"matchers": ['model="m"'], "duration": "soon"}, "'soon' is not a duration"),
+        ({"matchers": ['model="m"']}, "give exactly one of ends_at and duration"),
+    ]
     with api_client(engine) as api:
-        for body, reason in [
-            ({"matchers": ["model=~("], "duration": "1h"}, "bad regular expression"),
-            ({"matchers": ['model="m"'], "duration": "soon"}, "'soon' is not a duration"),
-            ({"matchers": ['model="m"']}, "give exactly one of ends_at and duration"),
-        ]:
+        for body, reason in mistakes:
             answer = api.post("/silences", json=base | body)
             assert answer.status_code == 422 and reason in answer.text, answer.text
+
+
+def test_a_silences_author_is_the_token_that_made_it_never_the_body(engine: Engine) -> None:
+    silence = {"matchers": ['model="m"'], "duration": "1h", "comment": "deploy"}
+    with api_client(engine, "operator") as api:
+        created = api.post("/silences", json=silence)
+        assert created.status_code == 201, created.text
+        assert created.json()["created_by"] == "test-operator"  # the token's name
+        forged = api.post("/silences", json=silence | {"created_by": "head-of-risk"})
+        assert forged.status_code == 422 and "created_by" in forged.text
+        assert [s["created_by"] for s in api.get("/silences").json()] == ["test-operator"]
+
+
+def test_a_silence_too_big_to_read_is_422_naming_what_is_too_big(engine: Engine) -> None:
+    """At most 32 matchers, label names of 200 characters, values of 1,000, comments of 2,000."""
+    fine: dict[str, Any] = {"matchers": ['model="m"'], "duration": "1h", "comment": "deploy"}
+    too_big: list[tuple[dict[str, Any], str]] = [
+        ({"comment": "c" * 2_001}, "comment"),
+        ({"matchers": [f'f{n}="x"' for n in range(33)]}, "matchers"),
+        ({"matchers": ['model="m"', "n" * 201 + '="x"']}, "matchers[1]"),
+        ({"matchers": ['model="' + "v" * 1_001 + '"']}, "matchers[0]"),
+        ({"matchers": ['model=~"' + "(a|b)" * 1_000 + '"']}, "matchers[0]"),
+        ({"matchers": ['model="' + "\\u00e9" * 20_000 + '"']}, "matchers"),  # escaped, 120,000
+    ]
+    with api_client(engine) as api:
+        for change, named in too_big:
+            answer = api.post("/silences", json=fine | change)
+            assert answer.status_code == 422, (named, answer.text[:200])
+            assert named in answer.text, answer.text[:300]
+        assert api.get("/silences").json() == []
+        at_the_limits = {
+            "matchers": ['model="' + "v" * 1_000 + '"'] + [f'f{n}="x"' for n in range(31)],
+            "comment": "c" * 2_000,
+        }
+        assert api.post("/silences", json=fine | at_the_limits).status_code == 201
 
 
 def test_owners_are_listed_from_the_alerting_file(engine: Engine, tmp_path: Path) -> None:

@@ -2,22 +2,27 @@
 holds; retention; and replay, which rebuilds read models equal to the live ones."""
 
 import csv
+import hashlib
 import io
 import json
 import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import ValidationError
 from sqlalchemy import Engine, update
 from sqlmodel import Session, col, select
 
 from agent.contract import DecisionPayload, Event
+from collector import checkpoints
 from collector.erasure import apply_retention
 from collector.exports import check_file
-from collector.models import LedgerEntry
+from collector.integrity import KeyRing
+from collector.models import Decision, LedgerEntry
 from collector.replay import READ_MODELS, rebuild
 from collector.settings import CollectorSettings
 from tests import events
@@ -49,7 +54,8 @@ def test_an_export_streams_the_search_and_its_manifest_checks_the_file(
 ) -> None:
     batch, rows = corpus()
     store(engine, batch)
-    api = api_client(engine, role="auditor")
+    keys = KeyRing.of(Ed25519PrivateKey.generate())
+    api = api_client(engine, role="auditor", keys=keys)
     params = {"model": "credit-risk", "format": fmt}
     response = api.get("/decisions/export", params=params)
     assert response.status_code == 200
@@ -66,9 +72,67 @@ def test_an_export_streams_the_search_and_its_manifest_checks_the_file(
     assert manifest["created_by"] == "test-auditor"
     (head,) = manifest["ledger_heads"]
     assert (head["topic"], head["partition"], head["seq"]) == ("events", 0, len(batch) - 1)
-    assert check_file(iter([response.content]), manifest, fmt) == []
+    assert all(e["ledger"] for e in exported) and manifest["tampered"] == []
+    assert check_file(iter([response.content]), manifest, fmt, keys.trusted) == []
     altered = response.content.replace(b"credit-risk", b"credit-rusk", 1)
-    assert check_file(iter([altered]), manifest, fmt) != []
+    assert check_file(iter([altered]), manifest, fmt, keys.trusted) != []
+
+
+def _signed_export(engine: Engine, keys: KeyRing) -> tuple[bytes, dict[str, Any]]:
+    api = api_client(engine, role="auditor", keys=keys)
+    response = api.get("/decisions/export", params={"format": "jsonl"})
+    return response.content, api.get(f"/exports/{response.headers['X-Driftline-Export-Id']}").json()
+
+
+def test_an_edited_export_with_its_hash_recomputed_is_refused_offline(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """The old manifest was unsigned: edit the file, put its new SHA-256 and row count in the
+    manifest, and the check passed. Now the signature covers them, checked with the public
+    key alone (the CLI given only a PEM file, no database, no private key)."""
+    store(engine, corpus()[0])
+    key = Ed25519PrivateKey.generate()
+    content, manifest = _signed_export(engine, KeyRing.of(key))
+    edited = content.replace(b'"approve"', b'"decline"', 1)
+    forged = manifest | {"sha256": hashlib.sha256(edited).hexdigest()}
+    (tmp_path / "export.jsonl").write_bytes(edited)
+    (tmp_path / "manifest.json").write_text(json.dumps(forged))
+    (tmp_path / "public.pem").write_text(checkpoints.public_pem(key.public_key()))
+    (tmp_path / "genuine.jsonl").write_bytes(content)
+    (tmp_path / "genuine.json").write_text(json.dumps(manifest))
+
+    def check(file: str, manifest_file: str) -> tuple[int, str]:
+        result = driftline(
+            "audit", "check-export", str(tmp_path / file), str(tmp_path / manifest_file),
+            "--public-key", str(tmp_path / "public.pem"),
+            env={"DRIFTLINE_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"},
+        )  # fmt: skip
+        return result.returncode, result.stdout + result.stderr
+
+    assert check("genuine.jsonl", "genuine.json") == (0, ANY), check(
+        "genuine.jsonl", "genuine.json"
+    )
+    code, output = check("export.jsonl", "manifest.json")
+    assert code == 1 and "signature does not hold" in output, output
+    stranger = KeyRing.of(Ed25519PrivateKey.generate()).trusted
+    assert (
+        "not signed by a trusted key" in check_file(iter([content]), manifest, "jsonl", stranger)[0]
+    )
+
+
+def test_an_export_names_each_row_that_differs_from_its_ledger_entry(engine: Engine) -> None:
+    batch, _ = corpus()
+    store(engine, batch)
+    with Session(engine) as session:
+        session.execute(update(Decision).where(col(Decision.decision_id) == batch[0].decision_id)  # type: ignore[attr-defined]
+                        .values(confidence=0.01))  # fmt: skip
+        session.commit()
+    keys = KeyRing.of(Ed25519PrivateKey.generate())
+    content, manifest = _signed_export(engine, keys)
+    (tampered,) = manifest["tampered"]
+    assert str(batch[0].decision_id) in tampered and "confidence" in tampered  # type: ignore[attr-defined]
+    (problem,) = check_file(iter([content]), manifest, "jsonl", keys.trusted)
+    assert "differs from its ledger entry" in problem
 
 
 def test_erasure_tombstones_inputs_keeps_the_chain_and_yields_to_a_legal_hold(
@@ -121,7 +185,8 @@ def test_retention_erases_what_was_recorded_too_long_ago_except_under_a_hold(
     admin = api_client(engine, role="admin")
     admin.post("/holds", json={"model": "fraud", "reason": "regulator inquiry"})
     with Session(engine) as session:
-        outcome = apply_retention(session, retention_days=400, now=NOW)
+        key = Ed25519PrivateKey.generate()
+        outcome = apply_retention(session, retention_days=400, now=NOW, key=key)
         session.commit()
     assert (outcome.erased, outcome.held) == (2, 1)
     erased = {
@@ -199,3 +264,14 @@ def test_the_audit_commands_prove_export_and_check_from_the_shell(
     assert verified.returncode == 0 and "intact" in verified.stdout
     replayed = driftline("replay", env=engine_url)
     assert replayed.returncode == 0 and "from 2 ledger entries" in replayed.stdout
+
+
+def test_a_csv_cell_with_a_newline_counts_as_one_row(engine: Engine) -> None:
+    """A newline in a quoted cell used to count as a second row: a false "rows" mismatch."""
+    store(engine, [events.decision(service="loan\ndesk")])
+    keys = KeyRing.of(Ed25519PrivateKey.generate())
+    api = api_client(engine, role="auditor", keys=keys)
+    response = api.get("/decisions/export", params={"format": "csv"})
+    manifest = api.get(f"/exports/{response.headers['X-Driftline-Export-Id']}").json()
+    assert manifest["rows"] == 1
+    assert check_file(iter([response.content]), manifest, "csv", keys.trusted) == []

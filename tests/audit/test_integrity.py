@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete, update
-from sqlmodel import Session, SQLModel
+from sqlmodel import Session, SQLModel, col
 
 from agent.contract import DecisionPayload, Event, encode
 from collector import checkpoints, integrity, ledger, proofs
@@ -20,7 +20,7 @@ from collector.database import make_engine
 from collector.erasure import erase_subject
 from collector.ingest import RawMessage, write_batch
 from collector.integrity import KeyRing
-from collector.models import LedgerCheckpoint, LedgerEntry
+from collector.models import Decision, LedgerCheckpoint, LedgerEntry
 from tests import events as make
 from tests.strategies import events
 
@@ -162,8 +162,9 @@ def test_a_chain_rewritten_with_valid_hashes_differs_from_its_checkpoint(
         for seq in range(position, len(batch)):
             row = _row(session, seq)
             event_bytes = row.event_bytes.replace(b'"service":"', b'"service":"X', 1)
-            digest = ledger.digest(event_bytes)
-            previous = ledger.link(previous, digest)
+            digest = ledger.digest(event_bytes, salt=row.inputs_salt)
+            recorded = ledger.Recorded(row.kafka_offset, row.recorded_at, row.clock_skew_s)
+            previous = ledger.link(previous, ledger.leaf(row.entry_format, digest, recorded))
             session.execute(
                 update(LedgerEntry)
                 .where(_at(seq))
@@ -185,6 +186,13 @@ def test_truncation_hidden_by_deleting_checkpoints_is_found_by_a_copy_kept_elsew
         ]
         session.execute(delete(LedgerEntry).where(LedgerEntry.seq >= 4))
         session.execute(delete(LedgerCheckpoint))
+        session.commit()
+        rowless = integrity.verify(session, KEYS.trusted)  # the served rows still show it
+        assert {t.problem for t in rowless.rows.tampering} == {
+            "has no ledger entry (forged, or its entry was removed)"
+        }
+        gone = [event.decision_id for event in batch[4:]]  # type: ignore[attr-defined]
+        session.execute(delete(Decision).where(col(Decision.decision_id).in_(gone)))
         session.commit()
         assert integrity.verify(session, KEYS.trusted).intact  # nothing left to compare with
         report = integrity.verify(session, KEYS.trusted, copied)
@@ -220,7 +228,12 @@ def test_an_erased_subject_still_verifies_and_its_proof_still_holds() -> None:
     batch = [_decision_about("s-1"), _decision_about("s-2"), _decision_about("s-1")]
     with signed(batch) as session:
         outcome = erase_subject(
-            session, subject="s-1", reason="GDPR art. 17", requested_by="dpo", now=NOW
+            session,
+            subject="s-1",
+            reason="GDPR art. 17",
+            requested_by="dpo",
+            now=NOW,
+            key=KEYS.signing,
         )
         session.commit()
         report = integrity.verify(session, KEYS.trusted)
@@ -252,7 +265,7 @@ def test_a_proof_holds_offline_and_fails_when_anything_in_it_changes(
     elif part == "previous_hash":
         forged["previous_hash"] = "00" * 31 + "01"
     elif part == "following":
-        forged["following_digests"] = forged["following_digests"] + ["00" * 32]
+        forged["following_leaves"] = forged["following_leaves"] + ["00" * 32]
     else:
         forged["checkpoint"]["seq"] += 1
     assert proofs.check_proof(forged, public_key) != []

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine, create_engine, exc, func
 from sqlmodel import Session, col, select
 
@@ -353,11 +354,17 @@ def test_a_forged_duplicate_is_a_dead_letter_naming_the_original(engine: Engine)
         assert "events partition 0 seq 1" in letter.reason, letter.reason
         assert session.exec(select(func.count()).select_from(LedgerEntry)).one() == 2
         assert session.exec(select(Decision.inputs)).one() == {"income": 1}
-        # Erased, the original's bytes change but its digest does not: a copy is still a copy.
-        erase_subject(session, subject="s-1", reason="GDPR", requested_by="dpo", now=NOW)
+        key = Ed25519PrivateKey.generate()
+        erase_subject(session, subject="s-1", reason="GDPR", requested_by="dpo", now=NOW, key=key)
         session.commit()
-    after_erasure = store(engine, _messages([original, forged], start=4))
-    assert (after_erasure.duplicates, after_erasure.conflicts) == (1, 1)
+    # Erased, a copy is still a copy, and other content outside the inputs is still a conflict.
+    # Other inputs can no longer be told from the erased ones (nothing stored can confirm what
+    # they were): that copy is absorbed, and the erased inputs are not stored again.
+    elsewhere = original.model_copy(update={"service": "elsewhere"})
+    after_erasure = store(engine, _messages([original, forged, elsewhere], start=4))
+    assert (after_erasure.stored, after_erasure.duplicates, after_erasure.conflicts) == (0, 2, 1)
+    with Session(engine) as session:
+        assert "$erased" in session.exec(select(Decision.inputs)).one()
 
 
 def test_a_forged_duplicate_in_the_same_batch_is_a_dead_letter(engine: Engine) -> None:

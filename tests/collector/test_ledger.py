@@ -2,9 +2,11 @@
 at the position where it happened."""
 
 import copy
+import hashlib
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, timedelta
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -59,7 +61,8 @@ def test_a_new_entry_has_the_canonical_bytes_and_digest(event: Event) -> None:
     document = event.model_dump(mode="json", by_alias=True)
     entry = ledger.new_entry(event.model_dump(mode="json", by_alias=True), kafka_offset=7)
     assert entry.event_bytes == ledger.canonical(document)
-    assert entry.event_digest == ledger.digest_of(document)
+    assert entry.event_digest == ledger.digest_of(document, salt=entry.inputs_salt)
+    assert (entry.inputs_salt is not None) == (event.type == "decision")
     assert (entry.event_id, entry.event_type, entry.kafka_offset) == (event.event_id, event.type, 7)
 
 
@@ -70,7 +73,7 @@ def test_an_event_carrying_the_inputs_slot_still_gets_its_canonical_bytes() -> N
     document["payload"] |= payload
     entry = ledger.new_entry(copy.deepcopy(document), kafka_offset=0)
     assert entry.event_bytes == ledger.canonical(document)
-    assert entry.event_digest == ledger.digest_of(document)
+    assert entry.event_digest == ledger.digest_of(document, salt=entry.inputs_salt)
 
 
 def _entry(seq: int):
@@ -92,8 +95,30 @@ def alter_bytes(session: Session, seq: int) -> None:
 def alter_bytes_and_digest(session: Session, seq: int) -> None:
     row = _row(session, seq)
     forged = row.event_bytes.replace(b'"service":"', b'"service":"X', 1)
-    values = {"event_bytes": forged, "event_digest": ledger.digest(forged)}
+    values = {"event_bytes": forged, "event_digest": ledger.digest(forged, salt=row.inputs_salt)}
     session.execute(update(LedgerEntry).where(_entry(seq)).values(**values))
+
+
+def alter_offset(session: Session, seq: int) -> None:
+    row = _row(session, seq)
+    session.execute(
+        update(LedgerEntry).where(_entry(seq)).values(kafka_offset=row.kafka_offset + 1)
+    )
+
+
+def alter_recorded_at(session: Session, seq: int) -> None:
+    row = _row(session, seq)
+    later = row.recorded_at + timedelta(seconds=1)
+    session.execute(update(LedgerEntry).where(_entry(seq)).values(recorded_at=later))
+
+
+def flag_clock_skew(session: Session, seq: int) -> None:
+    session.execute(update(LedgerEntry).where(_entry(seq)).values(clock_skew_s=-3_600.0))
+
+
+def downgrade_format(session: Session, seq: int) -> None:
+    """An entry passed off as one stored before salts, to drop what the link covers."""
+    session.execute(update(LedgerEntry).where(_entry(seq)).values(entry_format=1))
 
 
 def alter_event_id_column(session: Session, seq: int) -> None:
@@ -114,6 +139,10 @@ TAMPERINGS = {
     alter_bytes: "altered",
     alter_bytes_and_digest: "does not follow",
     alter_event_id_column: "event_id column",
+    alter_offset: "does not follow",
+    alter_recorded_at: "does not follow",
+    flag_clock_skew: "does not follow",
+    downgrade_format: "",
     remove: "missing",
     swap_with_next: "does not follow",
 }
@@ -144,13 +173,31 @@ def test_rewriting_an_entry_with_a_valid_hash_breaks_the_next_link(
         row = _row(session, position)
         previous = _row(session, position - 1).chain_hash if position else ledger.GENESIS
         forged = row.event_bytes.replace(b'"service":"', b'"service":"X', 1)
-        digest = ledger.digest(forged)
+        digest = ledger.digest(forged, salt=row.inputs_salt)
+        recorded = ledger.Recorded(row.kafka_offset, row.recorded_at, row.clock_skew_s)
         values = {
             "event_bytes": forged,
             "event_digest": digest,
-            "chain_hash": ledger.link(previous, digest),
+            "chain_hash": ledger.link(previous, ledger.leaf(row.entry_format, digest, recorded)),
         }
         session.execute(update(LedgerEntry).where(_entry(position)).values(**values))
         session.commit()
         result = ledger.verify(session)
     assert [b.seq for b in result.breaks] == [position + 1]
+
+
+@given(
+    st.integers(0, 2**63 - 1),
+    st.datetimes(timezones=st.timezones()),
+    st.none() | st.floats(allow_nan=False, allow_infinity=False),
+)
+def test_an_entry_leaf_covers_the_canonical_form_of_what_was_recorded(
+    offset: int, recorded_at: datetime, skew: float | None
+) -> None:
+    """The leaf writes its statement out by hand for speed: it is the canonical JSON."""
+    recorded = ledger.Recorded(offset, recorded_at, skew)
+    statement = ledger.canonical(
+        {"clock_skew_s": skew, "kafka_offset": offset, "recorded_at": recorded_at.isoformat()}
+    )
+    expected = hashlib.sha256(ledger._LEAF_PREFIX + bytes(32) + statement).digest()
+    assert ledger.leaf(ledger.FORMAT, bytes(32), recorded) == expected

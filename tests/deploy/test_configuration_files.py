@@ -2,6 +2,9 @@
 variable, the example configuration files load, the compose file and the plain manifests run
 commands that exist and validate as Kubernetes objects."""
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +16,10 @@ from agent.input_contracts import load_contracts
 from agent.redaction import RedactionPolicy
 from agent.settings import AgentSettings
 from collector.alert_config import load_alerting
+from collector.broker import EmbeddedBroker, free_port
 from collector.cli import app
 from collector.settings import CollectorSettings
+from tests.waiting import wait_for
 
 ROOT = Path(__file__).parents[2]
 DEPLOY = ROOT / "deploy"
@@ -85,3 +90,47 @@ def test_the_plain_manifests_are_valid_kubernetes() -> None:
     kubernetes_validate.validate(deployment, version, strict=True)
     agent = pod["containers"][1]
     assert agent["args"][0] == "agent"
+
+
+def test_the_sidecar_patch_keeps_the_agent_on_the_pods_loopback_and_its_probes_reach_it(
+    broker: EmbeddedBroker, topic: str, tmp_path: Path
+) -> None:
+    """The service shares the pod's network, so it reaches the agent on 127.0.0.1; nothing
+    outside the pod can, with no NetworkPolicy needed. The kubelet's HTTP probes would come
+    from outside: the probes run in the agent's container instead, as they are run here."""
+    patch = yaml.safe_load((DEPLOY / "kubernetes" / "agent-sidecar-patch.yaml").read_text())
+    (agent,) = patch["spec"]["template"]["spec"]["containers"]
+    args = agent["args"]
+    assert args[args.index("--host") + 1] == "127.0.0.1"
+    assert "ports" not in agent  # nothing to publish beyond the pod
+    probes = [agent["livenessProbe"], agent["readinessProbe"]]
+    assert all("httpGet" not in p and "tcpSocket" not in p for p in probes)
+    port = free_port()
+    commands = [
+        [sys.executable if part == "python" else part.replace(args[args.index("--port") + 1],
+         str(port)) for part in probe["exec"]["command"]]
+        for probe in probes
+    ]  # fmt: skip
+    assert all(str(port) in " ".join(command) for command in commands)
+    environment = os.environ | {
+        "DRIFTLINE_SERVICE": "loan-desk",
+        "DRIFTLINE_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+        "DRIFTLINE_TOPIC": topic,
+        "DRIFTLINE_SPOOL_DIR": str(tmp_path / "spool"),
+    }
+    for command in commands:
+        assert subprocess.run(command, capture_output=True, timeout=30).returncode != 0
+    sidecar = subprocess.Popen(
+        [sys.executable, "-m", "collector", *args[:-1], str(port)],
+        env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        for command in commands:
+
+            def probe(command: list[str] = command) -> int:
+                return subprocess.run(command, capture_output=True, timeout=30).returncode
+
+            wait_for(probe, lambda code: code == 0, 60, what=" ".join(command[-1:]))
+    finally:
+        sidecar.terminate()
+        sidecar.wait(timeout=20)

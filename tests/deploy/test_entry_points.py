@@ -72,6 +72,12 @@ def test_each_component_starts_and_answers_its_probes(
         environment=environment,
     )  # fmt: skip
     assert key.returncode == 0, key.stderr
+    no_key = environment | {"DRIFTLINE_PRODUCER_KEY_FILE": str(tmp_path / "absent.pem")}
+    for signer in ("detect", "route"):  # their events are signed: without the key, no start
+        unsigned = driftline(
+            signer, environment=no_key | {"DRIFTLINE_ALERTING_CONFIG": str(ALERTING)}
+        )
+        assert unsigned.returncode != 0 and "DRIFTLINE_PRODUCER_KEY_FILE" in unsigned.stderr
 
     probes = {}
     for command, extra in [

@@ -2,6 +2,7 @@
 the default values and a production-like file; every manifest is checked against the
 Kubernetes schemas (kubernetes-validate, strict); values of the wrong shape fail at install."""
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +90,43 @@ def test_secrets_reach_the_components_by_reference() -> None:
     job = next(m for m in manifests if m["kind"] == "Job")
     assert job["metadata"]["annotations"]["helm.sh/hook"] == "pre-install,pre-upgrade"
     assert containers(job)[0]["args"] == ["migrate"]
+
+
+def test_the_producer_key_reaches_the_signers_and_only_its_public_half_the_collector() -> None:
+    """Provenance: the detector and router sign with the private key; the collector, which
+    checks their events, holds the public key only (and any other it is told to trust)."""
+    values = production() | {"producerKey": {
+        "secret": "driftline-producer-key", "key": "producer-key.pem",
+        "publicKey": "producer-key.pub.pem", "trustedPublicKeysSecret": "pipeline-producer-key",
+    }}  # fmt: skip
+    manifests = {m["metadata"]["name"]: m for m in render(values) if m["kind"] == "Deployment"}
+
+    def secrets(name: str) -> dict[str, list[str]]:
+        volumes = manifests[name]["spec"]["template"]["spec"]["volumes"]
+        return {
+            v["secret"]["secretName"]: [item["key"] for item in v["secret"].get("items", [])]
+            for v in volumes
+            if "secret" in v
+        }
+
+    def env(name: str) -> dict[str, str]:
+        return {e["name"]: e.get("value", "") for e in containers(manifests[name])[0]["env"]}
+
+    for signer in ("driftline-detector", "driftline-router"):
+        assert secrets(signer)["driftline-producer-key"] == ["producer-key.pem"]
+        assert env(signer)["DRIFTLINE_PRODUCER_KEY_FILE"] == (
+            "/etc/driftline/producer/producer-key.pem"
+        )
+    collector = secrets("driftline-collector")
+    assert collector["driftline-producer-key"] == ["producer-key.pub.pem"]
+    assert "pipeline-producer-key" in collector
+    assert "DRIFTLINE_PRODUCER_KEY_FILE" not in env("driftline-collector")
+    assert json.loads(env("driftline-collector")["DRIFTLINE_TRUSTED_PRODUCER_KEYS"]) == [
+        "/etc/driftline/producer/producer-key.pub.pem",
+        "/etc/driftline/trusted-producers/previous.pem",
+    ]
+    for other in ("driftline-api", "loan-desk"):  # the service's sidecar least of all
+        assert "driftline-producer-key" not in secrets(other)
 
 
 def test_the_router_runs_only_with_an_alerting_file() -> None:

@@ -86,7 +86,14 @@ class CollectorProcess:
     """``driftline collect`` in a process of its own, its output in a log file."""
 
     def __init__(
-        self, *, database_url: str, bootstrap_servers: str, topic: str, group: str, log: Path
+        self,
+        *,
+        database_url: str,
+        bootstrap_servers: str,
+        topic: str,
+        group: str,
+        log: Path,
+        producer_key_file: Path,
     ) -> None:
         self._log = log
         self._environment = os.environ | {
@@ -95,6 +102,7 @@ class CollectorProcess:
             "DRIFTLINE_TOPIC": topic,
             "DRIFTLINE_CONSUMER_GROUP": group,
             "DRIFTLINE_LOG_LEVEL": "warning",
+            "DRIFTLINE_PRODUCER_KEY_FILE": str(producer_key_file),  # trusted: it exists
         }
         self._process = self._start()
 

@@ -33,6 +33,7 @@ from agent.contract import (
     encode,
     new_event_id,
 )
+from agent.provenance import ProducerKey
 from bench.stores import stored_events
 from collector.broker import EmbeddedBroker, free_port
 from collector.database import make_engine, migrate
@@ -237,14 +238,17 @@ def receiver_down(workdir: Path, *, down_s: float, models: int = 3) -> Row:
                 60,
                 "the router to join its group",
             )
-            with _agent(workdir, broker, service="driftline-detector") as detector:
+            with _agent(
+                workdir, broker, service="driftline-detector",
+                producer_key_file=_producer_key_file(workdir),
+            ) as detector:  # fmt: skip
                 for n in range(models):
                     document = {
                         "type": "drift_detected",
                         "model": {"name": f"model-{n}", "version": MODEL.version},
                         "payload": drift_payload("debt_ratio"),
                     }
-                    detector.record_event(detector.complete_event(document))
+                    detector.record_signed(detector.complete_event(document))
                 assert detector.flush(timeout_s=30).ok
             time.sleep(down_s)
             with recording_server(port=port) as receiver:
@@ -540,7 +544,16 @@ def _collector(workdir: Path, database_url: str, broker: EmbeddedBroker) -> Coll
         topic=TOPIC,
         group="reliability",
         log=workdir / "collector.log",
+        producer_key_file=_producer_key_file(workdir),
     )
+
+
+def _producer_key_file(workdir: Path) -> Path:
+    """The scenario's producer key, made once: its components sign with it, its collector
+    trusts it."""
+    path = workdir / "producer-key.pem"
+    ProducerKey.load(path, create=True)
+    return path
 
 
 def _router(
@@ -553,6 +566,7 @@ def _router(
         "DRIFTLINE_ALERTING_CONFIG": str(config),
         "DRIFTLINE_ROUTER_SPOOL_DIR": str(workdir / "router-spool"),
         "DRIFTLINE_MIGRATE_ON_START": "false",
+        "DRIFTLINE_PRODUCER_KEY_FILE": str(_producer_key_file(workdir)),
     }
     with (workdir / "router.log").open("ab") as log:
         return subprocess.Popen(

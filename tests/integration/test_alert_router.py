@@ -119,7 +119,7 @@ def detector(broker: EmbeddedBroker, topic: str) -> Iterator[Callable[..., None]
     ) as agent:
 
         def verdict(state: str, feature: str) -> None:
-            agent.record_event(
+            agent.record_signed(
                 agent.complete_event(
                     {
                         "type": f"drift_{state}",

@@ -105,7 +105,7 @@ def test_a_receiver_down_across_a_router_kill_hears_once_then_the_resolve(
                 "model": {"name": MODEL.name, "version": MODEL.version},
                 "payload": drift_payload("debt_ratio"),
             }
-            detector.record_event(detector.complete_event(document))
+            detector.record_signed(detector.complete_event(document))
             assert detector.flush(timeout_s=10).ok
 
         first = RouterProcess(environment, log_path)

@@ -17,12 +17,22 @@ import pytest
 from sqlalchemy import Engine, update
 from sqlmodel import Session
 
-from agent.contract import DecisionPayload, Event, FeedbackPayload, ReviewPayload, encode
+from agent.contract import (
+    BaselineSetEvent,
+    BaselineSetPayload,
+    DecisionPayload,
+    Event,
+    FeedbackPayload,
+    ReviewPayload,
+    baseline_digest,
+    encode,
+)
+from agent.provenance import ProducerKey
 from collector import ledger
 from collector.alert_config import AlertingConfig, load_alerting
 from collector.broker import EmbeddedBroker
 from collector.ingest import RawMessage, write_batch
-from collector.models import BaselineRecord, DriftVerdict, Drill, LedgerEntry
+from collector.models import DriftVerdict, Drill, LedgerEntry
 from collector.readiness import Evaluation, evaluate
 from collector.readiness_config import ReadinessConfigError, Threshold, load_thresholds
 from tests import events
@@ -86,16 +96,19 @@ def store(engine: Engine) -> Engine:
         if n % 2 == 0:
             feedback = FeedbackPayload(correct=n % 40 != 0, reporter="collections")
             batch.append(events.feedback(decision.decision_id, payload=feedback))
+    baseline = BaselineSetEvent(
+        service="loan-desk", model=events.MODEL, occurred_at=NOW - timedelta(days=2),
+        payload=BaselineSetPayload(
+            version="3", baseline_id=baseline_digest({}), source="reference.csv",
+            set_by="tests", size=1_000, record={},
+        ),
+    )  # fmt: skip
+    # Signed as the detector signs it: the gate's ledger check wants every component's event so.
+    producer = ProducerKey.load(Path(os.environ["DRIFTLINE_PRODUCER_KEY_FILE"]))
+    batch.append(producer.seal(baseline))
     with Session(engine) as session:
         messages = [RawMessage("events", n % 3, n, None, encode(e)) for n, e in enumerate(batch)]
         write_batch(session, messages)
-        session.add(
-            BaselineRecord(
-                event_id=uuid.uuid4(), baseline_id="ab" * 32, occurred_at=NOW - timedelta(days=2),
-                service="loan-desk", model_name="credit-risk", model_version="3",
-                source="reference.csv", set_by="tests", size=1_000, record={},
-            )
-        )  # fmt: skip
         session.commit()
     return engine
 
@@ -185,7 +198,7 @@ def test_an_open_input_drift_fails_the_gate(
             DriftVerdict(
                 event_id=uuid.uuid4(), occurred_at=NOW - timedelta(hours=1),
                 model_name="credit-risk", model_version="3", state="detected",
-                baseline_id="ab" * 32, feature="income", test="ks", statistic=0.3,
+                baseline_id=baseline_digest({}), feature="income", test="ks", statistic=0.3,
                 p_value=1e-9, adjusted_p=1e-8, false_alarm_rate=0.01,
                 effect_name="wasserstein_sd", effect=0.5, window_start=NOW, window_end=NOW,
                 baseline_size=1_000, current_size=500,

@@ -51,6 +51,7 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSystem]:
     port = free_port()
     environment = os.environ | {
         "DRIFTLINE_SIGNING_KEY_FILE": str(directory / "signing-key.pem"),
+        "DRIFTLINE_PRODUCER_KEY_FILE": str(directory / "producer-key.pem"),
         "DRIFTLINE_SPOOL_DIR": str(directory / "spool"),
         "DRIFTLINE_DETECT_SPOOL_DIR": str(directory / "detector-spool"),
     }

@@ -6,9 +6,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
-from collector.access import Role, create_token, list_tokens, revoke_token
+from collector.access import Role, TokenNameTaken, create_token, list_tokens, revoke_token
 from collector.api.auth import Admin
 from collector.api.deps import SessionDep
 from collector.decision_search import Instant
@@ -56,15 +57,22 @@ def tokens(session: SessionDep, _token: Admin) -> list[TokenPublic]:
 
 @router.post("/tokens", response_model=IssuedTokenPublic, status_code=201)
 def add_token(session: SessionDep, new: NewToken, token: Admin) -> IssuedTokenPublic:
-    issued = create_token(
-        session,
-        name=new.name,
-        role=new.role,
-        created_by=token.name,
-        now=datetime.now(UTC),
-        expires_at=new.expires_at,
-    )
-    session.commit()
+    """409 for a name that is taken, by a revoked token too."""
+    try:
+        issued = create_token(
+            session,
+            name=new.name,
+            role=new.role,
+            created_by=token.name,
+            now=datetime.now(UTC),
+            expires_at=new.expires_at,
+        )
+        session.commit()
+    except TokenNameTaken as taken:
+        raise HTTPException(status_code=409, detail=str(taken)) from None
+    except IntegrityError:  # created by another request meanwhile
+        session.rollback()
+        raise HTTPException(status_code=409, detail=str(TokenNameTaken(new.name))) from None
     return IssuedTokenPublic(token=issued.token, **TokenPublic.of(issued.record).model_dump())
 
 

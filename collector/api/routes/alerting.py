@@ -2,17 +2,28 @@
 
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from collector.alert_config import AlertingConfig, parse_duration
 from collector.api.auth import Operator
 from collector.api.deps import SessionDep
 from collector.decision_search import Instant
 from collector.models import Silence
-from collector.silences import SilenceState, create_silence, expire_silence, list_silences, state_of
+from collector.silences import (
+    MAX_COMMENT,
+    MAX_MATCHER_TEXT,
+    MAX_MATCHERS,
+    SilenceState,
+    check_comment,
+    create_silence,
+    expire_silence,
+    list_silences,
+    parse_matchers,
+    state_of,
+)
 
 router = APIRouter(tags=["alerting"])
 
@@ -25,13 +36,39 @@ class OwnerPublic(BaseModel):
     severity: str
 
 
+MatcherText = Annotated[str, Field(min_length=1, max_length=MAX_MATCHER_TEXT)]
+
+
 class NewSilence(BaseModel):
-    matchers: Annotated[list[str], Field(min_length=1)]
-    created_by: Annotated[str, Field(min_length=1, max_length=200)]
-    comment: Annotated[str, Field(min_length=1)]
+    """Its author is the token's name: a body that names one is refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    matchers: Annotated[list[MatcherText], Field(min_length=1, max_length=MAX_MATCHERS)]
+    comment: Annotated[str, Field(min_length=1, max_length=MAX_COMMENT)]
     starts_at: Instant | None = None  # default: now
     ends_at: Instant | None = None
-    duration: str | None = Field(default=None, description="instead of ends_at: 2h, 30m...")
+    duration: str | None = Field(
+        default=None, max_length=100, description="instead of ends_at: 2h, 30m..."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _author_is_the_token(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "created_by" in data:
+            raise ValueError("created_by is the name of the token that creates it; leave it out")
+        return data
+
+    @field_validator("matchers")
+    @classmethod
+    def _readable(cls, value: list[str]) -> list[str]:
+        parse_matchers(value)  # ValueError naming the matcher and what is wrong
+        return value
+
+    @field_validator("comment")
+    @classmethod
+    def _said(cls, value: str) -> str:
+        return check_comment(value)
 
 
 class SilencePublic(BaseModel):
@@ -69,19 +106,19 @@ def silences(session: SessionDep) -> list[SilencePublic]:
 
 
 @router.post("/silences", response_model=SilencePublic, status_code=201)
-def add_silence(session: SessionDep, new: NewSilence, _token: Operator) -> SilencePublic:
+def add_silence(session: SessionDep, new: NewSilence, token: Operator) -> SilencePublic:
     now = datetime.now(UTC)
     starts_at = new.starts_at or now
     try:
         if (new.ends_at is None) == (new.duration is None):
             raise ValueError("give exactly one of ends_at and duration")
-        ends_at = new.ends_at or starts_at + parse_duration(new.duration)
+        ends_at = new.ends_at or _ends(starts_at, new.duration)
         silence = create_silence(
             session,
             matchers=new.matchers,
             starts_at=starts_at,
             ends_at=ends_at,
-            created_by=new.created_by,
+            created_by=token.name,
             comment=new.comment,
             now=now,
         )
@@ -101,6 +138,15 @@ def expire(session: SessionDep, silence_id: uuid.UUID, _token: Operator) -> Sile
     session.commit()
     session.refresh(silence)
     return _public(silence, now)
+
+
+def _ends(starts_at: datetime, duration: str | None) -> datetime:
+    try:
+        return starts_at + parse_duration(duration)
+    except ValueError as error:
+        raise ValueError(f"duration: {error}") from None
+    except OverflowError:
+        raise ValueError("duration: the silence would end after year 9999") from None
 
 
 def _public(silence: Silence, now: datetime) -> SilencePublic:

@@ -4,6 +4,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Annotated, Any
 
+import structlog
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import Field, field_validator
@@ -24,13 +25,16 @@ from collector.api.schemas import (
     LedgerPosition,
     LineagePublic,
     ReviewPublic,
+    RowsVerified,
 )
 from collector.decision_search import Cursor, DecisionFilter, search
-from collector.exports import MEDIA_TYPES, Export, ExportFormat
+from collector.exports import MEDIA_TYPES, Export, ExportFormat, manifest_document
 from collector.integrity import KeyRing
 from collector.models import ExportManifest
 from collector.proofs import ProofUnavailable, prove_decision
+from collector.row_verification import check_decision
 
+log = structlog.get_logger(__name__)
 router = APIRouter(prefix="/decisions", tags=["decisions"])
 exports_router = APIRouter(prefix="/exports", tags=["decisions"])
 
@@ -82,7 +86,8 @@ def export_decisions(
     engine = request.app.state.engine
     format = query.format
     where = DecisionFilter.model_validate(query.model_dump(exclude={"format"}))
-    export = Export(engine, where, format, created_by=token.name)
+    keys: KeyRing = request.app.state.keys
+    export = Export(engine, where, format, created_by=token.name, key=keys.signing)
 
     def stream() -> Iterator[bytes]:
         yield from export.chunks()
@@ -110,7 +115,14 @@ def read_decision(request: Request, session: SessionDep, decision_id: uuid.UUID)
         raise HTTPException(status_code=404, detail=f"no decision {decision_id}")
     decision, entry = found.trail.decision, found.ledger_entry
     template: str | None = request.app.state.trace_link_template
+    keys: KeyRing = request.app.state.keys
+    tampering = [str(t) for t in check_decision(session, decision_id, keys.trusted)]
+    if tampering:
+        log.error(
+            "tampering found serving a decision", decision_id=str(decision_id), found=tampering
+        )
     return LineagePublic(
+        verified=RowsVerified(intact=not tampering, tampering=tampering),
         decision=DecisionPublic.model_validate(decision),
         reviews=[ReviewPublic.model_validate(r) for r in found.trail.reviews],
         feedback=[FeedbackPublic.model_validate(f) for f in found.trail.feedback],
@@ -166,4 +178,4 @@ def export_manifest(session: SessionDep, export_id: uuid.UUID) -> ExportManifest
     manifest = session.get(ExportManifest, export_id)
     if manifest is None:
         raise HTTPException(status_code=404, detail=f"no complete export {export_id}")
-    return ExportManifestPublic.model_validate(manifest, from_attributes=True)
+    return ExportManifestPublic.model_validate(manifest_document(manifest))

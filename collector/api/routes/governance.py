@@ -4,7 +4,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path
+from fastapi import APIRouter, HTTPException, Path, Request
 from pydantic import BaseModel, Field
 from sqlmodel import col, select
 
@@ -12,6 +12,7 @@ from collector.api.auth import Admin
 from collector.api.deps import SessionDep
 from collector.erasure import erase_subject
 from collector.holds import HoldError, active_holds, place_hold, release_hold
+from collector.integrity import KeyRing
 from collector.models import Erasure, LegalHold
 
 router = APIRouter(tags=["governance"])
@@ -112,18 +113,24 @@ def erase(
     subject: Annotated[str, Path(min_length=1, max_length=200)],
     request: ErasureRequest,
     token: Admin,
+    http: Request,
 ) -> ErasureOutcomePublic:
-    """Replace the inputs of the subject's decisions by tombstones; the chain still verifies."""
+    """Replace the inputs of the subject's decisions by signed tombstones; the chain still
+    verifies."""
+    keys: KeyRing = http.app.state.keys
     outcome = erase_subject(
         session,
         subject=subject,
         reason=request.reason,
         requested_by=token.name,
         now=datetime.now(UTC),
+        key=keys.signing,
     )
     session.commit()
     record = session.get(Erasure, outcome.erasure_id)
     assert record is not None
     return ErasureOutcomePublic(
-        subject=subject, held=outcome.held, **record.model_dump(exclude={"subject_ref"})
+        subject=subject,
+        held=outcome.held,
+        **record.model_dump(exclude={"subject_ref", "key_id", "signature"}),
     )

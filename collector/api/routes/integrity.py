@@ -1,9 +1,9 @@
 """Integrity: verify every chain against the signed checkpoints; list, copy and sign them."""
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
 
 from collector import checkpoints, integrity
@@ -21,13 +21,24 @@ class ChainBreakPublic(BaseModel):
     problem: str
 
 
+class TamperingPublic(BaseModel):
+    table: str
+    key: str
+    problem: str
+
+
 class VerificationPublic(BaseModel):
     intact: bool
-    chains: int
-    entries: int
-    erased: int
+    sampled: bool  # only a random sample of rows was checked, and no chain walked whole
+    chains: int | None
+    entries: int | None
+    erased: int | None
+    unsigned_erasures: int | None  # from before erasure marks were signed
     checkpoints: int
+    rows_checked: int
+    complete: bool  # False when a sample ran out of time
     breaks: list[ChainBreakPublic]  # the first per chain
+    tampering: list[TamperingPublic]  # served rows that are not what their ledger entry says
 
 
 class CheckpointsPublic(BaseModel):
@@ -36,17 +47,33 @@ class CheckpointsPublic(BaseModel):
 
 
 @router.get("/verify", response_model=VerificationPublic)
-def verify(request: Request, session: SessionDep) -> VerificationPublic:
-    """Walk every chain from its start; report the first break of each, if any."""
+def verify(
+    request: Request,
+    session: SessionDep,
+    sample: Annotated[int | None, Query(ge=1, le=100_000)] = None,
+    seconds: Annotated[float, Query(gt=0, le=600)] = 30.0,
+) -> VerificationPublic:
+    """Walk every chain from its start, check every erasure mark and every served row against
+    its ledger entry; or, with ``sample``, that many random rows of each read model with their
+    entries, for at most ``seconds``."""
     keys: KeyRing = request.app.state.keys
-    report = integrity.verify(session, keys.trusted)
+    plan = integrity.Sample(sample, seconds) if sample is not None else None
+    report = integrity.verify(
+        session, keys.trusted, sample=plan, producers=request.app.state.producers
+    )
+    v, marks = report.verification, report.marks
     return VerificationPublic(
         intact=report.intact,
-        chains=report.verification.chains,
-        entries=report.verification.entries,
-        erased=report.verification.erased,
+        sampled=plan is not None,
+        chains=v.chains if v else None,
+        entries=v.entries if v else None,
+        erased=v.erased if v else None,
+        unsigned_erasures=marks.unsigned if marks else None,
         checkpoints=report.checkpoints,
+        rows_checked=report.rows.rows,
+        complete=report.rows.complete,
         breaks=[ChainBreakPublic(**vars(b)) for b in report.breaks],
+        tampering=[TamperingPublic(**vars(t)) for t in report.rows.tampering],
     )
 
 

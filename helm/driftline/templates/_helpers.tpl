@@ -97,6 +97,52 @@ app.kubernetes.io/component: {{ .component }}
 {{- end }}
 {{- end -}}
 
+{{/* Provenance: a worker that signs ("sign": detector, router) gets the producer key, one
+that checks ("trust": collector) its public key and any other trusted one, nothing more. */}}
+{{- define "driftline.producerEnv" -}}
+{{- $key := .root.Values.producerKey -}}
+{{- if eq .producer "sign" }}
+- name: DRIFTLINE_PRODUCER_KEY_FILE
+  value: /etc/driftline/producer/{{ $key.key }}
+{{- else if eq .producer "trust" }}
+{{- $trusted := list (printf "/etc/driftline/producer/%s" $key.publicKey) }}
+{{- if $key.trustedPublicKeysSecret }}
+{{- $trusted = append $trusted "/etc/driftline/trusted-producers/previous.pem" }}
+{{- end }}
+- name: DRIFTLINE_TRUSTED_PRODUCER_KEYS
+  value: {{ $trusted | toJson | quote }}
+{{- end }}
+{{- end -}}
+
+{{- define "driftline.producerMounts" -}}
+{{- if .producer }}
+- {name: producer-key, mountPath: /etc/driftline/producer, readOnly: true}
+{{- end }}
+{{- if and (eq .producer "trust") .root.Values.producerKey.trustedPublicKeysSecret }}
+- {name: trusted-producers, mountPath: /etc/driftline/trusted-producers, readOnly: true}
+{{- end }}
+{{- end -}}
+
+{{- define "driftline.producerVolumes" -}}
+{{- $key := .root.Values.producerKey -}}
+{{- if .producer }}
+- name: producer-key
+  secret:
+    secretName: {{ $key.secret | quote }}
+    defaultMode: 0400
+    items:
+      {{- if eq .producer "sign" }}
+      - {key: {{ $key.key | quote }}, path: {{ $key.key | quote }}}
+      {{- else }}
+      - {key: {{ $key.publicKey | quote }}, path: {{ $key.publicKey | quote }}}
+      {{- end }}
+{{- end }}
+{{- if and (eq .producer "trust") $key.trustedPublicKeysSecret }}
+- name: trusted-producers
+  secret: {secretName: {{ $key.trustedPublicKeysSecret | quote }}}
+{{- end }}
+{{- end -}}
+
 {{/* A worker (collector, detector, router): its command, probes on the health port. */}}
 {{- define "driftline.worker" -}}
 {{- $root := .root -}}
@@ -143,6 +189,7 @@ spec:
             - name: {{ $name }}
               value: {{ $value | quote }}
             {{- end }}
+            {{- include "driftline.producerEnv" (dict "root" $root "producer" (.producer | default "")) | nindent 12 }}
           ports:
             - {name: health, containerPort: {{ $root.Values.healthPort }}}
           livenessProbe:
@@ -159,8 +206,10 @@ spec:
             {{- toYaml $root.Values.securityContext | nindent 12 }}
           volumeMounts:
             {{- include "driftline.mounts" $root | nindent 12 }}
+            {{- include "driftline.producerMounts" (dict "root" $root "producer" (.producer | default "")) | nindent 12 }}
       volumes:
         {{- include "driftline.volumes" $root | nindent 8 }}
+        {{- include "driftline.producerVolumes" (dict "root" $root "producer" (.producer | default "")) | nindent 8 }}
       {{- with $root.Values.nodeSelector }}
       nodeSelector:
         {{- toYaml . | nindent 8 }}
