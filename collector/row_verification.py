@@ -57,11 +57,7 @@ def check_all(session: Session) -> RowCheck:
     """Every row of every read model, and every ledger entry that should have a row."""
     result = RowCheck()
     for table in READ_MODELS:
-        joined = (
-            select(table, LedgerEntry)
-            .join(LedgerEntry, col(LedgerEntry.event_id) == col(table.event_id), isouter=True)  # type: ignore[attr-defined]
-            .execution_options(yield_per=BATCH)
-        )
+        joined = _with_entries(table).execution_options(yield_per=BATCH)
         try:
             for row, entry in session.exec(joined):
                 result.rows += 1
@@ -85,12 +81,7 @@ def check_sample(
     start = time.monotonic()
     for done, table in enumerate(READ_MODELS):
         deadline = start + seconds * (done + 1) / len(READ_MODELS)
-        picked = (
-            select(table, LedgerEntry)
-            .join(LedgerEntry, col(LedgerEntry.event_id) == col(table.event_id), isouter=True)  # type: ignore[attr-defined]
-            .order_by(func.random())
-            .limit(per_table)
-        )
+        picked = _with_entries(table).order_by(func.random()).limit(per_table)
         for row, entry in session.exec(picked):
             if time.monotonic() > deadline:
                 result.complete = False
@@ -230,6 +221,12 @@ def _kept_instead(session: Session, entry: LedgerEntry) -> int | None:
     topic, partition, seq = served
     # Another chain (a producer that keyed it otherwise) has no order to compare with.
     return seq if (topic, partition) == (entry.topic, entry.partition) else -1
+
+
+def _with_entries(table: type[SQLModel]) -> Any:
+    """The table's rows, each with its ledger entry (None when it has none)."""
+    entry_of_row = col(LedgerEntry.event_id) == col(table.event_id)  # type: ignore[attr-defined]
+    return select(table, LedgerEntry).join(LedgerEntry, entry_of_row, isouter=True)
 
 
 def _name(table: type[SQLModel]) -> str:
