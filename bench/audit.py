@@ -39,13 +39,13 @@ from sqlalchemy import Engine, bindparam, insert, select, text
 from sqlmodel import Session, col
 
 from bench.stores import store
-from collector import ledger
-from collector.access import create_token
-from collector.api.app import create_app
-from collector.broker import free_port
-from collector.database import make_engine
-from collector.integrity import KeyRing
-from collector.models import Decision, Feedback, LedgerEntry, Review
+from collector.audit.access import create_token
+from collector.audit.integrity import KeyRing
+from collector.runtime.broker import free_port
+from collector.store import ledger
+from collector.store.database import make_engine
+from collector.store.models import Decision, Feedback, LedgerEntry, Review
+from collector.web.api.app import create_app
 
 T = TypeVar("T")
 START = datetime(2026, 1, 1, tzinfo=UTC)

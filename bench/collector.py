@@ -37,9 +37,9 @@ from agent.contract import DecisionEvent, DecisionPayload, ModelRef, encode
 from bench.agent import bare_librdkafka
 from bench.memory import resident_mb
 from bench.stores import database_url, store, stored_events
-from collector.broker import EmbeddedBroker
-from collector.models import Decision, LedgerEntry
-from collector.topics import ensure_topic
+from collector.consume.topics import ensure_topic
+from collector.runtime.broker import EmbeddedBroker
+from collector.store.models import Decision, LedgerEntry
 
 BATCH = 500  # the collector's default batch size
 MEMORY_FROM = 100_000

@@ -2,11 +2,11 @@
 rate, against the floor Kafka sets: a bare producer to a bare consumer through the same broker
 at the same rate, measured in the same run.
 
-Driftline's side is the load test (``collector.loadtest``): the agent in this process records at
-the rate, ``driftline collect`` stores in its own process (SQLite), and a decision counts as
-queryable once the store's count of them passes it (polled every 50 ms). The bare side stamps
-each message with its send time and reads it with a plain consumer (assigned partitions, no
-database).
+Driftline's side is the load test (``collector.golive.loadtest``): the agent in this process
+records at the rate, ``driftline collect`` stores in its own process (SQLite), and a decision
+counts as queryable once the store's count of them passes it (polled every 50 ms). The bare side
+stamps each message with its send time and reads it with a plain consumer (assigned partitions,
+no database).
 
     .venv/bin/python -m bench.delay [--rate 1000] [--seconds 60]
 
@@ -33,9 +33,9 @@ from rich.console import Console
 
 from agent import Driftline
 from bench.stores import database_url, sqlite_store
-from collector.broker import EmbeddedBroker
-from collector.loadtest import run_load_test
-from collector.topics import ensure_topic
+from collector.consume.topics import ensure_topic
+from collector.golive.loadtest import run_load_test
+from collector.runtime.broker import EmbeddedBroker
 
 console = Console(stderr=True)
 

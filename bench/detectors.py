@@ -35,8 +35,8 @@ import numpy as np
 
 from bench import scenarios
 from bench.scenarios import SHIFTS, WINDOWS, Array
-from collector.hysteresis import Hysteresis
 from detectors.baseline import Baseline, BaselineBuilder
+from detectors.hysteresis import Hysteresis
 from detectors.verdict import FeatureVerdict, check_window
 
 PEERS = Path(__file__).resolve().parent.parent / ".bench" / "peers"

@@ -41,10 +41,10 @@ from bench.collector import first_sample_at
 from bench.memory import resident_mb
 from bench.stores import database_url, sqlite_store, stored_events
 from bench.ui import add_baseline
-from collector import checkpoints
-from collector.access import create_token
-from collector.broker import EmbeddedBroker, free_port
-from collector.topics import ensure_topic
+from collector.audit import checkpoints
+from collector.audit.access import create_token
+from collector.consume.topics import ensure_topic
+from collector.runtime.broker import EmbeddedBroker, free_port
 from tests.http_recorder import recording_server
 
 MODEL, VERSION = "credit-risk", "4"

@@ -12,8 +12,8 @@ from pathlib import Path
 import psycopg
 from sqlalchemy import Engine, func, make_url, select
 
-from collector.database import make_engine, migrate
-from collector.models import LedgerEntry
+from collector.store.database import make_engine, migrate
+from collector.store.models import LedgerEntry
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "DRIFTLINE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"

@@ -1,5 +1,5 @@
 """``python -m collector`` is the ``driftline`` command."""
 
-from collector.entry import main
+from collector.cli.entry import main
 
 main()

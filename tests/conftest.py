@@ -13,10 +13,10 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
 from agent.provenance import ProducerKey, TrustedProducers
-from collector.broker import EmbeddedBroker
-from collector.consumer import Collector
-from collector.database import make_engine, migrate
-from collector.topics import ensure_topic
+from collector.consume.consumer import Collector
+from collector.consume.topics import ensure_topic
+from collector.runtime.broker import EmbeddedBroker
+from collector.store.database import make_engine, migrate
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "DRIFTLINE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"

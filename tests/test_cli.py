@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
-from collector.broker import EmbeddedBroker
+from collector.runtime.broker import EmbeddedBroker
 from tests.waiting import wait_for
 
 

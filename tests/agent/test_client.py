@@ -13,7 +13,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from agent import Driftline
 from agent.contract import DecisionEvent, FeedbackEvent, ModelDeployedEvent, ReviewEvent, decode
-from collector.broker import EmbeddedBroker, free_port
+from collector.runtime.broker import EmbeddedBroker, free_port
 from tests import events
 from tests.topic_reader import read_topic
 

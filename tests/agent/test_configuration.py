@@ -7,7 +7,7 @@ import structlog
 
 from agent import Driftline
 from agent.settings import KafkaSecuritySettings
-from collector.broker import free_port
+from collector.runtime.broker import free_port
 
 MODEL = {"model": "m", "version": "1"}
 

@@ -21,8 +21,8 @@ from agent import Driftline, Recorded
 from agent.contract import decode
 from agent.publisher import Outgoing
 from agent.spool import Spool
-from collector.broker import EmbeddedBroker, free_port
-from collector.topics import ensure_topic
+from collector.consume.topics import ensure_topic
+from collector.runtime.broker import EmbeddedBroker, free_port
 from tests.tcp_proxy import TcpProxy
 from tests.topic_reader import read_topic
 from tests.waiting import wait_for

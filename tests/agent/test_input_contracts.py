@@ -10,7 +10,7 @@ from prometheus_client import generate_latest
 from agent import Driftline
 from agent.contract import DecisionEvent, decode
 from agent.input_contracts import ContractCheck
-from collector.broker import EmbeddedBroker
+from collector.runtime.broker import EmbeddedBroker
 from tests.topic_reader import read_topic
 
 SCHEMA = {

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from agent import Driftline
 from agent.contract import MAX_EVENT_BYTES, DecisionEvent, ReviewEvent, decode
 from agent.sidecar import MAX_BODY_BYTES, create_sidecar
-from collector.broker import EmbeddedBroker, free_port
+from collector.runtime.broker import EmbeddedBroker, free_port
 from tests.topic_reader import read_topic
 from tests.waiting import wait_for
 

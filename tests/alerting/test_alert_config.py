@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from collector.alert_config import AlertConfigError, load_alerting, parse_duration
+from collector.alerting.config import AlertConfigError, load_alerting
+from collector.core.durations import parse_duration
 
 GOOD = """\
 route:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from collector.alert_config import AlertingConfig, load_alerting
-from collector.alerts import Alert
-from collector.grouping import Grouper, Notification
+from collector.alerting.alerts import Alert
+from collector.alerting.config import AlertingConfig, load_alerting
+from collector.alerting.grouping import Grouper, Notification
 
 T0 = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
 CONFIG = """\

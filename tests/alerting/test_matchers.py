@@ -22,11 +22,11 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from agent.contract import DriftDetectedEvent, DriftPayload
-from collector.alert_config import load_alerting
-from collector.matchers import Matcher, MatcherError, Operator
-from collector.models import Decision, OutboxMessage, Silence
-from collector.muting import active_silences
-from collector.router import AlertRouter
+from collector.alerting.config import load_alerting
+from collector.alerting.matchers import Matcher, MatcherError, Operator
+from collector.alerting.muting import active_silences
+from collector.alerting.router import AlertRouter
+from collector.store.models import Decision, OutboxMessage, Silence
 from tests.api_client import api_client
 from tests.events import MODEL, drift_payload
 

@@ -11,11 +11,11 @@ import httpx
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from collector.alert_config import Receiver, WebhookConfig
-from collector.alerts import Alert
-from collector.grouping import Notification
-from collector.models import OutboxMessage
-from collector.outbox import FAILED, SENT, OutboxSender, enqueue
+from collector.alerting.alerts import Alert
+from collector.alerting.config import Receiver, WebhookConfig
+from collector.alerting.grouping import Notification
+from collector.alerting.outbox import FAILED, SENT, OutboxSender, enqueue
+from collector.store.models import OutboxMessage
 from tests.http_recorder import recording_server
 
 T0 = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)

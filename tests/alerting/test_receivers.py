@@ -13,7 +13,8 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from agent.contract import DriftDetectedEvent, DriftPayload, ModelRef
-from collector.alert_config import (
+from collector.alerting.alerts import Alert, alert_for
+from collector.alerting.config import (
     AlertingConfig,
     AlertmanagerConfig,
     Owner,
@@ -23,10 +24,9 @@ from collector.alert_config import (
     SlackConfig,
     WebhookConfig,
 )
-from collector.alerts import Alert, alert_for
-from collector.grouping import Notification
-from collector.outbox import OutboxSender, enqueue
-from collector.receivers import messages
+from collector.alerting.grouping import Notification
+from collector.alerting.outbox import OutboxSender, enqueue
+from collector.alerting.receivers import messages
 from tests.events import drift_payload
 from tests.http_recorder import recording_server
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from collector.alert_config import AlertingConfig, load_alerting
-from collector.matchers import Matcher
-from collector.routing import route_alert
+from collector.alerting.config import AlertingConfig, load_alerting
+from collector.alerting.matchers import Matcher
+from collector.alerting.tree import route_alert
 
 TREE = """\
 route:

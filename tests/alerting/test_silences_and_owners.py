@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from collector.alert_config import load_alerting
+from collector.alerting.config import load_alerting
 from tests.alerting.test_alert_config import GOOD
 from tests.api_client import api_client
 from tests.test_cli import driftline

@@ -18,13 +18,13 @@ from sqlalchemy import Engine, update
 from sqlmodel import Session, col, select
 
 from agent.contract import DecisionPayload, Event
-from collector import checkpoints
-from collector.erasure import apply_retention
-from collector.exports import check_file
-from collector.integrity import KeyRing
-from collector.models import Decision, LedgerEntry
-from collector.replay import READ_MODELS, rebuild
-from collector.settings import CollectorSettings
+from collector.audit import checkpoints
+from collector.audit.erasure import apply_retention
+from collector.audit.exports import check_file
+from collector.audit.integrity import KeyRing
+from collector.core.settings import CollectorSettings
+from collector.store.models import Decision, LedgerEntry
+from collector.store.replay import READ_MODELS, rebuild
 from tests import events
 from tests.api_client import api_client
 from tests.audit.test_search_and_lineage import corpus, store

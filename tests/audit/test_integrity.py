@@ -15,12 +15,13 @@ from sqlalchemy import delete, update
 from sqlmodel import Session, SQLModel, col
 
 from agent.contract import DecisionPayload, Event, encode
-from collector import checkpoints, integrity, ledger, proofs
-from collector.database import make_engine
-from collector.erasure import erase_subject
-from collector.ingest import RawMessage, write_batch
-from collector.integrity import KeyRing
-from collector.models import Decision, LedgerCheckpoint, LedgerEntry
+from collector.audit import checkpoints, integrity, proofs
+from collector.audit.erasure import erase_subject
+from collector.audit.integrity import KeyRing
+from collector.consume.ingest import RawMessage, write_batch
+from collector.store import ledger
+from collector.store.database import make_engine
+from collector.store.models import Decision, LedgerCheckpoint, LedgerEntry
 from tests import events as make
 from tests.strategies import events
 

@@ -27,10 +27,10 @@ from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
 from agent.contract import Event, encode
-from collector.api.app import create_app
-from collector.database import make_engine, migrate
-from collector.ingest import RawMessage, write_batch
-from collector.integrity import KeyRing
+from collector.audit.integrity import KeyRing
+from collector.consume.ingest import RawMessage, write_batch
+from collector.store.database import make_engine, migrate
+from collector.web.api.app import create_app
 from tests import events
 from tests.api_client import new_token
 from tests.conftest import POSTGRES_ADMIN_URL

@@ -13,12 +13,12 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from agent.contract import DecisionPayload, Event, ModelRef, encode, new_event_id, validate
-from collector.alert_config import Receiver, WebhookConfig
-from collector.alerts import Alert
-from collector.baselines import baseline_set_event, fit_rows, for_one_event
-from collector.grouping import Notification
-from collector.ingest import RawMessage, write_batch
-from collector.outbox import enqueue
+from collector.alerting.alerts import Alert
+from collector.alerting.config import Receiver, WebhookConfig
+from collector.alerting.grouping import Notification
+from collector.alerting.outbox import enqueue
+from collector.consume.ingest import RawMessage, write_batch
+from collector.drift.baselines import baseline_set_event, fit_rows, for_one_event
 from tests import events
 from tests.api_client import api_client
 

@@ -20,14 +20,15 @@ from sqlmodel import Session, col, select
 
 from agent.contract import DecisionPayload, Event, decode, encode, new_event_id
 from agent.provenance import ProducerKey, TrustedProducers
-from collector import checkpoints, integrity, ledger, proofs
-from collector.erasure import erase_subject
-from collector.ingest import RawMessage, write_batch
-from collector.integrity import KeyRing
-from collector.models import Decision, Erasure, Feedback, LedgerEntry, Review
-from collector.projections import row_for
-from collector.row_verification import check_decision
-from collector.ui.views import verify_decision
+from collector.audit import checkpoints, integrity, proofs
+from collector.audit.erasure import erase_subject
+from collector.audit.integrity import KeyRing
+from collector.audit.row_verification import check_decision
+from collector.consume.ingest import RawMessage, write_batch
+from collector.store import ledger
+from collector.store.models import Decision, Erasure, Feedback, LedgerEntry, Review
+from collector.store.projections import row_for
+from collector.web.ui.views import verify_decision
 from tests import events
 from tests.api_client import api_client
 from tests.audit.test_search_and_lineage import store

@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from agent.contract import Event, ModelRef, encode
-from collector.ingest import RawMessage, write_batch
+from collector.consume.ingest import RawMessage, write_batch
 from tests import events
 from tests.api_client import api_client
 

@@ -11,9 +11,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from agent.contract import baseline_digest
-from collector.baselines import MAX_RECORD_BYTES, fit_reference, fit_rows, for_one_event
-from collector.features import VIOLATIONS, flatten
-from collector.reference import ReferenceFileError, read_reference
+from collector.drift.baselines import MAX_RECORD_BYTES, fit_reference, fit_rows, for_one_event
+from collector.drift.features import VIOLATIONS, flatten
+from collector.drift.reference import ReferenceFileError, read_reference
 
 ROWS = [
     {"income": 40_000 + 100 * n, "region": ["north", "south"][n % 2], "confidence": 0.5 + n / 400}

@@ -4,7 +4,7 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from collector.hysteresis import Hysteresis
+from detectors.hysteresis import Hysteresis
 from detectors.verdict import FeatureVerdict, Unchecked
 
 

@@ -26,11 +26,19 @@ from agent.contract import (
     encode,
     validate,
 )
-from collector import ingest, ledger
-from collector.erasure import erase_subject
-from collector.ingest import RawMessage, write_batch
-from collector.isolation import refuses_the_data, store
-from collector.models import DeadLetter, Decision, Feedback, LedgerEntry, ModelDeployment, Review
+from collector.audit.erasure import erase_subject
+from collector.consume import ingest
+from collector.consume.ingest import RawMessage, write_batch
+from collector.consume.isolation import refuses_the_data, store
+from collector.store import ledger
+from collector.store.models import (
+    DeadLetter,
+    Decision,
+    Feedback,
+    LedgerEntry,
+    ModelDeployment,
+    Review,
+)
 from tests import events
 
 

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import Engine, text
 
-from collector.database import make_engine
-from collector.leadership import Leadership
+from collector.core.leadership import Leadership
+from collector.store.database import make_engine
 from tests.waiting import wait_for
 
 ROLE = "driftline-detector"

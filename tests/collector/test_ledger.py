@@ -14,10 +14,10 @@ from sqlalchemy import delete, update
 from sqlmodel import Session
 
 from agent.contract import Event, encode
-from collector import ledger
-from collector.database import make_engine, migrate
-from collector.ingest import RawMessage, write_batch
-from collector.models import LedgerEntry
+from collector.consume.ingest import RawMessage, write_batch
+from collector.store import ledger
+from collector.store.database import make_engine, migrate
+from collector.store.models import LedgerEntry
 from tests import events as tests_events
 from tests.strategies import events
 

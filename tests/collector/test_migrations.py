@@ -18,12 +18,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, select
 
 from agent.contract import Event, encode
-from collector import integrity, ledger
-from collector.database import MIGRATIONS, make_engine, migrate
-from collector.ingest import RawMessage, write_batch
-from collector.integrity import KeyRing
-from collector.matchers import Matcher
-from collector.models import ApiToken, LedgerEntry, Silence
+from collector.alerting.matchers import Matcher
+from collector.audit import integrity
+from collector.audit.integrity import KeyRing
+from collector.consume.ingest import RawMessage, write_batch
+from collector.store import ledger
+from collector.store.database import MIGRATIONS, make_engine, migrate
+from collector.store.models import ApiToken, LedgerEntry, Silence
 from tests import events
 
 

@@ -7,9 +7,9 @@ import pytest
 import typer
 from sqlalchemy import text
 
-from collector import cli_common
-from collector.broker import free_port
-from collector.settings import CollectorSettings
+from collector.cli import common as cli_common
+from collector.core.settings import CollectorSettings
+from collector.runtime.broker import free_port
 from tests.faults.private_postgres import PrivatePostgres
 
 

@@ -15,10 +15,10 @@ from typer.main import get_command
 from agent.input_contracts import load_contracts
 from agent.redaction import RedactionPolicy
 from agent.settings import AgentSettings
-from collector.alert_config import load_alerting
-from collector.broker import EmbeddedBroker, free_port
-from collector.cli import app
-from collector.settings import CollectorSettings
+from collector.alerting.config import load_alerting
+from collector.cli.main import app
+from collector.core.settings import CollectorSettings
+from collector.runtime.broker import EmbeddedBroker, free_port
 from tests.waiting import wait_for
 
 ROOT = Path(__file__).parents[2]

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from collector.broker import EmbeddedBroker, free_port
+from collector.runtime.broker import EmbeddedBroker, free_port
 from tests.waiting import wait_for
 
 ALERTING = Path(__file__).parents[2] / "deploy" / "config" / "alerting.yaml"

@@ -17,8 +17,8 @@ from sqlalchemy import Engine, func, select
 from sqlmodel import Session
 
 from agent import Driftline
-from collector import ledger
-from collector.models import DeadLetter, LedgerEntry
+from collector.store import ledger
+from collector.store.models import DeadLetter, LedgerEntry
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from agent import Driftline
 from agent.contract import decode
-from collector.broker import EmbeddedBroker, free_port
+from collector.runtime.broker import EmbeddedBroker, free_port
 from tests.topic_reader import read_topic
 
 DECISIONS = 300

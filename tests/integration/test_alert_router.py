@@ -16,11 +16,11 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from agent import Driftline
-from collector.alert_config import load_alerting
-from collector.broker import EmbeddedBroker
-from collector.models import AlertNotification, Silence
-from collector.router import ROUTER_SERVICE, AlertRouter
-from collector.settings import CollectorSettings
+from collector.alerting.config import load_alerting
+from collector.alerting.router import ROUTER_SERVICE, AlertRouter
+from collector.core.settings import CollectorSettings
+from collector.runtime.broker import EmbeddedBroker
+from collector.store.models import AlertNotification, Silence
 from tests.events import MODEL, drift_payload
 from tests.http_recorder import Recorder, recording_server
 from tests.waiting import wait_for

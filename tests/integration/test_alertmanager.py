@@ -14,10 +14,10 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from collector.alert_config import AlertmanagerConfig, Receiver
-from collector.alerts import Alert
-from collector.grouping import Notification
-from collector.outbox import OutboxSender, enqueue
+from collector.alerting.alerts import Alert
+from collector.alerting.config import AlertmanagerConfig, Receiver
+from collector.alerting.grouping import Notification
+from collector.alerting.outbox import OutboxSender, enqueue
 from tests.http_recorder import Recorder, recording_server
 from tests.waiting import wait_for
 

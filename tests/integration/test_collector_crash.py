@@ -13,9 +13,9 @@ from sqlalchemy import Engine, func
 from sqlmodel import Session, select
 
 from agent import Driftline
-from collector import ledger
-from collector.broker import EmbeddedBroker
-from collector.models import Decision, LedgerEntry
+from collector.runtime.broker import EmbeddedBroker
+from collector.store import ledger
+from collector.store.models import Decision, LedgerEntry
 from tests.waiting import wait_for
 
 DECISIONS = 4_000

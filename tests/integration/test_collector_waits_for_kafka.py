@@ -8,10 +8,10 @@ from sqlalchemy import Engine, func
 from sqlmodel import Session, select
 
 from agent import Driftline
-from collector.broker import EmbeddedBroker, free_port
-from collector.consumer import Collector
-from collector.models import LedgerEntry
-from collector.topics import ensure_topic
+from collector.consume.consumer import Collector
+from collector.consume.topics import ensure_topic
+from collector.runtime.broker import EmbeddedBroker, free_port
+from collector.store.models import LedgerEntry
 from tests.waiting import wait_for
 
 

@@ -9,9 +9,9 @@ from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 
 from agent.contract import encode
-from collector import ledger
-from collector.broker import EmbeddedBroker
-from collector.models import DeadLetter, LedgerEntry
+from collector.runtime.broker import EmbeddedBroker
+from collector.store import ledger
+from collector.store.models import DeadLetter, LedgerEntry
 from tests import events
 from tests.collector.test_ingest import refuse_one
 from tests.waiting import wait_for

@@ -11,12 +11,12 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from agent import Driftline
-from collector.baselines import active_baseline
-from collector.broker import EmbeddedBroker
-from collector.detection import DETECTOR_SERVICE, DetectorWorker
-from collector.models import DriftVerdict, LedgerEntry
-from collector.settings import CollectorSettings
-from collector.simulation import MODEL, REVIEW_BELOW, SERVICE, VERSION, run_simulation
+from collector.core.settings import CollectorSettings
+from collector.drift.baselines import active_baseline
+from collector.drift.worker import DETECTOR_SERVICE, DetectorWorker
+from collector.runtime.broker import EmbeddedBroker
+from collector.runtime.simulation import MODEL, REVIEW_BELOW, SERVICE, VERSION, run_simulation
+from collector.store.models import DriftVerdict, LedgerEntry
 from tests.api_client import api_client
 from tests.waiting import wait_for
 

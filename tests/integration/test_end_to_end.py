@@ -6,8 +6,8 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from agent import Driftline
-from collector import ledger, queries
-from collector.broker import EmbeddedBroker
+from collector.runtime.broker import EmbeddedBroker
+from collector.store import ledger, queries
 from tests.api_client import api_client
 from tests.waiting import wait_for
 

@@ -18,16 +18,16 @@ from sqlmodel import Session, SQLModel, col, select
 from agent import Driftline
 from agent.contract import Event, encode
 from agent.provenance import ProducerKey
-from collector.broker import EmbeddedBroker
-from collector.models import (
+from collector.golive.gate import Evaluation, evaluate
+from collector.golive.thresholds import Technical, Threshold
+from collector.runtime.broker import EmbeddedBroker
+from collector.store.models import (
     DeadLetter,
     LedgerEntry,
     LoadTest,
     ModelDeployment,
     ReadinessEvaluation,
 )
-from collector.readiness import Evaluation, evaluate
-from collector.readiness_config import Technical, Threshold
 from tests import events
 from tests.api_client import api_client
 from tests.waiting import wait_for

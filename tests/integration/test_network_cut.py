@@ -25,11 +25,11 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, select
 
-from collector import ledger
-from collector.broker import EmbeddedBroker, free_port
-from collector.database import make_engine, migrate
-from collector.models import LedgerEntry
-from collector.topics import ensure_topic
+from collector.consume.topics import ensure_topic
+from collector.runtime.broker import EmbeddedBroker, free_port
+from collector.store import ledger
+from collector.store.database import make_engine, migrate
+from collector.store.models import LedgerEntry
 from tests.tcp_proxy import TcpProxy
 from tests.waiting import wait_for
 

@@ -15,8 +15,8 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from agent import Driftline
-from collector.broker import EmbeddedBroker
-from collector.models import AlertNotification, OutboxMessage
+from collector.runtime.broker import EmbeddedBroker
+from collector.store.models import AlertNotification, OutboxMessage
 from tests.events import MODEL, drift_payload
 from tests.http_recorder import Recorder, recording_server
 from tests.waiting import wait_for

@@ -10,7 +10,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from agent import Driftline
-from collector.broker import EmbeddedBroker, free_port
+from collector.runtime.broker import EmbeddedBroker, free_port
 from tests.topic_reader import read_topic
 
 SECRETS = ["jane.doe@example.com", "4111 1111 1111 1111", "4111111111111111", "123-45-6789"]

@@ -13,7 +13,7 @@ from agent import Driftline
 from agent.contract import new_event_id, wire_bytes
 from agent.publisher import Outgoing
 from agent.spool import Spool
-from collector.broker import EmbeddedBroker
+from collector.runtime.broker import EmbeddedBroker
 from tests import events
 from tests.topic_reader import read_topic
 

@@ -19,19 +19,19 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from agent import Driftline
-from collector.alert_config import load_alerting
-from collector.broker import EmbeddedBroker
-from collector.decision_search import DecisionFilter, count
-from collector.detection import DetectorWorker
-from collector.drill import run_drill
-from collector.loadtest import run_load_test
-from collector.models import LoadTest
-from collector.queries import latest_version
-from collector.readiness import evaluate
-from collector.readiness_cli import _publish
-from collector.readiness_config import Technical, Threshold
-from collector.router import AlertRouter
-from collector.settings import CollectorSettings
+from collector.alerting.config import load_alerting
+from collector.alerting.router import AlertRouter
+from collector.cli.golive import _publish
+from collector.core.settings import CollectorSettings
+from collector.drift.worker import DetectorWorker
+from collector.golive.drill import run_drill
+from collector.golive.gate import evaluate
+from collector.golive.loadtest import run_load_test
+from collector.golive.thresholds import Technical, Threshold
+from collector.runtime.broker import EmbeddedBroker
+from collector.store.models import LoadTest
+from collector.store.queries import latest_version
+from collector.store.search import DecisionFilter, count
 from tests.http_recorder import Recorder, recording_server
 from tests.waiting import wait_for
 

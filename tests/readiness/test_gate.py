@@ -28,13 +28,13 @@ from agent.contract import (
     encode,
 )
 from agent.provenance import ProducerKey
-from collector import ledger
-from collector.alert_config import AlertingConfig, load_alerting
-from collector.broker import EmbeddedBroker
-from collector.ingest import RawMessage, write_batch
-from collector.models import DriftVerdict, Drill, LedgerEntry
-from collector.readiness import Evaluation, evaluate
-from collector.readiness_config import ReadinessConfigError, Threshold, load_thresholds
+from collector.alerting.config import AlertingConfig, load_alerting
+from collector.consume.ingest import RawMessage, write_batch
+from collector.golive.gate import Evaluation, evaluate
+from collector.golive.thresholds import ReadinessConfigError, Threshold, load_thresholds
+from collector.runtime.broker import EmbeddedBroker
+from collector.store import ledger
+from collector.store.models import DriftVerdict, Drill, LedgerEntry
 from tests import events
 from tests.api_client import api_client
 from tests.waiting import wait_for

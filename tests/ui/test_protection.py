@@ -17,11 +17,11 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from agent.contract import encode
-from collector.api.app import create_app
-from collector.api.auth import SESSION_COOKIE
-from collector.ingest import RawMessage, write_batch
-from collector.integrity import KeyRing
-from collector.models import Silence
+from collector.audit.integrity import KeyRing
+from collector.consume.ingest import RawMessage, write_batch
+from collector.store.models import Silence
+from collector.web.api.app import create_app
+from collector.web.api.auth import SESSION_COOKIE
 from tests import events
 from tests.api_client import new_token
 

@@ -1,0 +1,267 @@
+"""The alert router: drift verdicts from Kafka (its own consumer group) become alerts, grouped
+and routed by the alerting file, muted by silences and inhibitions, stored in the outbox and
+sent. Each notification a receiver accepts is recorded as an ``alert_notified`` event, so the
+trail shows who was told what and when.
+
+When the router starts, the alerts still firing come back from the ledger and what each receiver
+was last sent from the notification log, written with the outbox in one transaction: a restart
+keeps reminding (``repeat_interval``) and resolving, and notifies nothing twice.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import httpx
+import structlog
+from kafka import KafkaConsumer
+from sqlalchemy import Engine
+from sqlmodel import Session, col, select
+
+from agent import Driftline
+from agent.contract import (
+    ContractError,
+    DriftDetectedEvent,
+    DriftResolvedEvent,
+    decode,
+)
+from collector.alerting.alerts import Alert, alert_for, owner_for
+from collector.alerting.config import AlertingConfig
+from collector.alerting.grouping import Grouper, Notification
+from collector.alerting.muting import UnreadableSilence, active_silences, mute
+from collector.alerting.outbox import OutboxSender, enqueue
+from collector.core.health import Heartbeat
+from collector.core.leadership import Leadership
+from collector.core.settings import CollectorSettings
+from collector.store.models import Decision, LedgerEntry, NotificationLogEntry, OutboxMessage
+
+log = structlog.get_logger(__name__)
+
+ROUTER_SERVICE = "driftline-router"
+LEADERSHIP_CHECK_S = 5.0
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class AlertRouter:
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        config: AlertingConfig,
+        agent: Driftline,
+        client: httpx.Client,
+        external_url: str,
+        clock: Clock = utc_now,
+    ) -> None:
+        self._engine = engine
+        self._config = config
+        self._agent = agent
+        self._external_url = external_url
+        self._clock = clock
+        self._grouper = Grouper(config)
+        self._sender = OutboxSender(engine, client)
+        self._unreadable: dict[uuid.UUID, str] = {}
+        self.consuming = threading.Event()  # set once Kafka has assigned it partitions
+
+    @property
+    def unreadable_silences(self) -> dict[uuid.UUID, str]:
+        """The active silences whose matchers do not parse (so they mute nothing), each with
+        the reason, as of the last tick."""
+        return dict(self._unreadable)
+
+    def take(self, event: DriftDetectedEvent | DriftResolvedEvent) -> Alert:
+        alert = alert_for(event, self._config, self._external_url)
+        self._grouper.add(alert, self._clock())
+        return alert
+
+    def unowned_models(self) -> list[str]:
+        """Models with decisions in the store that no owner entry matches."""
+        with Session(self._engine) as session:
+            models = session.exec(select(Decision.model_name).distinct()).all()
+        return sorted(m for m in models if owner_for(self._config, {"model": m}) is None)
+
+    def restore(self) -> int:
+        """Take up the alerts the ledger says are firing, and those that resolved after a
+        receiver was told they fire, with what each receiver was last sent (the notification
+        log): a restart neither repeats a notification nor forgets a resolve. How many fire."""
+        with Session(self._engine) as session:
+            stored = session.exec(
+                select(LedgerEntry.event_bytes)
+                .where(col(LedgerEntry.event_type).in_(("drift_detected", "drift_resolved")))
+                .order_by(col(LedgerEntry.recorded_at))
+            ).all()
+            log_entries = session.exec(select(NotificationLogEntry)).all()
+        latest: dict[str, Alert] = {}
+        for raw in stored:
+            event = decode(raw)
+            assert isinstance(event, DriftDetectedEvent | DriftResolvedEvent)
+            alert = alert_for(event, self._config, self._external_url)
+            latest[alert.fingerprint] = alert
+        told_firing = {fp for entry in log_entries for fp in entry.firing}
+        now = self._clock()
+        for alert in latest.values():
+            if not alert.resolved or alert.fingerprint in told_firing:
+                self._grouper.add(alert, now)
+        for entry in log_entries:
+            self._grouper.remember(entry.receiver, entry.group_key, entry.firing, entry.notified_at)
+        return sum(not alert.resolved for alert in latest.values())
+
+    def tick(self) -> list[OutboxMessage]:
+        """Store what is due for notification, send what is due for sending; what was sent."""
+        now = self._clock()
+        with Session(self._engine) as session:
+            silences = active_silences(session, now)
+            self._report(silences.unreadable)
+            firing = list(self._grouper.firing().values())
+
+            def muted(notification: Notification) -> Notification | None:
+                return mute(notification, silences.silences, firing, self._config.inhibit_rules)
+
+            for notification in self._grouper.due(now, muted):
+                receiver = self._config.receiver(notification.receiver)
+                enqueue(session, notification, receiver, self._external_url, now)
+                session.merge(_log_entry(notification, now))
+            session.commit()
+        sent = list(self._sender.send_due(now))
+        for message in sent:
+            self._record(message)
+        return sent
+
+    def _report(self, unreadable: list[UnreadableSilence]) -> None:
+        """Log each silence that cannot be read when it is first found, not on every tick."""
+        for silence in unreadable:
+            if silence.id not in self._unreadable:
+                log.error(
+                    "silence cannot be read; it mutes nothing until replaced",
+                    silence_id=str(silence.id),
+                    reason=silence.reason,
+                )
+        self._unreadable = {silence.id: silence.reason for silence in unreadable}
+
+    def run(
+        self,
+        stop: threading.Event,
+        settings: CollectorSettings,
+        bootstrap_servers: str,
+        heartbeat: Heartbeat | None = None,
+    ) -> None:
+        """Consume and notify until ``stop`` is set, while this router leads: with two, both
+        would send the same outbox and restore the same alerts. A router that loses the lead
+        (its database session ended) stops sending and stands by."""
+        leadership = Leadership(self._engine, ROUTER_SERVICE)
+        try:
+            while not stop.is_set():
+                if heartbeat is not None:
+                    heartbeat.beat()
+                if leadership.hold():
+                    self._consume_while_leading(
+                        stop, leadership, settings, bootstrap_servers, heartbeat
+                    )
+                else:
+                    log.info("another alert router is active; standing by")
+                    stop.wait(5)
+        finally:
+            leadership.release()
+
+    def _consume_while_leading(
+        self,
+        stop: threading.Event,
+        leadership: Leadership,
+        settings: CollectorSettings,
+        bootstrap_servers: str,
+        heartbeat: Heartbeat | None,
+    ) -> None:
+        self._grouper = Grouper(self._config)  # a new term starts from the store, not memory
+        restored = self.restore()
+        for model in self.unowned_models():
+            log.warning(
+                "model has no owner in the alerting file; its alerts say unowned", model=model
+            )
+        consumer = KafkaConsumer(
+            settings.topic,
+            bootstrap_servers=bootstrap_servers,
+            group_id=settings.router_group,
+            client_id=ROUTER_SERVICE,
+            enable_auto_commit=False,
+            auto_offset_reset="latest",  # what came before is in the ledger, restored above
+            max_poll_interval_ms=settings.max_poll_interval_ms,
+            session_timeout_ms=settings.session_timeout_ms,
+            heartbeat_interval_ms=max(100, settings.session_timeout_ms // 3),
+            **settings.kafka_python_security(),
+        )
+        log.info(
+            "alert router consuming",
+            topic=settings.topic,
+            group=settings.router_group,
+            firing=restored,
+        )
+        next_check = time.monotonic() + LEADERSHIP_CHECK_S
+        try:
+            while not stop.is_set():
+                if heartbeat is not None:
+                    heartbeat.beat()
+                if time.monotonic() >= next_check:
+                    if not leadership.still_held():
+                        log.warning("alert router lost the lead; standing by")
+                        return
+                    next_check = time.monotonic() + LEADERSHIP_CHECK_S
+                for records in consumer.poll(timeout_ms=250).values():
+                    for record in records:
+                        self._consume(record.value)
+                if consumer.assignment():
+                    if not self.consuming.is_set():
+                        log.info("alert router assigned its partitions")
+                        self.consuming.set()
+                    consumer.commit()
+                self.tick()
+        finally:
+            consumer.close(autocommit=False)
+
+    def _consume(self, raw: bytes) -> None:
+        try:
+            event = decode(raw)
+        except ContractError:
+            return  # the collector keeps it as a dead letter
+        if isinstance(event, DriftDetectedEvent | DriftResolvedEvent):
+            self.take(event)
+
+    def _record(self, message: OutboxMessage) -> None:
+        labels = message.common_labels
+        self._agent.record_signed(
+            self._agent.complete_event(
+                {
+                    "type": "alert_notified",
+                    "model": {
+                        "name": labels.get("model", "*"),
+                        "version": labels.get("version", "*"),
+                    },
+                    "payload": {
+                        "notification_id": message.id,
+                        "receiver": message.receiver,
+                        "integration": message.integration,
+                        "group_key": message.group_key,
+                        "status": message.status,
+                        "fingerprints": message.fingerprints,
+                        "attempts": message.attempts,
+                    },
+                }
+            )
+        )
+
+
+def _log_entry(notification: Notification, now: datetime) -> NotificationLogEntry:
+    return NotificationLogEntry(
+        receiver=notification.receiver,
+        group_key=notification.group_key,
+        firing=[a.fingerprint for a in notification.alerts if not a.resolved],
+        resolved=[a.fingerprint for a in notification.alerts if a.resolved],
+        notified_at=now,
+    )

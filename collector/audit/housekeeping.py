@@ -1,0 +1,54 @@
+"""The ledger's periodic chores: sign a checkpoint of every chain that grew, and erase the
+inputs of decisions past the retention period. One process does them at a time (a database
+advisory lock, as for the detector worker)."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+
+import structlog
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session
+
+from collector.audit.checkpoints import sign_heads
+from collector.audit.erasure import apply_retention
+from collector.audit.integrity import KeyRing
+from collector.core.leadership import Leadership
+
+log = structlog.get_logger(__name__)
+
+ROLE = "driftline-housekeeping"
+
+
+class Housekeeper:
+    def __init__(self, engine: Engine, keys: KeyRing, retention_days: int) -> None:
+        self._engine = engine
+        self._keys = keys
+        self._retention_days = retention_days
+
+    def run(self, stop: threading.Event, interval_s: float) -> None:
+        leadership = Leadership(self._engine, ROLE)
+        try:
+            while not stop.wait(interval_s):
+                try:
+                    if leadership.hold():
+                        self.once()
+                except SQLAlchemyError as error:
+                    log.error("housekeeping failed; retrying next interval", error=str(error))
+        finally:
+            leadership.release()
+
+    def once(self) -> None:
+        now = datetime.now(UTC)
+        with Session(self._engine) as session:
+            signed = sign_heads(session, self._keys.signing, now)
+            retained = apply_retention(
+                session, retention_days=self._retention_days, now=now, key=self._keys.signing
+            )
+            session.commit()
+        if signed:
+            log.info("ledger checkpoints signed", chains=len(signed))
+        if retained.erased or retained.held:
+            log.info("retention applied", erased=retained.erased, held=retained.held)

@@ -1,0 +1,118 @@
+"""The collector's keys, and verification of the whole store: the ledger against signed
+checkpoints, erasure marks against their signatures, and the served rows against the ledger."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from sqlmodel import Session, col, select
+
+from agent.contract import COMPONENT_EVENT_TYPES
+from agent.provenance import TrustedProducers
+from collector.audit import checkpoints, erasure, row_verification
+from collector.core.settings import CollectorSettings
+from collector.store import ledger
+from collector.store.models import LedgerCheckpoint, LedgerEntry
+
+
+@dataclass(frozen=True)
+class KeyRing:
+    """The key that signs new checkpoints, and every public key whose checkpoints are trusted."""
+
+    signing: Ed25519PrivateKey
+    trusted: dict[str, Ed25519PublicKey] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, signing: Ed25519PrivateKey, *others: Ed25519PublicKey) -> KeyRing:
+        keys = [signing.public_key(), *others]
+        return cls(signing, {checkpoints.key_id(key): key for key in keys})
+
+    @classmethod
+    def from_settings(cls, settings: CollectorSettings, *, create: bool = False) -> KeyRing:
+        """Raise SigningKeyError for a key file that cannot be used; with ``create``, make the
+        key when there is none (the collector's first start), never when only checking."""
+        signing = checkpoints.load_signing_key(settings.signing_key_file, create=create)
+        others = [checkpoints.load_public_key(path) for path in settings.trusted_public_keys]
+        return cls.of(signing, *others)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """Check this many rows of each read model, picked at random, for at most ``seconds``,
+    instead of walking everything."""
+
+    per_table: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class IntegrityReport:
+    verification: ledger.Verification | None  # None for a sample: no chain was walked whole
+    checkpoints: int
+    breaks: list[ledger.ChainBreak]  # the first per chain, from chains, checkpoints and marks
+    rows: row_verification.RowCheck
+    marks: erasure.MarkCheck | None  # None for a sample
+
+    @property
+    def intact(self) -> bool:
+        """Nothing found, and everything asked for was checked (a sample may run out of time)."""
+        return not self.breaks and self.rows.intact and self.rows.complete
+
+
+def verify(
+    session: Session,
+    trusted: dict[str, Ed25519PublicKey],
+    also: Iterable[LedgerCheckpoint] = (),
+    sample: Sample | None = None,
+    producers: TrustedProducers | None = None,
+) -> IntegrityReport:
+    """Walk every chain against the stored checkpoints and ``also`` (copies kept elsewhere),
+    check every erasure mark and every served row; or, with ``sample``, a random sample.
+
+    With ``producers``, every component event stored since entries were signed (format 2) must
+    still carry a trusted producer's signature: one written into the ledger behind the
+    collector's back, past the last checkpoint, is found too."""
+    checked = checkpoints.check([*checkpoints.all_checkpoints(session), *also], trusted)
+    if sample is not None:
+        rows = row_verification.check_sample(session, sample.per_table, sample.seconds, trusted)
+        return IntegrityReport(None, checked.count, _first_per_chain(checked.breaks), rows, None)
+    verification = ledger.verify(session, checked.anchors)
+    marks = erasure.check_marks(session, trusted)
+    unproven = _unproven(session, producers) if producers is not None else []
+    found = [*verification.breaks, *checked.breaks, *marks.breaks, *unproven]
+    breaks = _first_per_chain(found)
+    rows = row_verification.check_all(session)
+    return IntegrityReport(verification, checked.count, breaks, rows, marks)
+
+
+def _unproven(session: Session, producers: TrustedProducers) -> list[ledger.ChainBreak]:
+    """Component events stored with the provenance check in force (format 2 entries) whose
+    signature no trusted producer key makes good."""
+    component = (
+        select(LedgerEntry)
+        .where(col(LedgerEntry.event_type).in_(sorted(COMPONENT_EVENT_TYPES)))
+        .where(LedgerEntry.entry_format == ledger.FORMAT)
+        .execution_options(yield_per=1_000)
+    )
+    found = []
+    for entry in session.exec(component):
+        try:
+            problem = producers.unproven(json.loads(entry.event_bytes))
+        except (ValueError, AttributeError):
+            problem = "its bytes are not an event"
+        if problem is not None:
+            why = f"{entry.event_type} not signed by a trusted producer key (forged?): {problem}"
+            found.append(ledger.ChainBreak(entry.topic, entry.partition, entry.seq, why))
+    return found
+
+
+def _first_per_chain(found: Iterable[ledger.ChainBreak]) -> list[ledger.ChainBreak]:
+    first: dict[tuple[str, int], ledger.ChainBreak] = {}
+    for each in found:
+        key = (each.topic, each.partition)
+        if key not in first or each.seq < first[key].seq:
+            first[key] = each
+    return sorted(first.values(), key=lambda b: (b.topic, b.partition, b.seq))

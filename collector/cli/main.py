@@ -1,0 +1,583 @@
+"""The ``driftline`` command line."""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import httpx
+import typer
+import uvicorn
+from kafka.errors import KafkaError
+from rich.table import Table
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session
+
+from agent import Driftline
+from agent.provenance import ProducerKeyError
+from collector.alerting.config import (
+    AlertConfigError,
+    AlertingConfig,
+    Route,
+    load_alerting,
+)
+from collector.alerting.router import ROUTER_SERVICE, AlertRouter
+from collector.alerting.silences import create_silence, expire_silence, list_silences, state_of
+from collector.audit.checkpoints import SigningKeyError
+from collector.audit.housekeeping import Housekeeper
+from collector.audit.integrity import KeyRing
+from collector.cli.agent import agent_command
+from collector.cli.audit import audit_app, replay, token_app
+from collector.cli.common import (
+    DatabaseOption,
+    KafkaOption,
+    ModelOption,
+    PortOption,
+    VersionOption,
+    console,
+    errors,
+    fail,
+    freeze_startup_heap,
+    load_settings,
+    open_store,
+    signing_key_file,
+)
+from collector.cli.golive import drill, loadtest, readiness
+from collector.consume.consumer import Collector
+from collector.core.database_url import redacted_url
+from collector.core.durations import parse_duration
+from collector.core.health import Heartbeat, serve_health
+from collector.core.logs import configure_logging
+from collector.core.producer_keys import trusted_producers
+from collector.core.settings import CollectorSettings
+from collector.drift.baselines import (
+    FittedBaseline,
+    active_baseline,
+    all_baselines,
+    baseline_set_event,
+    fit_first_decisions,
+    fit_reference,
+)
+from collector.drift.reference import ReferenceFileError
+from collector.drift.worker import DETECTOR_SERVICE, DetectorWorker
+from collector.runtime.demo import DemoFailed, run_demo
+from collector.runtime.simulation import REVIEW_BELOW
+from collector.runtime.stack import Stack
+from collector.store.database import make_engine, migrate
+from collector.web.api.app import create_app
+from detectors.baseline import record_features
+
+app = typer.Typer(
+    help="Driftline: records AI decisions, keeps them in a tamper-evident ledger, serves audits.",
+    no_args_is_help=True,
+)
+silence_app = typer.Typer(
+    help="Silences: mute alerts that match, for a while, saying who and why.",
+    no_args_is_help=True,
+)
+baseline_app = typer.Typer(
+    help="Baselines: what each model version's decisions are compared with.",
+    no_args_is_help=True,
+)
+app.add_typer(baseline_app, name="baseline")
+app.add_typer(silence_app, name="silence")
+app.add_typer(audit_app, name="audit")
+app.add_typer(token_app, name="token")
+app.command("replay")(replay)
+app.command("readiness")(readiness)
+app.command("loadtest")(loadtest)
+app.command("drill")(drill)
+
+
+@app.command()
+def up(
+    database_url: DatabaseOption = None,
+    kafka_bootstrap_servers: KafkaOption = None,
+    api_port: PortOption = None,
+) -> None:
+    """Run broker (embedded unless given), collector and API in the foreground."""
+    settings = load_settings(
+        database_url=database_url,
+        kafka_bootstrap_servers=kafka_bootstrap_servers,
+        api_port=api_port,
+    )
+    configure_logging(settings.log_level)
+    with _running(settings) as stack:
+        _describe(stack)
+        freeze_startup_heap()
+        console.print("Ctrl-C stops everything.")
+        try:
+            stack.wait()
+        except KeyboardInterrupt:
+            console.print("stopping")
+
+
+@app.command()
+def demo(
+    decisions: Annotated[int, typer.Option(min=1, help="How many decisions to simulate.")] = 3000,
+    shifted: Annotated[
+        int, typer.Option(min=0, help="Then this many from a shifted population, at most.")
+    ] = 2000,
+    database_url: DatabaseOption = None,
+    api_port: PortOption = None,
+    keep_running: Annotated[bool, typer.Option(help="Keep serving after the demo.")] = False,
+) -> None:
+    """Start the embedded stack, drive a simulated AI service through it, show a trail and drift."""
+    settings = load_settings(
+        database_url=database_url,
+        api_port=api_port,
+        embedded_broker_port=0,  # the demo's own agent is told where; keep 9092 free
+        log_level="warning",
+        detect_interval_s=1.0,
+        detect_window_decisions=500,
+        detect_baseline_first=min(1_000, decisions),
+        detect_review_threshold=REVIEW_BELOW,
+    )
+    configure_logging(settings.log_level)
+    console.rule("Driftline demo")
+    started = time.monotonic()
+    with _running(settings) as stack:
+        _describe(stack)
+        try:
+            run_demo(stack, console, decisions=decisions, shifted=shifted)
+        except DemoFailed as error:
+            fail(str(error))
+        console.print(f"API docs: {stack.api_url}/docs")
+        console.print(f"demo took {time.monotonic() - started:.1f}s")
+        if keep_running:
+            console.print("serving until Ctrl-C")
+            with contextlib.suppress(KeyboardInterrupt):
+                stack.wait()
+        else:
+            store = redacted_url(settings.database_url)
+            console.print(f"stopping; [bold]driftline up[/] serves {store} again")
+
+
+@app.command()
+def api(database_url: DatabaseOption = None, api_port: PortOption = None) -> None:
+    """Run only the API and web page (and checkpoint signing), as each API replica does."""
+    settings = load_settings(database_url=database_url, api_port=api_port)
+    configure_logging(settings.log_level)
+    try:
+        keys = KeyRing.from_settings(settings)
+    except SigningKeyError as error:
+        fail(f"{error} (DRIFTLINE_SIGNING_KEY_FILE; `driftline audit keygen` makes one)")
+    engine = open_store(settings)
+    alerting = _alerting(settings.alerting_config) if settings.alerting_config else None
+    stop = threading.Event()
+    housekeeper = Housekeeper(engine, keys, settings.retention_days)
+    threading.Thread(
+        target=housekeeper.run,
+        args=(stop, settings.checkpoint_interval_s),
+        name="driftline-housekeeping",
+        daemon=True,
+    ).start()
+    app_ = create_app(
+        engine,
+        keys=keys,
+        alerting_config=alerting,
+        trace_link_template=settings.trace_link_template,
+        producers=trusted_producers(settings),
+    )
+    freeze_startup_heap()
+    try:
+        uvicorn.run(app_, host=settings.api_host, port=settings.api_port, log_level="warning")
+    finally:
+        stop.set()
+
+
+@app.command()
+def collect(
+    database_url: DatabaseOption = None, kafka_bootstrap_servers: KafkaOption = None
+) -> None:
+    """Run only the collector, against a Kafka cluster (production, or a test broker)."""
+    settings = load_settings(
+        database_url=database_url, kafka_bootstrap_servers=kafka_bootstrap_servers
+    )
+    configure_logging(settings.log_level)
+    if settings.kafka_bootstrap_servers is None:
+        errors.print(
+            "[red]DRIFTLINE_KAFKA_BOOTSTRAP_SERVERS is not set; `driftline up` starts an "
+            "embedded broker instead"
+        )
+        raise typer.Exit(2)
+    engine = open_store(settings)
+    try:
+        collector = Collector.from_settings(engine, settings, settings.kafka_bootstrap_servers)
+    except ProducerKeyError as error:
+        fail(f"{error} (DRIFTLINE_TRUSTED_PRODUCER_KEYS, DRIFTLINE_PRODUCER_KEY_FILE)")
+    freeze_startup_heap()
+    stop = threading.Event()
+    with _probes(settings, stale_after_s=60) as heartbeat:
+        try:
+            collector.run(stop, heartbeat)
+        except KeyboardInterrupt:
+            stop.set()
+        except KafkaError as error:
+            fail(f"Kafka at {settings.kafka_bootstrap_servers}: {error}")
+
+
+@app.command()
+def detect(
+    database_url: DatabaseOption = None, kafka_bootstrap_servers: KafkaOption = None
+) -> None:
+    """Run only the detector worker: check recent decisions against baselines, emit verdicts."""
+    settings = load_settings(
+        database_url=database_url, kafka_bootstrap_servers=kafka_bootstrap_servers
+    )
+    configure_logging(settings.log_level)
+    key_file = signing_key_file(settings)  # its verdicts are signed: no key, no start
+    engine = open_store(settings)
+    stale_after_s = max(60.0, 3 * settings.detect_interval_s)
+    with (
+        Driftline(
+            service=DETECTOR_SERVICE,
+            kafka_bootstrap_servers=_bootstrap_servers(settings),
+            topic=settings.topic,
+            spool_dir=settings.detect_spool_dir,
+            producer_key_file=key_file,
+        ) as agent,
+        _probes(settings, stale_after_s) as heartbeat,
+    ):
+        stop = threading.Event()
+        freeze_startup_heap()
+        with contextlib.suppress(KeyboardInterrupt):
+            DetectorWorker(engine, agent, settings).run(stop, heartbeat)
+
+
+@baseline_app.command("fit")
+def baseline_fit(
+    model: ModelOption,
+    version: VersionOption,
+    reference: Annotated[
+        Path | None, typer.Option(help="A CSV, JSON Lines or Parquet file of inputs.")
+    ] = None,
+    first: Annotated[
+        int | None, typer.Option(min=2, help="Fit from the version's first N decisions.")
+    ] = None,
+    set_by: Annotated[
+        str | None, typer.Option(help="Who chose it, for the audit trail [default: you].")
+    ] = None,
+    reservoir: Annotated[int, typer.Option(min=100, help="Rows kept.")] = 10_000,
+    review_threshold: Annotated[
+        float | None,
+        typer.Option(min=0, max=1, help="Confidence under which a human reviews a decision."),
+    ] = None,
+    database_url: DatabaseOption = None,
+    kafka_bootstrap_servers: KafkaOption = None,
+) -> None:
+    """Fit a baseline and set it for a model version with a baseline_set event."""
+    if (reference is None) == (first is None):
+        fail("give exactly one of --reference FILE and --first N")
+    settings = load_settings(
+        database_url=database_url, kafka_bootstrap_servers=kafka_bootstrap_servers
+    )
+    try:
+        if reference is not None:
+            fitted = fit_reference(
+                reference, reservoir=reservoir, review_threshold=review_threshold
+            )
+        else:
+            assert first is not None
+            with Session(make_engine(settings.database_url)) as session:
+                found = fit_first_decisions(
+                    session,
+                    model,
+                    version,
+                    first,
+                    reservoir=reservoir,
+                    review_threshold=review_threshold,
+                )
+            if found is None:
+                fail(f"{model} {version} has fewer than {first} decisions stored")
+            fitted = found
+    except (ReferenceFileError, ValueError, SQLAlchemyError) as error:
+        fail(str(error))
+    _publish_baseline(settings, model, version, fitted, set_by or getpass.getuser())
+    _show_features(fitted.baseline.features())
+    if fitted.reservoir_rows < min(reservoir, fitted.baseline.size):
+        console.print(
+            f"[yellow]kept {fitted.reservoir_rows} rows, not {reservoir}, so that the "
+            "baseline fits in one event"
+        )
+
+
+@baseline_app.command("show")
+def baseline_show(
+    model: ModelOption, version: VersionOption, database_url: DatabaseOption = None
+) -> None:
+    """Show the baseline in force for a model version."""
+    settings = load_settings(database_url=database_url)
+    with Session(make_engine(settings.database_url)) as session:
+        record = active_baseline(session, model, version)
+    if record is None:
+        fail(f"no baseline set for {model} {version}")
+    console.print(f"baseline {record.baseline_id}")
+    console.print(
+        f"set {record.occurred_at:%Y-%m-%d %H:%M:%S}Z by {record.set_by}, from {record.source}, "
+        f"summarising {record.size} decisions"
+    )
+    _show_features(record_features(record.record))
+
+
+@baseline_app.command("list")
+def baseline_list(database_url: DatabaseOption = None) -> None:
+    """Every baseline ever set, oldest first per version; the last of each is in force."""
+    settings = load_settings(database_url=database_url)
+    with Session(make_engine(settings.database_url)) as session:
+        records = all_baselines(session)
+    table = Table("model", "version", "baseline", "set at", "set by", "source", "decisions")
+    for record in records:
+        table.add_row(
+            record.model_name,
+            record.model_version,
+            record.baseline_id[:12],
+            f"{record.occurred_at:%Y-%m-%d %H:%M:%S}Z",
+            record.set_by,
+            record.source,
+            str(record.size),
+        )
+    console.print(table)
+
+
+@app.command()
+def route(database_url: DatabaseOption = None, kafka_bootstrap_servers: KafkaOption = None) -> None:
+    """Run only the alert router: drift verdicts to grouped notifications (needs
+    DRIFTLINE_ALERTING_CONFIG)."""
+    settings = load_settings(
+        database_url=database_url, kafka_bootstrap_servers=kafka_bootstrap_servers
+    )
+    configure_logging(settings.log_level)
+    if settings.alerting_config is None:
+        fail("DRIFTLINE_ALERTING_CONFIG is not set; it names the alerting file")
+    config = _alerting(settings.alerting_config)
+    key_file = signing_key_file(settings)  # its notifications are signed: no key, no start
+    engine = open_store(settings)
+    bootstrap_servers = _bootstrap_servers(settings)
+    with (
+        Driftline(
+            service=ROUTER_SERVICE,
+            kafka_bootstrap_servers=bootstrap_servers,
+            topic=settings.topic,
+            spool_dir=settings.router_spool_dir,
+            producer_key_file=key_file,
+        ) as agent,
+        httpx.Client(timeout=10) as client,
+        _probes(settings, stale_after_s=60) as heartbeat,
+    ):
+        router = AlertRouter(
+            engine=engine,
+            config=config,
+            agent=agent,
+            client=client,
+            external_url=settings.external_url or f"http://{settings.api_host}:{settings.api_port}",
+        )
+        freeze_startup_heap()
+        with contextlib.suppress(KeyboardInterrupt):
+            router.run(threading.Event(), settings, bootstrap_servers, heartbeat)
+
+
+@silence_app.command("add")
+def silence_add(
+    matcher: Annotated[
+        list[str], typer.Option("--matcher", "-m", help='label="value" (or !=, =~, !~); repeat')
+    ],
+    comment: Annotated[str, typer.Option(help="Why, for whoever is paged next.")],
+    duration: Annotated[str, typer.Option(help="How long: 30m, 2h, 1d.")] = "2h",
+    author: Annotated[str | None, typer.Option(help="Who [default: you].")] = None,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Mute the alerts that match every matcher, from now for the duration."""
+    settings = load_settings(database_url=database_url)
+    now = datetime.now(UTC)
+    try:
+        with Session(make_engine(settings.database_url)) as session:
+            silence = create_silence(
+                session,
+                matchers=matcher,
+                starts_at=now,
+                ends_at=now + parse_duration(duration),
+                created_by=author or getpass.getuser(),
+                comment=comment,
+                now=now,
+            )
+            session.commit()
+            console.print(
+                f"[green]✓[/] silence {silence.id} until {silence.ends_at:%Y-%m-%d %H:%M:%S}Z: "
+                + ", ".join(silence.matchers)
+            )
+    except ValueError as error:
+        fail(str(error))
+
+
+@silence_app.command("list")
+def silence_list(database_url: DatabaseOption = None) -> None:
+    """Every silence, the latest ending first, with its state."""
+    settings = load_settings(database_url=database_url)
+    now = datetime.now(UTC)
+    table = Table("id", "state", "matchers", "ends", "by", "comment")
+    with Session(make_engine(settings.database_url)) as session:
+        for silence in list_silences(session):
+            table.add_row(
+                str(silence.id),
+                state_of(silence, now),
+                ", ".join(silence.matchers),
+                f"{silence.ends_at:%Y-%m-%d %H:%M:%S}Z",
+                silence.created_by,
+                silence.comment,
+            )
+    console.print(table)
+
+
+@silence_app.command("expire")
+def silence_expire(
+    silence_id: Annotated[uuid.UUID, typer.Argument(help="The silence's id.")],
+    database_url: DatabaseOption = None,
+) -> None:
+    """End a silence now; it stays listed as expired."""
+    settings = load_settings(database_url=database_url)
+    with Session(make_engine(settings.database_url)) as session:
+        silence = expire_silence(session, silence_id, datetime.now(UTC))
+        if silence is None:
+            fail(f"no silence {silence_id}")
+        session.commit()
+    console.print(f"[green]✓[/] silence {silence_id} expired")
+
+
+@app.command("check-config")
+def check_config(
+    path: Annotated[Path, typer.Argument(help="The alerting file (routes, receivers, owners).")],
+) -> None:
+    """Validate an alerting file; name the file, line and key of every mistake."""
+    try:
+        config = load_alerting(path)
+    except AlertConfigError as error:
+        for problem in error.problems:
+            errors.print(f"[red]✗[/] {problem}", highlight=False)
+        raise typer.Exit(1) from None
+    routes = _count_routes(config.route)
+    console.print(
+        f"[green]✓[/] {path}: {routes} routes, {len(config.receivers)} receivers, "
+        f"{len(config.inhibit_rules)} inhibit rules, {len(config.owners)} owners"
+    )
+
+
+def _count_routes(route: Route) -> int:
+    return 1 + sum(_count_routes(child) for child in route.routes)
+
+
+app.command("agent")(agent_command)
+
+
+@app.command("migrate")
+def migrate_command(database_url: DatabaseOption = None) -> None:
+    """Create or upgrade the database schema."""
+    settings = load_settings(database_url=database_url)
+    migrate(make_engine(settings.database_url))
+    console.print(f"schema up to date at {redacted_url(settings.database_url)}")
+
+
+@contextlib.contextmanager
+def _running(settings: CollectorSettings) -> Iterator[Stack]:
+    """The started stack; a start that fails says why and exits instead of a traceback."""
+    try:
+        stack = Stack(settings).start()
+    except (
+        SQLAlchemyError, KafkaError, RuntimeError, AlertConfigError, SigningKeyError,
+        ProducerKeyError,
+    ) as error:  # fmt: skip
+        fail(f"could not start: {error}")
+    try:
+        yield stack
+    finally:
+        stack.stop()
+
+
+def _alerting(path: Path) -> AlertingConfig:
+    try:
+        return load_alerting(path)
+    except AlertConfigError as error:
+        fail(f"the alerting file has mistakes (driftline check-config shows them):\n{error}")
+
+
+@contextlib.contextmanager
+def _probes(settings: CollectorSettings, stale_after_s: float) -> Iterator[Heartbeat | None]:
+    """The worker's heartbeat, served at DRIFTLINE_HEALTH_PORT when it is set."""
+    if settings.health_port is None:
+        yield None
+        return
+    heartbeat = Heartbeat(stale_after_s)
+    try:
+        server = serve_health(heartbeat, settings.health_host, settings.health_port)
+    except OSError as error:
+        fail(f"cannot serve probes on {settings.health_host}:{settings.health_port}: {error}")
+    try:
+        yield heartbeat
+    finally:
+        server.shutdown()
+
+
+def _bootstrap_servers(settings: CollectorSettings) -> str:
+    """The configured cluster, else the embedded broker a `driftline up` runs."""
+    return settings.kafka_bootstrap_servers or f"127.0.0.1:{settings.embedded_broker_port}"
+
+
+def _publish_baseline(
+    settings: CollectorSettings, model: str, version: str, fitted: FittedBaseline, set_by: str
+) -> None:
+    with Driftline(
+        service="driftline-cli",
+        kafka_bootstrap_servers=_bootstrap_servers(settings),
+        topic=settings.topic,
+        producer_key_file=signing_key_file(settings),
+    ) as agent:
+        agent.record_signed(
+            agent.complete_event(
+                baseline_set_event(fitted, model=model, version=version, set_by=set_by)
+            )
+        )
+        report = agent.flush(timeout_s=30)
+    if report.delivered != 1:
+        fail(f"baseline_set was not delivered to Kafka: {report}")
+    console.print(
+        f"[green]✓[/] baseline {fitted.baseline_id} set for {model} {version} "
+        f"({fitted.source}, {fitted.baseline.size} decisions)"
+    )
+
+
+def _show_features(features: dict[str, str]) -> None:
+    table = Table("feature", "kind")
+    for name, kind in features.items():
+        table.add_row(name, kind)
+    console.print(table)
+
+
+def _describe(stack: Stack) -> None:
+    where = (
+        f"embedded broker (Tansu, memory storage) on {stack.bootstrap_servers}"
+        if stack.broker
+        else f"Kafka at {stack.bootstrap_servers}"
+    )
+    console.print(f"[green]✓[/] {where}, topic {stack.settings.topic}")
+    console.print(f"[green]✓[/] store {redacted_url(stack.settings.database_url)} (migrated)")
+    console.print(f"[green]✓[/] collector consuming; API on {stack.api_url} (docs: /docs)")
+    console.print(
+        f"[green]✓[/] ledger checkpoints signed every {stack.settings.checkpoint_interval_s:g}s "
+        f"with {stack.settings.signing_key_file}"
+    )
+    console.print(
+        f"[green]✓[/] Driftline's own events signed with {stack.settings.producer_key_file}; "
+        "the collector keeps no unsigned one"
+    )
+    if stack.bootstrap_token:
+        console.print(
+            "[yellow]![/] the store had no admin token; this one is shown once "
+            f"(make more with `driftline token create`): [bold]{stack.bootstrap_token}"
+        )

@@ -1,0 +1,177 @@
+"""Settings of the collector process (and of ``driftline up``): one object, validated at start.
+
+Order: command-line option, then DRIFTLINE_* environment variable, then default. With no
+Kafka bootstrap servers given, ``driftline up`` starts the embedded broker.
+"""
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from agent.settings import KafkaSecuritySettings
+from collector.core.clock import ClockBounds
+from collector.core.database_url import normalize_url, redacted_url
+
+
+class CollectorSettings(KafkaSecuritySettings):
+    model_config = SettingsConfigDict(env_prefix="DRIFTLINE_", extra="ignore")
+
+    database_url: str = "sqlite:///driftline.db"
+    kafka_bootstrap_servers: str | None = None
+    embedded_broker_port: int = Field(
+        default=9092, ge=0, le=65_535, description="Where `up` puts the embedded broker; 0: any."
+    )
+    topic: str = "driftline.events"
+    consumer_group: str = "driftline-collector"
+    partitions: int = Field(default=3, ge=1, description="Partitions when the topic is created.")
+    batch_size: int = Field(default=500, ge=1, le=5_000)
+    # The embedded broker holds a group join for the whole rebalance timeout, which
+    # kafka-python takes from max_poll_interval_ms: keep it short.
+    max_poll_interval_ms: int = Field(default=10_000, ge=1_000)
+    session_timeout_ms: int = Field(default=6_000, ge=1_000)
+    clock_skew_past_s: float = Field(
+        default=ClockBounds.past_s,
+        gt=0,
+        description="An event dated further back than this when recorded is flagged (spooled "
+        "events are hours or days old after an outage).",
+    )
+    clock_skew_future_s: float = Field(
+        default=ClockBounds.future_s,
+        gt=0,
+        description="An event dated further ahead of the collector's clock than this is flagged.",
+    )
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=0, le=65_535)
+    log_level: str = "info"
+    migrate_on_start: bool = Field(
+        default=True,
+        description="Bring the schema up to date when a process starts; off where a job does it.",
+    )
+    health_host: str = Field(default="127.0.0.1", description="Where worker probes listen.")
+    health_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65_535,
+        description="Serve /healthz and /metrics for `collect`, `detect` and `route`; unset: none.",
+    )
+
+    # The detector worker (``driftline detect``, and inside ``driftline up``).
+    detect_enabled: bool = Field(default=True, description="Run the worker inside `up`.")
+    detect_interval_s: float = Field(default=60.0, gt=0, description="Seconds between checks.")
+    detect_window_decisions: int = Field(
+        default=2_000, ge=20, description="A window is the last N decisions of a version..."
+    )
+    detect_window_minutes: float | None = Field(
+        default=None, gt=0, description="...or those of the last T minutes, at most N of them."
+    )
+    detect_min_decisions: int = Field(
+        default=200, ge=2, description="Fewer decisions in a window than this: no check."
+    )
+    detect_false_alarm_rate: float = Field(default=0.01, gt=0, lt=1, description="Per check.")
+    detect_correction: Literal["benjamini-hochberg", "bonferroni"] = "benjamini-hochberg"
+    detect_min_effect: dict[str, float] = Field(
+        default_factory=dict,
+        description='Effect floors by feature or effect name, JSON: {"income": 0.2}.',
+    )
+    detect_raise_after: int = Field(default=1, ge=1, description="Alarming checks in a row.")
+    detect_clear_after: int = Field(default=3, ge=1, description="Quiet checks in a row.")
+    detect_baseline_first: int = Field(
+        default=0,
+        ge=0,
+        description="Fit a version's baseline from its first N decisions when it has none; 0: off.",
+    )
+    detect_spool_dir: Path = Field(
+        default=Path.home() / ".driftline" / "spool" / "driftline-detector",
+        description="Where the worker's verdicts wait while Kafka is unreachable.",
+    )
+    # The alert router (``driftline route``, and inside ``driftline up`` when configured).
+    alerting_config: Path | None = Field(
+        default=None, description="The alerting file: routes, receivers, owners."
+    )
+    router_group: str = "driftline-router"
+    external_url: str | None = Field(
+        default=None, description="Where people reach the API, for links in alerts."
+    )
+    router_spool_dir: Path = Field(
+        default=Path.home() / ".driftline" / "spool" / "driftline-router",
+        description="Where alert_notified events wait while Kafka is unreachable.",
+    )
+    readiness_config: Path | None = Field(
+        default=None, description="The deployment thresholds file for `driftline readiness`."
+    )
+    detect_review_threshold: float | None = Field(
+        default=None, ge=0, le=1, description="Confidence under which decisions go to a human."
+    )
+
+    # The audit ledger: signed checkpoints, retention, links to traces.
+    signing_key_file: Path = Field(
+        default=Path.home() / ".driftline" / "signing-key.pem",
+        description="Ed25519 private key (PKCS#8 PEM) that signs checkpoints; made if missing.",
+    )
+    trusted_public_keys: list[Path] = Field(
+        default_factory=list,
+        description="Public keys (PEM) of earlier signing keys whose checkpoints still count.",
+    )
+    # Provenance: the key Driftline's components sign their events with, and those trusted.
+    producer_key_file: Path = Field(
+        default=Path.home() / ".driftline" / "producer-key.pem",
+        description="Ed25519 private key (PKCS#8 PEM) with which the detector, router and "
+        "go-live commands sign their events; `up` makes it if missing.",
+    )
+    trusted_producer_keys: list[Path] = Field(
+        default_factory=list,
+        description="Public keys (PEM) whose signed events the collector stores, besides that "
+        "of producer_key_file when the file exists.",
+    )
+    checkpoint_interval_s: float = Field(
+        default=300.0, gt=0, description="Seconds between signed checkpoints of every chain."
+    )
+    retention_days: int = Field(
+        default=400,
+        ge=183,  # the EU AI Act asks deployers to keep logs at least six months
+        description="Decision inputs recorded longer ago are erased, unless under a legal hold.",
+    )
+    trace_link_template: str | None = Field(
+        default=None,
+        description="Link to a trace in the tracing backend, e.g. http://jaeger:16686/trace/{trace_id}",
+    )
+
+    @field_validator("kafka_bootstrap_servers")
+    @classmethod
+    def _blank_means_embedded(cls, value: str | None) -> str | None:
+        return value.strip() or None if value is not None else None
+
+    @field_validator("trace_link_template")
+    @classmethod
+    def _names_the_trace(cls, value: str | None) -> str | None:
+        if value is not None and "{trace_id}" not in value:
+            raise ValueError("must contain {trace_id}")
+        return value
+
+    @field_validator("alerting_config", mode="before")
+    @classmethod
+    def _blank_means_none(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        try:
+            url = normalize_url(value)
+        except ArgumentError:
+            # Not echoed: what does not parse may be a password pasted in the wrong place.
+            raise ValueError("not a database URL (sqlite:///PATH or postgresql://...)") from None
+        try:
+            make_url(url).get_dialect()  # an unknown driver (postgresql+nodriver://) too
+            known = url.startswith(("sqlite", "postgresql"))
+        except ArgumentError:
+            known = False
+        if not known:
+            raise ValueError(
+                f"only sqlite:// and postgresql:// are supported, got {redacted_url(value)}"
+            )
+        return url

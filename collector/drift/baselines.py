@@ -1,0 +1,146 @@
+"""Fitting baselines and finding the one in force for a model version.
+
+A baseline is fitted from a reference file or from the first decisions of a version, and set
+by a ``baseline_set`` event, so the choice is in the ledger; the latest one set for a version is
+the active one. A record must fit in one event: a reservoir too large for that is sampled down
+(uniformly) and the caller is told how far.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from agent.contract import baseline_digest
+from collector.drift.features import VIOLATIONS, columns, decision_row, infer_kinds
+from collector.drift.reference import read_reference
+from collector.store.models import BaselineRecord, Decision
+from detectors.baseline import Baseline, BaselineBuilder
+
+# kafka-python's default max_request_size is 1 MiB; leave room for the envelope.
+MAX_RECORD_BYTES = 900_000
+
+
+@dataclass(frozen=True)
+class FittedBaseline:
+    baseline: Baseline
+    record: dict[str, Any]
+    baseline_id: str
+    source: str
+    reservoir_rows: int  # rows kept, after any sampling down to fit one event
+
+
+def fit_rows(
+    chunks: Iterable[Sequence[dict[str, Any]]],
+    *,
+    reservoir: int = 10_000,
+    review_threshold: float | None = None,
+    flags: Sequence[str] = (),
+) -> Baseline:
+    """Fit from chunks of flat rows; feature kinds are judged from the first chunk."""
+    builder: BaselineBuilder | None = None
+    for chunk in chunks:
+        if builder is None:
+            kinds = infer_kinds(chunk, flags)
+            builder = BaselineBuilder(
+                continuous=kinds.continuous,
+                categorical=kinds.categorical,
+                flags=kinds.flags,
+                review_threshold=review_threshold,
+                reservoir=reservoir,
+            )
+        builder.add(columns(chunk, kinds))
+    if builder is None:
+        raise ValueError("no rows to fit a baseline from")
+    return builder.build()
+
+
+def fit_reference(
+    path: Path, *, reservoir: int = 10_000, review_threshold: float | None = None
+) -> FittedBaseline:
+    baseline = fit_rows(
+        read_reference(path), reservoir=reservoir, review_threshold=review_threshold
+    )
+    return for_one_event(baseline, f"reference file {path.name}")
+
+
+def fit_first_decisions(
+    session: Session,
+    model: str,
+    version: str,
+    first: int,
+    *,
+    reservoir: int = 10_000,
+    review_threshold: float | None = None,
+) -> FittedBaseline | None:
+    """The baseline of a version's first ``first`` decisions; None until it has that many."""
+    decisions = session.exec(
+        select(Decision)
+        .where(Decision.model_name == model, Decision.model_version == version)
+        .order_by(col(Decision.occurred_at), col(Decision.decision_id))
+        .limit(first)
+    ).all()
+    if len(decisions) < first:
+        return None
+    rows = [decision_row(d) for d in decisions]
+    baseline = fit_rows(
+        [rows], reservoir=reservoir, review_threshold=review_threshold, flags=(VIOLATIONS,)
+    )
+    return for_one_event(baseline, f"first {first} decisions of {model} {version}")
+
+
+def baseline_set_event(
+    fitted: FittedBaseline, *, model: str, version: str, set_by: str
+) -> dict[str, Any]:
+    """The ``baseline_set`` event that sets it, for an agent to complete and record."""
+    return {
+        "type": "baseline_set",
+        "model": {"name": model, "version": version},
+        "payload": {
+            "version": version,
+            "baseline_id": fitted.baseline_id,
+            "source": fitted.source,
+            "set_by": set_by,
+            "size": fitted.baseline.size,
+            "record": fitted.record,
+        },
+    }
+
+
+def active_baseline(session: Session, model: str, version: str) -> BaselineRecord | None:
+    return session.exec(
+        select(BaselineRecord)
+        .where(BaselineRecord.model_name == model, BaselineRecord.model_version == version)
+        .order_by(col(BaselineRecord.occurred_at).desc())
+        .limit(1)
+    ).first()
+
+
+def all_baselines(session: Session) -> Sequence[BaselineRecord]:
+    return session.exec(
+        select(BaselineRecord).order_by(
+            col(BaselineRecord.model_name),
+            col(BaselineRecord.model_version),
+            col(BaselineRecord.occurred_at),
+        )
+    ).all()
+
+
+def for_one_event(baseline: Baseline, source: str) -> FittedBaseline:
+    record = baseline.to_record()
+    size = _record_bytes(record)
+    if size > MAX_RECORD_BYTES:
+        # Rows dominate the record, so its size scales with their number.
+        rows = int(len(baseline.rows) * MAX_RECORD_BYTES / size * 0.95)
+        baseline = baseline.subsample(rows)
+        record = baseline.to_record()
+    return FittedBaseline(baseline, record, baseline_digest(record), source, len(baseline.rows))
+
+
+def _record_bytes(record: dict[str, Any]) -> int:
+    return len(json.dumps(record, separators=(",", ":")).encode())

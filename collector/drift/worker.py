@@ -1,0 +1,219 @@
+"""The detector worker: on a schedule, checks the latest window of every model version that
+has a baseline, and emits ``drift_detected`` and ``drift_resolved`` events to Kafka, so that
+verdicts are in the ledger like everything else.
+
+One worker is active at a time (``collector.core.leadership``); a standby takes over when it dies.
+A version without a baseline gets one from its first decisions when
+``detect_baseline_first`` is set. A check runs only when the window has new decisions.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session, col, select
+
+from agent import Driftline
+from collector.core.health import Heartbeat
+from collector.core.leadership import Leadership
+from collector.core.settings import CollectorSettings
+from collector.drift.baselines import active_baseline, baseline_set_event, fit_first_decisions
+from collector.drift.features import FeatureKinds, columns, decision_row
+from collector.store import queries
+from collector.store.models import BaselineRecord, Decision
+from detectors.baseline import Baseline
+from detectors.hysteresis import Check, Hysteresis, Transition
+from detectors.verdict import FeatureVerdict, Unchecked, check_window
+
+log = structlog.get_logger(__name__)
+
+DETECTOR_SERVICE = "driftline-detector"
+Version = tuple[str, str]  # (model, version)
+
+
+class DetectorWorker:
+    def __init__(self, engine: Engine, agent: Driftline, settings: CollectorSettings) -> None:
+        self._engine = engine
+        self._agent = agent
+        self._settings = settings
+        self._baselines: dict[str, Baseline] = {}  # by baseline id
+        self._states: dict[tuple[str, str, str], Hysteresis] = {}  # by model, version, baseline
+        self._last_checked: dict[Version, tuple[datetime, str]] = {}
+        self._fitted: dict[Version, str] = {}  # baselines published, not yet collected
+
+    def run(self, stop: threading.Event, heartbeat: Heartbeat | None = None) -> None:
+        leadership = Leadership(self._engine, DETECTOR_SERVICE)
+        leading = False
+        try:
+            while not stop.is_set():
+                if heartbeat is not None:
+                    heartbeat.beat()
+                try:
+                    if leadership.hold():
+                        if not leading:
+                            log.info("detector worker active")
+                        leading = True
+                        self.check_all()
+                    elif leading or not self._last_checked:
+                        log.info("another detector worker is active; standing by")
+                        leading = False
+                except SQLAlchemyError as error:
+                    log.error("drift check failed; retrying next interval", error=str(error))
+                stop.wait(self._settings.detect_interval_s)
+        finally:
+            leadership.release()
+
+    def check_all(self) -> list[Transition]:
+        """One round: every version with decisions; the transitions it emitted."""
+        with Session(self._engine) as session:
+            versions = session.exec(
+                select(Decision.model_name, Decision.model_version).distinct()
+            ).all()
+            transitions = []
+            for model, version in versions:
+                transitions += self.check(session, model, version)
+        return transitions
+
+    def check(self, session: Session, model: str, version: str) -> list[Transition]:
+        record = active_baseline(session, model, version)
+        if record is None:
+            self._fit_when_ready(session, model, version)
+            return []
+        window = self._window(session, model, version)
+        if len(window) < self._settings.detect_min_decisions:
+            return []
+        newest = (window[0].occurred_at, record.baseline_id)
+        if self._last_checked.get((model, version)) == newest:
+            return []  # nothing new since the last check
+        self._last_checked[(model, version)] = newest
+        baseline = self._baseline(record)
+        verdicts = check_window(
+            baseline,
+            columns([decision_row(d) for d in window], _kinds(baseline)),
+            rate=self._settings.detect_false_alarm_rate,
+            correction=self._settings.detect_correction,
+            min_effect=self._settings.detect_min_effect,
+        )
+        state = self._state(session, model, version, record.baseline_id)
+        transitions = state.update(verdicts)
+        bounds = (window[-1].occurred_at, window[0].occurred_at)
+        for transition in transitions:
+            self._emit(model, version, record.baseline_id, transition, bounds)
+        log.info(
+            "drift check",
+            model=model,
+            version=version,
+            window=len(window),
+            checks=sum(isinstance(v, FeatureVerdict) for v in verdicts),
+            unchecked=[
+                f"{v.feature} ({v.test}): {v.reason}" for v in verdicts if isinstance(v, Unchecked)
+            ],
+            drifting=sorted(f"{f} ({t})" for f, t in state.drifting),
+        )
+        return transitions
+
+    def _window(self, session: Session, model: str, version: str) -> Sequence[Decision]:
+        """The newest decisions first."""
+        query = select(Decision).where(
+            Decision.model_name == model, Decision.model_version == version
+        )
+        if self._settings.detect_window_minutes is not None:
+            since = datetime.now(UTC) - timedelta(minutes=self._settings.detect_window_minutes)
+            query = query.where(col(Decision.occurred_at) >= since)
+        return session.exec(
+            query.order_by(
+                col(Decision.occurred_at).desc(), col(Decision.decision_id).desc()
+            ).limit(self._settings.detect_window_decisions)
+        ).all()
+
+    def _fit_when_ready(self, session: Session, model: str, version: str) -> None:
+        first = self._settings.detect_baseline_first
+        if first == 0 or (model, version) in self._fitted:
+            return
+        fitted = fit_first_decisions(
+            session, model, version, first, review_threshold=self._settings.detect_review_threshold
+        )
+        if fitted is None:
+            return
+        document = baseline_set_event(fitted, model=model, version=version, set_by=DETECTOR_SERVICE)
+        self._agent.record_signed(self._agent.complete_event(document))
+        self._fitted[(model, version)] = fitted.baseline_id
+        log.info("baseline fitted", model=model, version=version, source=fitted.source)
+
+    def _baseline(self, record: BaselineRecord) -> Baseline:
+        if record.baseline_id not in self._baselines:
+            self._baselines[record.baseline_id] = Baseline.from_record(record.record)
+        return self._baselines[record.baseline_id]
+
+    def _state(self, session: Session, model: str, version: str, baseline_id: str) -> Hysteresis:
+        key = (model, version, baseline_id)
+        if key not in self._states:
+            self._states[key] = Hysteresis(
+                raise_after=self._settings.detect_raise_after,
+                clear_after=self._settings.detect_clear_after,
+                drifting=_drifting(session, model, version, baseline_id),
+            )
+        return self._states[key]
+
+    def _emit(
+        self,
+        model: str,
+        version: str,
+        baseline_id: str,
+        transition: Transition,
+        bounds: tuple[datetime, datetime],
+    ) -> None:
+        verdict = transition.verdict
+        payload: dict[str, Any] = {
+            "version": version,
+            "baseline_id": baseline_id,
+            "feature": verdict.feature,
+            "test": verdict.test,
+            "statistic": verdict.statistic,
+            "p_value": verdict.p_value,
+            "adjusted_p": verdict.adjusted_p,
+            "false_alarm_rate": self._settings.detect_false_alarm_rate,
+            "effect_name": verdict.effect_name,
+            "effect": verdict.effect if math.isfinite(verdict.effect) else None,
+            "window_start": bounds[0],
+            "window_end": bounds[1],
+            "baseline_size": verdict.baseline_size,
+            "current_size": verdict.current_size,
+        }
+        self._agent.record_signed(
+            self._agent.complete_event(
+                {
+                    "type": f"drift_{transition.state}",
+                    "model": {"name": model, "version": version},
+                    "payload": payload,
+                }
+            )
+        )
+        log.info(  # the event is the record; on-call hears of it through alert routing
+            f"drift {transition.state}",
+            model=model,
+            version=version,
+            feature=verdict.feature,
+            test=verdict.test,
+            adjusted_p=verdict.adjusted_p,
+            effect=f"{verdict.effect_name}={verdict.effect:.3g}",
+        )
+
+
+def _kinds(baseline: Baseline) -> FeatureKinds:
+    return FeatureKinds(baseline.continuous, tuple(baseline.categorical), tuple(baseline.flags))
+
+
+def _drifting(session: Session, model: str, version: str, baseline_id: str) -> set[Check]:
+    """The checks whose latest stored verdict against this baseline is "detected"."""
+    latest = queries.latest_verdicts(
+        session=session, model=model, version=version, baseline_id=baseline_id
+    )
+    return {(v.feature, v.test) for v in latest if v.state == "detected"}

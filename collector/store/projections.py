@@ -1,0 +1,228 @@
+"""Read models projected from events: decisions, reviews, feedback, model deployments,
+baselines, drift verdicts, notifications, readiness evaluations, load tests and drills.
+
+Projection is a pure function of the events, so replaying the ledger rebuilds the same rows.
+Rows are inserted as plain column values in one statement per table: building an ORM object per
+event cost the collector more than the database did.
+"""
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+import structlog
+from sqlalchemy import insert
+from sqlmodel import Session, SQLModel, col, select
+
+from agent.contract import (
+    AlertNotifiedEvent,
+    BaselineSetEvent,
+    DecisionEvent,
+    DriftDetectedEvent,
+    DriftResolvedEvent,
+    DrillCompletedEvent,
+    Event,
+    FeedbackEvent,
+    LoadTestedEvent,
+    ModelDeployedEvent,
+    ReadinessEvaluatedEvent,
+    ReviewEvent,
+)
+from collector.store.models import (
+    AlertNotification,
+    BaselineRecord,
+    Decision,
+    DriftVerdict,
+    Drill,
+    Feedback,
+    LoadTest,
+    ModelDeployment,
+    ReadinessEvaluation,
+    Review,
+)
+
+log = structlog.get_logger(__name__)
+
+# Every table projected from events, in the order a rebuild empties them.
+READ_MODELS: tuple[type[SQLModel], ...] = (
+    Decision,
+    Review,
+    Feedback,
+    ModelDeployment,
+    BaselineRecord,
+    DriftVerdict,
+    AlertNotification,
+    ReadinessEvaluation,
+    LoadTest,
+    Drill,
+)
+# The read model each event type goes to (what ``row_for`` does, by the type's name).
+TABLE_OF_TYPE: dict[str, type[SQLModel]] = {
+    "decision": Decision,
+    "review": Review,
+    "feedback": Feedback,
+    "model_deployed": ModelDeployment,
+    "baseline_set": BaselineRecord,
+    "drift_detected": DriftVerdict,
+    "drift_resolved": DriftVerdict,
+    "alert_notified": AlertNotification,
+    "readiness_evaluated": ReadinessEvaluation,
+    "load_tested": LoadTest,
+    "drill_completed": Drill,
+}
+
+
+def project(session: Session, events: Sequence[Event]) -> None:
+    """Add the read-model rows for events that are new to the ledger."""
+    decided = _decisions_already_stored(session, events)
+    rows: dict[type[SQLModel], list[dict[str, Any]]] = defaultdict(list)
+    for event in events:
+        if isinstance(event, DecisionEvent):
+            if event.decision_id in decided:
+                # The ledger keeps both events; the read model keeps the first decision.
+                log.warning(
+                    "decision id recorded twice; read model keeps the first",
+                    decision_id=str(event.decision_id),
+                    event_id=str(event.event_id),
+                )
+                continue
+            decided.add(event.decision_id)
+        table, row = row_for(event)
+        rows[table].append(row)
+    for table, table_rows in rows.items():
+        session.execute(insert(table.__table__), table_rows)  # type: ignore[attr-defined]
+
+
+Row = tuple[type[SQLModel], dict[str, Any]]
+
+
+def row_for(event: Event) -> Row:
+    """The read model an event goes to, and the row's column values."""
+    match event:
+        case DecisionEvent(payload=p):
+            return Decision, dict(
+                decision_id=event.decision_id,
+                event_id=event.event_id,
+                occurred_at=event.occurred_at,
+                service=event.service,
+                model_name=event.model.name,
+                model_version=event.model.version,
+                inputs=p.inputs,
+                output=p.output,
+                confidence=p.confidence,
+                class_scores=p.class_scores,
+                latency_ms=p.latency_ms,
+                automated=p.automated,
+                subject_ref=p.subject_ref,
+                contract_violations=p.contract_violations,
+                has_violations=bool(p.contract_violations),
+                trace_id=event.trace_id,
+                span_id=event.span_id,
+            )
+        case ReviewEvent(payload=p):
+            return Review, dict(
+                event_id=event.event_id,
+                decision_id=event.decision_id,
+                occurred_at=event.occurred_at,
+                reviewer=p.reviewer,
+                action=p.action,
+                new_output=p.new_output,
+                rationale=p.rationale,
+            )
+        case FeedbackEvent(payload=p):
+            return Feedback, dict(
+                event_id=event.event_id,
+                decision_id=event.decision_id,
+                occurred_at=event.occurred_at,
+                ground_truth=p.ground_truth,
+                correct=p.correct,
+                reporter=p.reporter,
+                comment=p.comment,
+            )
+        case ModelDeployedEvent(payload=p):
+            return ModelDeployment, dict(
+                event_id=event.event_id,
+                occurred_at=event.occurred_at,
+                service=event.service,
+                model_name=event.model.name,
+                model_version=p.version,
+                owner=p.owner,
+                approved_by=p.approved_by,
+            )
+        case BaselineSetEvent(payload=p):
+            return BaselineRecord, dict(
+                event_id=event.event_id,
+                baseline_id=p.baseline_id,
+                occurred_at=event.occurred_at,
+                service=event.service,
+                model_name=event.model.name,
+                model_version=p.version,
+                source=p.source,
+                set_by=p.set_by,
+                size=p.size,
+                record=p.record,
+            )
+        case DriftDetectedEvent(payload=p) | DriftResolvedEvent(payload=p):
+            return DriftVerdict, dict(
+                event_id=event.event_id,
+                occurred_at=event.occurred_at,
+                model_name=event.model.name,
+                model_version=p.version,
+                state="detected" if isinstance(event, DriftDetectedEvent) else "resolved",
+                **p.model_dump(exclude={"version"}),
+            )
+        case AlertNotifiedEvent(payload=p):
+            return AlertNotification, dict(
+                event_id=event.event_id,
+                occurred_at=event.occurred_at,
+                notification_id=p.notification_id,
+                receiver=p.receiver,
+                integration=p.integration,
+                group_key=p.group_key,
+                status=p.status,
+                fingerprints=p.fingerprints,
+                attempts=p.attempts,
+            )
+        case ReadinessEvaluatedEvent(payload=p):
+            return ReadinessEvaluation, dict(
+                event_id=event.event_id,
+                occurred_at=event.occurred_at,
+                model_name=event.model.name,
+                model_version=p.version,
+                asked_by=p.asked_by,
+                window_start=p.window_start,
+                window_end=p.window_end,
+                verdict=p.verdict,
+                criteria=[c.model_dump() for c in p.criteria],
+            )
+        case LoadTestedEvent(payload=p):
+            return LoadTest, dict(
+                event_id=event.event_id,
+                occurred_at=event.occurred_at,
+                model_name=event.model.name,
+                model_version=p.version,
+                rate_per_s=p.rate_per_s,
+                peak_per_s=p.peak_per_s,
+                error_rate=p.error_rate,
+                passed=p.passed,
+                figures=p.model_dump(mode="json"),
+            )
+        case DrillCompletedEvent(payload=p):
+            return Drill, dict(
+                event_id=event.event_id,
+                occurred_at=event.occurred_at,
+                model_name=event.model.name,
+                model_version=p.version,
+                passed=p.passed,
+                reason=p.reason,
+                seconds_to_notification=p.seconds_to_notification,
+            )
+    raise TypeError(f"no read model for {type(event).__name__}")
+
+
+def _decisions_already_stored(session: Session, events: Sequence[Event]) -> set[object]:
+    ids = [e.decision_id for e in events if isinstance(e, DecisionEvent)]
+    if not ids:
+        return set()
+    stored = session.exec(select(Decision.decision_id).where(col(Decision.decision_id).in_(ids)))
+    return set(stored)

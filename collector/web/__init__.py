@@ -1,0 +1,1 @@
+"""Layer 5: what auditors see. The HTTP API (``api/``) and the web page (``ui/``)."""

@@ -1,0 +1,69 @@
+"""Builds the FastAPI application around a database engine."""
+
+from typing import Any
+
+from fastapi import Depends, FastAPI
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy import Engine
+
+from agent.provenance import TrustedProducers
+from collector.alerting.config import AlertingConfig
+from collector.audit.integrity import KeyRing
+from collector.web.api.auth import TokenGate, authenticated
+from collector.web.api.deps import exact_query, no_nul
+from collector.web.api.routes import (
+    access,
+    alerting,
+    decisions,
+    drift,
+    governance,
+    health,
+    integrity,
+    readiness,
+)
+from collector.web.api.schemas import Problem
+from collector.web.ui import routes as ui
+from collector.web.ui.protection import PageHeaders
+
+REFUSALS: dict[int | str, dict[str, Any]] = {
+    400: {"model": Problem, "description": "The body is not JSON."},
+    401: {"model": Problem, "description": "No token, or an unknown, expired or revoked one."},
+    403: {"model": Problem, "description": "The token's role may not do this."},
+    404: {"model": Problem, "description": "No such thing."},
+    409: {"model": Problem, "description": "Not possible yet; the detail says what is missing."},
+    422: {"model": Problem, "description": "A parameter or the body is invalid."},
+}
+
+
+def create_app(
+    engine: Engine,
+    *,
+    keys: KeyRing,
+    alerting_config: AlertingConfig | None = None,
+    trace_link_template: str | None = None,
+    producers: TrustedProducers | None = None,
+) -> FastAPI:
+    app = FastAPI(
+        title="Driftline",
+        summary="Audit trail of AI decisions: what was decided, on what, by which model, and why.",
+        version="0.1.0",
+    )
+    app.state.engine = engine
+    app.state.keys = keys
+    app.state.producers = producers  # whose component events verification believes
+    app.state.alerting = alerting_config
+    app.state.trace_link_template = trace_link_template
+    app.add_middleware(TokenGate)
+    app.add_middleware(PageHeaders)  # outside the gate: its refusals carry the headers too
+    app.include_router(health.router)
+    # Every other route needs a token; those that change state ask for a higher role too.
+    authorized = [Depends(authenticated), Depends(exact_query), Depends(no_nul)]  # every role reads
+    routers = [
+        m.router for m in (decisions, drift, alerting, integrity, governance, access, readiness)
+    ]
+    for router in [*routers, decisions.exports_router]:
+        app.include_router(router, dependencies=authorized, responses=REFUSALS)
+    app.include_router(ui.router)  # the login form
+    app.include_router(ui.pages)
+    app.mount("/ui/static", StaticFiles(directory=ui.STATIC), name="ui-static")
+    return app

@@ -1,0 +1,399 @@
+"""What the web pages show, read from the store. The page routes render these and hold no
+queries. Figures per model version come from its most recent decisions (``SAMPLE``), read
+through the (model, version, time) index, so a page costs the same at a thousand decisions
+as at a million."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal
+from urllib.parse import urlencode
+
+import numpy as np
+from markupsafe import Markup
+from sqlmodel import Session, col, func, select
+
+from collector.alerting.alerts import owner_for
+from collector.alerting.config import AlertingConfig
+from collector.alerting.matchers import Matcher, all_match
+from collector.alerting.muting import active_silences
+from collector.alerting.silences import state_of
+from collector.audit.integrity import KeyRing
+from collector.audit.proofs import ProofUnavailable, check_proof, prove_decision
+from collector.audit.row_verification import check_decision
+from collector.drift.baselines import active_baseline
+from collector.drift.features import flatten
+from collector.store import queries
+from collector.store.models import (
+    Decision,
+    DriftVerdict,
+    ModelDeployment,
+    NotificationLogEntry,
+    OutboxMessage,
+    Review,
+    Silence,
+)
+from collector.store.synthetic import is_synthetic
+from collector.web.ui import plots
+from detectors.baseline import Baseline, record_features
+from detectors.verdict import CONFIDENCE
+
+SAMPLE = 2_000  # recent decisions per version behind the rates and percentiles
+RECENTLY = timedelta(hours=24)  # a drift resolved this recently is still shown as such
+DriftStatus = Literal["drifting", "resolved recently", "green", "no baseline"]
+
+
+@dataclass(frozen=True)
+class VersionRow:
+    service: str
+    model: str
+    version: str
+    status: DriftStatus
+    drifting: list[str]
+    open_alerts: int
+    silences: int
+    decisions_last_hour: int
+    sample: int
+    violation_rate: float | None
+    override_rate: float | None
+    latency_ms: dict[str, float]  # p50, p95, p99 over the sample
+    owner: str | None
+    readiness: str | None  # the latest go-live verdict
+
+
+def overview(
+    session: Session, *, now: datetime, alerting: AlertingConfig | None
+) -> list[VersionRow]:
+    versions = session.exec(
+        select(Decision.model_name, Decision.model_version)
+        .distinct()
+        .order_by(col(Decision.model_name), col(Decision.model_version))
+    ).all()
+    silences = active_silences(session, now).silences
+    rows = []
+    for model, version in versions:
+        if is_synthetic(version):
+            continue  # a load test's or a drill's, shown on their own pages
+        recent = session.exec(
+            select(
+                col(Decision.decision_id),
+                col(Decision.service),
+                col(Decision.latency_ms),
+                col(Decision.has_violations),
+            )
+            .where(col(Decision.model_name) == model, col(Decision.model_version) == version)
+            .order_by(col(Decision.occurred_at).desc())
+            .limit(SAMPLE)
+        ).all()
+        service = recent[0][1] if recent else ""
+        labels = {"service": service, "model": model, "version": version}
+        status, drifting = drift_status(session, model=model, version=version, now=now)
+        rows.append(
+            VersionRow(
+                service=service,
+                model=model,
+                version=version,
+                status=status,
+                drifting=drifting,
+                open_alerts=len(
+                    queries.open_alerts(session=session, model=model, version=version, at=now)
+                ),
+                silences=sum(
+                    1
+                    for s in silences
+                    if any(m.name == "model" for m in s.matchers) and _silences(s.matchers, labels)
+                ),
+                decisions_last_hour=session.exec(
+                    select(func.count())
+                    .select_from(Decision)
+                    .where(
+                        Decision.model_name == model,
+                        Decision.model_version == version,
+                        col(Decision.occurred_at) >= now - timedelta(hours=1),
+                    )
+                ).one(),
+                sample=len(recent),
+                violation_rate=_share(sum(bool(r[3]) for r in recent), len(recent)),
+                override_rate=_share(_overridden(session, [r[0] for r in recent]), len(recent)),
+                latency_ms=_percentiles([r[2] for r in recent]),
+                owner=_owner(session, alerting, labels),
+                readiness=_verdict(session, model, version),
+            )
+        )
+    return rows
+
+
+def drift_status(
+    session: Session, *, model: str, version: str, now: datetime
+) -> tuple[DriftStatus, list[str]]:
+    """The version's status and the features drifting now."""
+    record = active_baseline(session, model, version)
+    if record is None:
+        return "no baseline", []
+    latest = queries.latest_verdicts(
+        session=session, model=model, version=version, baseline_id=record.baseline_id
+    )
+    drifting = sorted({v.feature for v in latest if v.state == "detected"})
+    if drifting:
+        return "drifting", drifting
+    if any(v.occurred_at >= now - RECENTLY for v in latest):
+        return "resolved recently", []
+    return "green", []
+
+
+@dataclass(frozen=True)
+class FeatureDrift:
+    feature: str
+    kind: str
+    state: Literal["drifting", "ok"]  # verdicts are stored on changes: none is no drift seen
+    since: datetime | None
+    checks: list[DriftVerdict]  # the latest verdict of each test on this feature
+    plot: Markup | None
+    silence_query: str  # the alerts page's query that proposes a silence of this feature
+
+
+@dataclass(frozen=True)
+class VersionDrift:
+    model: str
+    version: str
+    status: DriftStatus
+    baseline: Any
+    window: tuple[datetime, datetime] | None
+    window_size: int
+    features: list[FeatureDrift]
+    history: list[DriftVerdict]
+    notifications: list[OutboxMessage]
+
+
+def version_drift(
+    session: Session, *, model: str, version: str, now: datetime
+) -> VersionDrift | None:
+    record = active_baseline(session, model, version)
+    if record is None:
+        return None
+    latest = queries.latest_verdicts(
+        session=session, model=model, version=version, baseline_id=record.baseline_id
+    )
+    window = _current_window(session, model, version, latest)
+    current = [flatten(d.inputs) | {CONFIDENCE: d.confidence} for d in window]
+    baseline = Baseline.from_record(record.record)
+    features = []
+    for name, kind in sorted(record_features(record.record).items()):
+        checks = [v for v in latest if v.feature == name]
+        detected = [v for v in checks if v.state == "detected"]
+        features.append(
+            FeatureDrift(
+                feature=name,
+                kind=kind,
+                state="drifting" if detected else "ok",
+                since=min(v.occurred_at for v in detected) if detected else None,
+                checks=checks,
+                plot=_plot(name, kind, baseline, current),
+                silence_query=_silence_query(model, name),
+            )
+        )
+    features.sort(key=lambda f: (f.state != "drifting", f.feature))
+    status, _ = drift_status(session, model=model, version=version, now=now)
+    return VersionDrift(
+        model=model,
+        version=version,
+        status=status,
+        baseline=record,
+        window=(window[-1].occurred_at, window[0].occurred_at) if window else None,
+        window_size=len(window),
+        features=features,
+        history=queries.verdict_history(session=session, model=model, version=version, limit=50),
+        notifications=_notifications_about(session, model, version),
+    )
+
+
+@dataclass(frozen=True)
+class AlertGroup:
+    receiver: str
+    group_key: str
+    state: Literal["firing", "resolved"]
+    firing: int
+    resolved: int
+    notified_at: datetime
+    labels: dict[str, str]
+
+
+@dataclass(frozen=True)
+class AlertsPage:
+    groups: list[AlertGroup]
+    notifications: list[OutboxMessage]
+    silences: list[tuple[Silence, str]]  # with its state: active, pending or expired
+
+
+def alerts_page(session: Session, *, now: datetime) -> AlertsPage:
+    notifications = list(
+        session.exec(
+            select(OutboxMessage).order_by(col(OutboxMessage.created_at).desc()).limit(100)
+        ).all()
+    )
+    labels_of = {(m.receiver, m.group_key): m.common_labels for m in reversed(notifications)}
+    groups = [
+        AlertGroup(
+            receiver=entry.receiver,
+            group_key=entry.group_key,
+            state="firing" if entry.firing else "resolved",
+            firing=len(entry.firing),
+            resolved=len(entry.resolved),
+            notified_at=entry.notified_at,
+            labels=labels_of.get((entry.receiver, entry.group_key), {}),
+        )
+        for entry in session.exec(
+            select(NotificationLogEntry).order_by(col(NotificationLogEntry.notified_at).desc())
+        ).all()
+    ]
+    silences = session.exec(select(Silence).order_by(col(Silence.ends_at).desc()).limit(100)).all()
+    return AlertsPage(
+        groups=groups,
+        notifications=notifications,
+        silences=[(s, state_of(s, now)) for s in silences],
+    )
+
+
+@dataclass(frozen=True)
+class Verification:
+    state: Literal["verified", "pending", "failed"]
+    detail: str
+
+
+@dataclass(frozen=True)
+class DecisionPage:
+    lineage: queries.Lineage
+    verification: Verification
+    inputs: list[tuple[str, Any]] = field(default_factory=list)
+
+
+def decision_page(
+    session: Session, *, decision_id: uuid.UUID, keys: KeyRing
+) -> DecisionPage | None:
+    lineage = queries.lineage(session=session, decision_id=decision_id)
+    if lineage is None:
+        return None
+    return DecisionPage(
+        lineage=lineage,
+        verification=verify_decision(session, decision_id=decision_id, keys=keys),
+        inputs=sorted(flatten(lineage.trail.decision.inputs).items()),
+    )
+
+
+def verify_decision(session: Session, *, decision_id: uuid.UUID, keys: KeyRing) -> Verification:
+    """What the page shows checked: its rows against their ledger entries, and the decision's
+    entry against the latest checkpoint that covers it. "Verified" needs both."""
+    tampering = check_decision(session, decision_id, keys.trusted)
+    if tampering:
+        return Verification("failed", "; ".join(str(t) for t in tampering))
+    try:
+        proof = prove_decision(session, decision_id, keys.trusted)
+    except ProofUnavailable as unavailable:
+        return Verification("pending", f"rows match the ledger; {unavailable}")
+    key = keys.trusted[proof["checkpoint"]["key_id"]]
+    problems = check_proof(proof, key)
+    if problems:
+        return Verification("failed", "; ".join(problems))
+    signed_at = proof["checkpoint"]["signed_at"]
+    return Verification(
+        "verified",
+        f"what this page shows is what the ledger holds, and it matches the checkpoint signed"
+        f" at {signed_at}",
+    )
+
+
+def _current_window(
+    session: Session, model: str, version: str, latest: list[DriftVerdict]
+) -> list[Decision]:
+    """The decisions of the latest check, newest first; or the latest ``SAMPLE``."""
+    statement = select(Decision).where(
+        Decision.model_name == model, Decision.model_version == version
+    )
+    if latest:
+        newest = max(latest, key=lambda v: v.occurred_at)
+        statement = statement.where(
+            col(Decision.occurred_at) >= newest.window_start,
+            col(Decision.occurred_at) <= newest.window_end,
+        )
+    ordered = statement.order_by(col(Decision.occurred_at).desc()).limit(SAMPLE * 5)
+    return list(session.exec(ordered).all())
+
+
+def _plot(name: str, kind: str, baseline: Baseline, current: list[dict[str, Any]]) -> Markup | None:
+    if kind == "continuous":
+        values = [row.get(name) for row in current]
+        numbers = [float(v) for v in values if isinstance(v, int | float)]
+        return plots.histogram(name, baseline.sorted_columns[name].tolist(), numbers)
+    if kind == "categorical":
+        counted = Counter(str(row[name]) for row in current if row.get(name) is not None)
+        return plots.categories(name, baseline.categorical[name], counted)
+    return None
+
+
+def _notifications_about(session: Session, model: str, version: str) -> list[OutboxMessage]:
+    recent = session.exec(
+        select(OutboxMessage).order_by(col(OutboxMessage.created_at).desc()).limit(500)
+    ).all()
+    return [
+        m
+        for m in recent
+        if m.common_labels.get("model") == model
+        and m.common_labels.get("version", version) == version
+    ][:20]
+
+
+def _verdict(session: Session, model: str, version: str) -> str | None:
+    found = queries.latest_readiness(session=session, model=model, version=version)
+    return found.verdict if found else None
+
+
+def _overridden(session: Session, decision_ids: list[uuid.UUID]) -> int:
+    if not decision_ids:
+        return 0
+    return session.exec(
+        select(func.count(func.distinct(Review.decision_id))).where(
+            col(Review.decision_id).in_(decision_ids), Review.action == "override"
+        )
+    ).one()
+
+
+def _owner(session: Session, alerting: AlertingConfig | None, labels: dict[str, str]) -> str | None:
+    if alerting is not None and (owner := owner_for(alerting, labels)) is not None:
+        return owner.owner
+    deployment = session.exec(
+        select(ModelDeployment)
+        .where(
+            ModelDeployment.model_name == labels["model"],
+            ModelDeployment.model_version == labels["version"],
+        )
+        .order_by(col(ModelDeployment.occurred_at).desc())
+    ).first()
+    return deployment.owner if deployment else None
+
+
+def _silence_query(model: str, feature: str) -> str:
+    """The alerts page's query proposing a silence of a feature's alert; Matcher writes each
+    matcher, quoting whatever the names hold."""
+    matchers = (Matcher("model", "=", model), Matcher("feature", "=", feature))
+    return urlencode([("matcher", str(matcher)) for matcher in matchers])
+
+
+def _silences(matchers: Any, labels: dict[str, str]) -> bool:
+    """Whether a silence's model and version matchers cover this version (others, such as a
+    feature, narrow it further: it still counts)."""
+    about = [m for m in matchers if m.name in ("service", "model", "version")]
+    return all_match(about, labels)
+
+
+def _share(part: int, whole: int) -> float | None:
+    return part / whole if whole else None
+
+
+def _percentiles(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {}
+    p50, p95, p99 = np.percentile(np.asarray(values, dtype=float), [50, 95, 99])
+    return {"p50": float(p50), "p95": float(p95), "p99": float(p99)}
