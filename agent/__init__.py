@@ -2,9 +2,39 @@
 
 The public surface is the ``Driftline`` client (see ``agent.client``) and the event contract
 (``agent.contract``), which every other component imports.
+
+The client's names load on first use (PEP 562), so that importing the contract, as the
+collector and the API do, costs pydantic and no more: not librdkafka, the OpenTelemetry SDK
+or prometheus_client, which only the client needs.
 """
 
-from agent.client import DecisionScope, Driftline, Recorded
-from agent.dispatcher import DeliveryReport
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from agent.client import DecisionScope, Driftline, Recorded
+    from agent.dispatcher import DeliveryReport
 
 __all__ = ["DecisionScope", "DeliveryReport", "Driftline", "Recorded"]
+
+_HOMES = {
+    "DecisionScope": "agent.client",
+    "DeliveryReport": "agent.dispatcher",
+    "Driftline": "agent.client",
+    "Recorded": "agent.client",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'agent' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value  # found once: later look-ups do not come here
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -7,8 +7,9 @@ agent's worker thread. Nothing here raises into the service for bad data or an a
 
 A service records its own decisions, reviews and feedback. Every other type (deployments,
 baselines, drift verdicts, readiness, load tests, drills, alerts) is written by Driftline's own
-components only, through ``record_signed`` with a producer key (DRIFTLINE_PRODUCER_KEY_FILE;
-``agent.provenance``), and ``record_event`` refuses it: counted as failed, logged, never raised.
+components only, with a producer key (DRIFTLINE_PRODUCER_KEY_FILE; ``agent.provenance``):
+through ``record_component``, from the contract's payload models, or ``record_signed``, from a
+complete document. ``record_event`` refuses it: counted as failed, logged, never raised.
 
     with Driftline(service="loans") as driftline:
         decision_id = driftline.record_decision(
@@ -41,8 +42,12 @@ from pydantic import ValidationError
 from agent.contract import (
     COMPONENT_EVENT_TYPES,
     SCHEMA_VERSION,
+    ComponentEventType,
+    ComponentPayload,
     EventType,
+    ModelRef,
     ReviewAction,
+    component_event,
     new_event_id,
 )
 from agent.direct import DirectSender
@@ -348,6 +353,21 @@ class Driftline:
             return False
         finish = self._finisher(document, parent or otel_context.get_current())
         return self._dispatcher.submit(Record(document, finish, seal=self._producer_key.seal))
+
+    def record_component(
+        self, kind: ComponentEventType, payload: ComponentPayload, *, model: ModelRef
+    ) -> Recorded:
+        """Record an event of one of Driftline's own components, signed as ``record_signed``
+        signs it, around a payload built from the contract's models; return its event id.
+
+        The event is validated here, on the caller's thread: a component's mistake (a payload
+        of another type, a version that is not ``model``'s) raises ValidationError where it is
+        written, not later on the worker. ``.queued`` False: refused or dropped (a full queue)
+        and counted; a component that must have it recorded sends it again.
+        """
+        event = component_event(kind, payload, service=self._service, model=model)
+        document = event.model_dump(by_alias=True, exclude={"provenance"})  # sealed on the worker
+        return Recorded.of(event.event_id, queued=self.record_signed(document))
 
     def record_events(
         self, documents: list[dict[str, Any]], parent: otel_context.Context | None = None

@@ -43,10 +43,11 @@ MAX_DEPTH: Final = 64  # of the whole document: the envelope takes three levels
 # "\u0000" in JSON text is a NUL unless its backslash is itself escaped ("\\u0000").
 _NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 
-EventType = Literal[
-    "decision",
-    "review",
-    "feedback",
+# What a service records about its own decisions; every other type is written by Driftline's
+# own components only, signed with a producer key (``agent.provenance``), and the collector
+# keeps one of those only when a producer key it trusts signed it.
+ServiceEventType = Literal["decision", "review", "feedback"]
+ComponentEventType = Literal[
     "model_deployed",
     "baseline_set",
     "drift_detected",
@@ -56,12 +57,13 @@ EventType = Literal[
     "load_tested",
     "drill_completed",
 ]
-# What a service records about its own decisions; every other type is written by Driftline's
-# own components only, signed with a producer key (``agent.provenance``), and the collector
-# keeps one of those only when a producer key it trusts signed it.
-SERVICE_EVENT_TYPES: Final = frozenset({"decision", "review", "feedback"})
-COMPONENT_EVENT_TYPES: Final = frozenset(get_args(EventType)) - SERVICE_EVENT_TYPES
+EventType = Literal[ServiceEventType, ComponentEventType]
+SERVICE_EVENT_TYPES: Final = frozenset(get_args(ServiceEventType))
+COMPONENT_EVENT_TYPES: Final = frozenset(get_args(ComponentEventType))
 ReviewAction = Literal["approve", "override", "escalate"]
+ReadinessArea = Literal["technical", "data", "organisational", "governance"]
+CriterionStatus = Literal["pass", "fail", "not enough data"]
+ReadinessVerdict = Literal["go", "no-go", "not enough data"]
 DriftTest = Literal[
     "ks",
     "g-test",
@@ -236,12 +238,12 @@ class AlertNotifiedPayload(_Frozen):
 
 
 class ReadinessCriterion(_Frozen):
-    area: Literal["technical", "data", "organisational", "governance"]
+    area: ReadinessArea
     name: Name
     threshold: Annotated[str, Field(max_length=500)]
     measured: Annotated[str, Field(max_length=2_000)] | None
     sample: Count | None
-    status: Literal["pass", "fail", "not enough data"]
+    status: CriterionStatus
 
 
 class ReadinessPayload(_Frozen):
@@ -251,7 +253,7 @@ class ReadinessPayload(_Frozen):
     asked_by: Name
     window_start: Timestamp
     window_end: Timestamp
-    verdict: Literal["go", "no-go", "not enough data"]
+    verdict: ReadinessVerdict
     criteria: list[ReadinessCriterion] = Field(max_length=100)
 
 
@@ -416,21 +418,46 @@ class AlertNotifiedEvent(_Component):
     payload: AlertNotifiedPayload
 
 
-Event = Annotated[
-    DecisionEvent
-    | ReviewEvent
-    | FeedbackEvent
-    | ModelDeployedEvent
+# Driftline's own components' events: a plain union, so that ``Event`` is built from it.
+_ComponentEvents = (
+    ModelDeployedEvent
     | BaselineSetEvent
     | DriftDetectedEvent
     | DriftResolvedEvent
     | AlertNotifiedEvent
     | ReadinessEvaluatedEvent
     | LoadTestedEvent
-    | DrillCompletedEvent,
-    Field(discriminator="type"),
+    | DrillCompletedEvent
+)
+Event = Annotated[
+    DecisionEvent | ReviewEvent | FeedbackEvent | _ComponentEvents, Field(discriminator="type")
 ]
 _EVENT = TypeAdapter[Event](Event)
+ComponentEvent = Annotated[_ComponentEvents, Field(discriminator="type")]
+ComponentPayload = (
+    ModelDeployedPayload
+    | BaselineSetPayload
+    | DriftPayload
+    | AlertNotifiedPayload
+    | ReadinessPayload
+    | LoadTestedPayload
+    | DrillCompletedPayload
+)
+# Titled, so that its errors name "ComponentEvent", not the union pydantic builds.
+_COMPONENT_EVENT = TypeAdapter[ComponentEvent](
+    ComponentEvent, config=ConfigDict(title="ComponentEvent")
+)
+
+
+def component_event(
+    kind: ComponentEventType, payload: ComponentPayload, *, service: str, model: ModelRef
+) -> ComponentEvent:
+    """A new event (its id and time now) of one of Driftline's own components, around a payload
+    already built from these models. Raise ValidationError, a mistake of the component that
+    writes it, when the payload is not of the type's model or names another version than
+    ``model`` does."""
+    document = {"type": kind, "service": service, "model": model, "payload": payload}
+    return _COMPONENT_EVENT.validate_python(document)
 
 
 def encode(event: Event) -> bytes:

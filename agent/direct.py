@@ -72,7 +72,9 @@ class DirectSender:
         for position, item in enumerate(batch):
             report = functools.partial(self._report, self._sent, item)
             try:
-                producer.produce(self._topic, item.value, item.key, on_delivery=report)
+                producer.produce(
+                    self._topic, item.value, item.key, headers=item.headers(), on_delivery=report
+                )
             except BufferError:  # librdkafka holds all it may: the rest waits on disk
                 return Handed(refused, batch[position:], "the Kafka client's queue is full")
             except KafkaException as error:

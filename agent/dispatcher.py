@@ -246,7 +246,10 @@ class Dispatcher:
                 event = self._event(record)
                 outgoing.append(
                     Outgoing(
-                        event_id=event.event_id, key=event.kafka_key(), value=wire_bytes(event)
+                        event_id=event.event_id,
+                        key=event.kafka_key(),
+                        value=wire_bytes(event),
+                        event_type=event.type,
                     )
                 )
                 positions.append(number)

@@ -28,11 +28,20 @@ log = structlog.get_logger(__name__)
 REPORT_GRACE_S = 2.0
 
 
+# The Kafka header that names each event's type, so that a consumer interested in a few types
+# (the alert router) skips the rest without decoding them.
+EVENT_TYPE_HEADER = "driftline-event-type"
+
+
 @dataclass(frozen=True)
 class Outgoing:
     event_id: uuid.UUID
     key: bytes
     value: bytes
+    event_type: str | None  # None only for an event spooled by an agent from before the header
+
+    def headers(self) -> list[tuple[str, str | bytes | None]] | None:
+        return None if self.event_type is None else [(EVENT_TYPE_HEADER, self.event_type.encode())]
 
 
 @dataclass(frozen=True)
@@ -81,8 +90,9 @@ class KafkaTarget:
             # What librdkafka may hold unsent: an outage of a few seconds at a high rate fits,
             # and past it the agent spools instead of growing the service's memory.
             "queue.buffering.max.kbytes": 256 * 1024,
-            # The partitioner of the Java client and kafka-python: a decision's events land on
-            # the same partition whichever client produced them.
+            # Not librdkafka's default (CRC32) but the Java client's, which kafka-python also
+            # used: every key keeps the partition its earlier records landed on, so a review
+            # recorded after an upgrade still follows its decision on one partition.
             "partitioner": "murmur2_random",
             "logger": LIBRDKAFKA_LOG,
             "log.connection.close": False,
@@ -128,7 +138,13 @@ class KafkaPublisher:
             report = functools.partial(_settle, outcomes, position)
             while position not in outcomes:
                 try:
-                    producer.produce(self._topic, item.value, item.key, on_delivery=report)
+                    producer.produce(
+                        self._topic,
+                        item.value,
+                        item.key,
+                        headers=item.headers(),
+                        on_delivery=report,
+                    )
                     break
                 except BufferError:  # librdkafka's own queue is full: let it send some
                     if time.monotonic() >= deadline:

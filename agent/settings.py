@@ -4,14 +4,15 @@ How to reach a Kafka cluster that asks for TLS or SASL is shared with the collec
 reads the same variables for its consumers."""
 
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Literal, Self
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class KafkaSecuritySettings(BaseSettings):
-    """TLS and SASL towards Kafka, for librdkafka (the agent) and kafka-python (the collector)."""
+    """TLS and SASL towards Kafka, for librdkafka: the agent's producers and the collector's
+    consumers alike."""
 
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
@@ -42,19 +43,6 @@ class KafkaSecuritySettings(BaseSettings):
             }
         if self.kafka_ssl_ca_file is not None:
             config["ssl.ca.location"] = str(self.kafka_ssl_ca_file)
-        return config
-
-    def kafka_python_security(self) -> dict[str, Any]:
-        config: dict[str, Any] = {"security_protocol": self.kafka_security_protocol}
-        if self.kafka_security_protocol.startswith("SASL"):
-            assert self.kafka_sasl_password is not None  # checked above
-            config |= {
-                "sasl_mechanism": self.kafka_sasl_mechanism,
-                "sasl_plain_username": self.kafka_sasl_username,
-                "sasl_plain_password": self.kafka_sasl_password.get_secret_value(),
-            }
-        if self.kafka_ssl_ca_file is not None:
-            config["ssl_cafile"] = str(self.kafka_ssl_ca_file)
         return config
 
 

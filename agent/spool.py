@@ -34,8 +34,12 @@ log = structlog.get_logger(__name__)
 FsyncPolicy = Literal["always", "never"]
 
 # A frame: length and CRC32C of the rest, then enqueue time, event id, key length, key, value.
+# A frame with the event type (for its Kafka header) has the top bit of its length set, and
+# the type's length after the key's, the type after the key; frames from before have neither.
 HEADER = struct.Struct("<II")
 META = struct.Struct("<Q16sH")
+TYPED = 1 << 31
+TYPED_META = struct.Struct("<Q16sHB")
 SEGMENT_SUFFIX = ".seg"
 
 
@@ -317,8 +321,13 @@ class Spool:
 
 
 def _frame(item: Outgoing, enqueued_ns: int) -> bytes:
-    rest = META.pack(enqueued_ns, item.event_id.bytes, len(item.key)) + item.key + item.value
-    return HEADER.pack(len(rest), crc32c.crc32c(rest)) + rest
+    if item.event_type is None:
+        rest = META.pack(enqueued_ns, item.event_id.bytes, len(item.key)) + item.key + item.value
+        return HEADER.pack(len(rest), crc32c.crc32c(rest)) + rest
+    event_type = item.event_type.encode()
+    meta = TYPED_META.pack(enqueued_ns, item.event_id.bytes, len(item.key), len(event_type))
+    rest = meta + item.key + event_type + item.value
+    return HEADER.pack(len(rest) | TYPED, crc32c.crc32c(rest)) + rest
 
 
 def _read_frame(reader: IO[bytes]) -> tuple[Outgoing, int] | None:
@@ -327,10 +336,21 @@ def _read_frame(reader: IO[bytes]) -> tuple[Outgoing, int] | None:
     if len(header) < HEADER.size:
         return None
     length, checksum = HEADER.unpack(header)
+    typed, length = length & TYPED, length & ~TYPED
+    meta = TYPED_META if typed else META
     rest = reader.read(length)
-    if len(rest) < length or crc32c.crc32c(rest) != checksum or length < META.size:
+    if len(rest) < length or crc32c.crc32c(rest) != checksum or length < meta.size:
         return None
-    enqueued_ns, event_id, key_length = META.unpack_from(rest)
-    key = rest[META.size : META.size + key_length]
-    value = rest[META.size + key_length :]
-    return Outgoing(event_id=uuid.UUID(bytes=event_id), key=key, value=value), enqueued_ns
+    if typed:
+        enqueued_ns, event_id, key_length, type_length = TYPED_META.unpack_from(rest)
+    else:
+        (enqueued_ns, event_id, key_length), type_length = META.unpack_from(rest), 0
+    key_end = meta.size + key_length
+    value_start = key_end + type_length
+    item = Outgoing(
+        event_id=uuid.UUID(bytes=event_id),
+        key=rest[meta.size : key_end],
+        value=rest[value_start:],
+        event_type=rest[key_end:value_start].decode() if typed else None,
+    )
+    return item, enqueued_ns

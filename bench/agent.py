@@ -37,7 +37,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from agent import Driftline
 from agent.contract import DecisionEvent, DecisionPayload, ModelRef, new_event_id, wire_bytes
-from collector.consume.topics import ensure_topic
+from collector.consume.kafka import ensure_topic
 from collector.runtime.broker import EmbeddedBroker
 
 INPUTS = {"income": 52_000, "age": 41, "debt_ratio": 0.31, "region": "north"}

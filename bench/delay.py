@@ -33,7 +33,7 @@ from rich.console import Console
 
 from agent import Driftline
 from bench.stores import database_url, sqlite_store
-from collector.consume.topics import ensure_topic
+from collector.consume.kafka import ensure_topic
 from collector.golive.loadtest import run_load_test
 from collector.runtime.broker import EmbeddedBroker
 

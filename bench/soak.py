@@ -43,7 +43,7 @@ from bench.stores import database_url, sqlite_store, stored_events
 from bench.ui import add_baseline
 from collector.audit import checkpoints
 from collector.audit.access import create_token
-from collector.consume.topics import ensure_topic
+from collector.consume.kafka import ensure_topic
 from collector.runtime.broker import EmbeddedBroker, free_port
 from tests.http_recorder import recording_server
 

@@ -2,6 +2,10 @@
 checks in a row and stops only after ``clear_after`` quiet checks in a row, so one hovering at
 the threshold stays in whichever state it is in (as Prometheus's ``for`` and
 ``keep_firing_for`` do for alerts). A check that could not be made changes nothing.
+
+A state moves only when the caller says the transition's event was recorded (``settle``): until
+then the transition stays due, and is offered again after every later check that keeps it due,
+so a verdict that could not be sent is not lost.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ Check = tuple[str, str]  # (feature, test)
 @dataclass(frozen=True)
 class Transition:
     state: Literal["detected", "resolved"]
-    verdict: FeatureVerdict  # the check that tipped it
+    verdict: FeatureVerdict  # the latest check of the run that tipped it
 
 
 class Hysteresis:
@@ -33,23 +37,37 @@ class Hysteresis:
         self.drifting: set[Check] = set(drifting)
         self._alarms: Counter[Check] = Counter()
         self._quiet: Counter[Check] = Counter()
+        self._latest: dict[Check, FeatureVerdict] = {}
 
     def update(self, verdicts: Sequence[FeatureVerdict | Unchecked]) -> list[Transition]:
-        transitions = []
+        """Count each check's run; return the transitions due (``due``)."""
         for verdict in verdicts:
             if isinstance(verdict, Unchecked):
                 continue
             check = (verdict.feature, verdict.test)
+            self._latest[check] = verdict
             if verdict.drifted:
                 self._quiet[check] = 0
                 self._alarms[check] += 1
-                if check not in self.drifting and self._alarms[check] >= self.raise_after:
-                    self.drifting.add(check)
-                    transitions.append(Transition("detected", verdict))
             else:
                 self._alarms[check] = 0
                 self._quiet[check] += 1
-                if check in self.drifting and self._quiet[check] >= self.clear_after:
-                    self.drifting.discard(check)
-                    transitions.append(Transition("resolved", verdict))
-        return transitions
+        return self.due()
+
+    def due(self) -> list[Transition]:
+        """Every check whose run has tipped it, and which ``settle`` has not yet moved."""
+        due = []
+        for check, verdict in self._latest.items():
+            if check not in self.drifting and self._alarms[check] >= self.raise_after:
+                due.append(Transition("detected", verdict))
+            elif check in self.drifting and self._quiet[check] >= self.clear_after:
+                due.append(Transition("resolved", verdict))
+        return due
+
+    def settle(self, transition: Transition) -> None:
+        """Move the check's state: its transition was recorded."""
+        check = (transition.verdict.feature, transition.verdict.test)
+        if transition.state == "detected":
+            self.drifting.add(check)
+        else:
+            self.drifting.discard(check)

@@ -14,7 +14,7 @@ from sqlalchemy.engine import make_url
 
 from agent.provenance import ProducerKey, TrustedProducers
 from collector.consume.consumer import Collector
-from collector.consume.topics import ensure_topic
+from collector.consume.kafka import ensure_topic
 from collector.runtime.broker import EmbeddedBroker
 from collector.store.database import make_engine, migrate
 

@@ -15,18 +15,22 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 import structlog
-from kafka import KafkaConsumer
+from confluent_kafka import Message
+from pydantic import ValidationError
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from agent import Driftline
 from agent.contract import (
+    AlertNotifiedPayload,
     ContractError,
     DriftDetectedEvent,
     DriftResolvedEvent,
+    ModelRef,
     decode,
 )
 from collector.alerting.alerts import Alert, alert_for, owner_for
@@ -34,6 +38,7 @@ from collector.alerting.config import AlertingConfig
 from collector.alerting.grouping import Grouper, Notification
 from collector.alerting.muting import UnreadableSilence, active_silences, mute
 from collector.alerting.outbox import OutboxSender, enqueue
+from collector.consume.kafka import GroupConsumer, KafkaUnavailable, event_type
 from collector.core.health import Heartbeat
 from collector.core.leadership import Leadership
 from collector.core.settings import CollectorSettings
@@ -42,6 +47,9 @@ from collector.store.models import Decision, LedgerEntry, NotificationLogEntry, 
 log = structlog.get_logger(__name__)
 
 ROUTER_SERVICE = "driftline-router"
+ROUTER_BATCH = 500
+# What the router takes; None: a message from an agent older than the event-type header.
+VERDICT_TYPES = frozenset({"drift_detected", "drift_resolved", None})
 LEADERSHIP_CHECK_S = 5.0
 Clock = Callable[[], datetime]
 
@@ -185,18 +193,22 @@ class AlertRouter:
             log.warning(
                 "model has no owner in the alerting file; its alerts say unowned", model=model
             )
-        consumer = KafkaConsumer(
-            settings.topic,
+        # A broker that is away is waited for, as the collector does: under `driftline up` a
+        # router that gave up would stop the whole stack.
+        consumer = GroupConsumer.connect(
+            stop,
+            heartbeat.beat if heartbeat is not None else None,
             bootstrap_servers=bootstrap_servers,
+            topic=settings.topic,
             group_id=settings.router_group,
             client_id=ROUTER_SERVICE,
-            enable_auto_commit=False,
-            auto_offset_reset="latest",  # what came before is in the ledger, restored above
+            offset_reset="latest",  # what came before is in the ledger, restored above
             max_poll_interval_ms=settings.max_poll_interval_ms,
             session_timeout_ms=settings.session_timeout_ms,
-            heartbeat_interval_ms=max(100, settings.session_timeout_ms // 3),
-            **settings.kafka_python_security(),
+            security=settings.librdkafka_security(),
         )
+        if consumer is None:
+            return
         log.info(
             "alert router consuming",
             topic=settings.topic,
@@ -213,48 +225,50 @@ class AlertRouter:
                         log.warning("alert router lost the lead; standing by")
                         return
                     next_check = time.monotonic() + LEADERSHIP_CHECK_S
-                for records in consumer.poll(timeout_ms=250).values():
-                    for record in records:
-                        self._consume(record.value)
-                if consumer.assignment():
-                    if not self.consuming.is_set():
-                        log.info("alert router assigned its partitions")
-                        self.consuming.set()
-                    consumer.commit()
+                batch = consumer.poll(ROUTER_BATCH, timeout_s=0.25)
+                for message in batch.messages:
+                    self._consume(message)
+                if not self.consuming.is_set() and consumer.partitions:
+                    log.info("alert router assigned its partitions")
+                    self.consuming.set()
+                try:
+                    consumer.commit(batch)
+                except KafkaUnavailable as error:  # read again, it makes the same alerts
+                    log.warning("alert router's offset commit failed", error=str(error))
                 self.tick()
         finally:
-            consumer.close(autocommit=False)
+            consumer.close()
 
-    def _consume(self, raw: bytes) -> None:
+    def _consume(self, message: Message[Any, Any]) -> None:
+        if event_type(message) not in VERDICT_TYPES:  # a decision, a review...: not decoded
+            return
         try:
-            event = decode(raw)
+            event = decode(message.value() or b"")
         except ContractError:
             return  # the collector keeps it as a dead letter
         if isinstance(event, DriftDetectedEvent | DriftResolvedEvent):
             self.take(event)
 
     def _record(self, message: OutboxMessage) -> None:
+        """Record that a receiver took the notification. One the contract cannot carry is
+        logged, saying why, and never stops the router: it was delivered all the same."""
         labels = message.common_labels
-        self._agent.record_signed(
-            self._agent.complete_event(
-                {
-                    "type": "alert_notified",
-                    "model": {
-                        "name": labels.get("model", "*"),
-                        "version": labels.get("version", "*"),
-                    },
-                    "payload": {
-                        "notification_id": message.id,
-                        "receiver": message.receiver,
-                        "integration": message.integration,
-                        "group_key": message.group_key,
-                        "status": message.status,
-                        "fingerprints": message.fingerprints,
-                        "attempts": message.attempts,
-                    },
-                }
+        try:
+            payload = AlertNotifiedPayload(
+                notification_id=message.id,
+                receiver=message.receiver,
+                integration=message.integration,
+                group_key=message.group_key,
+                status=message.status,
+                fingerprints=message.fingerprints,
+                attempts=message.attempts,
             )
-        )
+            model = ModelRef(name=labels.get("model", "*"), version=labels.get("version", "*"))
+            self._agent.record_component("alert_notified", payload, model=model)
+        except ValidationError as error:
+            log.error(
+                "alert_notified not recorded", notification_id=str(message.id), problem=str(error)
+            )
 
 
 def _log_entry(notification: Notification, now: datetime) -> NotificationLogEntry:

@@ -68,6 +68,13 @@ def load_signing_key(path: Path, *, create: bool = False) -> Ed25519PrivateKey:
     return loaded
 
 
+def write_public_key(path: Path, public_key: Ed25519PublicKey) -> None:
+    """Write the public key (PEM) for verifiers, unless a file is there already."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(public_pem(public_key))
+
+
 def load_public_key(path: Path) -> Ed25519PublicKey:
     try:
         pem = path.read_bytes()

@@ -4,8 +4,9 @@ checkpoints, erasure marks against their signatures, and the served rows against
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from sqlmodel import Session, col, select
@@ -20,9 +21,11 @@ from collector.store.models import LedgerCheckpoint, LedgerEntry
 
 @dataclass(frozen=True)
 class KeyRing:
-    """The key that signs new checkpoints, and every public key whose checkpoints are trusted."""
+    """Every public key whose signatures are trusted (checkpoints, erasure marks, export
+    manifests), and the private key that signs new ones, in a process that signs: None in
+    one that only verifies, which never reads the private key."""
 
-    signing: Ed25519PrivateKey
+    signing: Ed25519PrivateKey | None
     trusted: dict[str, Ed25519PublicKey] = field(default_factory=dict)
 
     @classmethod
@@ -30,13 +33,45 @@ class KeyRing:
         keys = [signing.public_key(), *others]
         return cls(signing, {checkpoints.key_id(key): key for key in keys})
 
+    def signer(self) -> Ed25519PrivateKey:
+        """The signing key; SigningKeyError in a process that only verifies."""
+        if self.signing is None:
+            raise checkpoints.SigningKeyError(
+                "this process holds public keys only: it signs nothing (an API signs with "
+                "DRIFTLINE_API_SIGNS on and DRIFTLINE_SIGNING_KEY_FILE readable)"
+            )
+        return self.signing
+
     @classmethod
-    def from_settings(cls, settings: CollectorSettings, *, create: bool = False) -> KeyRing:
+    def for_signing(cls, settings: CollectorSettings, *, create: bool = False) -> KeyRing:
         """Raise SigningKeyError for a key file that cannot be used; with ``create``, make the
-        key when there is none (the collector's first start), never when only checking."""
+        key when there is none (the collector's first start), and its public half beside it
+        for verifiers, never when only checking."""
         signing = checkpoints.load_signing_key(settings.signing_key_file, create=create)
+        if create:
+            checkpoints.write_public_key(settings.checkpoint_public_key_file, signing.public_key())
         others = [checkpoints.load_public_key(path) for path in settings.trusted_public_keys]
         return cls.of(signing, *others)
+
+    @classmethod
+    def for_verifying(
+        cls, settings: CollectorSettings, public_keys: Sequence[Path] = ()
+    ) -> KeyRing:
+        """Public keys only: ``public_keys`` when given (an auditor's own copies), else the
+        signing key's public half (when its file exists) and DRIFTLINE_TRUSTED_PUBLIC_KEYS.
+        SigningKeyError for a file that cannot be read, or when there is no key at all."""
+        own = settings.checkpoint_public_key_file
+        paths = list(public_keys) or [
+            *([own] if own.exists() else []),
+            *settings.trusted_public_keys,
+        ]
+        if not paths:
+            raise checkpoints.SigningKeyError(
+                f"no public key to check signatures with: none at {own}; give --public-key "
+                "PEM, or set DRIFTLINE_SIGNING_PUBLIC_KEY_FILE or DRIFTLINE_TRUSTED_PUBLIC_KEYS"
+            )
+        keys = [checkpoints.load_public_key(path) for path in paths]
+        return cls(None, {checkpoints.key_id(key): key for key in keys})
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,10 @@
 """``driftline audit ...``, ``driftline token ...`` and ``driftline replay``: the auditor's and
-the administrator's commands, run against the store directly."""
+the administrator's commands, run against the store directly.
+
+The commands that verify read public keys only (``--public-key``, else the installation's
+public key files) and never create or migrate the database: an auditor runs them with no
+access to the signing key. Those that sign (checkpoints, erasure marks, export manifests)
+read the private key."""
 
 from __future__ import annotations
 
@@ -29,36 +34,48 @@ from collector.audit.access import (
 from collector.audit.erasure import apply_retention, erase_subject
 from collector.audit.exports import Export, ExportFormat, check_file, manifest_document
 from collector.audit.holds import HoldError, active_holds, place_hold, release_hold
-from collector.audit.integrity import KeyRing
 from collector.audit.proofs import ProofUnavailable, check_proof, prove_decision
-from collector.cli.common import DatabaseOption, console, fail, load_settings, open_store
+from collector.cli.common import (
+    DatabaseOption,
+    PublicKeyOption,
+    console,
+    fail,
+    load_settings,
+    open_store,
+    read_store,
+    signing_keys,
+    typer_app,
+    verifying_keys,
+)
 from collector.core.durations import parse_duration
 from collector.core.producer_keys import trusted_producers
-from collector.core.settings import CollectorSettings
+from collector.core.settings import CollectorSettings, public_half
 from collector.store import queries
 from collector.store.models import LedgerCheckpoint
 from collector.store.replay import rebuild
 from collector.store.search import DecisionFilter, count
 
-audit_app = typer.Typer(
-    help="Audit: verify the ledger, prove and export decisions, erase, hold.",
-    no_args_is_help=True,
-)
-token_app = typer.Typer(help="API tokens: who may call the API, and as what.", no_args_is_help=True)
+audit_app = typer_app("Audit: verify the ledger, prove and export decisions, erase, hold.")
+token_app = typer_app("API tokens: who may call the API, and as what.")
+
+# The panels of `driftline audit --help`: what each command needs.
+VERIFY = "Verify (public keys only)"
+SIGN = "Sign (the signing key)"
+HOLDS = "Legal holds"
 
 SubjectOption = Annotated[str | None, typer.Option(help="The decision's subject reference.")]
 
 
 def _store(database_url: str | None) -> tuple[CollectorSettings, Engine]:
+    """Settings and the store, for a command that writes to it."""
     settings = load_settings(database_url=database_url)
     return settings, open_store(settings)
 
 
-def _keys(settings: CollectorSettings) -> KeyRing:
-    try:
-        return KeyRing.from_settings(settings)
-    except checkpoints.SigningKeyError as error:
-        fail(str(error))
+def _stored(database_url: str | None) -> tuple[CollectorSettings, Engine]:
+    """Settings and the store as it is, for a command that only reads."""
+    settings = load_settings(database_url=database_url)
+    return settings, read_store(settings)
 
 
 @token_app.command("create")
@@ -100,7 +117,8 @@ def _role(role: str) -> Role:
 
 @token_app.command("list")
 def token_list(database_url: DatabaseOption = None) -> None:
-    _, engine = _store(database_url)
+    """Every token: its name, role, expiry and whether it was revoked (never the secret)."""
+    _, engine = _stored(database_url)
     table = Table("id", "name", "role", "created", "expires", "revoked")
     with Session(engine) as session:
         for t in list_tokens(session):
@@ -113,7 +131,11 @@ def token_list(database_url: DatabaseOption = None) -> None:
 
 
 @token_app.command("revoke")
-def token_revoke(token_id: uuid.UUID, database_url: DatabaseOption = None) -> None:
+def token_revoke(
+    token_id: Annotated[uuid.UUID, typer.Argument(help="The token's id (`token list`).")],
+    database_url: DatabaseOption = None,
+) -> None:
+    """Revoke a token now; the API refuses it from then on."""
     _, engine = _store(database_url)
     with Session(engine) as session:
         if revoke_token(session, token_id, datetime.now(UTC)) is None:
@@ -122,21 +144,7 @@ def token_revoke(token_id: uuid.UUID, database_url: DatabaseOption = None) -> No
     console.print(f"[green]✓[/] token {token_id} revoked")
 
 
-@audit_app.command("keygen")
-def audit_keygen(
-    out: Annotated[Path, typer.Option(help="Where the private key goes (mode 600).")],
-) -> None:
-    """Make an Ed25519 signing key for checkpoints; print its public key to hand to auditors."""
-    if out.exists():
-        fail(f"{out} exists; a new key would orphan the checkpoints the old one signed")
-    key = checkpoints.load_signing_key(out, create=True)
-    console.print(
-        f"[green]✓[/] signing key {checkpoints.key_id(key.public_key())} written to {out}"
-    )
-    print(checkpoints.public_pem(key.public_key()), end="")
-
-
-@audit_app.command("verify")
+@audit_app.command("verify", rich_help_panel=VERIFY)
 def audit_verify(
     checkpoint_file: Annotated[
         Path | None,
@@ -153,12 +161,15 @@ def audit_verify(
     seconds: Annotated[
         float, typer.Option(min=0.1, help="With --sample: stop after this long.")
     ] = 60.0,
+    public_key: PublicKeyOption = None,
     database_url: DatabaseOption = None,
 ) -> None:
-    """Walk every chain against the signed checkpoints, check every erasure mark, and check
-    every served row against its ledger entry; exit 1 at any break or tampering."""
-    settings, engine = _store(database_url)
-    keys = _keys(settings)
+    """Verify the ledger and every served row; exit 1 at any break or tampering.
+
+    Every chain is walked against the signed checkpoints, every erasure mark checked against
+    its signature, and every served row against its ledger entry."""
+    settings, engine = _stored(database_url)
+    keys = verifying_keys(settings, public_key)
     copies = _read_checkpoints(checkpoint_file) if checkpoint_file else []
     plan = integrity.Sample(sample, seconds) if sample is not None else None
     try:
@@ -198,13 +209,13 @@ def _read_checkpoints(path: Path) -> list[LedgerCheckpoint]:
         fail(f"{path}: not a checkpoints file from `driftline audit checkpoints` ({error})")
 
 
-@audit_app.command("checkpoint")
+@audit_app.command("checkpoint", rich_help_panel=SIGN)
 def audit_checkpoint(database_url: DatabaseOption = None) -> None:
     """Sign the head of every chain that grew since its last checkpoint, now."""
     settings, engine = _store(database_url)
-    keys = _keys(settings)
+    key = signing_keys(settings).signer()
     with Session(engine) as session:
-        signed = checkpoints.sign_heads(session, keys.signing, datetime.now(UTC))
+        signed = checkpoints.sign_heads(session, key, datetime.now(UTC))
         session.commit()
         for c in signed:
             console.print(f"[green]✓[/] {c.topic}[{c.partition}] entry {c.seq} signed ({c.key_id})")
@@ -212,14 +223,15 @@ def audit_checkpoint(database_url: DatabaseOption = None) -> None:
         console.print("every chain's head is already signed")
 
 
-@audit_app.command("checkpoints")
+@audit_app.command("checkpoints", rich_help_panel=VERIFY)
 def audit_checkpoints(
     out: Annotated[Path, typer.Option(help="Where to copy them (JSON).")],
+    public_key: PublicKeyOption = None,
     database_url: DatabaseOption = None,
 ) -> None:
-    """Copy every checkpoint and the public keys out of the database."""
-    settings, engine = _store(database_url)
-    keys = _keys(settings)
+    """Copy every checkpoint, and the public keys that check them, out of the database."""
+    settings, engine = _stored(database_url)
+    keys = verifying_keys(settings, public_key)
     with Session(engine) as session:
         stored = [checkpoints.to_document(c) for c in checkpoints.all_checkpoints(session)]
     document = {
@@ -230,15 +242,16 @@ def audit_checkpoints(
     console.print(f"[green]✓[/] {len(stored)} checkpoints written to {out}")
 
 
-@audit_app.command("prove")
+@audit_app.command("prove", rich_help_panel=VERIFY)
 def audit_prove(
-    decision_id: uuid.UUID,
+    decision_id: Annotated[uuid.UUID, typer.Argument(help="The decision's id.")],
     out: Annotated[Path, typer.Option(help="Where to write the proof (JSON).")],
+    public_key: PublicKeyOption = None,
     database_url: DatabaseOption = None,
 ) -> None:
-    """Write the proof of one decision's event against the first checkpoint after it."""
-    settings, engine = _store(database_url)
-    keys = _keys(settings)
+    """Write the proof of a decision's event against the first checkpoint after it."""
+    settings, engine = _stored(database_url)
+    keys = verifying_keys(settings, public_key)
     with Session(engine) as session:
         try:
             proof = prove_decision(session, decision_id, keys.trusted)
@@ -248,17 +261,21 @@ def audit_prove(
     console.print(f"[green]✓[/] proof written to {out}")
 
 
-@audit_app.command("check-proof")
+@audit_app.command("check-proof", rich_help_panel=VERIFY)
 def audit_check_proof(
-    proof_file: Path,
-    public_key: Annotated[Path, typer.Option(help="The collector's public key (PEM), got apart.")],
+    proof_file: Annotated[Path, typer.Argument(help="The proof (JSON), from `audit prove`.")],
+    public_key: PublicKeyOption = None,
 ) -> None:
-    """Check a proof with nothing but the public key: no database, no server."""
+    """Check a proof with nothing but a public key: no database, no server."""
     try:
         proof = json.loads(proof_file.read_text())
-        key = checkpoints.load_public_key(public_key)
     except (OSError, ValueError) as error:
-        fail(str(error))
+        fail(f"{proof_file}: not a proof ({error})")
+    trusted = verifying_keys(load_settings(), public_key).trusted
+    signer = proof.get("checkpoint", {}).get("key_id") if isinstance(proof, dict) else None
+    key = trusted.get(str(signer))
+    if key is None:
+        fail(f"the proof's checkpoint is signed by key {signer}, none of the public keys given")
     problems = check_proof(proof, key)
     for problem in problems:
         console.print(f"[red]✗ {problem}")
@@ -267,27 +284,40 @@ def audit_check_proof(
     console.print("[green]✓[/] the event is in the chain the checkpoint signs")
 
 
-@audit_app.command("export")
+@audit_app.command("export", rich_help_panel=SIGN)
 def audit_export(
     out: Annotated[Path, typer.Option(help="The file; its manifest goes beside it.")],
     format: Annotated[str, typer.Option(help="jsonl or csv")] = "jsonl",
-    service: Annotated[str | None, typer.Option()] = None,
-    model: Annotated[str | None, typer.Option()] = None,
-    version: Annotated[str | None, typer.Option()] = None,
-    since: Annotated[datetime | None, typer.Option(help="inclusive, UTC")] = None,
-    until: Annotated[datetime | None, typer.Option(help="exclusive, UTC")] = None,
+    service: Annotated[str | None, typer.Option(help="Only this service's decisions.")] = None,
+    model: Annotated[str | None, typer.Option(help="Only this model's.")] = None,
+    version: Annotated[str | None, typer.Option(help="Only this model version's.")] = None,
+    since: Annotated[datetime | None, typer.Option(help="Taken at or after (UTC).")] = None,
+    until: Annotated[datetime | None, typer.Option(help="Taken before (UTC).")] = None,
     subject: SubjectOption = None,
-    automated: Annotated[bool | None, typer.Option("--automated/--reviewed-first")] = None,
-    review_action: Annotated[str | None, typer.Option(help="approve, override, escalate")] = None,
-    reviewer: Annotated[str | None, typer.Option()] = None,
-    has_feedback: Annotated[bool | None, typer.Option("--has-feedback/--no-feedback")] = None,
-    feedback_wrong: Annotated[bool | None, typer.Option("--feedback-wrong/--not-wrong")] = None,
-    min_confidence: Annotated[float | None, typer.Option()] = None,
-    max_confidence: Annotated[float | None, typer.Option()] = None,
-    has_violations: Annotated[bool | None, typer.Option("--has-violations/--no-violations")] = None,
+    automated: Annotated[
+        bool | None,
+        typer.Option("--automated/--reviewed-first", help="Automated, or reviewed first."),
+    ] = None,
+    review_action: Annotated[
+        str | None, typer.Option(help="Reviewed so: approve, override, escalate.")
+    ] = None,
+    reviewer: Annotated[str | None, typer.Option(help="Reviewed by this person.")] = None,
+    has_feedback: Annotated[
+        bool | None, typer.Option("--has-feedback/--no-feedback", help="With feedback or not.")
+    ] = None,
+    feedback_wrong: Annotated[
+        bool | None,
+        typer.Option("--feedback-wrong/--not-wrong", help="Feedback said wrong, or not."),
+    ] = None,
+    min_confidence: Annotated[float | None, typer.Option(help="Confidence at least.")] = None,
+    max_confidence: Annotated[float | None, typer.Option(help="Confidence at most.")] = None,
+    has_violations: Annotated[
+        bool | None,
+        typer.Option("--has-violations/--no-violations", help="Broke the contract, or not."),
+    ] = None,
     database_url: DatabaseOption = None,
 ) -> None:
-    """Export the decisions a search selects, with a manifest to check the file by later."""
+    """Export the decisions a search selects, with a signed manifest to check it by."""
     if format not in ("jsonl", "csv"):
         fail(f"--format must be jsonl or csv, not {format!r}")
     fmt: ExportFormat = "csv" if format == "csv" else "jsonl"
@@ -316,7 +346,7 @@ def audit_export(
     settings, engine = _store(database_url)
     with Session(engine) as session:
         total = count(session, where)
-    key = _keys(settings).signing
+    key = signing_keys(settings).signer()
     export = Export(engine, where, fmt, created_by="driftline audit export", key=key)
     with out.open("wb") as file, _progress() as progress:
         task = progress.add_task("exporting", total=total)
@@ -342,34 +372,25 @@ def _progress() -> Progress:
     )
 
 
-@audit_app.command("check-export")
+@audit_app.command("check-export", rich_help_panel=VERIFY)
 def audit_check_export(
-    file: Path,
-    manifest: Path,
-    public_key: Annotated[
-        list[Path] | None,
-        typer.Option(
-            "--public-key",
-            help="A PEM public key whose signature is trusted (repeatable); without one, the"
-            " keys this installation trusts.",
-        ),
-    ] = None,
+    file: Annotated[Path, typer.Argument(help="The export file.")],
+    manifest: Annotated[Path, typer.Argument(help="Its manifest (JSON).")],
+    public_key: PublicKeyOption = None,
 ) -> None:
-    """Check an export file against its signed manifest: the signature, the same bytes and
-    rows, and no row that differed from its ledger entry. Offline with --public-key."""
+    """Check an export file against its signed manifest; no database, no server.
+
+    The signature must hold, the bytes and rows be the same, and no row have differed from
+    its ledger entry."""
+    trusted = verifying_keys(load_settings(), public_key).trusted
     try:
-        if public_key:
-            keys = [checkpoints.load_public_key(path) for path in public_key]
-            trusted = {checkpoints.key_id(key): key for key in keys}
-        else:
-            trusted = _keys(CollectorSettings()).trusted
         document = json.loads(manifest.read_text())
         if not isinstance(document, dict):
             raise ValueError(f"{manifest}: not a manifest (a JSON object)")
         fmt: ExportFormat = "csv" if document["format"] == "csv" else "jsonl"
         with file.open("rb") as data:
             problems = check_file(_chunks(data), document, fmt, trusted)
-    except (OSError, ValueError, KeyError, checkpoints.SigningKeyError) as error:
+    except (OSError, ValueError, KeyError) as error:
         fail(str(error))
     for problem in problems:
         console.print(f"[red]✗ {problem}", highlight=False)
@@ -383,16 +404,16 @@ def _chunks(data: BinaryIO) -> Iterator[bytes]:
         yield chunk
 
 
-@audit_app.command("erase")
+@audit_app.command("erase", rich_help_panel=SIGN)
 def audit_erase(
     subject: Annotated[str, typer.Option(help="The subject reference whose inputs go.")],
     reason: Annotated[str, typer.Option(help="Why, e.g. the request's reference.")],
     by: Annotated[str, typer.Option(help="Who asked.")],
     database_url: DatabaseOption = None,
 ) -> None:
-    """Replace a subject's decision inputs by tombstones; the chains still verify."""
+    """Replace a subject's decision inputs by signed tombstones; the chains still verify."""
     settings, engine = _store(database_url)
-    key = _keys(settings).signing
+    key = signing_keys(settings).signer()
     with Session(engine) as session:
         outcome = erase_subject(
             session, subject=subject, reason=reason, requested_by=by, now=datetime.now(UTC), key=key
@@ -403,11 +424,11 @@ def audit_erase(
         console.print(f"[yellow]{outcome.held} decisions kept: a legal hold covers them")
 
 
-@audit_app.command("retain")
+@audit_app.command("retain", rich_help_panel=SIGN)
 def audit_retain(database_url: DatabaseOption = None) -> None:
-    """Apply the retention period now (the collector also does it periodically)."""
+    """Apply the retention period now (the housekeeper does it periodically)."""
     settings, engine = _store(database_url)
-    key = _keys(settings).signing
+    key = signing_keys(settings).signer()
     with Session(engine) as session:
         outcome = apply_retention(
             session, retention_days=settings.retention_days, now=datetime.now(UTC), key=key
@@ -419,11 +440,32 @@ def audit_retain(database_url: DatabaseOption = None) -> None:
     )
 
 
-@audit_app.command("hold")
+@audit_app.command("keygen", rich_help_panel=SIGN)
+def audit_keygen(
+    out: Annotated[Path, typer.Option(help="Where the private key goes (mode 600).")],
+) -> None:
+    """Make an Ed25519 signing key; write and print its public key, for verifiers.
+
+    The public key goes beside it (signing-key.pem: signing-key.pub.pem), where
+    DRIFTLINE_SIGNING_PUBLIC_KEY_FILE looks by default."""
+    public = public_half(out)
+    for path in (out, public):
+        if path.exists():
+            fail(f"{path} exists; a new key would orphan the checkpoints the old one signed")
+    key = checkpoints.load_signing_key(out, create=True)
+    checkpoints.write_public_key(public, key.public_key())
+    console.print(
+        f"[green]✓[/] signing key {checkpoints.key_id(key.public_key())} written to {out}, "
+        f"its public key to {public}"
+    )
+    print(checkpoints.public_pem(key.public_key()), end="")
+
+
+@audit_app.command("hold", rich_help_panel=HOLDS)
 def audit_hold(
-    reason: Annotated[str, typer.Option()],
+    reason: Annotated[str, typer.Option(help="Why, e.g. the case's reference.")],
     by: Annotated[str, typer.Option(help="Who placed it.")],
-    model: Annotated[str | None, typer.Option()] = None,
+    model: Annotated[str | None, typer.Option(help="Hold this model's records.")] = None,
     subject: SubjectOption = None,
     database_url: DatabaseOption = None,
 ) -> None:
@@ -441,9 +483,10 @@ def audit_hold(
         console.print(f"[green]✓[/] legal hold {hold.id} placed")
 
 
-@audit_app.command("holds")
+@audit_app.command("holds", rich_help_panel=HOLDS)
 def audit_holds(database_url: DatabaseOption = None) -> None:
-    _, engine = _store(database_url)
+    """Every legal hold in force."""
+    _, engine = _stored(database_url)
     table = Table("id", "model", "subject", "reason", "by", "since")
     with Session(engine) as session:
         for h in active_holds(session):
@@ -454,8 +497,11 @@ def audit_holds(database_url: DatabaseOption = None) -> None:
     console.print(table)
 
 
-@audit_app.command("release")
-def audit_release(hold_id: uuid.UUID, database_url: DatabaseOption = None) -> None:
+@audit_app.command("release", rich_help_panel=HOLDS)
+def audit_release(
+    hold_id: Annotated[uuid.UUID, typer.Argument(help="The hold's id (`audit holds`).")],
+    database_url: DatabaseOption = None,
+) -> None:
     """Release a legal hold."""
     _, engine = _store(database_url)
     with Session(engine) as session:

@@ -9,33 +9,65 @@ from typing import Annotated, Any, NoReturn
 
 import structlog
 import typer
+from alembic.config import Config
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from pydantic import ValidationError
 from rich.console import Console
 from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from agent.provenance import ProducerKeyError
+from collector.audit.checkpoints import SigningKeyError
+from collector.audit.integrity import KeyRing
+from collector.core.database_url import redacted_url
 from collector.core.producer_keys import producer_key
 from collector.core.settings import CollectorSettings
-from collector.store.database import make_engine, migrate
+from collector.store.database import MIGRATIONS, make_engine, migrate
 
 log = structlog.get_logger(__name__)
 
 console = Console(soft_wrap=True)
 errors = Console(stderr=True, soft_wrap=True)
 
+# The panels of `driftline --help`.
+RUN = "Run"
+AUDIT = "Audit"
+GO_LIVE = "Go-live"
+CONFIGURE = "Configure"
+
+
+def typer_app(help: str, epilog: str | None = None) -> typer.Typer:
+    """A command group as every one of Driftline's is made: help when run bare, its text as
+    Markdown (a docstring's line breaks are not kept; rich markup would eat "[env ...]")."""
+    return typer.Typer(help=help, epilog=epilog, no_args_is_help=True, rich_markup_mode="markdown")
+
+
+# Options named like a setting override its DRIFTLINE_ variable (--database-url:
+# DRIFTLINE_DATABASE_URL); the help says so once (SETTINGS_NOTE), not in every option, whose
+# column is too narrow at 80 columns for the variables' names.
+SETTINGS_NOTE = (
+    "An option named like a setting overrides its DRIFTLINE_ variable: --database-url "
+    "overrides DRIFTLINE_DATABASE_URL, --kafka-bootstrap-servers "
+    "DRIFTLINE_KAFKA_BOOTSTRAP_SERVERS, --api-port DRIFTLINE_API_PORT."
+)
 DatabaseOption = Annotated[
-    str | None,
-    typer.Option(help="sqlite:///path or postgresql://... [env DRIFTLINE_DATABASE_URL]"),
+    str | None, typer.Option(help="The store: sqlite:///path or postgresql://...")
 ]
-KafkaOption = Annotated[
-    str | None,
+KafkaOption = Annotated[str | None, typer.Option(help="The Kafka cluster: host:port,...")]
+EmbeddedKafkaOption = Annotated[
+    str | None, typer.Option(help="The Kafka cluster: host:port,...; none: an embedded one.")
+]
+PortOption = Annotated[int | None, typer.Option(help="The API's port.")]
+PublicKeyOption = Annotated[
+    list[Path] | None,
     typer.Option(
-        help="host:port,... of a Kafka cluster; none starts the embedded broker "
-        "[env DRIFTLINE_KAFKA_BOOTSTRAP_SERVERS]"
+        "--public-key",
+        metavar="PEM",
+        help="A public key to trust (repeatable); default: the installation's.",
     ),
 ]
-PortOption = Annotated[int | None, typer.Option(help="API port [env DRIFTLINE_API_PORT]")]
 ModelOption = Annotated[str, typer.Option(help="Model name, as the agent records it.")]
 VersionOption = Annotated[str, typer.Option(help="Model version, as the agent records it.")]
 
@@ -51,12 +83,43 @@ def load_settings(**options: Any) -> CollectorSettings:
         raise typer.Exit(2) from None
 
 
-def fail(message: str) -> NoReturn:
-    errors.print(f"[red]✗ {message}")
-    raise typer.Exit(1)
+def fail(message: str, code: int = 1) -> NoReturn:
+    errors.print(f"[red]✗ {message}", highlight=False)
+    raise typer.Exit(code)
 
 
-def signing_key_file(settings: CollectorSettings) -> Path:
+EXIT_SETTING = 2  # a setting is missing or bad: what ``load_settings`` exits with too
+
+
+def kafka_servers(settings: CollectorSettings) -> str:
+    """The Kafka cluster, for a command that needs one; without it, exit 2 naming the setting
+    (the one policy: no command guesses at a broker that may not be there)."""
+    if settings.kafka_bootstrap_servers is None:
+        fail(
+            "DRIFTLINE_KAFKA_BOOTSTRAP_SERVERS (--kafka-bootstrap-servers) is not set; this "
+            "command needs a Kafka cluster (`driftline up` runs an embedded one)",
+            EXIT_SETTING,
+        )
+    return settings.kafka_bootstrap_servers
+
+
+def signing_keys(settings: CollectorSettings) -> KeyRing:
+    """The key ring of a command that signs (checkpoints, erasure marks, export manifests)."""
+    try:
+        return KeyRing.for_signing(settings)
+    except SigningKeyError as error:
+        fail(f"{error} (DRIFTLINE_SIGNING_KEY_FILE; `driftline audit keygen` makes one)")
+
+
+def verifying_keys(settings: CollectorSettings, public_keys: list[Path] | None) -> KeyRing:
+    """Public keys only, for a command that checks signatures: the private key is never read."""
+    try:
+        return KeyRing.for_verifying(settings, public_keys or ())
+    except SigningKeyError as error:
+        fail(str(error))
+
+
+def require_producer_key(settings: CollectorSettings) -> Path:
     """DRIFTLINE_PRODUCER_KEY_FILE, for a command whose events must be signed: it exits at
     once, naming the file, when the key cannot be used, rather than have every event refused."""
     try:
@@ -79,24 +142,56 @@ STORE_WAIT_S = 60.0
 
 
 def open_store(settings: CollectorSettings) -> Engine:
-    """The store, its schema brought up to date unless DRIFTLINE_MIGRATE_ON_START is off.
+    """The store, its schema brought up to date unless DRIFTLINE_MIGRATE_ON_START is off, for
+    a command that writes."""
+    engine = _answering(settings)
+    if settings.migrate_on_start:
+        migrate(engine)
+    return engine
 
-    A database that does not answer (restarting, say) is tried again for a minute; then the
-    process stops, naming the setting, for its supervisor to start it again."""
+
+def read_store(settings: CollectorSettings) -> Engine:
+    """The store as it is, for a command that only reads: a database that is not there, or
+    whose schema is not up to date, is an error naming it; nothing is created or migrated."""
+    url = make_url(settings.database_url)
+    shown = redacted_url(settings.database_url)
+    missing = url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:")
+    if missing and not Path(str(url.database)).is_file():
+        fail(f"no database at {shown} (`driftline migrate` creates one)")
+    engine = _answering(settings)
+    with engine.connect() as connection:
+        current = MigrationContext.configure(connection).get_current_revision()
+    head = _schema_head()
+    if current != head:
+        engine.dispose()
+        found = f"at revision {current}" if current else "not a Driftline store (no schema)"
+        fail(f"the database at {shown} is {found}, not {head}: run `driftline migrate`")
+    return engine
+
+
+def _schema_head() -> str | None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return ScriptDirectory.from_config(config).get_current_head()
+
+
+def _answering(settings: CollectorSettings) -> Engine:
+    """The engine, once the database answers. One that does not (restarting, say) is tried
+    again for a minute; then the process stops, naming the setting, for its supervisor to
+    start it again."""
     engine = make_engine(settings.database_url)
     deadline = time.monotonic() + STORE_WAIT_S
     backoff_s = 0.5
     while True:
         try:
             with engine.connect():
-                pass
-            break
+                return engine
         except OperationalError as error:
             if time.monotonic() + backoff_s > deadline:
-                fail(f"the database at DRIFTLINE_DATABASE_URL does not answer: {error.orig}")
+                fail(
+                    f"the database at {redacted_url(settings.database_url)} "
+                    f"(DRIFTLINE_DATABASE_URL) does not answer: {error.orig}"
+                )
             log.error("the database does not answer; trying again", error=str(error.orig))
             time.sleep(backoff_s)
             backoff_s = min(backoff_s * 2, 8.0)
-    if settings.migrate_on_start:
-        migrate(engine)
-    return engine

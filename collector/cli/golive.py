@@ -11,28 +11,38 @@ import getpass
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.table import Table
 from sqlmodel import Session
 
 from agent import Driftline
+from agent.contract import (
+    ComponentEventType,
+    DrillCompletedPayload,
+    LoadTestedPayload,
+    ModelRef,
+    ReadinessPayload,
+)
 from agent.provenance import ProducerKeyError
 from collector.alerting.config import AlertConfigError, load_alerting
 from collector.audit import integrity
-from collector.audit.checkpoints import SigningKeyError
-from collector.audit.integrity import KeyRing
 from collector.cli.common import (
     DatabaseOption,
+    EmbeddedKafkaOption,
     KafkaOption,
     ModelOption,
+    PublicKeyOption,
     VersionOption,
     console,
     fail,
+    kafka_servers,
     load_settings,
     open_store,
-    signing_key_file,
+    read_store,
+    require_producer_key,
+    verifying_keys,
 )
 from collector.core.durations import parse_duration
 from collector.core.logs import configure_logging
@@ -59,15 +69,26 @@ def readiness(
         str | None, typer.Option(help="e.g. 7d, 24h; default: the threshold's window")
     ] = None,
     thresholds: Annotated[
-        Path | None, typer.Option(help="The thresholds file [env DRIFTLINE_READINESS_CONFIG]")
+        Path | None, typer.Option(help="The thresholds file; default: DRIFTLINE_READINESS_CONFIG.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the evaluation as JSON.")] = False,
     asked_by: Annotated[str | None, typer.Option(help="Who asks; default: the user.")] = None,
+    no_record: Annotated[
+        bool, typer.Option("--no-record", help="Do not publish it (then Kafka is not needed).")
+    ] = False,
+    public_key: PublicKeyOption = None,
     database_url: DatabaseOption = None,
+    kafka_bootstrap_servers: KafkaOption = None,
 ) -> None:
-    """Evaluate a model version against its deployment threshold: go, no-go, or not enough data."""
-    settings = load_settings(database_url=database_url)
+    """Evaluate a model version against its agreed threshold: go, no-go or not enough data.
+
+    It reads the store and public keys only, and publishes the evaluation as a
+    readiness_evaluated event signed with the producer key, unless --no-record."""
+    settings = load_settings(
+        database_url=database_url, kafka_bootstrap_servers=kafka_bootstrap_servers
+    )
     configure_logging(settings.log_level)  # on stderr: stdout is the table or the JSON
+    bootstrap_servers = None if no_record else kafka_servers(settings)
     path = thresholds or settings.readiness_config
     if path is None:
         fail("no thresholds file: give --thresholds or set DRIFTLINE_READINESS_CONFIG")
@@ -79,19 +100,18 @@ def readiness(
     threshold = config.for_version(model, version)
     if threshold is None:
         fail(f'{path} agrees no threshold for {model} {version} (nor for {model} "*")')
+    keys = verifying_keys(settings, public_key)
     try:
-        keys = KeyRing.from_settings(settings)
         producers = trusted_producers(settings)
-    except (SigningKeyError, ProducerKeyError) as error:
-        fail(f"{error}: the ledger criterion needs the checkpoint and producer keys")
+    except ProducerKeyError as error:
+        fail(f"{error}: the ledger criterion needs the producer public keys")
     span = None
     if window is not None:
         try:
             span = parse_duration(window)
         except ValueError as error:
             fail(f"--window: {error}")
-    engine = open_store(settings)
-    with Session(engine) as session:
+    with Session(read_store(settings)) as session:
 
         def ledger_intact() -> bool:
             return integrity.verify(session, keys.trusted, producers=producers).intact
@@ -100,7 +120,11 @@ def readiness(
             session, threshold, model=model, version=version, now=datetime.now(UTC),
             window=span, alerting=alerting, ledger_intact=ledger_intact,
         )  # fmt: skip
-    recorded = _record(evaluation, asked_by or getpass.getuser(), settings)
+    recorded = (
+        _record(evaluation, asked_by or getpass.getuser(), settings, bootstrap_servers)
+        if bootstrap_servers
+        else "not recorded (--no-record)"
+    )
     if as_json:
         console.print_json(json.dumps(evaluation.document() | {"recorded": recorded}))
     else:
@@ -108,25 +132,17 @@ def readiness(
     raise typer.Exit(EXIT_CODES[evaluation.verdict])
 
 
-def _record(evaluation: Evaluation, asked_by: str, settings: CollectorSettings) -> str:
+def _record(
+    evaluation: Evaluation, asked_by: str, settings: CollectorSettings, bootstrap_servers: str
+) -> str:
     """Publish the evaluation, signed; say whether Kafka took it or it waits in the spool, or
     why it was not recorded."""
-    if settings.kafka_bootstrap_servers is None:
-        return "not recorded: DRIFTLINE_KAFKA_BOOTSTRAP_SERVERS is not set"
-    document = evaluation.document()
-    payload = {
-        "version": evaluation.version,
-        "asked_by": asked_by,
-        "window_start": document["window_start"],
-        "window_end": document["window_end"],
-        "verdict": evaluation.verdict,
-        "criteria": document["criteria"],
-    }
+    payload = evaluation.payload(asked_by)
     with Driftline(
-        service=READINESS_SERVICE, kafka_bootstrap_servers=settings.kafka_bootstrap_servers,
+        service=READINESS_SERVICE, kafka_bootstrap_servers=bootstrap_servers,
         producer_key_file=settings.producer_key_file,
     ) as agent:  # fmt: skip
-        return _publish(agent, "readiness_evaluated", evaluation.model, evaluation.version, payload)
+        return _publish(agent, "readiness_evaluated", evaluation.model, payload)
 
 
 def loadtest(
@@ -141,11 +157,12 @@ def loadtest(
     duration: Annotated[str, typer.Option(help="How long to drive it, e.g. 30s, 5m")] = "30s",
     as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
     database_url: DatabaseOption = None,
-    kafka_bootstrap_servers: KafkaOption = None,
+    kafka_bootstrap_servers: EmbeddedKafkaOption = None,
 ) -> None:
-    """The stability audit: drive the agent at a steady rate through the live pipeline (an
-    embedded one in this process when no Kafka is given) and report what it cost and what was
-    lost."""
+    """The stability audit: drive the pipeline at a steady rate; report cost and losses.
+
+    It drives the live pipeline through the agent, or an embedded one in this process when
+    no Kafka is given."""
     settings = load_settings(
         database_url=database_url, kafka_bootstrap_servers=kafka_bootstrap_servers,
         api_port=0, embedded_broker_port=0, detect_enabled=False, alerting_config="",
@@ -178,8 +195,7 @@ def loadtest(
             duration_s=seconds, peak_per_s=peak,
         )  # fmt: skip
         document = result.document()
-        payload = {k: v for k, v in document.items() if k != "model"}
-        recorded = _publish(agent, "load_tested", model, version, payload)
+        recorded = _publish(agent, "load_tested", model, result.payload())
     if as_json:
         console.print_json(json.dumps(document | {"recorded": recorded}))
     else:
@@ -202,14 +218,15 @@ def drill(
     database_url: DatabaseOption = None,
     kafka_bootstrap_servers: KafkaOption = None,
 ) -> None:
-    """Inject a labelled synthetic incident into the live pipeline and wait for its alert to
-    reach the model's receivers; record pass or fail with the time it took."""
+    """Inject a synthetic incident into the live pipeline; pass when its alert arrives.
+
+    The incident is labelled as a drill; pass or fail is recorded with the time the alert
+    took to reach the model's receivers."""
     settings = load_settings(
         database_url=database_url, kafka_bootstrap_servers=kafka_bootstrap_servers
     )
     configure_logging("warning")
-    if settings.kafka_bootstrap_servers is None:
-        fail("a drill runs against the live pipeline: set DRIFTLINE_KAFKA_BOOTSTRAP_SERVERS")
+    bootstrap_servers = kafka_servers(settings)
     try:
         seconds = parse_duration(timeout).total_seconds()
     except ValueError as error:
@@ -221,31 +238,24 @@ def drill(
         if version is None:
             fail(f"no decisions of {model} stored yet; give --version")
     with Driftline(
-        service=DRILL_SERVICE, kafka_bootstrap_servers=settings.kafka_bootstrap_servers,
-        topic=settings.topic, producer_key_file=signing_key_file(settings),
+        service=DRILL_SERVICE, kafka_bootstrap_servers=bootstrap_servers,
+        topic=settings.topic, producer_key_file=require_producer_key(settings),
     ) as agent:  # fmt: skip
         result = run_drill(agent, engine, model=model, version=version, timeout_s=seconds)
-        payload = {
-            "version": version,
-            "synthetic_version": result.synthetic_version,
-            "passed": result.passed,
-            "reason": result.reason,
-            "seconds_to_notification": result.seconds_to_notification,
-            "receivers": result.receivers,
-        }
-        recorded = _publish(agent, "drill_completed", model, version, payload)
+        recorded = _publish(agent, "drill_completed", model, result.payload())
     style = "green" if result.passed else "red"
     outcome = "passed" if result.passed else "FAILED"
     console.print(f"[{style}]drill {outcome}[/]: {result.reason} ({recorded})")
     raise typer.Exit(0 if result.passed else 1)
 
 
-def _publish(agent: Driftline, kind: str, model: str, version: str, payload: dict[str, Any]) -> str:
-    agent.record_signed(
-        agent.complete_event(
-            {"type": kind, "model": {"name": model, "version": version}, "payload": payload}
-        )
-    )
+def _publish(
+    agent: Driftline,
+    kind: ComponentEventType,
+    model: str,
+    payload: ReadinessPayload | LoadTestedPayload | DrillCompletedPayload,
+) -> str:
+    agent.record_component(kind, payload, model=ModelRef(name=model, version=payload.version))
     report = agent.flush(timeout_s=15)
     if report.delivered:
         return f"recorded as a {kind} event"

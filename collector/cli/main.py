@@ -12,31 +12,28 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
-import httpx
 import typer
-import uvicorn
-from kafka.errors import KafkaError
 from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from agent import Driftline
+from agent.contract import ModelRef
 from agent.provenance import ProducerKeyError
-from collector.alerting.config import (
-    AlertConfigError,
-    AlertingConfig,
-    Route,
-    load_alerting,
-)
-from collector.alerting.router import ROUTER_SERVICE, AlertRouter
+from collector.alerting.config import AlertConfigError, AlertingConfig, Route, load_alerting
 from collector.alerting.silences import create_silence, expire_silence, list_silences, state_of
 from collector.audit.checkpoints import SigningKeyError
-from collector.audit.housekeeping import Housekeeper
-from collector.audit.integrity import KeyRing
 from collector.cli.agent import agent_command
 from collector.cli.audit import audit_app, replay, token_app
 from collector.cli.common import (
+    AUDIT,
+    CONFIGURE,
+    EXIT_SETTING,
+    GO_LIVE,
+    RUN,
+    SETTINGS_NOTE,
     DatabaseOption,
+    EmbeddedKafkaOption,
     KafkaOption,
     ModelOption,
     PortOption,
@@ -45,64 +42,55 @@ from collector.cli.common import (
     errors,
     fail,
     freeze_startup_heap,
+    kafka_servers,
     load_settings,
     open_store,
-    signing_key_file,
+    read_store,
+    require_producer_key,
+    signing_keys,
+    typer_app,
+    verifying_keys,
 )
 from collector.cli.golive import drill, loadtest, readiness
-from collector.consume.consumer import Collector
+from collector.consume.kafka import KafkaUnavailable
 from collector.core.database_url import redacted_url
 from collector.core.durations import parse_duration
 from collector.core.health import Heartbeat, serve_health
 from collector.core.logs import configure_logging
-from collector.core.producer_keys import trusted_producers
 from collector.core.settings import CollectorSettings
 from collector.drift.baselines import (
     FittedBaseline,
     active_baseline,
     all_baselines,
-    baseline_set_event,
+    baseline_payload,
     fit_first_decisions,
     fit_reference,
 )
 from collector.drift.reference import ReferenceFileError
-from collector.drift.worker import DETECTOR_SERVICE, DetectorWorker
+from collector.runtime import services
 from collector.runtime.demo import DemoFailed, run_demo
 from collector.runtime.simulation import REVIEW_BELOW
 from collector.runtime.stack import Stack
-from collector.store.database import make_engine, migrate
-from collector.web.api.app import create_app
+from collector.store.database import migrate
 from detectors.baseline import record_features
 
-app = typer.Typer(
-    help="Driftline: records AI decisions, keeps them in a tamper-evident ledger, serves audits.",
-    no_args_is_help=True,
+app = typer_app(
+    "Driftline: records AI decisions, keeps them in a tamper-evident ledger, serves audits.",
+    epilog=SETTINGS_NOTE,
 )
-silence_app = typer.Typer(
-    help="Silences: mute alerts that match, for a while, saying who and why.",
-    no_args_is_help=True,
-)
-baseline_app = typer.Typer(
-    help="Baselines: what each model version's decisions are compared with.",
-    no_args_is_help=True,
-)
-app.add_typer(baseline_app, name="baseline")
-app.add_typer(silence_app, name="silence")
-app.add_typer(audit_app, name="audit")
-app.add_typer(token_app, name="token")
-app.command("replay")(replay)
-app.command("readiness")(readiness)
-app.command("loadtest")(loadtest)
-app.command("drill")(drill)
+silence_app = typer_app("Silences: mute alerts that match, for a while, saying who and why.")
+baseline_app = typer_app("Baselines: what each model version's decisions are compared with.")
 
 
-@app.command()
 def up(
     database_url: DatabaseOption = None,
-    kafka_bootstrap_servers: KafkaOption = None,
+    kafka_bootstrap_servers: EmbeddedKafkaOption = None,
     api_port: PortOption = None,
 ) -> None:
-    """Run broker (embedded unless given), collector and API in the foreground."""
+    """Run everything in the foreground: broker (embedded unless given), collector, API.
+
+    The detector worker, the housekeeper and, with DRIFTLINE_ALERTING_CONFIG, the alert
+    router run in the same process."""
     settings = load_settings(
         database_url=database_url,
         kafka_bootstrap_servers=kafka_bootstrap_servers,
@@ -119,7 +107,6 @@ def up(
             console.print("stopping")
 
 
-@app.command()
 def demo(
     decisions: Annotated[int, typer.Option(min=1, help="How many decisions to simulate.")] = 3000,
     shifted: Annotated[
@@ -129,7 +116,7 @@ def demo(
     api_port: PortOption = None,
     keep_running: Annotated[bool, typer.Option(help="Keep serving after the demo.")] = False,
 ) -> None:
-    """Start the embedded stack, drive a simulated AI service through it, show a trail and drift."""
+    """Drive a simulated AI service through an embedded stack; show a trail and drift."""
     settings = load_settings(
         database_url=database_url,
         api_port=api_port,
@@ -160,57 +147,50 @@ def demo(
             console.print(f"stopping; [bold]driftline up[/] serves {store} again")
 
 
-@app.command()
 def api(database_url: DatabaseOption = None, api_port: PortOption = None) -> None:
-    """Run only the API and web page (and checkpoint signing), as each API replica does."""
+    """Run only the API and web page, as each API replica does.
+
+    It verifies with the public keys alone; with DRIFTLINE_API_SIGNS on it also reads the
+    signing key, for the routes that sign (checkpoints, exports, erasure)."""
     settings = load_settings(database_url=database_url, api_port=api_port)
     configure_logging(settings.log_level)
-    try:
-        keys = KeyRing.from_settings(settings)
-    except SigningKeyError as error:
-        fail(f"{error} (DRIFTLINE_SIGNING_KEY_FILE; `driftline audit keygen` makes one)")
+    keys = signing_keys(settings) if settings.api_signs else verifying_keys(settings, None)
     engine = open_store(settings)
-    alerting = _alerting(settings.alerting_config) if settings.alerting_config else None
-    stop = threading.Event()
-    housekeeper = Housekeeper(engine, keys, settings.retention_days)
-    threading.Thread(
-        target=housekeeper.run,
-        args=(stop, settings.checkpoint_interval_s),
-        name="driftline-housekeeping",
-        daemon=True,
-    ).start()
-    app_ = create_app(
-        engine,
-        keys=keys,
-        alerting_config=alerting,
-        trace_link_template=settings.trace_link_template,
-        producers=trusted_producers(settings),
-    )
-    freeze_startup_heap()
     try:
-        uvicorn.run(app_, host=settings.api_host, port=settings.api_port, log_level="warning")
-    finally:
-        stop.set()
+        app_ = services.api(engine, settings, keys, _alerting(settings))
+    except ProducerKeyError as error:
+        fail(f"{error} (DRIFTLINE_TRUSTED_PRODUCER_KEYS, DRIFTLINE_PRODUCER_KEY_FILE)")
+    server = services.api_server(app_, settings)
+    freeze_startup_heap()
+    server.run()
 
 
-@app.command()
+def housekeep(database_url: DatabaseOption = None) -> None:
+    """Run only the housekeeper: sign checkpoints, apply retention (holds the signing key)."""
+    settings = load_settings(database_url=database_url)
+    configure_logging(settings.log_level)
+    signing = signing_keys(settings).signer()
+    engine = open_store(settings)
+    housekeeper = services.housekeeper(engine, settings, signing)
+    stale_after_s = max(60.0, 3 * settings.checkpoint_interval_s)
+    with _probes(settings, stale_after_s) as heartbeat:
+        freeze_startup_heap()
+        with contextlib.suppress(KeyboardInterrupt):
+            housekeeper.run(threading.Event(), settings.checkpoint_interval_s, heartbeat)
+
+
 def collect(
     database_url: DatabaseOption = None, kafka_bootstrap_servers: KafkaOption = None
 ) -> None:
-    """Run only the collector, against a Kafka cluster (production, or a test broker)."""
+    """Run only the collector: consume the Kafka topic into the ledger and read models."""
     settings = load_settings(
         database_url=database_url, kafka_bootstrap_servers=kafka_bootstrap_servers
     )
     configure_logging(settings.log_level)
-    if settings.kafka_bootstrap_servers is None:
-        errors.print(
-            "[red]DRIFTLINE_KAFKA_BOOTSTRAP_SERVERS is not set; `driftline up` starts an "
-            "embedded broker instead"
-        )
-        raise typer.Exit(2)
+    bootstrap_servers = kafka_servers(settings)
     engine = open_store(settings)
     try:
-        collector = Collector.from_settings(engine, settings, settings.kafka_bootstrap_servers)
+        collector = services.collector(engine, settings, bootstrap_servers)
     except ProducerKeyError as error:
         fail(f"{error} (DRIFTLINE_TRUSTED_PRODUCER_KEYS, DRIFTLINE_PRODUCER_KEY_FILE)")
     freeze_startup_heap()
@@ -220,36 +200,29 @@ def collect(
             collector.run(stop, heartbeat)
         except KeyboardInterrupt:
             stop.set()
-        except KafkaError as error:
-            fail(f"Kafka at {settings.kafka_bootstrap_servers}: {error}")
+        except KafkaUnavailable as error:
+            fail(f"Kafka at {bootstrap_servers}: {error}")
 
 
-@app.command()
 def detect(
     database_url: DatabaseOption = None, kafka_bootstrap_servers: KafkaOption = None
 ) -> None:
-    """Run only the detector worker: check recent decisions against baselines, emit verdicts."""
+    """Run only the detector worker: check recent decisions against baselines."""
     settings = load_settings(
         database_url=database_url, kafka_bootstrap_servers=kafka_bootstrap_servers
     )
     configure_logging(settings.log_level)
-    key_file = signing_key_file(settings)  # its verdicts are signed: no key, no start
+    bootstrap_servers = kafka_servers(settings)
+    require_producer_key(settings)  # its verdicts are signed: no key, no start
     engine = open_store(settings)
     stale_after_s = max(60.0, 3 * settings.detect_interval_s)
     with (
-        Driftline(
-            service=DETECTOR_SERVICE,
-            kafka_bootstrap_servers=_bootstrap_servers(settings),
-            topic=settings.topic,
-            spool_dir=settings.detect_spool_dir,
-            producer_key_file=key_file,
-        ) as agent,
+        services.detector_agent(settings, bootstrap_servers) as agent,
         _probes(settings, stale_after_s) as heartbeat,
     ):
-        stop = threading.Event()
         freeze_startup_heap()
         with contextlib.suppress(KeyboardInterrupt):
-            DetectorWorker(engine, agent, settings).run(stop, heartbeat)
+            services.detector(engine, settings, agent).run(threading.Event(), heartbeat)
 
 
 @baseline_app.command("fit")
@@ -260,15 +233,18 @@ def baseline_fit(
         Path | None, typer.Option(help="A CSV, JSON Lines or Parquet file of inputs.")
     ] = None,
     first: Annotated[
-        int | None, typer.Option(min=2, help="Fit from the version's first N decisions.")
+        int | None,
+        typer.Option(min=2, metavar="N", help="Fit from the version's first N decisions."),
     ] = None,
     set_by: Annotated[
         str | None, typer.Option(help="Who chose it, for the audit trail [default: you].")
     ] = None,
-    reservoir: Annotated[int, typer.Option(min=100, help="Rows kept.")] = 10_000,
+    reservoir: Annotated[int, typer.Option(min=100, metavar="ROWS", help="Rows kept.")] = 10_000,
     review_threshold: Annotated[
         float | None,
-        typer.Option(min=0, max=1, help="Confidence under which a human reviews a decision."),
+        typer.Option(
+            min=0, max=1, metavar="P", help="Confidence under which a human reviews a decision."
+        ),
     ] = None,
     database_url: DatabaseOption = None,
     kafka_bootstrap_servers: KafkaOption = None,
@@ -279,6 +255,7 @@ def baseline_fit(
     settings = load_settings(
         database_url=database_url, kafka_bootstrap_servers=kafka_bootstrap_servers
     )
+    bootstrap_servers = kafka_servers(settings)  # before fitting: the event must go somewhere
     try:
         if reference is not None:
             fitted = fit_reference(
@@ -286,7 +263,7 @@ def baseline_fit(
             )
         else:
             assert first is not None
-            with Session(make_engine(settings.database_url)) as session:
+            with Session(read_store(settings)) as session:
                 found = fit_first_decisions(
                     session,
                     model,
@@ -300,7 +277,9 @@ def baseline_fit(
             fitted = found
     except (ReferenceFileError, ValueError, SQLAlchemyError) as error:
         fail(str(error))
-    _publish_baseline(settings, model, version, fitted, set_by or getpass.getuser())
+    _publish_baseline(
+        settings, bootstrap_servers, model, version, fitted, set_by or getpass.getuser()
+    )
     _show_features(fitted.baseline.features())
     if fitted.reservoir_rows < min(reservoir, fitted.baseline.size):
         console.print(
@@ -315,7 +294,7 @@ def baseline_show(
 ) -> None:
     """Show the baseline in force for a model version."""
     settings = load_settings(database_url=database_url)
-    with Session(make_engine(settings.database_url)) as session:
+    with Session(read_store(settings)) as session:
         record = active_baseline(session, model, version)
     if record is None:
         fail(f"no baseline set for {model} {version}")
@@ -331,7 +310,7 @@ def baseline_show(
 def baseline_list(database_url: DatabaseOption = None) -> None:
     """Every baseline ever set, oldest first per version; the last of each is in force."""
     settings = load_settings(database_url=database_url)
-    with Session(make_engine(settings.database_url)) as session:
+    with Session(read_store(settings)) as session:
         records = all_baselines(session)
     table = Table("model", "version", "baseline", "set at", "set by", "source", "decisions")
     for record in records:
@@ -347,37 +326,28 @@ def baseline_list(database_url: DatabaseOption = None) -> None:
     console.print(table)
 
 
-@app.command()
 def route(database_url: DatabaseOption = None, kafka_bootstrap_servers: KafkaOption = None) -> None:
-    """Run only the alert router: drift verdicts to grouped notifications (needs
-    DRIFTLINE_ALERTING_CONFIG)."""
+    """Run only the alert router: drift verdicts to grouped notifications.
+
+    It needs DRIFTLINE_ALERTING_CONFIG, the file of routes, receivers and owners."""
     settings = load_settings(
         database_url=database_url, kafka_bootstrap_servers=kafka_bootstrap_servers
     )
     configure_logging(settings.log_level)
-    if settings.alerting_config is None:
-        fail("DRIFTLINE_ALERTING_CONFIG is not set; it names the alerting file")
-    config = _alerting(settings.alerting_config)
-    key_file = signing_key_file(settings)  # its notifications are signed: no key, no start
+    bootstrap_servers = kafka_servers(settings)
+    config = _alerting(settings)
+    if config is None:
+        fail("DRIFTLINE_ALERTING_CONFIG is not set; it names the alerting file", EXIT_SETTING)
+    require_producer_key(settings)  # its notifications are signed: no key, no start
     engine = open_store(settings)
-    bootstrap_servers = _bootstrap_servers(settings)
     with (
-        Driftline(
-            service=ROUTER_SERVICE,
-            kafka_bootstrap_servers=bootstrap_servers,
-            topic=settings.topic,
-            spool_dir=settings.router_spool_dir,
-            producer_key_file=key_file,
-        ) as agent,
-        httpx.Client(timeout=10) as client,
+        services.router_agent(settings, bootstrap_servers) as agent,
+        services.receiver_client() as client,
         _probes(settings, stale_after_s=60) as heartbeat,
     ):
-        router = AlertRouter(
-            engine=engine,
-            config=config,
-            agent=agent,
-            client=client,
-            external_url=settings.external_url or f"http://{settings.api_host}:{settings.api_port}",
+        api_url = f"http://{settings.api_host}:{settings.api_port}"
+        router = services.router(
+            engine, settings, config, agent=agent, client=client, api_url=api_url
         )
         freeze_startup_heap()
         with contextlib.suppress(KeyboardInterrupt):
@@ -398,7 +368,7 @@ def silence_add(
     settings = load_settings(database_url=database_url)
     now = datetime.now(UTC)
     try:
-        with Session(make_engine(settings.database_url)) as session:
+        with Session(open_store(settings)) as session:
             silence = create_silence(
                 session,
                 matchers=matcher,
@@ -423,7 +393,7 @@ def silence_list(database_url: DatabaseOption = None) -> None:
     settings = load_settings(database_url=database_url)
     now = datetime.now(UTC)
     table = Table("id", "state", "matchers", "ends", "by", "comment")
-    with Session(make_engine(settings.database_url)) as session:
+    with Session(read_store(settings)) as session:
         for silence in list_silences(session):
             table.add_row(
                 str(silence.id),
@@ -443,7 +413,7 @@ def silence_expire(
 ) -> None:
     """End a silence now; it stays listed as expired."""
     settings = load_settings(database_url=database_url)
-    with Session(make_engine(settings.database_url)) as session:
+    with Session(open_store(settings)) as session:
         silence = expire_silence(session, silence_id, datetime.now(UTC))
         if silence is None:
             fail(f"no silence {silence_id}")
@@ -451,7 +421,6 @@ def silence_expire(
     console.print(f"[green]✓[/] silence {silence_id} expired")
 
 
-@app.command("check-config")
 def check_config(
     path: Annotated[Path, typer.Argument(help="The alerting file (routes, receivers, owners).")],
 ) -> None:
@@ -473,14 +442,10 @@ def _count_routes(route: Route) -> int:
     return 1 + sum(_count_routes(child) for child in route.routes)
 
 
-app.command("agent")(agent_command)
-
-
-@app.command("migrate")
 def migrate_command(database_url: DatabaseOption = None) -> None:
     """Create or upgrade the database schema."""
     settings = load_settings(database_url=database_url)
-    migrate(make_engine(settings.database_url))
+    migrate(open_store(settings.model_copy(update={"migrate_on_start": False})))
     console.print(f"schema up to date at {redacted_url(settings.database_url)}")
 
 
@@ -490,7 +455,7 @@ def _running(settings: CollectorSettings) -> Iterator[Stack]:
     try:
         stack = Stack(settings).start()
     except (
-        SQLAlchemyError, KafkaError, RuntimeError, AlertConfigError, SigningKeyError,
+        SQLAlchemyError, KafkaUnavailable, RuntimeError, AlertConfigError, SigningKeyError,
         ProducerKeyError,
     ) as error:  # fmt: skip
         fail(f"could not start: {error}")
@@ -500,9 +465,10 @@ def _running(settings: CollectorSettings) -> Iterator[Stack]:
         stack.stop()
 
 
-def _alerting(path: Path) -> AlertingConfig:
+def _alerting(settings: CollectorSettings) -> AlertingConfig | None:
+    """The alerting file, when one is configured; a mistake in it exits naming them."""
     try:
-        return load_alerting(path)
+        return services.alerting(settings)
     except AlertConfigError as error:
         fail(f"the alerting file has mistakes (driftline check-config shows them):\n{error}")
 
@@ -524,24 +490,24 @@ def _probes(settings: CollectorSettings, stale_after_s: float) -> Iterator[Heart
         server.shutdown()
 
 
-def _bootstrap_servers(settings: CollectorSettings) -> str:
-    """The configured cluster, else the embedded broker a `driftline up` runs."""
-    return settings.kafka_bootstrap_servers or f"127.0.0.1:{settings.embedded_broker_port}"
-
-
 def _publish_baseline(
-    settings: CollectorSettings, model: str, version: str, fitted: FittedBaseline, set_by: str
+    settings: CollectorSettings,
+    bootstrap_servers: str,
+    model: str,
+    version: str,
+    fitted: FittedBaseline,
+    set_by: str,
 ) -> None:
     with Driftline(
         service="driftline-cli",
-        kafka_bootstrap_servers=_bootstrap_servers(settings),
+        kafka_bootstrap_servers=bootstrap_servers,
         topic=settings.topic,
-        producer_key_file=signing_key_file(settings),
+        producer_key_file=require_producer_key(settings),
     ) as agent:
-        agent.record_signed(
-            agent.complete_event(
-                baseline_set_event(fitted, model=model, version=version, set_by=set_by)
-            )
+        agent.record_component(
+            "baseline_set",
+            baseline_payload(fitted, version=version, set_by=set_by),
+            model=ModelRef(name=model, version=version),
         )
         report = agent.flush(timeout_s=30)
     if report.delivered != 1:
@@ -570,7 +536,8 @@ def _describe(stack: Stack) -> None:
     console.print(f"[green]✓[/] collector consuming; API on {stack.api_url} (docs: /docs)")
     console.print(
         f"[green]✓[/] ledger checkpoints signed every {stack.settings.checkpoint_interval_s:g}s "
-        f"with {stack.settings.signing_key_file}"
+        f"with {stack.settings.signing_key_file}; verifiers need only "
+        f"{stack.settings.checkpoint_public_key_file}"
     )
     console.print(
         f"[green]✓[/] Driftline's own events signed with {stack.settings.producer_key_file}; "
@@ -581,3 +548,24 @@ def _describe(stack: Stack) -> None:
             "[yellow]![/] the store had no admin token; this one is shown once "
             f"(make more with `driftline token create`): [bold]{stack.bootstrap_token}"
         )
+
+
+# The command list as `driftline --help` shows it: panel by panel, in this order.
+app.command("up", rich_help_panel=RUN)(up)
+app.command("demo", rich_help_panel=RUN)(demo)
+app.command("collect", rich_help_panel=RUN)(collect)
+app.command("detect", rich_help_panel=RUN)(detect)
+app.command("route", rich_help_panel=RUN)(route)
+app.command("housekeep", rich_help_panel=RUN)(housekeep)
+app.command("api", rich_help_panel=RUN)(api)
+app.command("agent", rich_help_panel=RUN)(agent_command)
+app.add_typer(audit_app, name="audit", rich_help_panel=AUDIT)
+app.command("replay", rich_help_panel=AUDIT)(replay)
+app.command("readiness", rich_help_panel=GO_LIVE)(readiness)
+app.command("loadtest", rich_help_panel=GO_LIVE)(loadtest)
+app.command("drill", rich_help_panel=GO_LIVE)(drill)
+app.add_typer(baseline_app, name="baseline", rich_help_panel=CONFIGURE)
+app.add_typer(silence_app, name="silence", rich_help_panel=CONFIGURE)
+app.add_typer(token_app, name="token", rich_help_panel=CONFIGURE)
+app.command("check-config", rich_help_panel=CONFIGURE)(check_config)
+app.command("migrate", rich_help_panel=CONFIGURE)(migrate_command)

@@ -15,15 +15,13 @@ import threading
 from typing import Any
 
 import structlog
-from kafka import KafkaConsumer
-from kafka.errors import KafkaError
-from kafka.structs import OffsetAndMetadata, TopicPartition
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from agent.provenance import TrustedProducers
 from collector.consume import isolation
-from collector.consume.ingest import BatchOutcome, RawMessage
+from collector.consume.ingest import BatchOutcome
+from collector.consume.kafka import Batch, GroupConsumer, KafkaUnavailable
 from collector.core.clock import DEFAULT_BOUNDS, ClockBounds
 from collector.core.health import Heartbeat
 from collector.core.producer_keys import trusted_producers
@@ -32,9 +30,6 @@ from collector.core.settings import CollectorSettings
 log = structlog.get_logger(__name__)
 
 MAX_BACKOFF_S = 30.0
-
-# What KafkaConsumer.poll returns; kafka-python's ConsumerRecord carries no type hints.
-Polled = dict[TopicPartition, list[Any]]
 
 
 class Collector:
@@ -48,27 +43,26 @@ class Collector:
         batch_size: int = 500,
         max_poll_interval_ms: int = 10_000,
         session_timeout_ms: int = 6_000,
-        security: dict[str, Any] | None = None,
+        security: dict[str, str] | None = None,
         clock_bounds: ClockBounds = DEFAULT_BOUNDS,
         producers: TrustedProducers | None = None,
     ) -> None:
         """``producers``: the keys a component's event must be signed by; none given, none
         is trusted, and every such event is a dead letter."""
         self._engine = engine
-        self._topic = topic
         self._batch_size = batch_size
         self._clock_bounds = clock_bounds
         self._producers = producers or TrustedProducers()
-        self._consumer_config = {
+        self._consumer_config: dict[str, Any] = {
             "bootstrap_servers": bootstrap_servers,
+            "topic": topic,
             "group_id": group_id,
             "client_id": "driftline-collector",
-            "enable_auto_commit": False,
-            "auto_offset_reset": "earliest",
+            "offset_reset": "earliest",
             "max_poll_interval_ms": max_poll_interval_ms,
             "session_timeout_ms": session_timeout_ms,
-            "heartbeat_interval_ms": max(100, session_timeout_ms // 3),
-        } | (security or {})
+            "security": security,
+        }
 
     @classmethod
     def from_settings(
@@ -82,35 +76,41 @@ class Collector:
             batch_size=settings.batch_size,
             max_poll_interval_ms=settings.max_poll_interval_ms,
             session_timeout_ms=settings.session_timeout_ms,
-            security=settings.kafka_python_security(),
+            security=settings.librdkafka_security(),
             clock_bounds=ClockBounds(settings.clock_skew_past_s, settings.clock_skew_future_s),
             producers=trusted_producers(settings),
         )
 
     def run(self, stop: threading.Event, heartbeat: Heartbeat | None = None) -> None:
-        """Consume until ``stop`` is set, beating ``heartbeat`` at every poll."""
-        consumer = self._connect(stop)
+        """Consume until ``stop`` is set, beating ``heartbeat`` at every poll. A broker that is
+        away at start (a restart during an outage) is waited for, not a reason to exit."""
+        beat = heartbeat.beat if heartbeat is not None else None
+        consumer = GroupConsumer.connect(stop, beat, **self._consumer_config)
         if consumer is None:
             return
-        log.info("collector consuming", topic=self._topic, group=self._consumer_config["group_id"])
+        log.info("collector consuming", topic=consumer.topic, group=consumer.group_id)
         backoff_s = 0.5
         try:
             while not stop.is_set():
-                if heartbeat is not None:
-                    heartbeat.beat()
-                polled = consumer.poll(timeout_ms=500, max_records=self._batch_size)
-                if not polled:
+                if beat is not None:
+                    beat()
+                batch = consumer.poll(self._batch_size, timeout_s=0.5)
+                if not batch.messages:
                     continue
                 try:
-                    outcome = self._store(polled)
+                    outcome = self._store(batch)
                 except SQLAlchemyError as error:
                     log.error("database failed the batch; will read it again", error=str(error))
-                    _rewind(consumer, polled)
+                    consumer.rewind(batch)
                     stop.wait(backoff_s)
                     backoff_s = min(backoff_s * 2, MAX_BACKOFF_S)
                     continue
                 backoff_s = 0.5
-                _commit(consumer, polled)
+                try:
+                    consumer.commit(batch)
+                except KafkaUnavailable as error:
+                    # The batch is stored; whoever reads it again absorbs it as duplicates.
+                    log.warning("offset commit failed after the batch was stored", error=str(error))
                 log.debug(
                     "batch stored",
                     stored=outcome.stored,
@@ -120,53 +120,7 @@ class Collector:
                     clock_skewed=outcome.clock_skewed,
                 )
         finally:
-            consumer.close(autocommit=False)
+            consumer.close()
 
-    def _connect(self, stop: threading.Event) -> KafkaConsumer | None:
-        """A consumer, once Kafka answers; None if stopped first. A broker that is away at
-        start (a restart during an outage) is waited for, not a reason to exit."""
-        backoff_s = 0.5
-        while not stop.is_set():
-            try:
-                return KafkaConsumer(self._topic, **self._consumer_config)
-            except KafkaError as error:
-                log.error(
-                    "cannot reach Kafka; trying again",
-                    bootstrap_servers=self._consumer_config["bootstrap_servers"],
-                    error=repr(error),
-                    retry_in_s=backoff_s,
-                )
-                stop.wait(backoff_s)
-                backoff_s = min(backoff_s * 2, MAX_BACKOFF_S)
-        return None
-
-    def _store(self, polled: Polled) -> BatchOutcome:
-        messages = [
-            RawMessage(record.topic, record.partition, record.offset, record.key, record.value)
-            for records in polled.values()
-            for record in records
-        ]
-        return isolation.store(self._engine, messages, self._clock_bounds, self._producers)
-
-
-def _commit(consumer: KafkaConsumer, polled: Polled) -> None:
-    offsets = {
-        partition: OffsetAndMetadata(records[-1].offset + 1, "", -1)
-        for partition, records in polled.items()
-    }
-    try:
-        consumer.commit(offsets)
-    except KafkaError as error:
-        # The batch is stored; whoever reads it again absorbs it as duplicates.
-        log.warning("offset commit failed after the batch was stored", error=str(error))
-
-
-def _rewind(consumer: KafkaConsumer, polled: Polled) -> None:
-    for partition, records in polled.items():
-        try:
-            consumer.seek(partition, records[0].offset)
-        except (KafkaError, AssertionError) as error:
-            # The partition moved to another consumer, which starts from the committed offset.
-            log.info(
-                "partition no longer ours; not rewound", partition=str(partition), error=str(error)
-            )
+    def _store(self, batch: Batch) -> BatchOutcome:
+        return isolation.store(self._engine, batch.raw(), self._clock_bounds, self._producers)

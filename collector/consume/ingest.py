@@ -28,18 +28,18 @@ from datetime import UTC, datetime
 from typing import NamedTuple
 
 import structlog
-from sqlalchemy import insert
 from sqlmodel import Session, col, select
 
 from agent.contract import ContractError, Event, decode
 from agent.provenance import TrustedProducers
 from collector.core.clock import DEFAULT_BOUNDS, ClockBounds
-from collector.store import ledger, projections
+from collector.store import bulk, ledger, projections
 from collector.store.models import DeadLetter, LedgerEntry
 
 log = structlog.get_logger(__name__)
 
 MAX_REASON_CHARS = 2_000
+_LEDGER = LedgerEntry.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -96,8 +96,9 @@ def write_batch(
         by_partition[(decoded.message.topic, decoded.message.partition)].append(decoded.entry)
     for (topic, partition), entries in by_partition.items():
         start = ledger.head(session, topic, partition)
-        rows = ledger.chain(topic, partition, start, entries, now, skews)
-        session.execute(insert(LedgerEntry.__table__), rows)  # type: ignore[attr-defined]
+        bulk.insert_rows(
+            session, _LEDGER, ledger.chain(topic, partition, start, entries, now, skews)
+        )
     projections.project(session, [decoded.event for decoded in fresh])
 
     conflicts = _conflicts(session, conflicting)
@@ -160,16 +161,7 @@ def _decoded(message: RawMessage, value: bytes) -> _Decoded:
 
 def _stored_with_ids(session: Session, valid: list[_Decoded]) -> dict[uuid.UUID, ledger.Stored]:
     """What the ledger already holds under these events' ids."""
-    ids = [decoded.event.event_id for decoded in valid]
-    if not ids:
-        return {}
-    in_ledger = select(LedgerEntry).where(col(LedgerEntry.event_id).in_(ids))
-    return {
-        e.event_id: ledger.Stored(
-            e.event_bytes, e.event_digest, e.inputs_salt, e.erased_at is not None
-        )
-        for e in session.exec(in_ledger)
-    }
+    return ledger.stored(session, [decoded.event.event_id for decoded in valid])
 
 
 def _sorted_by_id(
@@ -178,18 +170,21 @@ def _sorted_by_id(
     """The events new to the ledger, how many are copies of one it has or the batch had
     earlier, and those that reuse such an event's id with other content (``ledger.is_copy``).
     """
-    first = dict(in_ledger)
+    earlier: dict[uuid.UUID, ledger.NewEntry] = {}  # this batch's fresh entries, by id
     fresh: list[_Decoded] = []
     conflicting: list[_Decoded] = []
     duplicates = 0
     for decoded in valid:
         event_id, entry = decoded.event.event_id, decoded.entry
-        if event_id not in first:
-            first[event_id] = ledger.Stored(
-                entry.event_bytes, entry.event_digest, entry.inputs_salt
-            )
-            fresh.append(decoded)
-        elif ledger.is_copy(first[event_id], entry.event_bytes):
+        stored = in_ledger.get(event_id)
+        if stored is None:
+            first = earlier.get(event_id)
+            if first is None:
+                earlier[event_id] = entry
+                fresh.append(decoded)
+                continue
+            stored = ledger.Stored(first.event_bytes, first.event_digest, first.inputs_salt)
+        if ledger.is_copy(stored, entry.event_bytes):
             duplicates += 1
         else:
             conflicting.append(decoded)

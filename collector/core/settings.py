@@ -108,13 +108,26 @@ class CollectorSettings(KafkaSecuritySettings):
     )
 
     # The audit ledger: signed checkpoints, retention, links to traces.
+    # The private key is read only by what signs (the housekeeper, `up`, the audit commands
+    # that write, an API with api_signs); verifying needs the public keys alone.
     signing_key_file: Path = Field(
         default=Path.home() / ".driftline" / "signing-key.pem",
-        description="Ed25519 private key (PKCS#8 PEM) that signs checkpoints; made if missing.",
+        description="Ed25519 private key (PKCS#8 PEM) that signs checkpoints, erasure marks and "
+        "export manifests; `up` makes it if missing.",
+    )
+    signing_public_key_file: Path | None = Field(
+        default=None,
+        description="Its public key (PEM), which verification trusts; default: beside it, "
+        "signing-key.pub.pem (`up` and `audit keygen` write it there).",
     )
     trusted_public_keys: list[Path] = Field(
         default_factory=list,
-        description="Public keys (PEM) of earlier signing keys whose checkpoints still count.",
+        description="Public keys (PEM) of earlier signing keys whose signatures still count.",
+    )
+    api_signs: bool = Field(
+        default=False,
+        description="`driftline api` reads signing_key_file, to sign checkpoints, exports and "
+        "erasures on request; off, it holds public keys only and those routes answer 503.",
     )
     # Provenance: the key Driftline's components sign their events with, and those trusted.
     producer_key_file: Path = Field(
@@ -139,6 +152,11 @@ class CollectorSettings(KafkaSecuritySettings):
         default=None,
         description="Link to a trace in the tracing backend, e.g. http://jaeger:16686/trace/{trace_id}",
     )
+
+    @property
+    def checkpoint_public_key_file(self) -> Path:
+        """Where the signing key's public half is: the setting, else beside the private key."""
+        return self.signing_public_key_file or public_half(self.signing_key_file)
 
     @field_validator("kafka_bootstrap_servers")
     @classmethod
@@ -175,3 +193,8 @@ class CollectorSettings(KafkaSecuritySettings):
                 f"only sqlite:// and postgresql:// are supported, got {redacted_url(value)}"
             )
         return url
+
+
+def public_half(private_key_file: Path) -> Path:
+    """Where the public key of ``signing-key.pem`` goes: ``signing-key.pub.pem`` beside it."""
+    return private_key_file.with_name(f"{private_key_file.stem}.pub.pem")

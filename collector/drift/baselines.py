@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from agent.contract import baseline_digest
+from agent.contract import BaselineSetPayload, baseline_digest
 from collector.drift.features import VIOLATIONS, columns, decision_row, infer_kinds
 from collector.drift.reference import read_reference
 from collector.store.models import BaselineRecord, Decision
@@ -94,22 +94,16 @@ def fit_first_decisions(
     return for_one_event(baseline, f"first {first} decisions of {model} {version}")
 
 
-def baseline_set_event(
-    fitted: FittedBaseline, *, model: str, version: str, set_by: str
-) -> dict[str, Any]:
-    """The ``baseline_set`` event that sets it, for an agent to complete and record."""
-    return {
-        "type": "baseline_set",
-        "model": {"name": model, "version": version},
-        "payload": {
-            "version": version,
-            "baseline_id": fitted.baseline_id,
-            "source": fitted.source,
-            "set_by": set_by,
-            "size": fitted.baseline.size,
-            "record": fitted.record,
-        },
-    }
+def baseline_payload(fitted: FittedBaseline, *, version: str, set_by: str) -> BaselineSetPayload:
+    """The payload of the ``baseline_set`` event that sets it for ``version``."""
+    return BaselineSetPayload(
+        version=version,
+        baseline_id=fitted.baseline_id,
+        source=fitted.source,
+        set_by=set_by,
+        size=fitted.baseline.size,
+        record=fitted.record,
+    )
 
 
 def active_baseline(session: Session, model: str, version: str) -> BaselineRecord | None:

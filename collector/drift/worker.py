@@ -4,7 +4,9 @@ verdicts are in the ledger like everything else.
 
 One worker is active at a time (``collector.core.leadership``); a standby takes over when it dies.
 A version without a baseline gets one from its first decisions when
-``detect_baseline_first`` is set. A check runs only when the window has new decisions.
+``detect_baseline_first`` is set. A check runs only when the window has new decisions. A verdict
+or baseline the agent does not take (its queue full) moves nothing, and is sent again on the
+next round, new decisions or not.
 """
 
 from __future__ import annotations
@@ -12,19 +14,21 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import structlog
+from pydantic import ValidationError
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
 
 from agent import Driftline
+from agent.contract import ComponentEventType, DriftPayload, ModelRef
 from collector.core.health import Heartbeat
 from collector.core.leadership import Leadership
 from collector.core.settings import CollectorSettings
-from collector.drift.baselines import active_baseline, baseline_set_event, fit_first_decisions
+from collector.drift.baselines import active_baseline, baseline_payload, fit_first_decisions
 from collector.drift.features import FeatureKinds, columns, decision_row
 from collector.store import queries
 from collector.store.models import BaselineRecord, Decision
@@ -38,6 +42,17 @@ DETECTOR_SERVICE = "driftline-detector"
 Version = tuple[str, str]  # (model, version)
 
 
+@dataclass(frozen=True)
+class _Window:
+    """A version's window of decisions: against which baseline, from when to when (its oldest
+    and newest decisions). Two are equal when they share the baseline and newest decision:
+    the later has nothing new to count."""
+
+    baseline_id: str
+    start: datetime = field(compare=False)
+    end: datetime
+
+
 class DetectorWorker:
     def __init__(self, engine: Engine, agent: Driftline, settings: CollectorSettings) -> None:
         self._engine = engine
@@ -45,7 +60,7 @@ class DetectorWorker:
         self._settings = settings
         self._baselines: dict[str, Baseline] = {}  # by baseline id
         self._states: dict[tuple[str, str, str], Hysteresis] = {}  # by model, version, baseline
-        self._last_checked: dict[Version, tuple[datetime, str]] = {}
+        self._last_checked: dict[Version, _Window] = {}
         self._fitted: dict[Version, str] = {}  # baselines published, not yet collected
 
     def run(self, stop: threading.Event, heartbeat: Heartbeat | None = None) -> None:
@@ -82,6 +97,8 @@ class DetectorWorker:
         return transitions
 
     def check(self, session: Session, model: str, version: str) -> list[Transition]:
+        """Check the version's latest window if it has new decisions, then record every
+        transition due, those the agent did not take before included; the ones it took."""
         record = active_baseline(session, model, version)
         if record is None:
             self._fit_when_ready(session, model, version)
@@ -89,11 +106,29 @@ class DetectorWorker:
         window = self._window(session, model, version)
         if len(window) < self._settings.detect_min_decisions:
             return []
-        newest = (window[0].occurred_at, record.baseline_id)
-        if self._last_checked.get((model, version)) == newest:
-            return []  # nothing new since the last check
-        self._last_checked[(model, version)] = newest
-        baseline = self._baseline(record)
+        state = self._state(session, model, version, record.baseline_id)
+        counted = self._last_checked.get((model, version))
+        latest = _Window(record.baseline_id, window[-1].occurred_at, window[0].occurred_at)
+        if counted != latest:
+            counted = self._last_checked[(model, version)] = latest
+            self._count(state, self._baseline(record), window, model=model, version=version)
+        recorded = []
+        for transition in state.due():  # a transition moves the state once its event is queued
+            if self._emit(model, version, counted, transition):
+                state.settle(transition)
+                recorded.append(transition)
+        return recorded
+
+    def _count(
+        self,
+        state: Hysteresis,
+        baseline: Baseline,
+        window: Sequence[Decision],
+        *,
+        model: str,
+        version: str,
+    ) -> None:
+        """Check the window against the baseline, and count each check's verdict."""
         verdicts = check_window(
             baseline,
             columns([decision_row(d) for d in window], _kinds(baseline)),
@@ -101,11 +136,7 @@ class DetectorWorker:
             correction=self._settings.detect_correction,
             min_effect=self._settings.detect_min_effect,
         )
-        state = self._state(session, model, version, record.baseline_id)
-        transitions = state.update(verdicts)
-        bounds = (window[-1].occurred_at, window[0].occurred_at)
-        for transition in transitions:
-            self._emit(model, version, record.baseline_id, transition, bounds)
+        due = state.update(verdicts)
         log.info(
             "drift check",
             model=model,
@@ -116,8 +147,8 @@ class DetectorWorker:
                 f"{v.feature} ({v.test}): {v.reason}" for v in verdicts if isinstance(v, Unchecked)
             ],
             drifting=sorted(f"{f} ({t})" for f, t in state.drifting),
+            due=[f"{t.state}: {t.verdict.feature} ({t.verdict.test})" for t in due],
         )
-        return transitions
 
     def _window(self, session: Session, model: str, version: str) -> Sequence[Decision]:
         """The newest decisions first."""
@@ -142,8 +173,13 @@ class DetectorWorker:
         )
         if fitted is None:
             return
-        document = baseline_set_event(fitted, model=model, version=version, set_by=DETECTOR_SERVICE)
-        self._agent.record_signed(self._agent.complete_event(document))
+        payload = baseline_payload(fitted, version=version, set_by=DETECTOR_SERVICE)
+        recorded = self._agent.record_component(
+            "baseline_set", payload, model=ModelRef(name=model, version=version)
+        )
+        if not recorded.queued:  # fitted again, and sent again, next round
+            log.warning("fitted baseline not taken by the agent", model=model, version=version)
+            return
         self._fitted[(model, version)] = fitted.baseline_id
         log.info("baseline fitted", model=model, version=version, source=fitted.source)
 
@@ -162,40 +198,45 @@ class DetectorWorker:
             )
         return self._states[key]
 
-    def _emit(
-        self,
-        model: str,
-        version: str,
-        baseline_id: str,
-        transition: Transition,
-        bounds: tuple[datetime, datetime],
-    ) -> None:
+    def _emit(self, model: str, version: str, window: _Window, transition: Transition) -> bool:
+        """Record the transition's verdict; False if the agent did not take it, or the contract
+        refuses it (logged: one bad verdict stops neither the round nor the worker)."""
         verdict = transition.verdict
-        payload: dict[str, Any] = {
-            "version": version,
-            "baseline_id": baseline_id,
-            "feature": verdict.feature,
-            "test": verdict.test,
-            "statistic": verdict.statistic,
-            "p_value": verdict.p_value,
-            "adjusted_p": verdict.adjusted_p,
-            "false_alarm_rate": self._settings.detect_false_alarm_rate,
-            "effect_name": verdict.effect_name,
-            "effect": verdict.effect if math.isfinite(verdict.effect) else None,
-            "window_start": bounds[0],
-            "window_end": bounds[1],
-            "baseline_size": verdict.baseline_size,
-            "current_size": verdict.current_size,
-        }
-        self._agent.record_signed(
-            self._agent.complete_event(
-                {
-                    "type": f"drift_{transition.state}",
-                    "model": {"name": model, "version": version},
-                    "payload": payload,
-                }
-            )
+        kind: ComponentEventType = (
+            "drift_detected" if transition.state == "detected" else "drift_resolved"
         )
+        try:
+            payload = DriftPayload(
+                version=version,
+                baseline_id=window.baseline_id,
+                feature=verdict.feature,
+                test=verdict.test,
+                statistic=verdict.statistic,
+                p_value=verdict.p_value,
+                adjusted_p=verdict.adjusted_p,
+                false_alarm_rate=self._settings.detect_false_alarm_rate,
+                effect_name=verdict.effect_name,
+                effect=verdict.effect if math.isfinite(verdict.effect) else None,
+                window_start=window.start,
+                window_end=window.end,
+                baseline_size=verdict.baseline_size,
+                current_size=verdict.current_size,
+            )
+            recorded = self._agent.record_component(
+                kind, payload, model=ModelRef(name=model, version=version)
+            )
+        except ValidationError as error:
+            log.error(f"{kind} refused by the contract", model=model, problem=str(error))
+            return False
+        if not recorded.queued:
+            log.warning(
+                f"drift {transition.state} not taken by the agent; sending it again next round",
+                model=model,
+                version=version,
+                feature=verdict.feature,
+                test=verdict.test,
+            )
+            return False
         log.info(  # the event is the record; on-call hears of it through alert routing
             f"drift {transition.state}",
             model=model,
@@ -205,6 +246,7 @@ class DetectorWorker:
             adjusted_p=verdict.adjusted_p,
             effect=f"{verdict.effect_name}={verdict.effect:.3g}",
         )
+        return True
 
 
 def _kinds(baseline: Baseline) -> FeatureKinds:

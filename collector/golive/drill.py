@@ -15,14 +15,15 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from agent import Driftline
-from collector.drift.baselines import baseline_set_event, fit_rows, for_one_event
+from agent.contract import DrillCompletedPayload, ModelRef
+from collector.drift.baselines import baseline_payload, fit_rows, for_one_event
 from collector.store.models import AlertNotification, BaselineRecord, DriftVerdict, OutboxMessage
 from collector.store.synthetic import synthetic_version
 
@@ -40,6 +41,12 @@ class DrillResult:
     seconds_to_notification: float | None
     receivers: list[str]
 
+    def payload(self) -> DrillCompletedPayload:
+        """The ``drill_completed`` event's payload; the event's envelope names the model."""
+        figures = asdict(self)
+        del figures["model"]
+        return DrillCompletedPayload(**figures)
+
 
 def run_drill(
     agent: Driftline,
@@ -55,10 +62,10 @@ def run_drill(
     target = synthetic_version(version, "drill", datetime.now(UTC))
     normal = [_row(rng, shifted=False) for _ in range(2_000)]
     fitted = for_one_event(fit_rows([normal]), f"drill of {model} {version}")
-    agent.record_signed(
-        agent.complete_event(
-            baseline_set_event(fitted, model=model, version=target, set_by="driftline drill")
-        )
+    agent.record_component(
+        "baseline_set",
+        baseline_payload(fitted, version=target, set_by="driftline drill"),
+        model=ModelRef(name=model, version=target),
     )
     agent.flush(timeout_s=30)
     deadline = time.monotonic() + timeout_s

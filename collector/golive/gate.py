@@ -11,11 +11,18 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from sqlmodel import Session, col, select
 
+from agent.contract import (
+    CriterionStatus,
+    ReadinessArea,
+    ReadinessCriterion,
+    ReadinessPayload,
+    ReadinessVerdict,
+)
 from collector.alerting.alerts import owner_for
 from collector.alerting.config import AlertingConfig
 from collector.drift.baselines import active_baseline
@@ -24,18 +31,15 @@ from collector.store import queries
 from collector.store.models import Decision, Drill, Feedback, LoadTest, Review
 from detectors.verdict import CONFIDENCE
 
-Status = Literal["pass", "fail", "not enough data"]
-Verdict = Literal["go", "no-go", "not enough data"]
-
 
 @dataclass(frozen=True)
 class Criterion:
-    area: str
+    area: ReadinessArea
     name: str
     threshold: str
     measured: str | None
     sample: int | None
-    status: Status
+    status: CriterionStatus
 
 
 @dataclass(frozen=True)
@@ -47,7 +51,7 @@ class Evaluation:
     criteria: list[Criterion]
 
     @property
-    def verdict(self) -> Verdict:
+    def verdict(self) -> ReadinessVerdict:
         statuses = {c.status for c in self.criteria}
         if "fail" in statuses:
             return "no-go"
@@ -63,6 +67,17 @@ class Evaluation:
             "verdict": self.verdict,
             "criteria": [asdict(c) for c in self.criteria],
         }
+
+    def payload(self, asked_by: str) -> ReadinessPayload:
+        """The ``readiness_evaluated`` event's payload: who asked, and what was found."""
+        return ReadinessPayload(
+            version=self.version,
+            asked_by=asked_by,
+            window_start=self.window_start,
+            window_end=self.window_end,
+            verdict=self.verdict,
+            criteria=[ReadinessCriterion(**asdict(c)) for c in self.criteria],
+        )
 
 
 @dataclass(frozen=True)
@@ -160,7 +175,7 @@ def _technical(
         else:
             strong = test.rate_per_s >= 3 * technical.load_peak_per_s * 0.999
             measured = f"{'passed' if test.passed else 'failed'} at {test.rate_per_s:g}/s"
-            status: Status = "pass" if test.passed and strong else "fail"
+            status: CriterionStatus = "pass" if test.passed and strong else "fail"
             sent = int(test.figures.get("sent", 0))
             found.append(Criterion("technical", "load test", wanted, measured, sent, status))
     if technical.max_error_rate is not None:
@@ -194,7 +209,7 @@ def _data(
             found.append(_thin("data", "contract violations", wanted, total))
         else:
             rate = window.violations / total
-            status: Status = "pass" if rate <= data.max_contract_violation_rate else "fail"
+            status: CriterionStatus = "pass" if rate <= data.max_contract_violation_rate else "fail"
             found.append(
                 Criterion("data", "contract violations", wanted, f"{rate:.2%}", total, status)
             )
@@ -231,7 +246,7 @@ def _organisational(
         owner = owner_for(alerting, {"model": model, "version": version}) if alerting else None
         if owner is None:
             measured = "no owner in the alerting file" if alerting else "no alerting file"
-            status: Status = "fail"
+            status: CriterionStatus = "fail"
         else:
             path = " → ".join(owner.escalation) or "no escalation path"
             measured = f"{owner.owner}; {path}"
@@ -294,7 +309,9 @@ def _governance(
             found.append(_thin("governance", "review coverage", wanted, 0))
         else:
             coverage = sum(d in reviews for d in below) / len(below)
-            status: Status = "pass" if coverage >= governance.min_review_coverage else "fail"
+            status: CriterionStatus = (
+                "pass" if coverage >= governance.min_review_coverage else "fail"
+            )
             found.append(
                 Criterion("governance", "review coverage", wanted, f"{coverage:.1%}",
                           len(below), status)
@@ -356,5 +373,5 @@ def _chunks(items: Sequence[Any], size: int = 500) -> list[Sequence[Any]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
-def _thin(area: str, name: str, threshold: str, sample: int) -> Criterion:
+def _thin(area: ReadinessArea, name: str, threshold: str, sample: int) -> Criterion:
     return Criterion(area, name, threshold, None, sample, "not enough data")

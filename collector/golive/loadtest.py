@@ -22,6 +22,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, func, select
 
 from agent import Driftline
+from agent.contract import LoadTestedPayload
 from collector.store.models import Decision
 from collector.store.synthetic import synthetic_version
 
@@ -57,6 +58,12 @@ class LoadTestResult:
 
     def document(self) -> dict[str, Any]:
         return asdict(self) | {"passed": self.passed}
+
+    def payload(self) -> LoadTestedPayload:
+        """The ``load_tested`` event's payload; the event's envelope names the model."""
+        figures = self.document()
+        del figures["model"]
+        return LoadTestedPayload(**figures)
 
 
 def run_load_test(

@@ -17,19 +17,15 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from agent import Driftline
-from collector.alerting.config import AlertingConfig, load_alerting
-from collector.alerting.router import ROUTER_SERVICE, AlertRouter
+from collector.alerting.config import AlertingConfig
 from collector.audit.access import create_token, free_name, has_admin
-from collector.audit.housekeeping import Housekeeper
 from collector.audit.integrity import KeyRing
-from collector.consume.consumer import Collector
-from collector.consume.topics import ensure_topic
-from collector.core.producer_keys import producer_key, trusted_producers
+from collector.consume.kafka import ensure_topic
+from collector.core.producer_keys import producer_key
 from collector.core.settings import CollectorSettings
-from collector.drift.worker import DETECTOR_SERVICE, DetectorWorker
+from collector.runtime import services
 from collector.runtime.broker import EmbeddedBroker
 from collector.store.database import make_engine, migrate
-from collector.web.api.app import create_app
 
 log = structlog.get_logger(__name__)
 
@@ -76,42 +72,24 @@ class Stack:
         ensure_topic(self.bootstrap_servers, settings.topic, settings.partitions)
         self.engine = make_engine(settings.database_url)
         migrate(self.engine)
-        self.keys = KeyRing.from_settings(settings, create=True)
+        self.keys = KeyRing.for_signing(settings, create=True)
         producer_key(settings, create=True)  # its components sign with it; its collector trusts it
         self.bootstrap_token = _first_admin_token(self.engine)
-        collector = Collector.from_settings(self.engine, settings, self.bootstrap_servers)
+        collector = services.collector(self.engine, settings, self.bootstrap_servers)
         self._spawn("driftline-collector", lambda: collector.run(self._stop))
         if settings.detect_enabled:
-            self._detector_agent = Driftline(
-                service=DETECTOR_SERVICE,
-                kafka_bootstrap_servers=self.bootstrap_servers,
-                topic=settings.topic,
-                spool_dir=settings.detect_spool_dir,
-                producer_key_file=settings.producer_key_file,
-            )
-            worker = DetectorWorker(self.engine, self._detector_agent, settings)
+            self._detector_agent = services.detector_agent(settings, self.bootstrap_servers)
+            worker = services.detector(self.engine, settings, self._detector_agent)
             self._spawn("driftline-detector", lambda: worker.run(self._stop))
-        housekeeper = Housekeeper(self.engine, self.keys, settings.retention_days)
+        housekeeper = services.housekeeper(self.engine, settings, self.keys.signer())
         self._spawn(
             "driftline-housekeeping",
             lambda: housekeeper.run(self._stop, settings.checkpoint_interval_s),
         )
-        alerting = load_alerting(settings.alerting_config) if settings.alerting_config else None
-        app = create_app(
-            self.engine,
-            keys=self.keys,
-            alerting_config=alerting,
-            trace_link_template=settings.trace_link_template,
-            producers=trusted_producers(settings),
-        )
-        self._server = uvicorn.Server(
-            uvicorn.Config(
-                app,
-                host=settings.api_host,
-                port=settings.api_port,
-                log_level="warning",
-            )
-        )
+        alerting = services.alerting(settings)
+        # One process holds the key anyway: its API signs on request too.
+        app = services.api(self.engine, settings, self.keys, alerting)
+        self._server = services.api_server(app, settings)
         self._spawn("driftline-api", self._server.run)
         while not self._server.started:
             if not self._threads[-1].is_alive():
@@ -127,21 +105,12 @@ class Stack:
     def _start_router(self, alerting: AlertingConfig) -> None:
         assert self.engine is not None
         settings = self.settings
-        self._router_agent = Driftline(
-            service=ROUTER_SERVICE,
-            kafka_bootstrap_servers=self.bootstrap_servers,
-            topic=settings.topic,
-            spool_dir=settings.router_spool_dir,
-            producer_key_file=settings.producer_key_file,
-        )
-        self._http = httpx.Client(timeout=10)
-        router = AlertRouter(
-            engine=self.engine,
-            config=alerting,
-            agent=self._router_agent,
-            client=self._http,
-            external_url=settings.external_url or self.api_url,
-        )
+        self._router_agent = services.router_agent(settings, self.bootstrap_servers)
+        self._http = services.receiver_client()
+        router = services.router(
+            self.engine, settings, alerting,
+            agent=self._router_agent, client=self._http, api_url=self.api_url,
+        )  # fmt: skip
         self._spawn(
             "driftline-router", lambda: router.run(self._stop, settings, self.bootstrap_servers)
         )

@@ -30,9 +30,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import sqlalchemy
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from collector.store import bulk
 from collector.store.models import LedgerEntry
 
 GENESIS = bytes(32)
@@ -124,11 +126,18 @@ def leaf(entry_format: int, event_digest: bytes, recorded: Recorded) -> bytes:
 
 
 def _leaf(event_digest: bytes, kafka_offset: int, recorded_at: str, skew: float | None) -> bytes:
+    return _leaf_of_text(event_digest, kafka_offset, _CANONICAL.encode(recorded_at), skew)
+
+
+def _leaf_of_text(
+    event_digest: bytes, kafka_offset: int, recorded_at_text: str, skew: float | None
+) -> bytes:
     # The canonical JSON of {clock_skew_s, kafka_offset, recorded_at}, keys in sorted order,
     # written out: the collector links every entry it stores, and a dict's encoding cost more.
+    skew_text = "null" if skew is None else _CANONICAL.encode(skew)
     statement = (
-        f'{{"clock_skew_s":{_CANONICAL.encode(skew)},"kafka_offset":{kafka_offset:d},'
-        f'"recorded_at":{_CANONICAL.encode(recorded_at)}}}'
+        f'{{"clock_skew_s":{skew_text},"kafka_offset":{kafka_offset:d},'
+        f'"recorded_at":{recorded_at_text}}}'
     )
     return hashlib.sha256(_LEAF_PREFIX + event_digest + statement.encode()).digest()
 
@@ -222,6 +231,24 @@ class Stored:
     erased: bool = False
 
 
+def stored(session: Session, event_ids: list[uuid.UUID]) -> dict[uuid.UUID, Stored]:
+    """What the ledger holds under these event ids, by id."""
+    if not event_ids:
+        return {}
+    columns = LedgerEntry.__table__.c  # type: ignore[attr-defined]
+    held = sqlalchemy.select(
+        columns.event_id,
+        columns.event_bytes,
+        columns.event_digest,
+        columns.inputs_salt,
+        columns.erased_at.is_not(None),
+    ).where(bulk.among(columns.event_id, event_ids, session.connection().dialect))
+    return {
+        event_id: Stored(event_bytes, event_digest, salt, erased)
+        for event_id, event_bytes, event_digest, salt, erased in session.execute(held)
+    }
+
+
 def is_copy(stored: Stored, event_bytes: bytes) -> bool:
     """Whether canonical ``event_bytes`` are the event a stored entry holds.
 
@@ -255,10 +282,11 @@ def chain(
     """
     rows = []
     previous, seq = start.previous_hash, start.next_seq
-    at = recorded_at.isoformat()
+    at = _CANONICAL.encode(recorded_at.isoformat())  # the same for every entry: encoded once
+    skews = clock_skews or {}
     for entry in entries:
-        skew = (clock_skews or {}).get(entry.event_id)
-        previous = link(previous, _leaf(entry.event_digest, entry.kafka_offset, at, skew))
+        skew = skews.get(entry.event_id)
+        previous = link(previous, _leaf_of_text(entry.event_digest, entry.kafka_offset, at, skew))
         rows.append(
             {
                 "topic": topic,

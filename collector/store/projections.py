@@ -11,8 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import structlog
-from sqlalchemy import insert
-from sqlmodel import Session, SQLModel, col, select
+from sqlmodel import Session, SQLModel, select
 
 from agent.contract import (
     AlertNotifiedEvent,
@@ -28,6 +27,7 @@ from agent.contract import (
     ReadinessEvaluatedEvent,
     ReviewEvent,
 )
+from collector.store import bulk
 from collector.store.models import (
     AlertNotification,
     BaselineRecord,
@@ -90,7 +90,7 @@ def project(session: Session, events: Sequence[Event]) -> None:
         table, row = row_for(event)
         rows[table].append(row)
     for table, table_rows in rows.items():
-        session.execute(insert(table.__table__), table_rows)  # type: ignore[attr-defined]
+        bulk.insert_rows(session, table.__table__, table_rows)  # type: ignore[attr-defined]
 
 
 Row = tuple[type[SQLModel], dict[str, Any]]
@@ -224,5 +224,6 @@ def _decisions_already_stored(session: Session, events: Sequence[Event]) -> set[
     ids = [e.decision_id for e in events if isinstance(e, DecisionEvent)]
     if not ids:
         return set()
-    stored = session.exec(select(Decision.decision_id).where(col(Decision.decision_id).in_(ids)))
-    return set(stored)
+    column = Decision.__table__.c.decision_id  # type: ignore[attr-defined]
+    dialect = session.connection().dialect
+    return set(session.execute(select(column).where(bulk.among(column, ids, dialect))).scalars())

@@ -83,7 +83,7 @@ def test_sasl_without_credentials_is_refused_naming_the_settings() -> None:
     assert "kafka_sasl_username" in reason and "kafka_sasl_password" in reason
 
 
-def test_tls_and_sasl_reach_both_kafka_clients_alike(tmp_path: Path) -> None:
+def test_tls_and_sasl_reach_librdkafka(tmp_path: Path) -> None:
     settings = KafkaSecuritySettings(
         kafka_security_protocol="SASL_SSL",
         kafka_sasl_mechanism="SCRAM-SHA-512",
@@ -98,11 +98,4 @@ def test_tls_and_sasl_reach_both_kafka_clients_alike(tmp_path: Path) -> None:
         "sasl.password": "s3cret",
         "ssl.ca.location": str(tmp_path / "ca.pem"),
     }
-    assert settings.kafka_python_security() == {
-        "security_protocol": "SASL_SSL",
-        "sasl_mechanism": "SCRAM-SHA-512",
-        "sasl_plain_username": "driftline",
-        "sasl_plain_password": "s3cret",
-        "ssl_cafile": str(tmp_path / "ca.pem"),
-    }
-    assert KafkaSecuritySettings().kafka_python_security() == {"security_protocol": "PLAINTEXT"}
+    assert KafkaSecuritySettings().librdkafka_security() == {"security.protocol": "plaintext"}

@@ -21,7 +21,7 @@ from agent import Driftline, Recorded
 from agent.contract import decode
 from agent.publisher import Outgoing
 from agent.spool import Spool
-from collector.consume.topics import ensure_topic
+from collector.consume.kafka import ensure_topic
 from collector.runtime.broker import EmbeddedBroker, free_port
 from tests.tcp_proxy import TcpProxy
 from tests.topic_reader import read_topic
@@ -177,10 +177,10 @@ def test_an_event_kafka_refuses_for_good_fails_alone_and_the_spool_moves_on(
     Kafka is reachable; the spool is empty."""
     spool_dir = tmp_path / "old-spool"
     before, after = (
-        Outgoing(uuid.uuid4(), b"k", b'{"n":1}'),
-        Outgoing(uuid.uuid4(), b"k", b'{"n":2}'),
+        Outgoing(uuid.uuid4(), b"k", b'{"n":1}', "decision"),
+        Outgoing(uuid.uuid4(), b"k", b'{"n":2}', "decision"),
     )
-    oversize = Outgoing(uuid.uuid4(), b"k", b"x" * 2_000_000)
+    oversize = Outgoing(uuid.uuid4(), b"k", b"x" * 2_000_000, "decision")
     spool = Spool(spool_dir, max_bytes=10**8)
     spool.append([before, oversize, after])
     spool.close()

@@ -19,6 +19,8 @@ outgoing = st.builds(
     event_id=st.uuids(),
     key=st.binary(max_size=40),
     value=st.binary(min_size=1, max_size=300),
+    # None: a frame as an agent from before the event-type header wrote it
+    event_type=st.one_of(st.none(), st.sampled_from(["decision", "drift_detected"])),
 )
 operations = st.lists(
     st.one_of(
@@ -59,7 +61,7 @@ def test_spool_behaves_like_a_queue_across_restarts(ops: list[tuple[Any, ...]]) 
 
 
 def item(n: int) -> Outgoing:
-    return Outgoing(event_id=uuid.uuid4(), key=f"k{n}".encode(), value=b"v" * 50)
+    return Outgoing(uuid.uuid4(), f"k{n}".encode(), b"v" * 50, "decision")
 
 
 def test_a_torn_last_write_is_cut_off_and_the_rest_kept(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from collector.alerting.config import Receiver, WebhookConfig
 from collector.alerting.grouping import Notification
 from collector.alerting.outbox import enqueue
 from collector.consume.ingest import RawMessage, write_batch
-from collector.drift.baselines import baseline_set_event, fit_rows, for_one_event
+from collector.drift.baselines import baseline_payload, fit_rows, for_one_event
 from tests import events
 from tests.api_client import api_client
 
@@ -206,8 +206,13 @@ def test_lineage_shows_what_stood_around_the_decision_when_it_was_taken(engine: 
     decided = START + timedelta(hours=2)
     fitted = for_one_event(fit_rows([[{"income": float(i)} for i in range(50)]]), "reference.csv")
     baseline = _event(
-        baseline_set_event(fitted, model="credit-risk", version="3", set_by="ml-lead")
-        | {"service": "loan-desk", "occurred_at": START}
+        {
+            "type": "baseline_set",
+            "service": "loan-desk",
+            "model": events.MODEL.model_dump(),
+            "occurred_at": START,
+            "payload": baseline_payload(fitted, version="3", set_by="ml-lead").model_dump(),
+        }
     )
     decision = events.decision(occurred_at=decided, trace_id="ab" * 16)
     bid = fitted.baseline_id

@@ -47,6 +47,8 @@ def keys(tmp_path: Path) -> KeyRing:
             serialization.NoEncryption(),
         )
     )
+    # What verifies: the public half, where `audit keygen` puts it.
+    checkpoints.write_public_key(tmp_path / "signing.pub.pem", key.public_key())
     return KeyRing.of(key)
 
 

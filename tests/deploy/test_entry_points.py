@@ -63,15 +63,20 @@ def answers(url: str) -> int:
 def test_each_component_starts_and_answers_its_probes(
     environment: dict[str, str], started: list[subprocess.Popen[bytes]], tmp_path: Path
 ) -> None:
-    refused = driftline("api", environment=environment)
+    refused = driftline("api", environment=environment)  # it verifies: the public key
+    assert refused.returncode != 0 and "DRIFTLINE_SIGNING_PUBLIC_KEY_FILE" in refused.stderr
+    refused = driftline("housekeep", environment=environment)  # it signs: the private key
     assert refused.returncode != 0 and "DRIFTLINE_SIGNING_KEY_FILE" in refused.stderr
 
     assert driftline("migrate", environment=environment).returncode == 0
-    key = driftline(
-        "audit", "keygen", "--out", environment["DRIFTLINE_SIGNING_KEY_FILE"],
-        environment=environment,
-    )  # fmt: skip
+    private_key = Path(environment["DRIFTLINE_SIGNING_KEY_FILE"])
+    key = driftline("audit", "keygen", "--out", str(private_key), environment=environment)
     assert key.returncode == 0, key.stderr
+    # As in the chart: the API holds the public key alone, the housekeeper the private one.
+    api_environment = environment | {
+        "DRIFTLINE_SIGNING_KEY_FILE": str(tmp_path / "not-here.pem"),
+        "DRIFTLINE_SIGNING_PUBLIC_KEY_FILE": str(private_key.with_name("signing-key.pub.pem")),
+    }
     no_key = environment | {"DRIFTLINE_PRODUCER_KEY_FILE": str(tmp_path / "absent.pem")}
     for signer in ("detect", "route"):  # their events are signed: without the key, no start
         unsigned = driftline(
@@ -84,6 +89,7 @@ def test_each_component_starts_and_answers_its_probes(
         ("collect", {}),
         ("detect", {"DRIFTLINE_DETECT_INTERVAL_S": "1"}),
         ("route", {"DRIFTLINE_ALERTING_CONFIG": str(ALERTING)}),
+        ("housekeep", {"DRIFTLINE_CHECKPOINT_INTERVAL_S": "1"}),
     ]:
         port = free_port()
         probes[command] = f"http://127.0.0.1:{port}"
@@ -99,7 +105,7 @@ def test_each_component_starts_and_answers_its_probes(
     started.append(
         subprocess.Popen(
             [sys.executable, "-m", "collector", "api"],
-            env=environment | {"DRIFTLINE_API_PORT": str(api_port)},
+            env=api_environment | {"DRIFTLINE_API_PORT": str(api_port)},
             stdout=subprocess.DEVNULL,
             stderr=(tmp_path / "api.log").open("wb"),
         )

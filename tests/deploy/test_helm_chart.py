@@ -50,7 +50,8 @@ def test_every_manifest_is_valid_kubernetes(values: str | None) -> None:
     assert {"Deployment", "Job", "PodDisruptionBudget", "Service"} <= set(kinds)
     if values:
         assert {"HorizontalPodAutoscaler", "Ingress", "ConfigMap", "NetworkPolicy"} <= set(kinds)
-        assert kinds.count("Deployment") == 5  # collector, api, detector, router, workload
+        # collector, api, detector, router, housekeeper, workload
+        assert kinds.count("Deployment") == 6
 
 
 @pytest.mark.parametrize("values", [None, "production"])
@@ -127,6 +128,40 @@ def test_the_producer_key_reaches_the_signers_and_only_its_public_half_the_colle
     ]
     for other in ("driftline-api", "loan-desk"):  # the service's sidecar least of all
         assert "driftline-producer-key" not in secrets(other)
+
+
+@pytest.mark.parametrize("api_signs", [False, True])
+def test_the_private_signing_key_reaches_the_housekeeper_and_the_api_only_when_it_signs(
+    api_signs: bool,
+) -> None:
+    """Verifying needs the public key alone: every API replica holds that, and the private
+    key only with api.signs; the housekeeper, which signs checkpoints, holds both."""
+    values = production() | {"api": production()["api"] | {"signs": api_signs}}
+    manifests = {m["metadata"]["name"]: m for m in render(values) if m["kind"] == "Deployment"}
+
+    def keys(name: str) -> tuple[list[str], dict[str, str]]:
+        pod = manifests[name]["spec"]["template"]["spec"]
+        items = [
+            item["key"]
+            for volume in pod["volumes"]
+            if volume.get("secret", {}).get("secretName") == "driftline-signing-key-2026-11"
+            for item in volume["secret"]["items"]
+        ]
+        env = {e["name"]: e.get("value", "") for e in containers(manifests[name])[0]["env"]}
+        return items, env
+
+    items, env = keys("driftline-housekeeper")
+    assert items == ["signing-key.pem", "signing-key.pub.pem"]
+    assert env["DRIFTLINE_SIGNING_KEY_FILE"] == "/etc/driftline/keys/signing-key.pem"
+    assert containers(manifests["driftline-housekeeper"])[0]["args"] == ["housekeep"]
+    items, env = keys("driftline-api")
+    assert ("signing-key.pem" in items) == api_signs == ("DRIFTLINE_SIGNING_KEY_FILE" in env)
+    assert env["DRIFTLINE_SIGNING_PUBLIC_KEY_FILE"] == "/etc/driftline/keys/signing-key.pub.pem"
+    assert json.loads(env["DRIFTLINE_TRUSTED_PUBLIC_KEYS"]) == [
+        "/etc/driftline/trusted/previous.pem"
+    ]
+    for other in ("driftline-collector", "driftline-detector", "driftline-router", "loan-desk"):
+        assert keys(other)[0] == []
 
 
 def test_the_router_runs_only_with_an_alerting_file() -> None:

@@ -35,7 +35,7 @@ from agent.contract import (
 )
 from agent.provenance import ProducerKey
 from bench.stores import stored_events
-from collector.consume.topics import ensure_topic
+from collector.consume.kafka import ensure_topic
 from collector.runtime.broker import EmbeddedBroker, free_port
 from collector.store.database import make_engine, migrate
 from tests.events import MODEL, drift_payload

@@ -12,10 +12,12 @@ from typing import Any
 
 import httpx
 import pytest
+from confluent_kafka import Producer
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from agent import Driftline
+from agent.contract import Event, decode, validate, wire_bytes
 from collector.alerting.config import load_alerting
 from collector.alerting.router import ROUTER_SERVICE, AlertRouter
 from collector.core.settings import CollectorSettings
@@ -211,3 +213,50 @@ def test_a_silence_mutes_until_it_ends_and_an_inhibition_while_its_source_fires(
     third = wait_for(webhook.accepted, lambda got: len(got) >= 3, what="the source resolving")[2]
     assert ("downstream_a", "firing") in alerts_of(third)
     assert ("upstream", "resolved") in alerts_of(third)
+
+
+def test_the_router_decodes_only_verdicts_and_still_takes_one_without_a_header(
+    router: AlertRouter,
+    detector: Callable[..., None],
+    webhook: Recorder,
+    broker: EmbeddedBroker,
+    topic: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    decoded: list[str] = []
+
+    def counting_decode(raw: bytes) -> Event:
+        event = decode(raw)
+        decoded.append(event.type)
+        return event
+
+    monkeypatch.setattr("collector.alerting.router.decode", counting_decode)
+    with Driftline(
+        service="s", kafka_bootstrap_servers=broker.bootstrap_servers, topic=topic
+    ) as agent:
+        for n in range(20):
+            agent.record_decision(
+                model=MODEL.name, version=MODEL.version, inputs={"n": n}, output=n,
+                confidence=0.5, latency_ms=1,
+            )  # fmt: skip
+        assert agent.flush(timeout_s=30).ok
+        # As an agent from before the event-type header sent it: no headers at all.
+        old = validate(
+            agent.complete_event(
+                {
+                    "type": "drift_detected",
+                    "model": {"name": MODEL.name, "version": MODEL.version},
+                    "payload": drift_payload("without_header"),
+                }
+            )
+        )
+    producer = Producer({"bootstrap.servers": broker.bootstrap_servers})
+    producer.produce(topic, wire_bytes(old), old.kafka_key())
+    assert producer.flush(10) == 0
+    detector("detected", "with_header")
+
+    def features() -> set[str]:
+        return {feature for body in webhook.accepted() for feature, _ in alerts_of(body)}
+
+    wait_for(features, lambda got: got == {"with_header", "without_header"}, what="both alerts")
+    assert decoded == ["drift_detected", "drift_detected"], "a decision was decoded"

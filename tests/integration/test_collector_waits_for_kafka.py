@@ -9,7 +9,7 @@ from sqlmodel import Session, select
 
 from agent import Driftline
 from collector.consume.consumer import Collector
-from collector.consume.topics import ensure_topic
+from collector.consume.kafka import ensure_topic
 from collector.runtime.broker import EmbeddedBroker, free_port
 from collector.store.models import LedgerEntry
 from tests.waiting import wait_for

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, select
 
-from collector.consume.topics import ensure_topic
+from collector.consume.kafka import ensure_topic
 from collector.runtime.broker import EmbeddedBroker, free_port
 from collector.store import ledger
 from collector.store.database import make_engine, migrate

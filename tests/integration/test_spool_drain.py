@@ -31,7 +31,8 @@ def test_new_decisions_wait_in_the_spool_behind_the_backlog_not_in_the_queue(
     # Only keys and order are looked at here, so the backlog carries one event's bytes.
     value = wire_bytes(events.decision())
     backlog = [
-        Outgoing(new_event_id(), str(new_event_id()).encode(), value) for _ in range(SPOOLED)
+        Outgoing(new_event_id(), str(new_event_id()).encode(), value, "decision")
+        for _ in range(SPOOLED)
     ]
     spool.append(backlog)
     spool.close()

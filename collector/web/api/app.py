@@ -32,13 +32,14 @@ REFUSALS: dict[int | str, dict[str, Any]] = {
     404: {"model": Problem, "description": "No such thing."},
     409: {"model": Problem, "description": "Not possible yet; the detail says what is missing."},
     422: {"model": Problem, "description": "A parameter or the body is invalid."},
+    503: {"model": Problem, "description": "This replica signs nothing (DRIFTLINE_API_SIGNS)."},
 }
 
 
 def create_app(
     engine: Engine,
     *,
-    keys: KeyRing,
+    keys: KeyRing,  # public keys; the signing key too where routes that sign may run
     alerting_config: AlertingConfig | None = None,
     trace_link_template: str | None = None,
     producers: TrustedProducers | None = None,

@@ -3,9 +3,13 @@
 from collections.abc import AsyncIterator, Iterator
 from typing import Annotated, Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import Depends, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from sqlmodel import Session
+
+from collector.audit.checkpoints import SigningKeyError
+from collector.audit.integrity import KeyRing
 
 NUL = "\x00"
 
@@ -16,6 +20,19 @@ def get_session(request: Request) -> Iterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def signing_key(request: Request) -> Ed25519PrivateKey:
+    """The key a route signs with (checkpoints, export manifests, erasure marks); 503 on an
+    API replica that holds public keys only, where the housekeeper does the signing."""
+    keys: KeyRing = request.app.state.keys
+    try:
+        return keys.signer()
+    except SigningKeyError as error:
+        raise HTTPException(status_code=503, detail=str(error)) from None
+
+
+SigningKey = Annotated[Ed25519PrivateKey, Depends(signing_key)]
 
 
 async def exact_query(request: Request) -> None:

@@ -143,7 +143,55 @@ that checks ("trust": collector) its public key and any other trusted one, nothi
 {{- end }}
 {{- end -}}
 
-{{/* A worker (collector, detector, router): its command, probes on the health port. */}}
+{{/* The checkpoint signing key: what signs ("sign": the housekeeper, an API with api.signs)
+gets the private key, what only verifies ("verify": the API) its public key, nothing more; both
+trust the earlier keys' public halves. */}}
+{{- define "driftline.signingEnv" -}}
+{{- $key := .root.Values.signingKey -}}
+{{- if eq .signing "sign" }}
+- name: DRIFTLINE_SIGNING_KEY_FILE
+  value: /etc/driftline/keys/{{ $key.key }}
+{{- end }}
+{{- if .signing }}
+- name: DRIFTLINE_SIGNING_PUBLIC_KEY_FILE
+  value: /etc/driftline/keys/{{ $key.publicKey }}
+{{- end }}
+{{- if and .signing $key.trustedPublicKeysSecret }}
+- name: DRIFTLINE_TRUSTED_PUBLIC_KEYS
+  value: '["/etc/driftline/trusted/previous.pem"]'
+{{- end }}
+{{- end -}}
+
+{{- define "driftline.signingMounts" -}}
+{{- if .signing }}
+- {name: signing-key, mountPath: /etc/driftline/keys, readOnly: true}
+{{- end }}
+{{- if and .signing .root.Values.signingKey.trustedPublicKeysSecret }}
+- {name: trusted-keys, mountPath: /etc/driftline/trusted, readOnly: true}
+{{- end }}
+{{- end -}}
+
+{{- define "driftline.signingVolumes" -}}
+{{- $key := .root.Values.signingKey -}}
+{{- if .signing }}
+- name: signing-key
+  secret:
+    secretName: {{ $key.secret | quote }}
+    defaultMode: 0400
+    items:
+      {{- if eq .signing "sign" }}
+      - {key: {{ $key.key | quote }}, path: {{ $key.key | quote }}}
+      {{- end }}
+      - {key: {{ $key.publicKey | quote }}, path: {{ $key.publicKey | quote }}}
+{{- end }}
+{{- if and .signing $key.trustedPublicKeysSecret }}
+- name: trusted-keys
+  secret: {secretName: {{ $key.trustedPublicKeysSecret | quote }}}
+{{- end }}
+{{- end -}}
+
+{{/* A worker (collector, detector, router, housekeeper): its command, probes on the health
+port. */}}
 {{- define "driftline.worker" -}}
 {{- $root := .root -}}
 apiVersion: apps/v1
@@ -190,6 +238,7 @@ spec:
               value: {{ $value | quote }}
             {{- end }}
             {{- include "driftline.producerEnv" (dict "root" $root "producer" (.producer | default "")) | nindent 12 }}
+            {{- include "driftline.signingEnv" (dict "root" $root "signing" (.signing | default "")) | nindent 12 }}
           ports:
             - {name: health, containerPort: {{ $root.Values.healthPort }}}
           livenessProbe:
@@ -207,9 +256,11 @@ spec:
           volumeMounts:
             {{- include "driftline.mounts" $root | nindent 12 }}
             {{- include "driftline.producerMounts" (dict "root" $root "producer" (.producer | default "")) | nindent 12 }}
+            {{- include "driftline.signingMounts" (dict "root" $root "signing" (.signing | default "")) | nindent 12 }}
       volumes:
         {{- include "driftline.volumes" $root | nindent 8 }}
         {{- include "driftline.producerVolumes" (dict "root" $root "producer" (.producer | default "")) | nindent 8 }}
+        {{- include "driftline.signingVolumes" (dict "root" $root "signing" (.signing | default "")) | nindent 8 }}
       {{- with $root.Values.nodeSelector }}
       nodeSelector:
         {{- toYaml . | nindent 8 }}

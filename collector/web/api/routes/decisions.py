@@ -18,7 +18,7 @@ from collector.store import queries
 from collector.store.models import ExportManifest
 from collector.store.search import Cursor, DecisionFilter, search
 from collector.web.api.auth import Auditor
-from collector.web.api.deps import SessionDep
+from collector.web.api.deps import SessionDep, SigningKey
 from collector.web.api.schemas import (
     AlertPublic,
     BaselinePublic,
@@ -81,13 +81,14 @@ def export_decisions(
     request: Request,
     token: Auditor,
     query: Annotated[ExportQuery, Query()],
+    key: SigningKey,
 ) -> StreamingResponse:
-    """Every decision the search selects, streamed; the manifest is stored when it ends."""
+    """Every decision the search selects, streamed; the manifest is stored, signed, when it
+    ends (on an API that signs)."""
     engine = request.app.state.engine
     format = query.format
     where = DecisionFilter.model_validate(query.model_dump(exclude={"format"}))
-    keys: KeyRing = request.app.state.keys
-    export = Export(engine, where, format, created_by=token.name, key=keys.signing)
+    export = Export(engine, where, format, created_by=token.name, key=key)
 
     def stream() -> Iterator[bytes]:
         yield from export.chunks()

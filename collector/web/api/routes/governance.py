@@ -4,16 +4,15 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Request
+from fastapi import APIRouter, HTTPException, Path
 from pydantic import BaseModel, Field
 from sqlmodel import col, select
 
 from collector.audit.erasure import erase_subject
 from collector.audit.holds import HoldError, active_holds, place_hold, release_hold
-from collector.audit.integrity import KeyRing
 from collector.store.models import Erasure, LegalHold
 from collector.web.api.auth import Admin
-from collector.web.api.deps import SessionDep
+from collector.web.api.deps import SessionDep, SigningKey
 
 router = APIRouter(tags=["governance"])
 
@@ -113,18 +112,17 @@ def erase(
     subject: Annotated[str, Path(min_length=1, max_length=200)],
     request: ErasureRequest,
     token: Admin,
-    http: Request,
+    key: SigningKey,
 ) -> ErasureOutcomePublic:
     """Replace the inputs of the subject's decisions by signed tombstones; the chain still
-    verifies."""
-    keys: KeyRing = http.app.state.keys
+    verifies (on an API that signs)."""
     outcome = erase_subject(
         session,
         subject=subject,
         reason=request.reason,
         requested_by=token.name,
         now=datetime.now(UTC),
-        key=keys.signing,
+        key=key,
     )
     session.commit()
     record = session.get(Erasure, outcome.erasure_id)

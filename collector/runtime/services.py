@@ -1,0 +1,118 @@
+"""Every long-running part of Driftline, built from settings in one place: the collector, the
+detector worker, the alert router, the housekeeper and the API. ``driftline up`` and ``demo``
+(``runtime.stack``) run them all in one process; ``collect``, ``detect``, ``route``,
+``housekeep`` and ``api`` run one each. Each caller owns the lifetime of what it is given
+(threads, agents, clients); the wiring is here only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import uvicorn
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from fastapi import FastAPI
+from sqlalchemy import Engine
+
+from agent import Driftline
+from collector.alerting.config import AlertingConfig, load_alerting
+from collector.alerting.router import ROUTER_SERVICE, AlertRouter
+from collector.audit.housekeeping import Housekeeper
+from collector.audit.integrity import KeyRing
+from collector.consume.consumer import Collector
+from collector.core.producer_keys import trusted_producers
+from collector.core.settings import CollectorSettings
+from collector.drift.worker import DETECTOR_SERVICE, DetectorWorker
+from collector.web.api.app import create_app
+
+RECEIVER_TIMEOUT_S = 10.0  # a receiver slower than this is retried from the outbox later
+
+
+def collector(engine: Engine, settings: CollectorSettings, bootstrap_servers: str) -> Collector:
+    """The consumer that stores the log; ProducerKeyError when a trusted key cannot be read."""
+    return Collector.from_settings(engine, settings, bootstrap_servers)
+
+
+def detector_agent(settings: CollectorSettings, bootstrap_servers: str) -> Driftline:
+    """The detector worker's agent: its verdicts are signed with the producer key."""
+    spool_dir = settings.detect_spool_dir
+    return _component_agent(DETECTOR_SERVICE, spool_dir, settings, bootstrap_servers)
+
+
+def detector(engine: Engine, settings: CollectorSettings, agent: Driftline) -> DetectorWorker:
+    return DetectorWorker(engine, agent, settings)
+
+
+def alerting(settings: CollectorSettings) -> AlertingConfig | None:
+    """The alerting file, when one is configured; AlertConfigError naming its mistakes."""
+    return load_alerting(settings.alerting_config) if settings.alerting_config else None
+
+
+def router_agent(settings: CollectorSettings, bootstrap_servers: str) -> Driftline:
+    """The alert router's agent: its notifications are signed with the producer key."""
+    spool_dir = settings.router_spool_dir
+    return _component_agent(ROUTER_SERVICE, spool_dir, settings, bootstrap_servers)
+
+
+def _component_agent(
+    service: str, spool_dir: Path, settings: CollectorSettings, bootstrap_servers: str
+) -> Driftline:
+    return Driftline(
+        service=service,
+        kafka_bootstrap_servers=bootstrap_servers,
+        topic=settings.topic,
+        spool_dir=spool_dir,
+        producer_key_file=settings.producer_key_file,
+    )
+
+
+def receiver_client() -> httpx.Client:
+    """The HTTP client the router delivers notifications with."""
+    return httpx.Client(timeout=RECEIVER_TIMEOUT_S)
+
+
+def router(
+    engine: Engine,
+    settings: CollectorSettings,
+    config: AlertingConfig,
+    *,
+    agent: Driftline,
+    client: httpx.Client,
+    api_url: str,
+) -> AlertRouter:
+    """The router; alerts link to DRIFTLINE_EXTERNAL_URL, else to ``api_url``."""
+    return AlertRouter(
+        engine=engine,
+        config=config,
+        agent=agent,
+        client=client,
+        external_url=settings.external_url or api_url,
+    )
+
+
+def housekeeper(
+    engine: Engine, settings: CollectorSettings, signing: Ed25519PrivateKey
+) -> Housekeeper:
+    """Checkpoint signing and retention, with the signing key."""
+    return Housekeeper(engine, signing, settings.retention_days)
+
+
+def api(
+    engine: Engine, settings: CollectorSettings, keys: KeyRing, config: AlertingConfig | None
+) -> FastAPI:
+    """The API and web page. With a key ring that holds no signing key, the routes that sign
+    answer 503; ProducerKeyError when a trusted producer key cannot be read."""
+    return create_app(
+        engine,
+        keys=keys,
+        alerting_config=config,
+        trace_link_template=settings.trace_link_template,
+        producers=trusted_producers(settings),
+    )
+
+
+def api_server(app: FastAPI, settings: CollectorSettings) -> uvicorn.Server:
+    return uvicorn.Server(
+        uvicorn.Config(app, host=settings.api_host, port=settings.api_port, log_level="warning")
+    )

@@ -1,0 +1,120 @@
+"""The detector worker loses no verdict: one its agent does not take (the queue full) moves no
+drift state, and the next round sends it, though no decision came in between."""
+
+import random
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from agent import Driftline, Recorded
+from agent.contract import (
+    BaselineSetEvent,
+    BaselineSetPayload,
+    DecisionPayload,
+    DriftDetectedEvent,
+    Event,
+    decode,
+    encode,
+)
+from collector.consume.ingest import RawMessage, write_batch
+from collector.core.settings import CollectorSettings
+from collector.drift.baselines import fit_rows, for_one_event
+from collector.drift.worker import DetectorWorker
+from collector.runtime.broker import EmbeddedBroker
+from tests import events
+from tests.topic_reader import read_topic
+
+
+class Gate(SpanProcessor):
+    """Holds the agent's worker thread in the first decision's span until opened, so that its
+    queue fills up behind it."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.opened = threading.Event()
+
+    def on_end(self, span: ReadableSpan) -> None:
+        self.entered.set()
+        self.opened.wait(timeout=30)
+
+
+@pytest.fixture
+def gate() -> Iterator[Gate]:
+    held = Gate()
+    yield held
+    held.opened.set()  # never leave the agent's worker held
+
+
+def store(engine: Engine, batch: list[Event]) -> None:
+    with Session(engine) as session:
+        messages = [RawMessage("events", 0, n, None, encode(e)) for n, e in enumerate(batch)]
+        write_batch(session, messages)
+        session.commit()
+
+
+def shifted_decisions(engine: Engine) -> None:
+    """A baseline of ``x`` around 0, and 300 decisions with ``x`` around 3."""
+    rng = random.Random(1)
+    fitted = for_one_event(fit_rows([[{"x": rng.gauss(0, 1)} for _ in range(1_000)]]), "test")
+    baseline = BaselineSetEvent(
+        service="ml-lead",
+        model=events.MODEL,
+        payload=BaselineSetPayload(
+            version=events.MODEL.version, baseline_id=fitted.baseline_id, source=fitted.source,
+            set_by="ml-lead", size=fitted.baseline.size, record=fitted.record,
+        ),
+    )  # fmt: skip
+    payloads = [
+        DecisionPayload(
+            inputs={"x": rng.gauss(3, 1)},
+            output="approve",
+            confidence=0.9,
+            latency_ms=1.0,
+            automated=True,
+        )
+        for _ in range(300)
+    ]
+    decisions = [events.decision(payload=payload) for payload in payloads]
+    store(engine, [baseline, *decisions])
+
+
+def decide(agent: Driftline) -> Recorded:
+    return agent.record_decision(
+        model="service", version="1", inputs={}, output=0, confidence=1.0, latency_ms=1.0
+    )
+
+
+def test_a_verdict_the_agent_drops_is_sent_on_the_next_round(
+    broker: EmbeddedBroker, topic: str, engine: Engine, gate: Gate, tmp_path: Path
+) -> None:
+    shifted_decisions(engine)
+    settings = CollectorSettings(
+        topic=topic, detect_min_decisions=100, detect_window_decisions=500, detect_raise_after=1
+    )
+    provider = TracerProvider()
+    provider.add_span_processor(gate)
+    with Driftline(
+        service="driftline-detector", kafka_bootstrap_servers=broker.bootstrap_servers,
+        topic=topic, queue_size=1, tracer_provider=provider, spool_dir=tmp_path / "spool",
+    ) as agent:  # fmt: skip
+        worker = DetectorWorker(engine, agent, settings)
+        decide(agent)
+        assert gate.entered.wait(timeout=10), "the agent's worker never took the decision"
+        assert decide(agent).queued  # the one place in the queue, taken
+
+        assert worker.check_all() == []  # the queue is full: nothing recorded
+        assert agent.flush(timeout_s=0).dropped >= 1
+        gate.opened.set()
+        retried = worker.check_all()  # no new decision: only what was due and not recorded
+        assert [(t.state, t.verdict.feature) for t in retried] == [("detected", "x")]
+        assert worker.check_all() == []  # recorded once
+        report = agent.flush(timeout_s=30)
+        assert report.delivered == 3, report
+
+    sent = [decode(r.value) for r in read_topic(broker.bootstrap_servers, topic, 3)]
+    assert [e.payload.feature for e in sent if isinstance(e, DriftDetectedEvent)] == ["x"]
