@@ -20,8 +20,8 @@ up: install
 	$(BIN)/driftline up
 
 lint: install
-	$(BIN)/ruff check agent collector detectors tests bench
-	$(BIN)/ruff format --check agent collector detectors tests bench
+	$(BIN)/ruff check driftline/*.py agent collector detectors tests bench
+	$(BIN)/ruff format --check driftline/*.py agent collector detectors tests bench
 	$(BIN)/mypy
 
 test: lint

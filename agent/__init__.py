@@ -1,7 +1,7 @@
 """Driftline agent: records model decisions beside an AI service and publishes them to Kafka.
 
-The public surface is the ``Driftline`` client (see ``agent.client``) and the event contract
-(``agent.contract``), which every other component imports.
+The public surface is the ``Driftline`` client (see ``driftline.agent.client``) and the event
+contract (``driftline.agent.contract``), which every other component imports.
 
 The client's names load on first use (PEP 562), so that importing the contract, as the
 collector and the API do, costs pydantic and no more: not librdkafka, the OpenTelemetry SDK
@@ -14,16 +14,16 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from agent.client import DecisionScope, Driftline, Recorded
-    from agent.dispatcher import DeliveryReport
+    from driftline.agent.client import DecisionScope, Driftline, Recorded
+    from driftline.agent.dispatcher import DeliveryReport
 
 __all__ = ["DecisionScope", "DeliveryReport", "Driftline", "Recorded"]
 
 _HOMES = {
-    "DecisionScope": "agent.client",
-    "DeliveryReport": "agent.dispatcher",
-    "Driftline": "agent.client",
-    "Recorded": "agent.client",
+    "DecisionScope": "driftline.agent.client",
+    "DeliveryReport": "driftline.agent.dispatcher",
+    "Driftline": "driftline.agent.client",
+    "Recorded": "driftline.agent.client",
 }
 
 

@@ -7,7 +7,7 @@ agent's worker thread. Nothing here raises into the service for bad data or an a
 
 A service records its own decisions, reviews and feedback. Every other type (deployments,
 baselines, drift verdicts, readiness, load tests, drills, alerts) is written by Driftline's own
-components only, with a producer key (DRIFTLINE_PRODUCER_KEY_FILE; ``agent.provenance``):
+components only, with a producer key (DRIFTLINE_PRODUCER_KEY_FILE; ``driftline.agent.provenance``):
 through ``record_component``, from the contract's payload models, or ``record_signed``, from a
 complete document. ``record_event`` refuses it: counted as failed, logged, never raised.
 
@@ -39,7 +39,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CollectorRegistry, Histogram
 from pydantic import ValidationError
 
-from agent.contract import (
+from driftline.agent.contract import (
     COMPONENT_EVENT_TYPES,
     SCHEMA_VERSION,
     ComponentEventType,
@@ -50,17 +50,17 @@ from agent.contract import (
     component_event,
     new_event_id,
 )
-from agent.direct import DirectSender
-from agent.dispatcher import DeliveryReport, Dispatcher, Record, RefusingDispatcher
-from agent.input_contracts import ContractCheck, InputContractError, load_contracts
-from agent.metrics import AgentMetrics
-from agent.provenance import ProducerKey, ProducerKeyError
-from agent.publisher import KafkaPublisher, KafkaTarget
-from agent.redaction import RedactionError, RedactionPolicy, Redactor
-from agent.settings import AgentSettings
-from agent.spool import Spool, SpoolError
-from agent.spooling import SpoolingPublisher
-from agent.tracing import DecisionTracing, make_tracer_provider
+from driftline.agent.direct import DirectSender
+from driftline.agent.dispatcher import DeliveryReport, Dispatcher, Record, RefusingDispatcher
+from driftline.agent.input_contracts import ContractCheck, InputContractError, load_contracts
+from driftline.agent.metrics import AgentMetrics
+from driftline.agent.provenance import ProducerKey, ProducerKeyError
+from driftline.agent.publisher import KafkaPublisher, KafkaTarget
+from driftline.agent.redaction import RedactionError, RedactionPolicy, Redactor
+from driftline.agent.settings import AgentSettings
+from driftline.agent.spool import Spool, SpoolError
+from driftline.agent.spooling import SpoolingPublisher
+from driftline.agent.tracing import DecisionTracing, make_tracer_provider
 
 log = structlog.get_logger(__name__)
 

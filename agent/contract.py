@@ -43,8 +43,8 @@ MAX_DEPTH: Final = 64  # of the whole document: the envelope takes three levels
 # "\u0000" in JSON text is a NUL unless its backslash is itself escaped ("\\u0000").
 _NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 
-# What a service records about its own decisions; every other type is written by Driftline's
-# own components only, signed with a producer key (``agent.provenance``), and the collector
+# What a service records about its own decisions; every other type is written by Driftline's own
+# components only, signed with a producer key (``driftline.agent.provenance``), and the collector
 # keeps one of those only when a producer key it trusts signed it.
 ServiceEventType = Literal["decision", "review", "feedback"]
 ComponentEventType = Literal[
@@ -188,7 +188,7 @@ class ModelDeployedPayload(_Frozen):
 class BaselineSetPayload(_Frozen):
     """A baseline became what a model version's decisions are compared with.
 
-    ``record`` is the baseline itself (``detectors.baseline.Baseline.to_record``) and
+    ``record`` is the baseline itself (``driftline.detectors.baseline.Baseline.to_record``) and
     ``baseline_id`` the SHA-256 of its canonical JSON, so the ledger proves which one was used.
     """
 
@@ -290,7 +290,8 @@ class DrillCompletedPayload(_Frozen):
 
 class Provenance(_Frozen):
     """Who wrote an event: the id of a producer key, and its Ed25519 signature (base64) over
-    the event without this field (``agent.provenance``). Only Driftline's own components sign."""
+    the event without this field (``driftline.agent.provenance``). Only Driftline's own components
+    sign."""
 
     key_id: Annotated[str, Field(pattern=r"^[0-9a-f]{16}$")]
     signature: Annotated[str, Field(pattern=r"^[A-Za-z0-9+/]{86}==$")]

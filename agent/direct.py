@@ -20,7 +20,7 @@ from typing import Any
 import structlog
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
-from agent.publisher import KafkaTarget, Outgoing, is_permanent
+from driftline.agent.publisher import KafkaTarget, Outgoing, is_permanent
 
 log = structlog.get_logger(__name__)
 

@@ -22,9 +22,9 @@ from typing import Any
 
 import structlog
 
-from agent.contract import Event, validate, wire_bytes
-from agent.publisher import Outgoing, PublishResult
-from agent.spooling import SpoolingPublisher
+from driftline.agent.contract import Event, validate, wire_bytes
+from driftline.agent.publisher import Outgoing, PublishResult
+from driftline.agent.spooling import SpoolingPublisher
 
 log = structlog.get_logger(__name__)
 

@@ -8,10 +8,10 @@ from collections.abc import Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from agent.dispatcher import Dispatcher
-from agent.input_contracts import ContractCheck
-from agent.redaction import Redactor
-from agent.spooling import SpoolingPublisher
+from driftline.agent.dispatcher import Dispatcher
+from driftline.agent.input_contracts import ContractCheck
+from driftline.agent.redaction import Redactor
+from driftline.agent.spooling import SpoolingPublisher
 
 
 class AgentMetrics(Collector):

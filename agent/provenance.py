@@ -30,7 +30,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from agent.contract import COMPONENT_EVENT_TYPES, Event, Provenance
+from driftline.agent.contract import COMPONENT_EVENT_TYPES, Event, Provenance
 
 PROVENANCE: Final = "provenance"
 SIGNED_PREFIX: Final = b"driftline-provenance-v1\x00"

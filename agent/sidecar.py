@@ -35,8 +35,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic_core import from_json
 from starlette.concurrency import run_in_threadpool
 
-from agent.client import Driftline
-from agent.contract import (
+from driftline.agent.client import Driftline
+from driftline.agent.contract import (
     COMPONENT_EVENT_TYPES,
     MAX_EVENT_BYTES,
     SERVICE_EVENT_TYPES,

@@ -27,7 +27,7 @@ from typing import IO, Literal
 import crc32c
 import structlog
 
-from agent.publisher import Outgoing
+from driftline.agent.publisher import Outgoing
 
 log = structlog.get_logger(__name__)
 

@@ -26,9 +26,9 @@ from typing import Literal
 import structlog
 from prometheus_client import Histogram
 
-from agent.direct import DirectSender, Reports
-from agent.publisher import Outgoing, Publisher, PublishResult
-from agent.spool import Spool, SpoolFull, SpoolWriteError
+from driftline.agent.direct import DirectSender, Reports
+from driftline.agent.publisher import Outgoing, Publisher, PublishResult
+from driftline.agent.spool import Spool, SpoolFull, SpoolWriteError
 
 log = structlog.get_logger(__name__)
 

@@ -35,10 +35,16 @@ from confluent_kafka import Producer
 from kafka import KafkaProducer
 from opentelemetry.sdk.trace import TracerProvider
 
-from agent import Driftline
-from agent.contract import DecisionEvent, DecisionPayload, ModelRef, new_event_id, wire_bytes
-from collector.consume.kafka import ensure_topic
-from collector.runtime.broker import EmbeddedBroker
+from driftline.agent import Driftline
+from driftline.agent.contract import (
+    DecisionEvent,
+    DecisionPayload,
+    ModelRef,
+    new_event_id,
+    wire_bytes,
+)
+from driftline.collector.consume.kafka import ensure_topic
+from driftline.collector.runtime.broker import EmbeddedBroker
 
 INPUTS = {"income": 52_000, "age": 41, "debt_ratio": 0.31, "region": "north"}
 BURST = 100

@@ -39,13 +39,13 @@ from sqlalchemy import Engine, bindparam, insert, select, text
 from sqlmodel import Session, col
 
 from bench.stores import store
-from collector.audit.access import create_token
-from collector.audit.integrity import KeyRing
-from collector.runtime.broker import free_port
-from collector.store import ledger
-from collector.store.database import make_engine
-from collector.store.models import Decision, Feedback, LedgerEntry, Review
-from collector.web.api.app import create_app
+from driftline.collector.audit.access import create_token
+from driftline.collector.audit.integrity import KeyRing
+from driftline.collector.runtime.broker import free_port
+from driftline.collector.store import ledger
+from driftline.collector.store.database import make_engine
+from driftline.collector.store.models import Decision, Feedback, LedgerEntry, Review
+from driftline.collector.web.api.app import create_app
 
 T = TypeVar("T")
 START = datetime(2026, 1, 1, tzinfo=UTC)

@@ -37,12 +37,12 @@ from rich.console import Console
 from rich.progress import Progress
 from sqlalchemy import Engine
 
-from agent.contract import DecisionEvent, DecisionPayload, ModelRef, encode
 from bench.agent import bare_librdkafka
 from bench.memory import resident_mb
 from bench.stores import baselines, collected_rows, database_url, store, stored_events
-from collector.consume.kafka import ensure_topic
-from collector.runtime.broker import EmbeddedBroker
+from driftline.agent.contract import DecisionEvent, DecisionPayload, ModelRef, encode
+from driftline.collector.consume.kafka import ensure_topic
+from driftline.collector.runtime.broker import EmbeddedBroker
 
 BATCH = 500  # the collector's default batch size
 MEMORY_FROM = 100_000

@@ -24,8 +24,8 @@ from kafka import KafkaConsumer
 
 from bench.agent import bare_librdkafka
 from bench.collector import BATCH, decisions
-from collector.consume.kafka import GroupConsumer, ensure_topic
-from collector.runtime.broker import EmbeddedBroker
+from driftline.collector.consume.kafka import GroupConsumer, ensure_topic
+from driftline.collector.runtime.broker import EmbeddedBroker
 
 TOPIC = "bench-consume"
 _groups = itertools.count()

@@ -2,10 +2,10 @@
 rate, against the floor Kafka sets: a bare producer to a bare consumer through the same broker
 at the same rate, measured in the same run.
 
-Driftline's side is the load test (``collector.golive.loadtest``): the agent in this process
-records at the rate, ``driftline collect`` stores in its own process (SQLite), and a decision
-counts as queryable once the store's count of them passes it (polled every 50 ms). The bare side
-stamps each message with its send time and reads it with a plain consumer (assigned partitions,
+Driftline's side is the load test (``driftline.collector.golive.loadtest``): the agent in this
+process records at the rate, ``driftline collect`` stores in its own process (SQLite), and a
+decision counts as queryable once the store's count of them passes it (polled every 50 ms). The bare
+side stamps each message with its send time and reads it with a plain consumer (assigned partitions,
 no database).
 
     .venv/bin/python -m bench.delay [--rate 1000] [--seconds 60]
@@ -31,11 +31,11 @@ from confluent_kafka import Producer
 from kafka import KafkaConsumer, TopicPartition
 from rich.console import Console
 
-from agent import Driftline
 from bench.stores import database_url, sqlite_store
-from collector.consume.kafka import ensure_topic
-from collector.golive.loadtest import run_load_test
-from collector.runtime.broker import EmbeddedBroker
+from driftline.agent import Driftline
+from driftline.collector.consume.kafka import ensure_topic
+from driftline.collector.golive.loadtest import run_load_test
+from driftline.collector.runtime.broker import EmbeddedBroker
 
 console = Console(stderr=True)
 

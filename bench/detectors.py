@@ -35,9 +35,9 @@ import numpy as np
 
 from bench import scenarios
 from bench.scenarios import SHIFTS, WINDOWS, Array
-from detectors.baseline import Baseline, BaselineBuilder
-from detectors.hysteresis import Hysteresis
-from detectors.verdict import FeatureVerdict, check_window
+from driftline.detectors.baseline import Baseline, BaselineBuilder
+from driftline.detectors.hysteresis import Hysteresis
+from driftline.detectors.verdict import FeatureVerdict, check_window
 
 PEERS = Path(__file__).resolve().parent.parent / ".bench" / "peers"
 PEER_PACKAGES = ["evidently==0.7.23", "alibi-detect==0.13.0", "river==0.23.0"]

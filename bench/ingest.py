@@ -27,8 +27,8 @@ from typing import Any
 
 from bench.collector import BATCH, decisions
 from bench.stores import baselines, collected_rows, store
-from collector.consume.ingest import RawMessage
-from collector.consume.isolation import store as collector_store
+from driftline.collector.consume.ingest import RawMessage
+from driftline.collector.consume.isolation import store as collector_store
 
 
 def messages(count: int) -> list[RawMessage]:

@@ -36,15 +36,15 @@ from rich.progress import Progress
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from agent.provenance import ProducerKey
 from bench.collector import first_sample_at
 from bench.memory import resident_mb
 from bench.stores import database_url, sqlite_store, stored_events
 from bench.ui import add_baseline
-from collector.audit import checkpoints
-from collector.audit.access import create_token
-from collector.consume.kafka import ensure_topic
-from collector.runtime.broker import EmbeddedBroker, free_port
+from driftline.agent.provenance import ProducerKey
+from driftline.collector.audit import checkpoints
+from driftline.collector.audit.access import create_token
+from driftline.collector.consume.kafka import ensure_topic
+from driftline.collector.runtime.broker import EmbeddedBroker, free_port
 from tests.http_recorder import recording_server
 
 MODEL, VERSION = "credit-risk", "4"

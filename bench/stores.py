@@ -17,8 +17,8 @@ import psycopg
 from psycopg.types.json import Jsonb
 from sqlalchemy import JSON, Engine, func, insert, make_url, select
 
-from collector.store.database import make_engine, migrate
-from collector.store.models import Decision, LedgerEntry
+from driftline.collector.store.database import make_engine, migrate
+from driftline.collector.store.models import Decision, LedgerEntry
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "DRIFTLINE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"

@@ -28,14 +28,14 @@ import httpx
 from sqlalchemy import Engine
 from sqlmodel import Session, func, select
 
-from agent.contract import new_event_id
 from bench.audit import _wait_until_up, console, fill, serve, timed_ms
 from bench.stores import sqlite_store
-from collector.audit.access import create_token, open_ui_session
-from collector.drift.baselines import fit_first_decisions
-from collector.runtime.broker import free_port
-from collector.store.models import BaselineRecord, Decision, DriftVerdict
-from collector.web.api.auth import SESSION_COOKIE
+from driftline.agent.contract import new_event_id
+from driftline.collector.audit.access import create_token, open_ui_session
+from driftline.collector.drift.baselines import fit_first_decisions
+from driftline.collector.runtime.broker import free_port
+from driftline.collector.store.models import BaselineRecord, Decision, DriftVerdict
+from driftline.collector.web.api.auth import SESSION_COOKIE
 
 MODEL, VERSION = "credit-risk", "3"
 GOAL_MS = 1_000

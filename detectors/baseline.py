@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from detectors.continuous import NotChecked, Reference
-from detectors.multivariate import JointModel
+from driftline.detectors.continuous import NotChecked, Reference
+from driftline.detectors.multivariate import JointModel
 
 OTHER = "(other)"
 

@@ -15,7 +15,7 @@ import numpy as np
 from scipy.spatial.distance import jensenshannon
 from scipy.stats import chi2_contingency
 
-from detectors.continuous import NotChecked
+from driftline.detectors.continuous import NotChecked
 
 
 @dataclass(frozen=True)

@@ -3,9 +3,9 @@ different from the baseline's, and by how much?
 
 Significance is the two-sample Kolmogorov-Smirnov test; size is the Wasserstein distance in
 baseline standard deviations and the population stability index on baseline-quantile bins. A
-verdict needs both (see ``detectors.verdict``), so that a huge window does not alarm on a
+verdict needs both (see ``driftline.detectors.verdict``), so that a huge window does not alarm on a
 difference nobody cares about. Missing values (NaN) are left out here: their rate is a feature
-of its own (``detectors.proportions``).
+of its own (``driftline.detectors.proportions``).
 
 Everything that depends on the baseline alone is prepared once (``Reference``), so a check
 costs the sort of the window, a binary search per window value and a few linear passes.

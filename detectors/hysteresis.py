@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from detectors.verdict import FeatureVerdict, Unchecked
+from driftline.detectors.verdict import FeatureVerdict, Unchecked
 
 Check = tuple[str, str]  # (feature, test)
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from detectors.continuous import ContinuousDrift, NotChecked, Reference
+from driftline.detectors.continuous import ContinuousDrift, NotChecked, Reference
 
 MIN_ROWS = 20
 

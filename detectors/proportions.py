@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from scipy.special import ndtr
 
-from detectors.continuous import NotChecked
+from driftline.detectors.continuous import NotChecked
 
 
 @dataclass(frozen=True)

@@ -20,12 +20,12 @@ import numpy as np
 from numpy.typing import NDArray
 from threadpoolctl import threadpool_limits
 
-from detectors.baseline import Baseline
-from detectors.categorical import CategoricalDrift, check_categorical
-from detectors.continuous import ContinuousDrift, MeanShift, NotChecked
-from detectors.multiple import Correction, adjust
-from detectors.multivariate import JointDrift
-from detectors.proportions import RateDrift, check_rate
+from driftline.detectors.baseline import Baseline
+from driftline.detectors.categorical import CategoricalDrift, check_categorical
+from driftline.detectors.continuous import ContinuousDrift, MeanShift, NotChecked
+from driftline.detectors.multiple import Correction, adjust
+from driftline.detectors.multivariate import JointDrift
+from driftline.detectors.proportions import RateDrift, check_rate
 
 WORKERS = min(os.cpu_count() or 1, 4)
 CONFIDENCE = "confidence"

@@ -10,9 +10,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from collector.audit.access import Role, create_token, free_name
-from collector.audit.integrity import KeyRing
-from collector.web.api.app import create_app
+from driftline.collector.audit.access import Role, create_token, free_name
+from driftline.collector.audit.integrity import KeyRing
+from driftline.collector.web.api.app import create_app
 
 
 def new_token(engine: Engine, role: Role, name: str | None = None, **options: Any) -> str:

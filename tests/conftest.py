@@ -12,11 +12,11 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
-from agent.provenance import ProducerKey, TrustedProducers
-from collector.consume.consumer import Collector
-from collector.consume.kafka import ensure_topic
-from collector.runtime.broker import EmbeddedBroker
-from collector.store.database import make_engine, migrate
+from driftline.agent.provenance import ProducerKey, TrustedProducers
+from driftline.collector.consume.consumer import Collector
+from driftline.collector.consume.kafka import ensure_topic
+from driftline.collector.runtime.broker import EmbeddedBroker
+from driftline.collector.store.database import make_engine, migrate
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "DRIFTLINE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"

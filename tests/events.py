@@ -4,7 +4,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from agent.contract import (
+from driftline.agent.contract import (
     DecisionEvent,
     DecisionPayload,
     FeedbackEvent,

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 from hypothesis import strategies as st
 
-from agent.contract import (
+from driftline.agent.contract import (
     DecisionEvent,
     DecisionPayload,
     Event,

@@ -16,9 +16,9 @@ from sqlalchemy import Engine, inspect
 from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
-from collector.cli.main import app
-from collector.runtime.broker import EmbeddedBroker
-from collector.store.database import make_engine
+from driftline.collector.cli.main import app
+from driftline.collector.runtime.broker import EmbeddedBroker
+from driftline.collector.store.database import make_engine
 from tests.waiting import wait_for
 
 
@@ -26,7 +26,7 @@ def driftline(
     *args: str, env: dict[str, str] | None = None, timeout: float = 180
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "collector", *args],
+        [sys.executable, "-m", "driftline", *args],
         env=os.environ | (env or {}),
         capture_output=True,
         text=True,
@@ -259,7 +259,7 @@ def test_up_demo_and_migrate_show_the_database_url_with_its_password_masked(
     log = tmp_path / "up.log"
     with log.open("w") as out:
         up = subprocess.Popen(
-            [sys.executable, "-m", "collector", "up"],
+            [sys.executable, "-m", "driftline", "up"],
             env=env | {"DRIFTLINE_DETECT_ENABLED": "false"},
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -11,9 +11,9 @@ HEAVY = ("confluent_kafka", "opentelemetry.sdk", "prometheus_client")
 
 API = """
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from collector.audit.integrity import KeyRing
-from collector.store.database import make_engine
-from collector.web.api.app import create_app
+from driftline.collector.audit.integrity import KeyRing
+from driftline.collector.store.database import make_engine
+from driftline.collector.web.api.app import create_app
 create_app(make_engine("sqlite://"), keys=KeyRing.of(Ed25519PrivateKey.generate()))
 """
 
@@ -31,7 +31,7 @@ def loaded_after(code: str) -> list[str]:
     return done.stdout.split()
 
 
-@pytest.mark.parametrize("code", ["import agent.contract", "from agent import contract"])
+@pytest.mark.parametrize("code", ["import driftline.agent.contract", "from agent import contract"])
 def test_the_contract_loads_no_client_machinery(code: str) -> None:
     assert loaded_after(code) == []
 

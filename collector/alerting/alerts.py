@@ -9,9 +9,9 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from agent.contract import DriftDetectedEvent, DriftResolvedEvent
-from collector.alerting.config import AlertingConfig, Owner
-from collector.alerting.matchers import all_match
+from driftline.agent.contract import DriftDetectedEvent, DriftResolvedEvent
+from driftline.collector.alerting.config import AlertingConfig, Owner
+from driftline.collector.alerting.matchers import all_match
 
 UNOWNED = "unowned"
 

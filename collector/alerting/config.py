@@ -16,9 +16,9 @@ from typing import Annotated
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from collector.alerting.matchers import Matcher, MatcherError
-from collector.core.config_files import ConfigFileError, load_model, located
-from collector.core.durations import Duration
+from driftline.collector.alerting.matchers import Matcher, MatcherError
+from driftline.collector.core.config_files import ConfigFileError, load_model, located
+from driftline.collector.core.durations import Duration
 
 PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 

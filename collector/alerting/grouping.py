@@ -14,9 +14,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from collector.alerting.alerts import Alert
-from collector.alerting.config import AlertingConfig
-from collector.alerting.tree import RoutePolicy, route_alert
+from driftline.collector.alerting.alerts import Alert
+from driftline.collector.alerting.config import AlertingConfig
+from driftline.collector.alerting.tree import RoutePolicy, route_alert
 
 
 @dataclass(frozen=True)

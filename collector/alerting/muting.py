@@ -18,11 +18,11 @@ from datetime import datetime
 
 from sqlmodel import Session, col, select
 
-from collector.alerting.alerts import Alert
-from collector.alerting.config import InhibitRule
-from collector.alerting.grouping import Notification
-from collector.alerting.matchers import Matcher, MatcherError, all_match
-from collector.store.models import Silence
+from driftline.collector.alerting.alerts import Alert
+from driftline.collector.alerting.config import InhibitRule
+from driftline.collector.alerting.grouping import Notification
+from driftline.collector.alerting.matchers import Matcher, MatcherError, all_match
+from driftline.collector.store.models import Silence
 
 
 @dataclass(frozen=True)

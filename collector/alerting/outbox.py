@@ -20,10 +20,10 @@ import structlog
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from collector.alerting.config import Receiver
-from collector.alerting.grouping import Notification
-from collector.alerting.receivers import common_labels, messages
-from collector.store.models import OutboxMessage
+from driftline.collector.alerting.config import Receiver
+from driftline.collector.alerting.grouping import Notification
+from driftline.collector.alerting.receivers import common_labels, messages
+from driftline.collector.store.models import OutboxMessage
 
 log = structlog.get_logger(__name__)
 

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from collector.alerting.alerts import Alert
-from collector.alerting.config import Receiver
-from collector.alerting.grouping import Notification, status_of
+from driftline.collector.alerting.alerts import Alert
+from driftline.collector.alerting.config import Receiver
+from driftline.collector.alerting.grouping import Notification, status_of
 
 NEVER = "0001-01-01T00:00:00Z"  # Alertmanager's endsAt of an alert still firing
 PAGERDUTY_SEVERITIES = {"critical", "error", "warning", "info"}

@@ -24,8 +24,8 @@ from pydantic import ValidationError
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from agent import Driftline
-from agent.contract import (
+from driftline.agent import Driftline
+from driftline.agent.contract import (
     AlertNotifiedPayload,
     ContractError,
     DriftDetectedEvent,
@@ -33,16 +33,21 @@ from agent.contract import (
     ModelRef,
     decode,
 )
-from collector.alerting.alerts import Alert, alert_for, owner_for
-from collector.alerting.config import AlertingConfig
-from collector.alerting.grouping import Grouper, Notification
-from collector.alerting.muting import UnreadableSilence, active_silences, mute
-from collector.alerting.outbox import OutboxSender, enqueue
-from collector.consume.kafka import GroupConsumer, KafkaUnavailable, event_type
-from collector.core.health import Heartbeat
-from collector.core.leadership import Leadership
-from collector.core.settings import CollectorSettings
-from collector.store.models import Decision, LedgerEntry, NotificationLogEntry, OutboxMessage
+from driftline.collector.alerting.alerts import Alert, alert_for, owner_for
+from driftline.collector.alerting.config import AlertingConfig
+from driftline.collector.alerting.grouping import Grouper, Notification
+from driftline.collector.alerting.muting import UnreadableSilence, active_silences, mute
+from driftline.collector.alerting.outbox import OutboxSender, enqueue
+from driftline.collector.consume.kafka import GroupConsumer, KafkaUnavailable, event_type
+from driftline.collector.core.health import Heartbeat
+from driftline.collector.core.leadership import Leadership
+from driftline.collector.core.settings import CollectorSettings
+from driftline.collector.store.models import (
+    Decision,
+    LedgerEntry,
+    NotificationLogEntry,
+    OutboxMessage,
+)
 
 log = structlog.get_logger(__name__)
 

@@ -10,8 +10,8 @@ from typing import Literal
 
 from sqlmodel import Session, col, select
 
-from collector.alerting.matchers import Matcher
-from collector.store.models import Silence
+from driftline.collector.alerting.matchers import Matcher
+from driftline.collector.store.models import Silence
 
 SilenceState = Literal["active", "pending", "expired"]
 

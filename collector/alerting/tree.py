@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
-from collector.alerting.config import Route
-from collector.alerting.matchers import all_match
+from driftline.collector.alerting.config import Route
+from driftline.collector.alerting.matchers import all_match
 
 ALL_LABELS = "..."  # group_by: [...] groups by every label, one group per alert
 

@@ -15,7 +15,7 @@ from typing import Literal
 
 from sqlmodel import Session, col, select
 
-from collector.store.models import ApiToken, UiSession
+from driftline.collector.store.models import ApiToken, UiSession
 
 Role = Literal["auditor", "operator", "admin"]
 ROLES: tuple[Role, ...] = ("auditor", "operator", "admin")  # each may do all the previous may

@@ -25,9 +25,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from agent.provenance import key_id as key_id  # one id for every Driftline key, re-exported
-from collector.store.ledger import Anchors, ChainBreak, canonical, heads
-from collector.store.models import LedgerCheckpoint
+from driftline.agent.provenance import (
+    key_id as key_id,  # one id for every Driftline key, re-exported
+)
+from driftline.collector.store.ledger import Anchors, ChainBreak, canonical, heads
+from driftline.collector.store.models import LedgerCheckpoint
 
 
 class SigningKeyError(ValueError):

@@ -26,10 +26,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from sqlalchemy import ColumnElement, func
 from sqlmodel import Session, col, select
 
-from collector.audit.checkpoints import key_id
-from collector.audit.holds import active_holds, not_held
-from collector.store import ledger
-from collector.store.models import Decision, Erasure, LedgerEntry
+from driftline.collector.audit.checkpoints import key_id
+from driftline.collector.audit.holds import active_holds, not_held
+from driftline.collector.store import ledger
+from driftline.collector.store.models import Decision, Erasure, LedgerEntry
 
 log = structlog.get_logger(__name__)
 

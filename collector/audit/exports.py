@@ -31,11 +31,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from sqlalchemy import Engine
 from sqlmodel import Session, col
 
-from collector.audit.checkpoints import key_id
-from collector.audit.row_verification import row_problems
-from collector.store import ledger
-from collector.store.models import Decision, DecisionBase, ExportManifest, LedgerEntry
-from collector.store.search import DecisionFilter, matching
+from driftline.collector.audit.checkpoints import key_id
+from driftline.collector.audit.row_verification import row_problems
+from driftline.collector.store import ledger
+from driftline.collector.store.models import Decision, DecisionBase, ExportManifest, LedgerEntry
+from driftline.collector.store.search import DecisionFilter, matching
 
 ExportFormat = Literal["jsonl", "csv"]
 MEDIA_TYPES: dict[ExportFormat, str] = {"jsonl": "application/x-ndjson", "csv": "text/csv"}

@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, false, or_
 from sqlmodel import Session, col, select
 
-from collector.store.models import Decision, LegalHold
+from driftline.collector.store.models import Decision, LegalHold
 
 
 class HoldError(ValueError):

@@ -14,10 +14,10 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
-from collector.audit.checkpoints import sign_heads
-from collector.audit.erasure import apply_retention
-from collector.core.health import Heartbeat
-from collector.core.leadership import Leadership
+from driftline.collector.audit.checkpoints import sign_heads
+from driftline.collector.audit.erasure import apply_retention
+from driftline.collector.core.health import Heartbeat
+from driftline.collector.core.leadership import Leadership
 
 log = structlog.get_logger(__name__)
 

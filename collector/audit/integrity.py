@@ -11,12 +11,12 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from sqlmodel import Session, col, select
 
-from agent.contract import COMPONENT_EVENT_TYPES
-from agent.provenance import TrustedProducers
-from collector.audit import checkpoints, erasure, row_verification
-from collector.core.settings import CollectorSettings
-from collector.store import ledger
-from collector.store.models import LedgerCheckpoint, LedgerEntry
+from driftline.agent.contract import COMPONENT_EVENT_TYPES
+from driftline.agent.provenance import TrustedProducers
+from driftline.collector.audit import checkpoints, erasure, row_verification
+from driftline.collector.core.settings import CollectorSettings
+from driftline.collector.store import ledger
+from driftline.collector.store.models import LedgerCheckpoint, LedgerEntry
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,9 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlmodel import Session, col, select
 
-from collector.audit import checkpoints, erasure
-from collector.store import ledger
-from collector.store.models import Decision, LedgerCheckpoint, LedgerEntry
+from driftline.collector.audit import checkpoints, erasure
+from driftline.collector.store import ledger
+from driftline.collector.store.models import Decision, LedgerCheckpoint, LedgerEntry
 
 ALGORITHM = (
     "digest = SHA-256(canonical JSON of the event, a decision's inputs replaced by "

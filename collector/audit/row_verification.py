@@ -22,11 +22,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import func
 from sqlmodel import Session, SQLModel, col, select
 
-from agent.contract import ContractError, decode
-from collector.audit import checkpoints, erasure
-from collector.store import ledger
-from collector.store.models import Decision, Feedback, LedgerEntry, Review
-from collector.store.projections import READ_MODELS, TABLE_OF_TYPE, row_for
+from driftline.agent.contract import ContractError, decode
+from driftline.collector.audit import checkpoints, erasure
+from driftline.collector.store import ledger
+from driftline.collector.store.models import Decision, Feedback, LedgerEntry, Review
+from driftline.collector.store.projections import READ_MODELS, TABLE_OF_TYPE, row_for
 
 BATCH = 1_000
 

@@ -1,7 +1,7 @@
 """``driftline agent``: the HTTP sidecar for services in any language.
 
-Kept apart from the rest of the command line (``collector.cli.main``) so that starting it imports
-the agent alone: the collector's modules (scipy, SQLAlchemy, the web page) would add about
+Kept apart from the rest of the command line (``driftline.collector.cli.main``) so that starting it
+imports the agent alone: the collector's modules (scipy, SQLAlchemy, the web page) would add about
 200 MB to every pod it runs in.
 """
 
@@ -10,9 +10,9 @@ from typing import Annotated
 import typer
 import uvicorn
 
-from agent.client import Driftline
-from agent.sidecar import create_sidecar
-from collector.core.logs import configure_logging
+from driftline.agent.client import Driftline
+from driftline.agent.sidecar import create_sidecar
+from driftline.collector.core.logs import configure_logging
 
 
 def agent_command(
@@ -33,7 +33,7 @@ def agent_command(
     )
 
 
-# Run by ``collector.cli.entry`` for ``driftline agent``; the full command line registers
+# Run by ``driftline.collector.cli.entry`` for ``driftline agent``; the full command line registers
 # ``agent_command`` too, for its help.
 sidecar_app = typer.Typer(add_completion=False)
 sidecar_app.command()(agent_command)

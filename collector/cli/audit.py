@@ -21,9 +21,9 @@ from rich.table import Table
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from agent.provenance import ProducerKeyError
-from collector.audit import checkpoints, integrity
-from collector.audit.access import (
+from driftline.agent.provenance import ProducerKeyError
+from driftline.collector.audit import checkpoints, integrity
+from driftline.collector.audit.access import (
     ROLES,
     Role,
     TokenNameTaken,
@@ -31,11 +31,11 @@ from collector.audit.access import (
     list_tokens,
     revoke_token,
 )
-from collector.audit.erasure import apply_retention, erase_subject
-from collector.audit.exports import Export, ExportFormat, check_file, manifest_document
-from collector.audit.holds import HoldError, active_holds, place_hold, release_hold
-from collector.audit.proofs import ProofUnavailable, check_proof, prove_decision
-from collector.cli.common import (
+from driftline.collector.audit.erasure import apply_retention, erase_subject
+from driftline.collector.audit.exports import Export, ExportFormat, check_file, manifest_document
+from driftline.collector.audit.holds import HoldError, active_holds, place_hold, release_hold
+from driftline.collector.audit.proofs import ProofUnavailable, check_proof, prove_decision
+from driftline.collector.cli.common import (
     DatabaseOption,
     PublicKeyOption,
     console,
@@ -47,13 +47,13 @@ from collector.cli.common import (
     typer_app,
     verifying_keys,
 )
-from collector.core.durations import parse_duration
-from collector.core.producer_keys import trusted_producers
-from collector.core.settings import CollectorSettings, public_half
-from collector.store import queries
-from collector.store.models import LedgerCheckpoint
-from collector.store.replay import rebuild
-from collector.store.search import DecisionFilter, count
+from driftline.collector.core.durations import parse_duration
+from driftline.collector.core.producer_keys import trusted_producers
+from driftline.collector.core.settings import CollectorSettings, public_half
+from driftline.collector.store import queries
+from driftline.collector.store.models import LedgerCheckpoint
+from driftline.collector.store.replay import rebuild
+from driftline.collector.store.search import DecisionFilter, count
 
 audit_app = typer_app("Audit: verify the ledger, prove and export decisions, erase, hold.")
 token_app = typer_app("API tokens: who may call the API, and as what.")

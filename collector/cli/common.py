@@ -18,13 +18,13 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
-from agent.provenance import ProducerKeyError
-from collector.audit.checkpoints import SigningKeyError
-from collector.audit.integrity import KeyRing
-from collector.core.database_url import redacted_url
-from collector.core.producer_keys import producer_key
-from collector.core.settings import CollectorSettings
-from collector.store.database import MIGRATIONS, make_engine, migrate
+from driftline.agent.provenance import ProducerKeyError
+from driftline.collector.audit.checkpoints import SigningKeyError
+from driftline.collector.audit.integrity import KeyRing
+from driftline.collector.core.database_url import redacted_url
+from driftline.collector.core.producer_keys import producer_key
+from driftline.collector.core.settings import CollectorSettings
+from driftline.collector.store.database import MIGRATIONS, make_engine, migrate
 
 log = structlog.get_logger(__name__)
 

@@ -17,18 +17,18 @@ import typer
 from rich.table import Table
 from sqlmodel import Session
 
-from agent import Driftline
-from agent.contract import (
+from driftline.agent import Driftline
+from driftline.agent.contract import (
     ComponentEventType,
     DrillCompletedPayload,
     LoadTestedPayload,
     ModelRef,
     ReadinessPayload,
 )
-from agent.provenance import ProducerKeyError
-from collector.alerting.config import AlertConfigError, load_alerting
-from collector.audit import integrity
-from collector.cli.common import (
+from driftline.agent.provenance import ProducerKeyError
+from driftline.collector.alerting.config import AlertConfigError, load_alerting
+from driftline.collector.audit import integrity
+from driftline.collector.cli.common import (
     DatabaseOption,
     EmbeddedKafkaOption,
     KafkaOption,
@@ -44,16 +44,16 @@ from collector.cli.common import (
     require_producer_key,
     verifying_keys,
 )
-from collector.core.durations import parse_duration
-from collector.core.logs import configure_logging
-from collector.core.producer_keys import trusted_producers
-from collector.core.settings import CollectorSettings
-from collector.golive.drill import run_drill
-from collector.golive.gate import Evaluation, evaluate
-from collector.golive.loadtest import run_load_test
-from collector.golive.thresholds import ReadinessConfigError, load_thresholds
-from collector.runtime.stack import Stack
-from collector.store.queries import latest_version
+from driftline.collector.core.durations import parse_duration
+from driftline.collector.core.logs import configure_logging
+from driftline.collector.core.producer_keys import trusted_producers
+from driftline.collector.core.settings import CollectorSettings
+from driftline.collector.golive.drill import run_drill
+from driftline.collector.golive.gate import Evaluation, evaluate
+from driftline.collector.golive.loadtest import run_load_test
+from driftline.collector.golive.thresholds import ReadinessConfigError, load_thresholds
+from driftline.collector.runtime.stack import Stack
+from driftline.collector.store.queries import latest_version
 
 READINESS_SERVICE = "driftline-readiness"
 LOADTEST_SERVICE = "driftline-loadtest"

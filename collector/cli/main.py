@@ -17,15 +17,25 @@ from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
-from agent import Driftline
-from agent.contract import ModelRef
-from agent.provenance import ProducerKeyError
-from collector.alerting.config import AlertConfigError, AlertingConfig, Route, load_alerting
-from collector.alerting.silences import create_silence, expire_silence, list_silences, state_of
-from collector.audit.checkpoints import SigningKeyError
-from collector.cli.agent import agent_command
-from collector.cli.audit import audit_app, replay, token_app
-from collector.cli.common import (
+from driftline.agent import Driftline
+from driftline.agent.contract import ModelRef
+from driftline.agent.provenance import ProducerKeyError
+from driftline.collector.alerting.config import (
+    AlertConfigError,
+    AlertingConfig,
+    Route,
+    load_alerting,
+)
+from driftline.collector.alerting.silences import (
+    create_silence,
+    expire_silence,
+    list_silences,
+    state_of,
+)
+from driftline.collector.audit.checkpoints import SigningKeyError
+from driftline.collector.cli.agent import agent_command
+from driftline.collector.cli.audit import audit_app, replay, token_app
+from driftline.collector.cli.common import (
     AUDIT,
     CONFIGURE,
     EXIT_SETTING,
@@ -51,14 +61,14 @@ from collector.cli.common import (
     typer_app,
     verifying_keys,
 )
-from collector.cli.golive import drill, loadtest, readiness
-from collector.consume.kafka import KafkaUnavailable
-from collector.core.database_url import redacted_url
-from collector.core.durations import parse_duration
-from collector.core.health import Heartbeat, serve_health
-from collector.core.logs import configure_logging
-from collector.core.settings import CollectorSettings
-from collector.drift.baselines import (
+from driftline.collector.cli.golive import drill, loadtest, readiness
+from driftline.collector.consume.kafka import KafkaUnavailable
+from driftline.collector.core.database_url import redacted_url
+from driftline.collector.core.durations import parse_duration
+from driftline.collector.core.health import Heartbeat, serve_health
+from driftline.collector.core.logs import configure_logging
+from driftline.collector.core.settings import CollectorSettings
+from driftline.collector.drift.baselines import (
     FittedBaseline,
     active_baseline,
     all_baselines,
@@ -66,13 +76,13 @@ from collector.drift.baselines import (
     fit_first_decisions,
     fit_reference,
 )
-from collector.drift.reference import ReferenceFileError
-from collector.runtime import services
-from collector.runtime.demo import DemoFailed, run_demo
-from collector.runtime.simulation import REVIEW_BELOW
-from collector.runtime.stack import Stack
-from collector.store.database import migrate
-from detectors.baseline import record_features
+from driftline.collector.drift.reference import ReferenceFileError
+from driftline.collector.runtime import services
+from driftline.collector.runtime.demo import DemoFailed, run_demo
+from driftline.collector.runtime.simulation import REVIEW_BELOW
+from driftline.collector.runtime.stack import Stack
+from driftline.collector.store.database import migrate
+from driftline.detectors.baseline import record_features
 
 app = typer_app(
     "Driftline: records AI decisions, keeps them in a tamper-evident ledger, serves audits.",

@@ -18,14 +18,14 @@ import structlog
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from agent.provenance import TrustedProducers
-from collector.consume import isolation
-from collector.consume.ingest import BatchOutcome
-from collector.consume.kafka import Batch, GroupConsumer, KafkaUnavailable
-from collector.core.clock import DEFAULT_BOUNDS, ClockBounds
-from collector.core.health import Heartbeat
-from collector.core.producer_keys import trusted_producers
-from collector.core.settings import CollectorSettings
+from driftline.agent.provenance import TrustedProducers
+from driftline.collector.consume import isolation
+from driftline.collector.consume.ingest import BatchOutcome
+from driftline.collector.consume.kafka import Batch, GroupConsumer, KafkaUnavailable
+from driftline.collector.core.clock import DEFAULT_BOUNDS, ClockBounds
+from driftline.collector.core.health import Heartbeat
+from driftline.collector.core.producer_keys import trusted_producers
+from driftline.collector.core.settings import CollectorSettings
 
 log = structlog.get_logger(__name__)
 

@@ -7,11 +7,11 @@ forgery or a corruption; the original stays). Everything is idempotent: a copy o
 already in the ledger (same ``event_id`` and digest) and a dead letter already kept (same topic,
 partition and offset) are skipped, so a batch read twice is stored once.
 
-Provenance: given the producer keys it trusts, an event of a type only Driftline's own
-components write (``agent.contract.COMPONENT_EVENT_TYPES``) that no trusted key signed is a
-dead letter too, as a forgery ("model_deployed: not signed by a trusted Driftline producer key
-(forged?)"). A decision, review or feedback needs no signature. A signed event is stored as it
-came, its ``provenance`` inside the bytes the chain covers.
+Provenance: given the producer keys it trusts, an event of a type only Driftline's own components
+write (``driftline.agent.contract.COMPONENT_EVENT_TYPES``) that no trusted key signed is a dead
+letter too, as a forgery ("model_deployed: not signed by a trusted Driftline producer key
+(forged?)"). A decision, review or feedback needs no signature. A signed event is stored as it came,
+its ``provenance`` inside the bytes the chain covers.
 
 An event dated further from the collector's clock than ``ClockBounds`` allows is stored all the
 same (dropping it would lose a record), with a warning and its skew on the ledger entry.
@@ -30,11 +30,11 @@ from typing import NamedTuple
 import structlog
 from sqlmodel import Session, col, select
 
-from agent.contract import ContractError, Event, decode
-from agent.provenance import TrustedProducers
-from collector.core.clock import DEFAULT_BOUNDS, ClockBounds
-from collector.store import bulk, ledger, projections
-from collector.store.models import DeadLetter, LedgerEntry
+from driftline.agent.contract import ContractError, Event, decode
+from driftline.agent.provenance import TrustedProducers
+from driftline.collector.core.clock import DEFAULT_BOUNDS, ClockBounds
+from driftline.collector.store import bulk, ledger, projections
+from driftline.collector.store.models import DeadLetter, LedgerEntry
 
 log = structlog.get_logger(__name__)
 

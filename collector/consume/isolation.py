@@ -19,15 +19,15 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError
 from sqlmodel import Session
 
-from agent.provenance import TrustedProducers
-from collector.consume.ingest import (
+from driftline.agent.provenance import TrustedProducers
+from driftline.collector.consume.ingest import (
     MAX_REASON_CHARS,
     BatchOutcome,
     RawMessage,
     keep_refused,
     write_batch,
 )
-from collector.core.clock import DEFAULT_BOUNDS, ClockBounds
+from driftline.collector.core.clock import DEFAULT_BOUNDS, ClockBounds
 
 log = structlog.get_logger(__name__)
 

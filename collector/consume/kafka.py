@@ -33,8 +33,8 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
-from agent.publisher import EVENT_TYPE_HEADER, LIBRDKAFKA_LOG
-from collector.consume.ingest import RawMessage
+from driftline.agent.publisher import EVENT_TYPE_HEADER, LIBRDKAFKA_LOG
+from driftline.collector.consume.ingest import RawMessage
 
 log = structlog.get_logger(__name__)
 

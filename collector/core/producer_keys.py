@@ -1,5 +1,6 @@
 """The producer keys of a collector process: the one its components sign with, and the public
-keys whose signatures make an event of Driftline's own types believable (``agent.provenance``).
+keys whose signatures make an event of Driftline's own types believable
+(``driftline.agent.provenance``).
 
 The collector trusts every key in DRIFTLINE_TRUSTED_PRODUCER_KEYS, and the public half of
 DRIFTLINE_PRODUCER_KEY_FILE when that file exists, so that one machine (``driftline up``,
@@ -8,8 +9,8 @@ DRIFTLINE_PRODUCER_KEY_FILE when that file exists, so that one machine (``driftl
 
 from __future__ import annotations
 
-from agent.provenance import ProducerKey, TrustedProducers, load_public_key
-from collector.core.settings import CollectorSettings
+from driftline.agent.provenance import ProducerKey, TrustedProducers, load_public_key
+from driftline.collector.core.settings import CollectorSettings
 
 
 def producer_key(settings: CollectorSettings, *, create: bool = False) -> ProducerKey:

@@ -12,9 +12,9 @@ from pydantic_settings import SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from agent.settings import KafkaSecuritySettings
-from collector.core.clock import ClockBounds
-from collector.core.database_url import normalize_url, redacted_url
+from driftline.agent.settings import KafkaSecuritySettings
+from driftline.collector.core.clock import ClockBounds
+from driftline.collector.core.database_url import normalize_url, redacted_url
 
 
 class CollectorSettings(KafkaSecuritySettings):

@@ -16,11 +16,11 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from agent.contract import BaselineSetPayload, baseline_digest
-from collector.drift.features import VIOLATIONS, columns, decision_row, infer_kinds
-from collector.drift.reference import read_reference
-from collector.store.models import BaselineRecord, Decision
-from detectors.baseline import Baseline, BaselineBuilder
+from driftline.agent.contract import BaselineSetPayload, baseline_digest
+from driftline.collector.drift.features import VIOLATIONS, columns, decision_row, infer_kinds
+from driftline.collector.drift.reference import read_reference
+from driftline.collector.store.models import BaselineRecord, Decision
+from driftline.detectors.baseline import Baseline, BaselineBuilder
 
 # kafka-python's default max_request_size is 1 MiB; leave room for the envelope.
 MAX_RECORD_BYTES = 900_000

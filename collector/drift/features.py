@@ -13,8 +13,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from collector.store.models import Decision
-from detectors.verdict import CONFIDENCE
+from driftline.collector.store.models import Decision
+from driftline.detectors.verdict import CONFIDENCE
 
 VIOLATIONS = "(contract-violations)"
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from collector.drift.features import flatten
+from driftline.collector.drift.features import flatten
 
 CHUNK_ROWS = 10_000
 SUFFIXES = (".csv", ".jsonl", ".ndjson", ".parquet")

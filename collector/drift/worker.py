@@ -2,8 +2,8 @@
 has a baseline, and emits ``drift_detected`` and ``drift_resolved`` events to Kafka, so that
 verdicts are in the ledger like everything else.
 
-One worker is active at a time (``collector.core.leadership``); a standby takes over when it dies.
-A version without a baseline gets one from its first decisions when
+One worker is active at a time (``driftline.collector.core.leadership``); a standby takes over when
+it dies. A version without a baseline gets one from its first decisions when
 ``detect_baseline_first`` is set. A check runs only when the window has new decisions. A verdict
 or baseline the agent does not take (its queue full) moves nothing, and is sent again on the
 next round, new decisions or not.
@@ -23,18 +23,22 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
 
-from agent import Driftline
-from agent.contract import ComponentEventType, DriftPayload, ModelRef
-from collector.core.health import Heartbeat
-from collector.core.leadership import Leadership
-from collector.core.settings import CollectorSettings
-from collector.drift.baselines import active_baseline, baseline_payload, fit_first_decisions
-from collector.drift.features import FeatureKinds, columns, decision_row
-from collector.store import queries
-from collector.store.models import BaselineRecord, Decision
-from detectors.baseline import Baseline
-from detectors.hysteresis import Check, Hysteresis, Transition
-from detectors.verdict import FeatureVerdict, Unchecked, check_window
+from driftline.agent import Driftline
+from driftline.agent.contract import ComponentEventType, DriftPayload, ModelRef
+from driftline.collector.core.health import Heartbeat
+from driftline.collector.core.leadership import Leadership
+from driftline.collector.core.settings import CollectorSettings
+from driftline.collector.drift.baselines import (
+    active_baseline,
+    baseline_payload,
+    fit_first_decisions,
+)
+from driftline.collector.drift.features import FeatureKinds, columns, decision_row
+from driftline.collector.store import queries
+from driftline.collector.store.models import BaselineRecord, Decision
+from driftline.detectors.baseline import Baseline
+from driftline.detectors.hysteresis import Check, Hysteresis, Transition
+from driftline.detectors.verdict import FeatureVerdict, Unchecked, check_window
 
 log = structlog.get_logger(__name__)
 

@@ -21,11 +21,16 @@ from datetime import UTC, datetime
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from agent import Driftline
-from agent.contract import DrillCompletedPayload, ModelRef
-from collector.drift.baselines import baseline_payload, fit_rows, for_one_event
-from collector.store.models import AlertNotification, BaselineRecord, DriftVerdict, OutboxMessage
-from collector.store.synthetic import synthetic_version
+from driftline.agent import Driftline
+from driftline.agent.contract import DrillCompletedPayload, ModelRef
+from driftline.collector.drift.baselines import baseline_payload, fit_rows, for_one_event
+from driftline.collector.store.models import (
+    AlertNotification,
+    BaselineRecord,
+    DriftVerdict,
+    OutboxMessage,
+)
+from driftline.collector.store.synthetic import synthetic_version
 
 FEATURE = "drill_signal"
 POLL_S = 0.5

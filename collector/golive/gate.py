@@ -16,20 +16,20 @@ from typing import Any
 import numpy as np
 from sqlmodel import Session, col, select
 
-from agent.contract import (
+from driftline.agent.contract import (
     CriterionStatus,
     ReadinessArea,
     ReadinessCriterion,
     ReadinessPayload,
     ReadinessVerdict,
 )
-from collector.alerting.alerts import owner_for
-from collector.alerting.config import AlertingConfig
-from collector.drift.baselines import active_baseline
-from collector.golive.thresholds import Threshold
-from collector.store import queries
-from collector.store.models import Decision, Drill, Feedback, LoadTest, Review
-from detectors.verdict import CONFIDENCE
+from driftline.collector.alerting.alerts import owner_for
+from driftline.collector.alerting.config import AlertingConfig
+from driftline.collector.drift.baselines import active_baseline
+from driftline.collector.golive.thresholds import Threshold
+from driftline.collector.store import queries
+from driftline.collector.store.models import Decision, Drill, Feedback, LoadTest, Review
+from driftline.detectors.verdict import CONFIDENCE
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,11 @@
 """The stability audit: drive the agent at a steady rate (three times the stated peak, say)
 against the live pipeline, and measure what the service and the auditors would see.
 
-The decisions go to a synthetic version of the model (``collector.store.synthetic``), so they never
-count in the real version's figures. Measured: the time each ``record_decision`` call
-took the caller (median, p99), events lost (dropped or failed), the error rate, the delay
-from recording to queryable in the store (median, p99: read off the store's progress, which
-is polled every 50 ms), and the recovery time: from the end of the load until every event is
-queryable.
+The decisions go to a synthetic version of the model (``driftline.collector.store.synthetic``), so
+they never count in the real version's figures. Measured: the time each ``record_decision`` call
+took the caller (median, p99), events lost (dropped or failed), the error rate, the delay from
+recording to queryable in the store (median, p99: read off the store's progress, which is polled
+every 50 ms), and the recovery time: from the end of the load until every event is queryable.
 """
 
 from __future__ import annotations
@@ -21,10 +20,10 @@ import numpy as np
 from sqlalchemy import Engine
 from sqlmodel import Session, col, func, select
 
-from agent import Driftline
-from agent.contract import LoadTestedPayload
-from collector.store.models import Decision
-from collector.store.synthetic import synthetic_version
+from driftline.agent import Driftline
+from driftline.agent.contract import LoadTestedPayload
+from driftline.collector.store.models import Decision
+from driftline.collector.store.synthetic import synthetic_version
 
 POLL_S = 0.05
 

@@ -25,8 +25,8 @@ from typing import Annotated, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from collector.core.config_files import ConfigFileError, load_model, located
-from collector.core.durations import Duration
+from driftline.collector.core.config_files import ConfigFileError, load_model, located
+from driftline.collector.core.durations import Duration
 
 Rate = Annotated[float, Field(ge=0, le=1)]
 Positive = Annotated[float, Field(gt=0)]

@@ -18,13 +18,13 @@ from rich.console import Console
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from agent import Driftline
-from collector.audit.access import create_token, free_name
-from collector.audit.checkpoints import public_key_from_pem
-from collector.audit.proofs import check_proof
-from collector.runtime.simulation import MODEL, SERVICE, VERSION, run_simulation
-from collector.runtime.stack import Stack
-from collector.store import queries
+from driftline.agent import Driftline
+from driftline.collector.audit.access import create_token, free_name
+from driftline.collector.audit.checkpoints import public_key_from_pem
+from driftline.collector.audit.proofs import check_proof
+from driftline.collector.runtime.simulation import MODEL, SERVICE, VERSION, run_simulation
+from driftline.collector.runtime.stack import Stack
+from driftline.collector.store import queries
 
 SHIFT_BATCH = 250
 # What the simulated service records; the detector worker's events share the ledger.

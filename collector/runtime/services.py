@@ -15,16 +15,16 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
 from sqlalchemy import Engine
 
-from agent import Driftline
-from collector.alerting.config import AlertingConfig, load_alerting
-from collector.alerting.router import ROUTER_SERVICE, AlertRouter
-from collector.audit.housekeeping import Housekeeper
-from collector.audit.integrity import KeyRing
-from collector.consume.consumer import Collector
-from collector.core.producer_keys import trusted_producers
-from collector.core.settings import CollectorSettings
-from collector.drift.worker import DETECTOR_SERVICE, DetectorWorker
-from collector.web.api.app import create_app
+from driftline.agent import Driftline
+from driftline.collector.alerting.config import AlertingConfig, load_alerting
+from driftline.collector.alerting.router import ROUTER_SERVICE, AlertRouter
+from driftline.collector.audit.housekeeping import Housekeeper
+from driftline.collector.audit.integrity import KeyRing
+from driftline.collector.consume.consumer import Collector
+from driftline.collector.core.producer_keys import trusted_producers
+from driftline.collector.core.settings import CollectorSettings
+from driftline.collector.drift.worker import DETECTOR_SERVICE, DetectorWorker
+from driftline.collector.web.api.app import create_app
 
 RECEIVER_TIMEOUT_S = 10.0  # a receiver slower than this is retried from the outbox later
 

@@ -13,8 +13,8 @@ import random
 import uuid
 from dataclasses import dataclass, field
 
-from agent import Driftline
-from agent.contract import ReviewAction
+from driftline.agent import Driftline
+from driftline.agent.contract import ReviewAction
 
 SERVICE = "loan-desk"
 MODEL = "credit-risk"

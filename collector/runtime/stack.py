@@ -16,16 +16,16 @@ import uvicorn
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from agent import Driftline
-from collector.alerting.config import AlertingConfig
-from collector.audit.access import create_token, free_name, has_admin
-from collector.audit.integrity import KeyRing
-from collector.consume.kafka import ensure_topic
-from collector.core.producer_keys import producer_key
-from collector.core.settings import CollectorSettings
-from collector.runtime import services
-from collector.runtime.broker import EmbeddedBroker
-from collector.store.database import make_engine, migrate
+from driftline.agent import Driftline
+from driftline.collector.alerting.config import AlertingConfig
+from driftline.collector.audit.access import create_token, free_name, has_admin
+from driftline.collector.audit.integrity import KeyRing
+from driftline.collector.consume.kafka import ensure_topic
+from driftline.collector.core.producer_keys import producer_key
+from driftline.collector.core.settings import CollectorSettings
+from driftline.collector.runtime import services
+from driftline.collector.runtime.broker import EmbeddedBroker
+from driftline.collector.store.database import make_engine, migrate
 
 log = structlog.get_logger(__name__)
 

@@ -7,7 +7,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 
-from collector.core.database_url import normalize_url
+from driftline.collector.core.database_url import normalize_url
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 

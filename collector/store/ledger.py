@@ -34,8 +34,8 @@ import sqlalchemy
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from collector.store import bulk
-from collector.store.models import LedgerEntry
+from driftline.collector.store import bulk
+from driftline.collector.store.models import LedgerEntry
 
 GENESIS = bytes(32)
 TOMBSTONE = "$erased"  # the only key of a decision's inputs once they are erased

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import BigInteger, Index, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from collector.store.sqltypes import JSONDocument, UTCDateTime
+from driftline.collector.store.sqltypes import JSONDocument, UTCDateTime
 
 
 class LedgerEntry(SQLModel, table=True):

@@ -13,7 +13,7 @@ from typing import Any
 import structlog
 from sqlmodel import Session, SQLModel, select
 
-from agent.contract import (
+from driftline.agent.contract import (
     AlertNotifiedEvent,
     BaselineSetEvent,
     DecisionEvent,
@@ -27,8 +27,8 @@ from agent.contract import (
     ReadinessEvaluatedEvent,
     ReviewEvent,
 )
-from collector.store import bulk
-from collector.store.models import (
+from driftline.collector.store import bulk
+from driftline.collector.store.models import (
     AlertNotification,
     BaselineRecord,
     Decision,

@@ -11,7 +11,7 @@ from typing import TypeVar
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from collector.store.models import (
+from driftline.collector.store.models import (
     AlertNotification,
     BaselineRecord,
     Decision,
@@ -23,7 +23,7 @@ from collector.store.models import (
     ReadinessEvaluation,
     Review,
 )
-from collector.store.synthetic import is_synthetic
+from driftline.collector.store.synthetic import is_synthetic
 
 
 @dataclass(frozen=True)

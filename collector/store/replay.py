@@ -8,10 +8,10 @@ from collections.abc import Callable
 from sqlalchemy import delete
 from sqlmodel import Session, col, select
 
-from agent.contract import Event, decode
-from collector.store import projections
-from collector.store.models import LedgerEntry
-from collector.store.projections import READ_MODELS
+from driftline.agent.contract import Event, decode
+from driftline.collector.store import projections
+from driftline.collector.store.models import LedgerEntry
+from driftline.collector.store.projections import READ_MODELS
 
 BATCH = 1_000
 

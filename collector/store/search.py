@@ -25,9 +25,9 @@ from sqlalchemy import ColumnElement, exists, func, tuple_
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
-from agent.contract import ReviewAction
-from collector.store.models import Decision, Feedback, Review
-from collector.store.synthetic import MARK
+from driftline.agent.contract import ReviewAction
+from driftline.collector.store.models import Decision, Feedback, Review
+from driftline.collector.store.synthetic import MARK
 
 Text = Annotated[str, Field(min_length=1, max_length=200)]
 

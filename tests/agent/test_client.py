@@ -11,9 +11,15 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from agent import Driftline
-from agent.contract import DecisionEvent, FeedbackEvent, ModelDeployedEvent, ReviewEvent, decode
-from collector.runtime.broker import EmbeddedBroker, free_port
+from driftline.agent import Driftline
+from driftline.agent.contract import (
+    DecisionEvent,
+    FeedbackEvent,
+    ModelDeployedEvent,
+    ReviewEvent,
+    decode,
+)
+from driftline.collector.runtime.broker import EmbeddedBroker, free_port
 from tests import events
 from tests.topic_reader import read_topic
 

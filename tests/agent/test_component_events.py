@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from agent import Driftline
-from agent.contract import DrillCompletedEvent, DrillCompletedPayload, ModelRef, decode
-from agent.provenance import ProducerKey, TrustedProducers
-from collector.runtime.broker import EmbeddedBroker
+from driftline.agent import Driftline
+from driftline.agent.contract import DrillCompletedEvent, DrillCompletedPayload, ModelRef, decode
+from driftline.agent.provenance import ProducerKey, TrustedProducers
+from driftline.collector.runtime.broker import EmbeddedBroker
 from tests.topic_reader import read_topic
 
 MODEL = ModelRef(name="credit-risk", version="3")

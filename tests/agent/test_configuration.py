@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 import structlog
 
-from agent import Driftline
-from agent.settings import KafkaSecuritySettings
-from collector.runtime.broker import free_port
+from driftline.agent import Driftline
+from driftline.agent.settings import KafkaSecuritySettings
+from driftline.collector.runtime.broker import free_port
 
 MODEL = {"model": "m", "version": "1"}
 

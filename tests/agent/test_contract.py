@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.contract import (
+from driftline.agent.contract import (
     MAX_DEPTH,
     MAX_EVENT_BYTES,
     ContractError,

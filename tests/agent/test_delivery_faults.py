@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from agent import Driftline, Recorded
-from agent.contract import decode
-from agent.publisher import Outgoing
-from agent.spool import Spool
-from collector.consume.kafka import ensure_topic
-from collector.runtime.broker import EmbeddedBroker, free_port
+from driftline.agent import Driftline, Recorded
+from driftline.agent.contract import decode
+from driftline.agent.publisher import Outgoing
+from driftline.agent.spool import Spool
+from driftline.collector.consume.kafka import ensure_topic
+from driftline.collector.runtime.broker import EmbeddedBroker, free_port
 from tests.tcp_proxy import TcpProxy
 from tests.topic_reader import read_topic
 from tests.waiting import wait_for

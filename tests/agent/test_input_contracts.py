@@ -7,10 +7,10 @@ import structlog
 from jsonschema import Draft202012Validator
 from prometheus_client import generate_latest
 
-from agent import Driftline
-from agent.contract import DecisionEvent, decode
-from agent.input_contracts import ContractCheck
-from collector.runtime.broker import EmbeddedBroker
+from driftline.agent import Driftline
+from driftline.agent.contract import DecisionEvent, decode
+from driftline.agent.input_contracts import ContractCheck
+from driftline.collector.runtime.broker import EmbeddedBroker
 from tests.topic_reader import read_topic
 
 SCHEMA = {

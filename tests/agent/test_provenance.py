@@ -1,6 +1,6 @@
-"""The signing helper both sides use (agent.provenance): a signature made over any JSON document,
-odd Unicode included, verifies from any JSON text of it; any change to one field, one key, or
-the signature itself fails verification; an event sealed by the agent verifies from the exact
+"""The signing helper both sides use (driftline.agent.provenance): a signature made over any JSON
+document, odd Unicode included, verifies from any JSON text of it; any change to one field, one key,
+or the signature itself fails verification; an event sealed by the agent verifies from the exact
 bytes it travels as."""
 
 import base64
@@ -12,8 +12,8 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from agent.contract import COMPONENT_EVENT_TYPES, decode, wire_bytes
-from agent.provenance import (
+from driftline.agent.contract import COMPONENT_EVENT_TYPES, decode, wire_bytes
+from driftline.agent.provenance import (
     ProducerKey,
     ProducerKeyError,
     TrustedProducers,

@@ -13,9 +13,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent import contract, redaction
-from agent.contract import baseline_digest, validate
-from agent.redaction import RedactionError, RedactionPolicy, Redactor
+from driftline.agent import contract, redaction
+from driftline.agent.contract import baseline_digest, validate
+from driftline.agent.redaction import RedactionError, RedactionPolicy, Redactor
 
 SHIPPED_POLICY = Path(__file__).parents[2] / "deploy" / "config" / "redaction.yaml"
 POLICY = RedactionPolicy.model_validate(

@@ -13,10 +13,10 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from agent import Driftline
-from agent.contract import MAX_EVENT_BYTES, DecisionEvent, ReviewEvent, decode
-from agent.sidecar import MAX_BODY_BYTES, create_sidecar
-from collector.runtime.broker import EmbeddedBroker, free_port
+from driftline.agent import Driftline
+from driftline.agent.contract import MAX_EVENT_BYTES, DecisionEvent, ReviewEvent, decode
+from driftline.agent.sidecar import MAX_BODY_BYTES, create_sidecar
+from driftline.collector.runtime.broker import EmbeddedBroker, free_port
 from tests.topic_reader import read_topic
 from tests.waiting import wait_for
 
@@ -132,7 +132,7 @@ def test_driftline_agent_serves_over_http(broker: EmbeddedBroker, topic: str) ->
         "DRIFTLINE_TOPIC": topic,
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "collector", "agent", "--port", str(port)],
+        [sys.executable, "-m", "driftline", "agent", "--port", str(port)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -224,7 +224,7 @@ def test_with_ack_on_disk_a_202_survives_a_kill(
         }
     )
     process = subprocess.Popen(
-        [sys.executable, "-m", "collector", "agent", "--port", str(port)],
+        [sys.executable, "-m", "driftline", "agent", "--port", str(port)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.publisher import Outgoing
-from agent.spool import Spool, SpoolError, SpoolFull
+from driftline.agent.publisher import Outgoing
+from driftline.agent.spool import Spool, SpoolError, SpoolFull
 
 outgoing = st.builds(
     Outgoing,

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from collector.alerting.config import AlertConfigError, load_alerting
-from collector.core.durations import parse_duration
+from driftline.collector.alerting.config import AlertConfigError, load_alerting
+from driftline.collector.core.durations import parse_duration
 
 GOOD = """\
 route:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from collector.alerting.alerts import Alert
-from collector.alerting.config import AlertingConfig, load_alerting
-from collector.alerting.grouping import Grouper, Notification
+from driftline.collector.alerting.alerts import Alert
+from driftline.collector.alerting.config import AlertingConfig, load_alerting
+from driftline.collector.alerting.grouping import Grouper, Notification
 
 T0 = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
 CONFIG = """\

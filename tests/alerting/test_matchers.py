@@ -21,12 +21,12 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from agent.contract import DriftDetectedEvent, DriftPayload
-from collector.alerting.config import load_alerting
-from collector.alerting.matchers import Matcher, MatcherError, Operator
-from collector.alerting.muting import active_silences
-from collector.alerting.router import AlertRouter
-from collector.store.models import Decision, OutboxMessage, Silence
+from driftline.agent.contract import DriftDetectedEvent, DriftPayload
+from driftline.collector.alerting.config import load_alerting
+from driftline.collector.alerting.matchers import Matcher, MatcherError, Operator
+from driftline.collector.alerting.muting import active_silences
+from driftline.collector.alerting.router import AlertRouter
+from driftline.collector.store.models import Decision, OutboxMessage, Silence
 from tests.api_client import api_client
 from tests.events import MODEL, drift_payload
 

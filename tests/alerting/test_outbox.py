@@ -11,11 +11,11 @@ import httpx
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from collector.alerting.alerts import Alert
-from collector.alerting.config import Receiver, WebhookConfig
-from collector.alerting.grouping import Notification
-from collector.alerting.outbox import FAILED, SENT, OutboxSender, enqueue
-from collector.store.models import OutboxMessage
+from driftline.collector.alerting.alerts import Alert
+from driftline.collector.alerting.config import Receiver, WebhookConfig
+from driftline.collector.alerting.grouping import Notification
+from driftline.collector.alerting.outbox import FAILED, SENT, OutboxSender, enqueue
+from driftline.collector.store.models import OutboxMessage
 from tests.http_recorder import recording_server
 
 T0 = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)

@@ -12,9 +12,9 @@ import httpx
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from agent.contract import DriftDetectedEvent, DriftPayload, ModelRef
-from collector.alerting.alerts import Alert, alert_for
-from collector.alerting.config import (
+from driftline.agent.contract import DriftDetectedEvent, DriftPayload, ModelRef
+from driftline.collector.alerting.alerts import Alert, alert_for
+from driftline.collector.alerting.config import (
     AlertingConfig,
     AlertmanagerConfig,
     Owner,
@@ -24,9 +24,9 @@ from collector.alerting.config import (
     SlackConfig,
     WebhookConfig,
 )
-from collector.alerting.grouping import Notification
-from collector.alerting.outbox import OutboxSender, enqueue
-from collector.alerting.receivers import messages
+from driftline.collector.alerting.grouping import Notification
+from driftline.collector.alerting.outbox import OutboxSender, enqueue
+from driftline.collector.alerting.receivers import messages
 from tests.events import drift_payload
 from tests.http_recorder import recording_server
 

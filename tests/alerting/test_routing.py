@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from collector.alerting.config import AlertingConfig, load_alerting
-from collector.alerting.matchers import Matcher
-from collector.alerting.tree import route_alert
+from driftline.collector.alerting.config import AlertingConfig, load_alerting
+from driftline.collector.alerting.matchers import Matcher
+from driftline.collector.alerting.tree import route_alert
 
 TREE = """\
 route:

@@ -16,10 +16,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from collector.audit.access import revoke_token
-from collector.audit.integrity import KeyRing
-from collector.store.models import ApiToken
-from collector.web.api.app import create_app
+from driftline.collector.audit.access import revoke_token
+from driftline.collector.audit.integrity import KeyRing
+from driftline.collector.store.models import ApiToken
+from driftline.collector.web.api.app import create_app
 from tests.api_client import new_token
 from tests.test_cli import driftline
 

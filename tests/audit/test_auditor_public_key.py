@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from collector.cli.golive import EXIT_CODES
+from driftline.collector.cli.golive import EXIT_CODES
 from tests import events
 from tests.audit.test_exports_erasure_replay import about
 from tests.audit.test_search_and_lineage import store

@@ -17,14 +17,14 @@ from pydantic import ValidationError
 from sqlalchemy import Engine, update
 from sqlmodel import Session, col, select
 
-from agent.contract import DecisionPayload, Event
-from collector.audit import checkpoints
-from collector.audit.erasure import apply_retention
-from collector.audit.exports import check_file
-from collector.audit.integrity import KeyRing
-from collector.core.settings import CollectorSettings
-from collector.store.models import Decision, LedgerEntry
-from collector.store.replay import READ_MODELS, rebuild
+from driftline.agent.contract import DecisionPayload, Event
+from driftline.collector.audit import checkpoints
+from driftline.collector.audit.erasure import apply_retention
+from driftline.collector.audit.exports import check_file
+from driftline.collector.audit.integrity import KeyRing
+from driftline.collector.core.settings import CollectorSettings
+from driftline.collector.store.models import Decision, LedgerEntry
+from driftline.collector.store.replay import READ_MODELS, rebuild
 from tests import events
 from tests.api_client import api_client
 from tests.audit.test_search_and_lineage import corpus, store

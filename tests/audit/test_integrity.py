@@ -14,14 +14,14 @@ from hypothesis import strategies as st
 from sqlalchemy import delete, update
 from sqlmodel import Session, SQLModel, col
 
-from agent.contract import DecisionPayload, Event, encode
-from collector.audit import checkpoints, integrity, proofs
-from collector.audit.erasure import erase_subject
-from collector.audit.integrity import KeyRing
-from collector.consume.ingest import RawMessage, write_batch
-from collector.store import ledger
-from collector.store.database import make_engine
-from collector.store.models import Decision, LedgerCheckpoint, LedgerEntry
+from driftline.agent.contract import DecisionPayload, Event, encode
+from driftline.collector.audit import checkpoints, integrity, proofs
+from driftline.collector.audit.erasure import erase_subject
+from driftline.collector.audit.integrity import KeyRing
+from driftline.collector.consume.ingest import RawMessage, write_batch
+from driftline.collector.store import ledger
+from driftline.collector.store.database import make_engine
+from driftline.collector.store.models import Decision, LedgerCheckpoint, LedgerEntry
 from tests import events as make
 from tests.strategies import events
 

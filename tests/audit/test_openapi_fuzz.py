@@ -26,11 +26,11 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
-from agent.contract import Event, encode
-from collector.audit.integrity import KeyRing
-from collector.consume.ingest import RawMessage, write_batch
-from collector.store.database import make_engine, migrate
-from collector.web.api.app import create_app
+from driftline.agent.contract import Event, encode
+from driftline.collector.audit.integrity import KeyRing
+from driftline.collector.consume.ingest import RawMessage, write_batch
+from driftline.collector.store.database import make_engine, migrate
+from driftline.collector.web.api.app import create_app
 from tests import events
 from tests.api_client import new_token
 from tests.conftest import POSTGRES_ADMIN_URL

@@ -12,13 +12,20 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from agent.contract import DecisionPayload, Event, ModelRef, encode, new_event_id, validate
-from collector.alerting.alerts import Alert
-from collector.alerting.config import Receiver, WebhookConfig
-from collector.alerting.grouping import Notification
-from collector.alerting.outbox import enqueue
-from collector.consume.ingest import RawMessage, write_batch
-from collector.drift.baselines import baseline_payload, fit_rows, for_one_event
+from driftline.agent.contract import (
+    DecisionPayload,
+    Event,
+    ModelRef,
+    encode,
+    new_event_id,
+    validate,
+)
+from driftline.collector.alerting.alerts import Alert
+from driftline.collector.alerting.config import Receiver, WebhookConfig
+from driftline.collector.alerting.grouping import Notification
+from driftline.collector.alerting.outbox import enqueue
+from driftline.collector.consume.ingest import RawMessage, write_batch
+from driftline.collector.drift.baselines import baseline_payload, fit_rows, for_one_event
 from tests import events
 from tests.api_client import api_client
 

@@ -18,17 +18,17 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine, inspect, text, update
 from sqlmodel import Session, col, select
 
-from agent.contract import DecisionPayload, Event, decode, encode, new_event_id
-from agent.provenance import ProducerKey, TrustedProducers
-from collector.audit import checkpoints, integrity, proofs
-from collector.audit.erasure import erase_subject
-from collector.audit.integrity import KeyRing
-from collector.audit.row_verification import check_decision
-from collector.consume.ingest import RawMessage, write_batch
-from collector.store import ledger
-from collector.store.models import Decision, Erasure, Feedback, LedgerEntry, Review
-from collector.store.projections import row_for
-from collector.web.ui.views import verify_decision
+from driftline.agent.contract import DecisionPayload, Event, decode, encode, new_event_id
+from driftline.agent.provenance import ProducerKey, TrustedProducers
+from driftline.collector.audit import checkpoints, integrity, proofs
+from driftline.collector.audit.erasure import erase_subject
+from driftline.collector.audit.integrity import KeyRing
+from driftline.collector.audit.row_verification import check_decision
+from driftline.collector.consume.ingest import RawMessage, write_batch
+from driftline.collector.store import ledger
+from driftline.collector.store.models import Decision, Erasure, Feedback, LedgerEntry, Review
+from driftline.collector.store.projections import row_for
+from driftline.collector.web.ui.views import verify_decision
 from tests import events
 from tests.api_client import api_client
 from tests.audit.test_search_and_lineage import store

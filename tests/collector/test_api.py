@@ -9,8 +9,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from agent.contract import Event, ModelRef, encode
-from collector.consume.ingest import RawMessage, write_batch
+from driftline.agent.contract import Event, ModelRef, encode
+from driftline.collector.consume.ingest import RawMessage, write_batch
 from tests import events
 from tests.api_client import api_client
 

@@ -10,10 +10,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from agent.contract import baseline_digest
-from collector.drift.baselines import MAX_RECORD_BYTES, fit_reference, fit_rows, for_one_event
-from collector.drift.features import VIOLATIONS, flatten
-from collector.drift.reference import ReferenceFileError, read_reference
+from driftline.agent.contract import baseline_digest
+from driftline.collector.drift.baselines import (
+    MAX_RECORD_BYTES,
+    fit_reference,
+    fit_rows,
+    for_one_event,
+)
+from driftline.collector.drift.features import VIOLATIONS, flatten
+from driftline.collector.drift.reference import ReferenceFileError, read_reference
 
 ROWS = [
     {"income": 40_000 + 100 * n, "region": ["north", "south"][n % 2], "confidence": 0.5 + n / 400}

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, Table, exc, insert, select
 from sqlmodel import Session
 
-from agent.contract import (
+from driftline.agent.contract import (
     DecisionEvent,
     DecisionPayload,
     Event,
@@ -26,9 +26,9 @@ from agent.contract import (
     ReviewEvent,
     ReviewPayload,
 )
-from collector.store import bulk, ledger
-from collector.store.models import LedgerEntry
-from collector.store.projections import row_for
+from driftline.collector.store import bulk, ledger
+from driftline.collector.store.models import LedgerEntry
+from driftline.collector.store.projections import row_for
 from tests import events, strategies
 
 # COPY's own specials, and what every other layer escapes, weighted up among all of Unicode.

@@ -11,8 +11,8 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from agent import Driftline, Recorded
-from agent.contract import (
+from driftline.agent import Driftline, Recorded
+from driftline.agent.contract import (
     BaselineSetEvent,
     BaselineSetPayload,
     DecisionPayload,
@@ -21,11 +21,11 @@ from agent.contract import (
     decode,
     encode,
 )
-from collector.consume.ingest import RawMessage, write_batch
-from collector.core.settings import CollectorSettings
-from collector.drift.baselines import fit_rows, for_one_event
-from collector.drift.worker import DetectorWorker
-from collector.runtime.broker import EmbeddedBroker
+from driftline.collector.consume.ingest import RawMessage, write_batch
+from driftline.collector.core.settings import CollectorSettings
+from driftline.collector.drift.baselines import fit_rows, for_one_event
+from driftline.collector.drift.worker import DetectorWorker
+from driftline.collector.runtime.broker import EmbeddedBroker
 from tests import events
 from tests.topic_reader import read_topic
 

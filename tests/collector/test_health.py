@@ -4,8 +4,8 @@ import time
 
 import httpx
 
-from collector.core.health import Heartbeat, serve_health
-from collector.runtime.broker import free_port
+from driftline.collector.core.health import Heartbeat, serve_health
+from driftline.collector.runtime.broker import free_port
 
 
 def test_the_probe_fails_once_the_loop_stops_beating() -> None:

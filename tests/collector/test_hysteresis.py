@@ -5,8 +5,8 @@ staying due until then."""
 from hypothesis import given
 from hypothesis import strategies as st
 
-from detectors.hysteresis import Hysteresis, Transition
-from detectors.verdict import FeatureVerdict, Unchecked
+from driftline.detectors.hysteresis import Hysteresis, Transition
+from driftline.detectors.verdict import FeatureVerdict, Unchecked
 
 
 def verdict(drifted: bool) -> FeatureVerdict:

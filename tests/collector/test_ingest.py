@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine, create_engine, exc, func
 from sqlmodel import Session, col, select
 
-from agent.contract import (
+from driftline.agent.contract import (
     AlertNotifiedEvent,
     AlertNotifiedPayload,
     DecisionPayload,
@@ -26,12 +26,12 @@ from agent.contract import (
     encode,
     validate,
 )
-from collector.audit.erasure import erase_subject
-from collector.consume import ingest
-from collector.consume.ingest import RawMessage, write_batch
-from collector.consume.isolation import refuses_the_data, store
-from collector.store import ledger
-from collector.store.models import (
+from driftline.collector.audit.erasure import erase_subject
+from driftline.collector.consume import ingest
+from driftline.collector.consume.ingest import RawMessage, write_batch
+from driftline.collector.consume.isolation import refuses_the_data, store
+from driftline.collector.store import ledger
+from driftline.collector.store.models import (
     DeadLetter,
     Decision,
     Feedback,

@@ -15,15 +15,15 @@ from confluent_kafka import Consumer, TopicPartition
 from sqlalchemy import Engine, func
 from sqlmodel import Session, select
 
-from agent import Driftline
-from collector.alerting.config import load_alerting
-from collector.alerting.router import ROUTER_SERVICE, AlertRouter
-from collector.consume import isolation
-from collector.consume.kafka import Batch, GroupConsumer, KafkaUnavailable, ensure_topic
-from collector.core.settings import CollectorSettings
-from collector.runtime.broker import EmbeddedBroker, free_port
-from collector.store.database import make_engine, migrate
-from collector.store.models import LedgerEntry
+from driftline.agent import Driftline
+from driftline.collector.alerting.config import load_alerting
+from driftline.collector.alerting.router import ROUTER_SERVICE, AlertRouter
+from driftline.collector.consume import isolation
+from driftline.collector.consume.kafka import Batch, GroupConsumer, KafkaUnavailable, ensure_topic
+from driftline.collector.core.settings import CollectorSettings
+from driftline.collector.runtime.broker import EmbeddedBroker, free_port
+from driftline.collector.store.database import make_engine, migrate
+from driftline.collector.store.models import LedgerEntry
 from tests.tcp_proxy import TcpProxy
 from tests.waiting import wait_for
 

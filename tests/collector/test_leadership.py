@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import Engine, text
 
-from collector.core.leadership import Leadership
-from collector.store.database import make_engine
+from driftline.collector.core.leadership import Leadership
+from driftline.collector.store.database import make_engine
 from tests.waiting import wait_for
 
 ROLE = "driftline-detector"

@@ -13,11 +13,11 @@ from hypothesis import strategies as st
 from sqlalchemy import delete, update
 from sqlmodel import Session
 
-from agent.contract import Event, encode
-from collector.consume.ingest import RawMessage, write_batch
-from collector.store import ledger
-from collector.store.database import make_engine, migrate
-from collector.store.models import LedgerEntry
+from driftline.agent.contract import Event, encode
+from driftline.collector.consume.ingest import RawMessage, write_batch
+from driftline.collector.store import ledger
+from driftline.collector.store.database import make_engine, migrate
+from driftline.collector.store.models import LedgerEntry
 from tests import events as tests_events
 from tests.strategies import events
 

@@ -17,14 +17,14 @@ from sqlalchemy import Engine, insert, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, select
 
-from agent.contract import Event, encode
-from collector.alerting.matchers import Matcher
-from collector.audit import integrity
-from collector.audit.integrity import KeyRing
-from collector.consume.ingest import RawMessage, write_batch
-from collector.store import ledger
-from collector.store.database import MIGRATIONS, make_engine, migrate
-from collector.store.models import ApiToken, LedgerEntry, Silence
+from driftline.agent.contract import Event, encode
+from driftline.collector.alerting.matchers import Matcher
+from driftline.collector.audit import integrity
+from driftline.collector.audit.integrity import KeyRing
+from driftline.collector.consume.ingest import RawMessage, write_batch
+from driftline.collector.store import ledger
+from driftline.collector.store.database import MIGRATIONS, make_engine, migrate
+from driftline.collector.store.models import ApiToken, LedgerEntry, Silence
 from tests import events
 
 

@@ -7,9 +7,9 @@ import pytest
 import typer
 from sqlalchemy import text
 
-from collector.cli import common as cli_common
-from collector.core.settings import CollectorSettings
-from collector.runtime.broker import free_port
+from driftline.collector.cli import common as cli_common
+from driftline.collector.core.settings import CollectorSettings
+from driftline.collector.runtime.broker import free_port
 from tests.faults.private_postgres import PrivatePostgres
 
 
@@ -30,4 +30,4 @@ def test_a_database_that_never_answers_names_the_setting(
     settings = CollectorSettings(database_url=f"postgresql://postgres@127.0.0.1:{free_port()}/x")
     with pytest.raises(typer.Exit):
         cli_common.open_store(settings)
-    assert "DRIFTLINE_DATABASE_URL does not answer" in capsys.readouterr().err
+    assert "(DRIFTLINE_DATABASE_URL) does not answer" in capsys.readouterr().err

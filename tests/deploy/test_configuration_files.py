@@ -12,13 +12,13 @@ import kubernetes_validate
 import yaml
 from typer.main import get_command
 
-from agent.input_contracts import load_contracts
-from agent.redaction import RedactionPolicy
-from agent.settings import AgentSettings
-from collector.alerting.config import load_alerting
-from collector.cli.main import app
-from collector.core.settings import CollectorSettings
-from collector.runtime.broker import EmbeddedBroker, free_port
+from driftline.agent.input_contracts import load_contracts
+from driftline.agent.redaction import RedactionPolicy
+from driftline.agent.settings import AgentSettings
+from driftline.collector.alerting.config import load_alerting
+from driftline.collector.cli.main import app
+from driftline.collector.core.settings import CollectorSettings
+from driftline.collector.runtime.broker import EmbeddedBroker, free_port
 from tests.waiting import wait_for
 
 ROOT = Path(__file__).parents[2]
@@ -121,7 +121,7 @@ def test_the_sidecar_patch_keeps_the_agent_on_the_pods_loopback_and_its_probes_r
     for command in commands:
         assert subprocess.run(command, capture_output=True, timeout=30).returncode != 0
     sidecar = subprocess.Popen(
-        [sys.executable, "-m", "collector", *args[:-1], str(port)],
+        [sys.executable, "-m", "driftline", *args[:-1], str(port)],
         env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:

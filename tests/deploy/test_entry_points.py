@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from collector.runtime.broker import EmbeddedBroker, free_port
+from driftline.collector.runtime.broker import EmbeddedBroker, free_port
 from tests.waiting import wait_for
 
 ALERTING = Path(__file__).parents[2] / "deploy" / "config" / "alerting.yaml"
@@ -20,7 +20,7 @@ ALERTING = Path(__file__).parents[2] / "deploy" / "config" / "alerting.yaml"
 
 def driftline(*arguments: str, environment: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "collector", *arguments],
+        [sys.executable, "-m", "driftline", *arguments],
         env=environment,
         capture_output=True,
         text=True,
@@ -95,7 +95,7 @@ def test_each_component_starts_and_answers_its_probes(
         probes[command] = f"http://127.0.0.1:{port}"
         started.append(
             subprocess.Popen(
-                [sys.executable, "-m", "collector", command],
+                [sys.executable, "-m", "driftline", command],
                 env=environment | extra | {"DRIFTLINE_HEALTH_PORT": str(port)},
                 stdout=subprocess.DEVNULL,
                 stderr=(tmp_path / f"{command}.log").open("wb"),
@@ -104,7 +104,7 @@ def test_each_component_starts_and_answers_its_probes(
     api_port, agent_port = free_port(), free_port()
     started.append(
         subprocess.Popen(
-            [sys.executable, "-m", "collector", "api"],
+            [sys.executable, "-m", "driftline", "api"],
             env=api_environment | {"DRIFTLINE_API_PORT": str(api_port)},
             stdout=subprocess.DEVNULL,
             stderr=(tmp_path / "api.log").open("wb"),
@@ -112,7 +112,7 @@ def test_each_component_starts_and_answers_its_probes(
     )
     started.append(
         subprocess.Popen(
-            [sys.executable, "-m", "collector", "agent", "--port", str(agent_port)],
+            [sys.executable, "-m", "driftline", "agent", "--port", str(agent_port)],
             env=environment,
             stdout=subprocess.DEVNULL,
             stderr=(tmp_path / "agent.log").open("wb"),

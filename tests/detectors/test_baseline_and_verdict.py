@@ -7,9 +7,9 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from detectors.baseline import OTHER, Baseline, BaselineBuilder
-from detectors.continuous import ContinuousDrift, check_continuous
-from detectors.verdict import JOINT, FeatureVerdict, Unchecked, check_window
+from driftline.detectors.baseline import OTHER, Baseline, BaselineBuilder
+from driftline.detectors.continuous import ContinuousDrift, check_continuous
+from driftline.detectors.verdict import JOINT, FeatureVerdict, Unchecked, check_window
 
 
 @settings(max_examples=10, deadline=None)

@@ -12,10 +12,16 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from scipy.stats import binom, false_discovery_control, ttest_ind, wasserstein_distance
 
-from detectors.categorical import CategoricalDrift, check_categorical
-from detectors.continuous import ContinuousDrift, MeanShift, NotChecked, Reference, check_continuous
-from detectors.multiple import adjust
-from detectors.proportions import RateDrift, check_rate
+from driftline.detectors.categorical import CategoricalDrift, check_categorical
+from driftline.detectors.continuous import (
+    ContinuousDrift,
+    MeanShift,
+    NotChecked,
+    Reference,
+    check_continuous,
+)
+from driftline.detectors.multiple import adjust
+from driftline.detectors.proportions import RateDrift, check_rate
 
 RATE = 0.01  # the configured false-alarm rate per check
 

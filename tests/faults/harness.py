@@ -16,9 +16,9 @@ from pathlib import Path
 from sqlalchemy import Engine, func, select
 from sqlmodel import Session
 
-from agent import Driftline
-from collector.store import ledger
-from collector.store.models import DeadLetter, LedgerEntry
+from driftline.agent import Driftline
+from driftline.collector.store import ledger
+from driftline.collector.store.models import DeadLetter, LedgerEntry
 
 
 @dataclass(frozen=True)
@@ -109,7 +109,7 @@ class CollectorProcess:
     def _start(self) -> subprocess.Popen[bytes]:
         with self._log.open("ab") as output:
             return subprocess.Popen(
-                [sys.executable, "-m", "collector", "collect"],
+                [sys.executable, "-m", "driftline", "collect"],
                 env=self._environment,
                 stdout=output,
                 stderr=subprocess.STDOUT,

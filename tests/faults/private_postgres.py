@@ -14,7 +14,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from collector.runtime.broker import free_port
+from driftline.collector.runtime.broker import free_port
 
 
 def _binary(name: str) -> str:

@@ -24,8 +24,9 @@ from typing import Any
 
 from confluent_kafka import Producer
 
-from agent import Driftline
-from agent.contract import (
+from bench.stores import stored_events
+from driftline.agent import Driftline
+from driftline.agent.contract import (
     MAX_EVENT_BYTES,
     DecisionEvent,
     DecisionPayload,
@@ -33,11 +34,10 @@ from agent.contract import (
     encode,
     new_event_id,
 )
-from agent.provenance import ProducerKey
-from bench.stores import stored_events
-from collector.consume.kafka import ensure_topic
-from collector.runtime.broker import EmbeddedBroker, free_port
-from collector.store.database import make_engine, migrate
+from driftline.agent.provenance import ProducerKey
+from driftline.collector.consume.kafka import ensure_topic
+from driftline.collector.runtime.broker import EmbeddedBroker, free_port
+from driftline.collector.store.database import make_engine, migrate
 from tests.events import MODEL, drift_payload
 from tests.faults.harness import (
     CollectorProcess,
@@ -284,7 +284,7 @@ def receiver_down(workdir: Path, *, down_s: float, models: int = 3) -> Row:
 FILLING_AGENT = textwrap.dedent(
     """
     import json, sys, time
-    from agent import Driftline
+    from driftline.agent import Driftline
     spool, nowhere, cap, events = sys.argv[1:5]
     agent = Driftline(service="reliability", kafka_bootstrap_servers=nowhere, spool_dir=spool,
                       delivery_timeout_ms=1000, spool_max_bytes=int(cap), spool_block_ms=0,
@@ -570,7 +570,7 @@ def _router(
     }
     with (workdir / "router.log").open("ab") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "collector", "route"],
+            [sys.executable, "-m", "driftline", "route"],
             env=environment,
             stdout=log,
             stderr=subprocess.STDOUT,

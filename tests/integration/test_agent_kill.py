@@ -7,9 +7,9 @@ import sys
 import textwrap
 from pathlib import Path
 
-from agent import Driftline
-from agent.contract import decode
-from collector.runtime.broker import EmbeddedBroker, free_port
+from driftline.agent import Driftline
+from driftline.agent.contract import decode
+from driftline.collector.runtime.broker import EmbeddedBroker, free_port
 from tests.topic_reader import read_topic
 
 DECISIONS = 300
@@ -19,7 +19,7 @@ DECISIONS = 300
 FIRST_AGENT = textwrap.dedent(
     """
     import json, sys, time
-    from agent import Driftline
+    from driftline.agent import Driftline
     spool, broker, ids_file = sys.argv[1:4]
     agent = Driftline(service="s", kafka_bootstrap_servers=broker, spool_dir=spool,
                       delivery_timeout_ms=1000)

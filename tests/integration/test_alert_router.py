@@ -16,13 +16,13 @@ from confluent_kafka import Producer
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from agent import Driftline
-from agent.contract import Event, decode, validate, wire_bytes
-from collector.alerting.config import load_alerting
-from collector.alerting.router import ROUTER_SERVICE, AlertRouter
-from collector.core.settings import CollectorSettings
-from collector.runtime.broker import EmbeddedBroker
-from collector.store.models import AlertNotification, Silence
+from driftline.agent import Driftline
+from driftline.agent.contract import Event, decode, validate, wire_bytes
+from driftline.collector.alerting.config import load_alerting
+from driftline.collector.alerting.router import ROUTER_SERVICE, AlertRouter
+from driftline.collector.core.settings import CollectorSettings
+from driftline.collector.runtime.broker import EmbeddedBroker
+from driftline.collector.store.models import AlertNotification, Silence
 from tests.events import MODEL, drift_payload
 from tests.http_recorder import Recorder, recording_server
 from tests.waiting import wait_for
@@ -230,7 +230,7 @@ def test_the_router_decodes_only_verdicts_and_still_takes_one_without_a_header(
         decoded.append(event.type)
         return event
 
-    monkeypatch.setattr("collector.alerting.router.decode", counting_decode)
+    monkeypatch.setattr("driftline.collector.alerting.router.decode", counting_decode)
     with Driftline(
         service="s", kafka_bootstrap_servers=broker.bootstrap_servers, topic=topic
     ) as agent:

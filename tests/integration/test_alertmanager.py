@@ -14,10 +14,10 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from collector.alerting.alerts import Alert
-from collector.alerting.config import AlertmanagerConfig, Receiver
-from collector.alerting.grouping import Notification
-from collector.alerting.outbox import OutboxSender, enqueue
+from driftline.collector.alerting.alerts import Alert
+from driftline.collector.alerting.config import AlertmanagerConfig, Receiver
+from driftline.collector.alerting.grouping import Notification
+from driftline.collector.alerting.outbox import OutboxSender, enqueue
 from tests.http_recorder import Recorder, recording_server
 from tests.waiting import wait_for
 

@@ -12,10 +12,10 @@ from pathlib import Path
 from sqlalchemy import Engine, func
 from sqlmodel import Session, select
 
-from agent import Driftline
-from collector.runtime.broker import EmbeddedBroker
-from collector.store import ledger
-from collector.store.models import Decision, LedgerEntry
+from driftline.agent import Driftline
+from driftline.collector.runtime.broker import EmbeddedBroker
+from driftline.collector.store import ledger
+from driftline.collector.store.models import Decision, LedgerEntry
 from tests.waiting import wait_for
 
 DECISIONS = 4_000
@@ -34,7 +34,7 @@ def start_collector(
     }
     with log.open("ab") as output:
         return subprocess.Popen(
-            [sys.executable, "-m", "collector", "collect"],
+            [sys.executable, "-m", "driftline", "collect"],
             env=env,
             stdout=output,
             stderr=subprocess.STDOUT,

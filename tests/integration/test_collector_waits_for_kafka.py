@@ -7,11 +7,11 @@ import time
 from sqlalchemy import Engine, func
 from sqlmodel import Session, select
 
-from agent import Driftline
-from collector.consume.consumer import Collector
-from collector.consume.kafka import ensure_topic
-from collector.runtime.broker import EmbeddedBroker, free_port
-from collector.store.models import LedgerEntry
+from driftline.agent import Driftline
+from driftline.collector.consume.consumer import Collector
+from driftline.collector.consume.kafka import ensure_topic
+from driftline.collector.runtime.broker import EmbeddedBroker, free_port
+from driftline.collector.store.models import LedgerEntry
 from tests.waiting import wait_for
 
 

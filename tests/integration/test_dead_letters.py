@@ -8,10 +8,10 @@ from kafka import KafkaProducer
 from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 
-from agent.contract import encode
-from collector.runtime.broker import EmbeddedBroker
-from collector.store import ledger
-from collector.store.models import DeadLetter, LedgerEntry
+from driftline.agent.contract import encode
+from driftline.collector.runtime.broker import EmbeddedBroker
+from driftline.collector.store import ledger
+from driftline.collector.store.models import DeadLetter, LedgerEntry
 from tests import events
 from tests.collector.test_ingest import refuse_one
 from tests.waiting import wait_for

@@ -10,13 +10,19 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from agent import Driftline
-from collector.core.settings import CollectorSettings
-from collector.drift.baselines import active_baseline
-from collector.drift.worker import DETECTOR_SERVICE, DetectorWorker
-from collector.runtime.broker import EmbeddedBroker
-from collector.runtime.simulation import MODEL, REVIEW_BELOW, SERVICE, VERSION, run_simulation
-from collector.store.models import DriftVerdict, LedgerEntry
+from driftline.agent import Driftline
+from driftline.collector.core.settings import CollectorSettings
+from driftline.collector.drift.baselines import active_baseline
+from driftline.collector.drift.worker import DETECTOR_SERVICE, DetectorWorker
+from driftline.collector.runtime.broker import EmbeddedBroker
+from driftline.collector.runtime.simulation import (
+    MODEL,
+    REVIEW_BELOW,
+    SERVICE,
+    VERSION,
+    run_simulation,
+)
+from driftline.collector.store.models import DriftVerdict, LedgerEntry
 from tests.api_client import api_client
 from tests.waiting import wait_for
 

@@ -5,9 +5,9 @@ from collections.abc import Callable
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from agent import Driftline
-from collector.runtime.broker import EmbeddedBroker
-from collector.store import ledger, queries
+from driftline.agent import Driftline
+from driftline.collector.runtime.broker import EmbeddedBroker
+from driftline.collector.store import ledger, queries
 from tests.api_client import api_client
 from tests.waiting import wait_for
 

@@ -15,13 +15,13 @@ from confluent_kafka import Producer
 from sqlalchemy import Engine, func
 from sqlmodel import Session, SQLModel, col, select
 
-from agent import Driftline
-from agent.contract import Event, encode
-from agent.provenance import ProducerKey
-from collector.golive.gate import Evaluation, evaluate
-from collector.golive.thresholds import Technical, Threshold
-from collector.runtime.broker import EmbeddedBroker
-from collector.store.models import (
+from driftline.agent import Driftline
+from driftline.agent.contract import Event, encode
+from driftline.agent.provenance import ProducerKey
+from driftline.collector.golive.gate import Evaluation, evaluate
+from driftline.collector.golive.thresholds import Technical, Threshold
+from driftline.collector.runtime.broker import EmbeddedBroker
+from driftline.collector.store.models import (
     DeadLetter,
     LedgerEntry,
     LoadTest,

@@ -25,11 +25,11 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, select
 
-from collector.consume.kafka import ensure_topic
-from collector.runtime.broker import EmbeddedBroker, free_port
-from collector.store import ledger
-from collector.store.database import make_engine, migrate
-from collector.store.models import LedgerEntry
+from driftline.collector.consume.kafka import ensure_topic
+from driftline.collector.runtime.broker import EmbeddedBroker, free_port
+from driftline.collector.store import ledger
+from driftline.collector.store.database import make_engine, migrate
+from driftline.collector.store.models import LedgerEntry
 from tests.tcp_proxy import TcpProxy
 from tests.waiting import wait_for
 
@@ -39,7 +39,7 @@ BEFORE_S, CUT_S, AFTER_S = 5, 30, 5
 SERVICE = textwrap.dedent(
     """
     import gc, json, sys, time
-    from agent import Driftline
+    from driftline.agent import Driftline
 
     broker, topic, rate, seconds, results = sys.argv[1:6]
     agent = Driftline(service="s", kafka_bootstrap_servers=broker, topic=topic,
@@ -96,7 +96,7 @@ def test_a_cut_network_loses_nothing_and_never_slows_the_caller(
     engine = make_engine(database_url)
     migrate(engine)
     collector = subprocess.Popen(
-        [sys.executable, "-m", "collector", "collect"],
+        [sys.executable, "-m", "driftline", "collect"],
         env=os.environ
         | {
             "DRIFTLINE_DATABASE_URL": database_url,

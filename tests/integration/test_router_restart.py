@@ -14,9 +14,9 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from agent import Driftline
-from collector.runtime.broker import EmbeddedBroker
-from collector.store.models import AlertNotification, OutboxMessage
+from driftline.agent import Driftline
+from driftline.collector.runtime.broker import EmbeddedBroker
+from driftline.collector.store.models import AlertNotification, OutboxMessage
 from tests.events import MODEL, drift_payload
 from tests.http_recorder import Recorder, recording_server
 from tests.waiting import wait_for
@@ -43,7 +43,7 @@ class RouterProcess:
         self._log_path = log_path
         self._log = log_path.open("ab")
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "collector", "route"],
+            [sys.executable, "-m", "driftline", "route"],
             env=environment,
             stdout=self._log,
             stderr=self._log,

@@ -9,8 +9,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from agent import Driftline
-from collector.runtime.broker import EmbeddedBroker, free_port
+from driftline.agent import Driftline
+from driftline.collector.runtime.broker import EmbeddedBroker, free_port
 from tests.topic_reader import read_topic
 
 SECRETS = ["jane.doe@example.com", "4111 1111 1111 1111", "4111111111111111", "123-45-6789"]

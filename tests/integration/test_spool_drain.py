@@ -9,11 +9,11 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from agent import Driftline
-from agent.contract import new_event_id, wire_bytes
-from agent.publisher import Outgoing
-from agent.spool import Spool
-from collector.runtime.broker import EmbeddedBroker
+from driftline.agent import Driftline
+from driftline.agent.contract import new_event_id, wire_bytes
+from driftline.agent.publisher import Outgoing
+from driftline.agent.spool import Spool
+from driftline.collector.runtime.broker import EmbeddedBroker
 from tests import events
 from tests.topic_reader import read_topic
 

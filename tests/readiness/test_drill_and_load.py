@@ -18,20 +18,20 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from agent import Driftline
-from collector.alerting.config import load_alerting
-from collector.alerting.router import AlertRouter
-from collector.cli.golive import _publish
-from collector.core.settings import CollectorSettings
-from collector.drift.worker import DetectorWorker
-from collector.golive.drill import run_drill
-from collector.golive.gate import evaluate
-from collector.golive.loadtest import run_load_test
-from collector.golive.thresholds import Technical, Threshold
-from collector.runtime.broker import EmbeddedBroker
-from collector.store.models import LoadTest
-from collector.store.queries import latest_version
-from collector.store.search import DecisionFilter, count
+from driftline.agent import Driftline
+from driftline.collector.alerting.config import load_alerting
+from driftline.collector.alerting.router import AlertRouter
+from driftline.collector.cli.golive import _publish
+from driftline.collector.core.settings import CollectorSettings
+from driftline.collector.drift.worker import DetectorWorker
+from driftline.collector.golive.drill import run_drill
+from driftline.collector.golive.gate import evaluate
+from driftline.collector.golive.loadtest import run_load_test
+from driftline.collector.golive.thresholds import Technical, Threshold
+from driftline.collector.runtime.broker import EmbeddedBroker
+from driftline.collector.store.models import LoadTest
+from driftline.collector.store.queries import latest_version
+from driftline.collector.store.search import DecisionFilter, count
 from tests.http_recorder import Recorder, recording_server
 from tests.waiting import wait_for
 
@@ -174,7 +174,7 @@ def test_the_loadtest_command_reports_and_records_its_figures(
 ) -> None:
     run_collector()
     ran = subprocess.run(
-        [sys.executable, "-m", "collector", "loadtest", "--model", "credit-risk",
+        [sys.executable, "-m", "driftline", "loadtest", "--model", "credit-risk",
          "--version", "3", "--peak", "100", "--duration", "2s", "--json",
          "--database-url", database_url, "--kafka-bootstrap-servers", broker.bootstrap_servers],
         env=os.environ | {"DRIFTLINE_TOPIC": topic}, capture_output=True, text=True, timeout=180,

@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import Engine, update
 from sqlmodel import Session
 
-from agent.contract import (
+from driftline.agent.contract import (
     BaselineSetEvent,
     BaselineSetPayload,
     DecisionPayload,
@@ -27,14 +27,14 @@ from agent.contract import (
     baseline_digest,
     encode,
 )
-from agent.provenance import ProducerKey
-from collector.alerting.config import AlertingConfig, load_alerting
-from collector.consume.ingest import RawMessage, write_batch
-from collector.golive.gate import Evaluation, evaluate
-from collector.golive.thresholds import ReadinessConfigError, Threshold, load_thresholds
-from collector.runtime.broker import EmbeddedBroker
-from collector.store import ledger
-from collector.store.models import DriftVerdict, Drill, LedgerEntry
+from driftline.agent.provenance import ProducerKey
+from driftline.collector.alerting.config import AlertingConfig, load_alerting
+from driftline.collector.consume.ingest import RawMessage, write_batch
+from driftline.collector.golive.gate import Evaluation, evaluate
+from driftline.collector.golive.thresholds import ReadinessConfigError, Threshold, load_thresholds
+from driftline.collector.runtime.broker import EmbeddedBroker
+from driftline.collector.store import ledger
+from driftline.collector.store.models import DriftVerdict, Drill, LedgerEntry
 from tests import events
 from tests.api_client import api_client
 from tests.waiting import wait_for
@@ -327,12 +327,12 @@ def test_the_command_gates_a_pipeline_and_records_its_evaluation(
 
     def readiness(*options: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "collector", "readiness", "--model", "credit-risk",
+            [sys.executable, "-m", "driftline", "readiness", "--model", "credit-risk",
              "--version", "3", "--asked-by", "release-pipeline", *options],
             env=environment, capture_output=True, text=True, timeout=120,
         )  # fmt: skip
 
-    keygen = [sys.executable, "-m", "collector", "audit", "keygen", "--out"]
+    keygen = [sys.executable, "-m", "driftline", "audit", "keygen", "--out"]
     subprocess.run([*keygen, os.environ["DRIFTLINE_SIGNING_KEY_FILE"]], env=environment, check=True)
     go = readiness("--json")
     assert go.returncode == 0, go.stdout + go.stderr

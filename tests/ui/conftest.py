@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, Response, sync_playwright
 
-from collector.runtime.broker import free_port
+from driftline.collector.runtime.broker import free_port
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -33,7 +33,7 @@ class RunningSystem:
 
 def _token(database_url: str, role: str, environment: dict[str, str]) -> str:
     created = subprocess.run(
-        [sys.executable, "-m", "collector", "token", "create", "--name", f"ui-{role}",
+        [sys.executable, "-m", "driftline", "token", "create", "--name", f"ui-{role}",
          "--role", role, "--database-url", database_url],
         capture_output=True, text=True, env=environment, check=True,
     )  # fmt: skip
@@ -58,7 +58,7 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSystem]:
     log_path = directory / "demo.log"
     with log_path.open("wb") as log:
         demo = subprocess.Popen(
-            [sys.executable, "-m", "collector", "demo", "--database-url", database_url,
+            [sys.executable, "-m", "driftline", "demo", "--database-url", database_url,
              "--api-port", str(port), "--keep-running"],
             stdout=log, stderr=subprocess.STDOUT, env=environment,
         )  # fmt: skip

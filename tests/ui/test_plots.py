@@ -5,7 +5,7 @@ import re
 
 import numpy as np
 
-from collector.web.ui import plots
+from driftline.collector.web.ui import plots
 
 
 def shares(svg: str, series: str) -> list[float]:

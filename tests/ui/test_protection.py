@@ -16,12 +16,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from agent.contract import encode
-from collector.audit.integrity import KeyRing
-from collector.consume.ingest import RawMessage, write_batch
-from collector.store.models import Silence
-from collector.web.api.app import create_app
-from collector.web.api.auth import SESSION_COOKIE
+from driftline.agent.contract import encode
+from driftline.collector.audit.integrity import KeyRing
+from driftline.collector.consume.ingest import RawMessage, write_batch
+from driftline.collector.store.models import Silence
+from driftline.collector.web.api.app import create_app
+from driftline.collector.web.api.auth import SESSION_COOKIE
 from tests import events
 from tests.api_client import new_token
 

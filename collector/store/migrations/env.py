@@ -1,9 +1,10 @@
-"""Alembic environment: runs on the connection ``collector.store.database.migrate`` passes in."""
+"""Alembic environment: runs on the connection that ``driftline.collector.store.database``
+``migrate`` passes in."""
 
 from alembic import context
 from sqlmodel import SQLModel
 
-import collector.store.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+import driftline.collector.store.models  # noqa: F401  (registers the tables on SQLModel.metadata)
 
 connection = context.config.attributes["connection"]
 context.configure(

@@ -6,12 +6,12 @@ from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 
-from agent.provenance import TrustedProducers
-from collector.alerting.config import AlertingConfig
-from collector.audit.integrity import KeyRing
-from collector.web.api.auth import TokenGate, authenticated
-from collector.web.api.deps import exact_query, no_nul
-from collector.web.api.routes import (
+from driftline.agent.provenance import TrustedProducers
+from driftline.collector.alerting.config import AlertingConfig
+from driftline.collector.audit.integrity import KeyRing
+from driftline.collector.web.api.auth import TokenGate, authenticated
+from driftline.collector.web.api.deps import exact_query, no_nul
+from driftline.collector.web.api.routes import (
     access,
     alerting,
     decisions,
@@ -21,9 +21,9 @@ from collector.web.api.routes import (
     integrity,
     readiness,
 )
-from collector.web.api.schemas import Problem
-from collector.web.ui import routes as ui
-from collector.web.ui.protection import PageHeaders
+from driftline.collector.web.api.schemas import Problem
+from driftline.collector.web.ui import routes as ui
+from driftline.collector.web.ui.protection import PageHeaders
 
 REFUSALS: dict[int | str, dict[str, Any]] = {
     400: {"model": Problem, "description": "The body is not JSON."},

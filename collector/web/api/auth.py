@@ -22,8 +22,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from collector.audit.access import Role, authenticate, ranks_at_least, ui_session_token
-from collector.store.models import ApiToken, AuditRead
+from driftline.collector.audit.access import Role, authenticate, ranks_at_least, ui_session_token
+from driftline.collector.store.models import ApiToken, AuditRead
 
 OPEN_PATHS = {"/healthz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/ui/login"}
 # The web page keeps its session (not the token: see access.open_ui_session) in this cookie

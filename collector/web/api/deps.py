@@ -8,8 +8,8 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from sqlmodel import Session
 
-from collector.audit.checkpoints import SigningKeyError
-from collector.audit.integrity import KeyRing
+from driftline.collector.audit.checkpoints import SigningKeyError
+from driftline.collector.audit.integrity import KeyRing
 
 NUL = "\x00"
 

@@ -8,14 +8,14 @@ from typing import Any, Literal
 
 from sqlmodel import SQLModel
 
-from collector.store.models import (
+from driftline.collector.store.models import (
     BaselineRecord,
     DecisionBase,
     DriftVerdictBase,
     FeedbackBase,
     ReviewBase,
 )
-from detectors.baseline import record_features
+from driftline.detectors.baseline import record_features
 
 
 class DecisionPublic(DecisionBase):

@@ -18,15 +18,20 @@ from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 from sqlmodel import Session
 
-from collector.alerting.silences import create_silence, expire_silence
-from collector.audit.access import authenticate, end_ui_session, open_ui_session, ranks_at_least
-from collector.core.durations import parse_duration
-from collector.store.models import ApiToken
-from collector.store.search import Cursor, DecisionFilter, search
-from collector.web.api.auth import SESSION_COOKIE, authenticated
-from collector.web.api.deps import SessionDep, no_nul
-from collector.web.ui import views
-from collector.web.ui.protection import same_origin
+from driftline.collector.alerting.silences import create_silence, expire_silence
+from driftline.collector.audit.access import (
+    authenticate,
+    end_ui_session,
+    open_ui_session,
+    ranks_at_least,
+)
+from driftline.collector.core.durations import parse_duration
+from driftline.collector.store.models import ApiToken
+from driftline.collector.store.search import Cursor, DecisionFilter, search
+from driftline.collector.web.api.auth import SESSION_COOKIE, authenticated
+from driftline.collector.web.api.deps import SessionDep, no_nul
+from driftline.collector.web.ui import views
+from driftline.collector.web.ui.protection import same_origin
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
 STATIC = Path(__file__).parent / "static"

@@ -16,18 +16,18 @@ import numpy as np
 from markupsafe import Markup
 from sqlmodel import Session, col, func, select
 
-from collector.alerting.alerts import owner_for
-from collector.alerting.config import AlertingConfig
-from collector.alerting.matchers import Matcher, all_match
-from collector.alerting.muting import active_silences
-from collector.alerting.silences import state_of
-from collector.audit.integrity import KeyRing
-from collector.audit.proofs import ProofUnavailable, check_proof, prove_decision
-from collector.audit.row_verification import check_decision
-from collector.drift.baselines import active_baseline
-from collector.drift.features import flatten
-from collector.store import queries
-from collector.store.models import (
+from driftline.collector.alerting.alerts import owner_for
+from driftline.collector.alerting.config import AlertingConfig
+from driftline.collector.alerting.matchers import Matcher, all_match
+from driftline.collector.alerting.muting import active_silences
+from driftline.collector.alerting.silences import state_of
+from driftline.collector.audit.integrity import KeyRing
+from driftline.collector.audit.proofs import ProofUnavailable, check_proof, prove_decision
+from driftline.collector.audit.row_verification import check_decision
+from driftline.collector.drift.baselines import active_baseline
+from driftline.collector.drift.features import flatten
+from driftline.collector.store import queries
+from driftline.collector.store.models import (
     Decision,
     DriftVerdict,
     ModelDeployment,
@@ -36,10 +36,10 @@ from collector.store.models import (
     Review,
     Silence,
 )
-from collector.store.synthetic import is_synthetic
-from collector.web.ui import plots
-from detectors.baseline import Baseline, record_features
-from detectors.verdict import CONFIDENCE
+from driftline.collector.store.synthetic import is_synthetic
+from driftline.collector.web.ui import plots
+from driftline.detectors.baseline import Baseline, record_features
+from driftline.detectors.verdict import CONFIDENCE
 
 SAMPLE = 2_000  # recent decisions per version behind the rates and percentiles
 RECENTLY = timedelta(hours=24)  # a drift resolved this recently is still shown as such

@@ -7,7 +7,7 @@ Revises:
 import sqlalchemy as sa
 from alembic import op
 
-from collector.store.sqltypes import JSONDocument, UTCDateTime
+from driftline.collector.store.sqltypes import JSONDocument, UTCDateTime
 
 revision = "0001"
 down_revision = None

@@ -7,7 +7,7 @@ Revises: 0001
 import sqlalchemy as sa
 from alembic import op
 
-from collector.store.sqltypes import JSONDocument
+from driftline.collector.store.sqltypes import JSONDocument
 
 revision = "0002"
 down_revision = "0001"

@@ -9,9 +9,9 @@ import hashlib
 import sqlalchemy as sa
 from alembic import op
 
-from collector.store import ledger
-from collector.store.ledger import GENESIS
-from collector.store.sqltypes import JSONDocument, UTCDateTime
+from driftline.collector.store import ledger
+from driftline.collector.store.ledger import GENESIS
+from driftline.collector.store.sqltypes import JSONDocument, UTCDateTime
 
 revision = "0006"
 down_revision = "0005"

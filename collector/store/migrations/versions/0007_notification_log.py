@@ -7,7 +7,7 @@ Revises: 0006
 import sqlalchemy as sa
 from alembic import op
 
-from collector.store.sqltypes import JSONDocument, UTCDateTime
+from driftline.collector.store.sqltypes import JSONDocument, UTCDateTime
 
 revision = "0007"
 down_revision = "0006"

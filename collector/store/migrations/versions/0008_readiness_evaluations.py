@@ -7,7 +7,7 @@ Revises: 0007
 import sqlalchemy as sa
 from alembic import op
 
-from collector.store.sqltypes import JSONDocument, UTCDateTime
+from driftline.collector.store.sqltypes import JSONDocument, UTCDateTime
 
 revision = "0008"
 down_revision = "0007"

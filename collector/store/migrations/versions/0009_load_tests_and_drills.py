@@ -7,7 +7,7 @@ Revises: 0008
 import sqlalchemy as sa
 from alembic import op
 
-from collector.store.sqltypes import JSONDocument, UTCDateTime
+from driftline.collector.store.sqltypes import JSONDocument, UTCDateTime
 
 revision = "0009"
 down_revision = "0008"

@@ -11,7 +11,7 @@ Revises: 0011
 import sqlalchemy as sa
 from alembic import op
 
-from collector.store.sqltypes import JSONDocument
+from driftline.collector.store.sqltypes import JSONDocument
 
 revision = "0012"
 down_revision = "0011"

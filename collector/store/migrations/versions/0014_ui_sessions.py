@@ -12,7 +12,7 @@ Revises: 0013
 import sqlalchemy as sa
 from alembic import op
 
-from collector.store.sqltypes import UTCDateTime
+from driftline.collector.store.sqltypes import UTCDateTime
 
 revision = "0014"
 down_revision = "0013"

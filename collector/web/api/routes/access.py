@@ -9,11 +9,17 @@ from pydantic import BaseModel, Field
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
-from collector.audit.access import Role, TokenNameTaken, create_token, list_tokens, revoke_token
-from collector.store.models import ApiToken, AuditRead
-from collector.store.search import Instant
-from collector.web.api.auth import Admin
-from collector.web.api.deps import SessionDep
+from driftline.collector.audit.access import (
+    Role,
+    TokenNameTaken,
+    create_token,
+    list_tokens,
+    revoke_token,
+)
+from driftline.collector.store.models import ApiToken, AuditRead
+from driftline.collector.store.search import Instant
+from driftline.collector.web.api.auth import Admin
+from driftline.collector.web.api.deps import SessionDep
 
 router = APIRouter(tags=["access"])
 

@@ -7,8 +7,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from collector.alerting.config import AlertingConfig
-from collector.alerting.silences import (
+from driftline.collector.alerting.config import AlertingConfig
+from driftline.collector.alerting.silences import (
     MAX_COMMENT,
     MAX_MATCHER_TEXT,
     MAX_MATCHERS,
@@ -20,11 +20,11 @@ from collector.alerting.silences import (
     parse_matchers,
     state_of,
 )
-from collector.core.durations import parse_duration
-from collector.store.models import Silence
-from collector.store.search import Instant
-from collector.web.api.auth import Operator
-from collector.web.api.deps import SessionDep
+from driftline.collector.core.durations import parse_duration
+from driftline.collector.store.models import Silence
+from driftline.collector.store.search import Instant
+from driftline.collector.web.api.auth import Operator
+from driftline.collector.web.api.deps import SessionDep
 
 router = APIRouter(tags=["alerting"])
 

@@ -10,16 +10,16 @@ from fastapi.responses import StreamingResponse
 from pydantic import Field, field_validator
 from sqlmodel import Session
 
-from collector.audit.exports import MEDIA_TYPES, Export, ExportFormat, manifest_document
-from collector.audit.integrity import KeyRing
-from collector.audit.proofs import ProofUnavailable, prove_decision
-from collector.audit.row_verification import check_decision
-from collector.store import queries
-from collector.store.models import ExportManifest
-from collector.store.search import Cursor, DecisionFilter, search
-from collector.web.api.auth import Auditor
-from collector.web.api.deps import SessionDep, SigningKey
-from collector.web.api.schemas import (
+from driftline.collector.audit.exports import MEDIA_TYPES, Export, ExportFormat, manifest_document
+from driftline.collector.audit.integrity import KeyRing
+from driftline.collector.audit.proofs import ProofUnavailable, prove_decision
+from driftline.collector.audit.row_verification import check_decision
+from driftline.collector.store import queries
+from driftline.collector.store.models import ExportManifest
+from driftline.collector.store.search import Cursor, DecisionFilter, search
+from driftline.collector.web.api.auth import Auditor
+from driftline.collector.web.api.deps import SessionDep, SigningKey
+from driftline.collector.web.api.schemas import (
     AlertPublic,
     BaselinePublic,
     DecisionPage,

@@ -6,11 +6,11 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query
 from sqlmodel import Session
 
-from collector.drift.baselines import active_baseline, all_baselines
-from collector.store import queries
-from collector.store.models import BaselineRecord
-from collector.web.api.deps import SessionDep
-from collector.web.api.schemas import (
+from driftline.collector.drift.baselines import active_baseline, all_baselines
+from driftline.collector.store import queries
+from driftline.collector.store.models import BaselineRecord
+from driftline.collector.web.api.deps import SessionDep
+from driftline.collector.web.api.schemas import (
     BaselinePublic,
     CheckStatus,
     DriftVerdictPublic,

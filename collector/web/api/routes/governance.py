@@ -8,11 +8,11 @@ from fastapi import APIRouter, HTTPException, Path
 from pydantic import BaseModel, Field
 from sqlmodel import col, select
 
-from collector.audit.erasure import erase_subject
-from collector.audit.holds import HoldError, active_holds, place_hold, release_hold
-from collector.store.models import Erasure, LegalHold
-from collector.web.api.auth import Admin
-from collector.web.api.deps import SessionDep, SigningKey
+from driftline.collector.audit.erasure import erase_subject
+from driftline.collector.audit.holds import HoldError, active_holds, place_hold, release_hold
+from driftline.collector.store.models import Erasure, LegalHold
+from driftline.collector.web.api.auth import Admin
+from driftline.collector.web.api.deps import SessionDep, SigningKey
 
 router = APIRouter(tags=["governance"])
 

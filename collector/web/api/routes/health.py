@@ -4,8 +4,8 @@ from fastapi import APIRouter, Response
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from collector.web.api.deps import SessionDep
-from collector.web.api.schemas import Health
+from driftline.collector.web.api.deps import SessionDep
+from driftline.collector.web.api.schemas import Health
 
 router = APIRouter(tags=["health"])
 

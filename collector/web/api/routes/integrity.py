@@ -6,10 +6,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
 
-from collector.audit import checkpoints, integrity
-from collector.audit.integrity import KeyRing
-from collector.web.api.auth import Operator
-from collector.web.api.deps import SessionDep, SigningKey
+from driftline.collector.audit import checkpoints, integrity
+from driftline.collector.audit.integrity import KeyRing
+from driftline.collector.web.api.auth import Operator
+from driftline.collector.web.api.deps import SessionDep, SigningKey
 
 router = APIRouter(prefix="/integrity", tags=["integrity"])
 

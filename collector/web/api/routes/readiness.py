@@ -5,8 +5,8 @@ from datetime import datetime
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel
 
-from collector.store import queries
-from collector.web.api.deps import SessionDep
+from driftline.collector.store import queries
+from driftline.collector.web.api.deps import SessionDep
 
 router = APIRouter(prefix="/readiness", tags=["readiness"])
 
