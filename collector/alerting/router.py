@@ -33,6 +33,7 @@ from driftline.agent.contract import (
     ModelRef,
     decode,
 )
+from driftline.agent.provenance import TrustedProducers
 from driftline.collector.alerting.alerts import Alert, alert_for, owner_for
 from driftline.collector.alerting.config import AlertingConfig
 from driftline.collector.alerting.grouping import Grouper, Notification
@@ -72,9 +73,11 @@ class AlertRouter:
         agent: Driftline,
         client: httpx.Client,
         external_url: str,
+        producers: TrustedProducers,
         clock: Clock = utc_now,
     ) -> None:
         self._engine = engine
+        self._producers = producers  # a verdict none of them signed pages nobody
         self._config = config
         self._agent = agent
         self._external_url = external_url
@@ -251,8 +254,13 @@ class AlertRouter:
             event = decode(message.value() or b"")
         except ContractError:
             return  # the collector keeps it as a dead letter
-        if isinstance(event, DriftDetectedEvent | DriftResolvedEvent):
-            self.take(event)
+        if not isinstance(event, DriftDetectedEvent | DriftResolvedEvent):
+            return
+        refusal = self._producers.refusal(event)
+        if refusal is not None:  # the collector keeps it as a dead letter, as a forgery
+            log.warning("verdict not routed", event_id=str(event.event_id), reason=refusal)
+            return
+        self.take(event)
 
     def _record(self, message: OutboxMessage) -> None:
         """Record that a receiver took the notification. One the contract cannot carry is

@@ -48,8 +48,18 @@ class KeyRing:
         key when there is none (the collector's first start), and its public half beside it
         for verifiers, never when only checking."""
         signing = checkpoints.load_signing_key(settings.signing_key_file, create=create)
-        if create:
-            checkpoints.write_public_key(settings.checkpoint_public_key_file, signing.public_key())
+        public_file = settings.checkpoint_public_key_file
+        if public_file.exists():
+            # A stale public half (the key made again, a file left behind) would have every
+            # verifier call each new checkpoint forged: refuse to sign until it is put right.
+            if checkpoints.load_public_key(public_file) != signing.public_key():
+                raise checkpoints.SigningKeyError(
+                    f"{public_file} is not the public half of {settings.signing_key_file}: "
+                    "verifiers would refuse every new signature; remove it (it is written "
+                    "again) or point DRIFTLINE_SIGNING_PUBLIC_KEY_FILE at this key's"
+                )
+        elif create:
+            checkpoints.write_public_key(public_file, signing.public_key())
         others = [checkpoints.load_public_key(path) for path in settings.trusted_public_keys]
         return cls.of(signing, *others)
 

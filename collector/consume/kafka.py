@@ -71,7 +71,10 @@ def event_type(message: Message[Any, Any]) -> str | None:
     if isinstance(headers, list):
         for name, value in headers:
             if name == EVENT_TYPE_HEADER and isinstance(value, bytes):
-                return value.decode()
+                try:
+                    return value.decode()
+                except UnicodeDecodeError:  # not our agent's: read as if it had no header
+                    return None
     return None
 
 
@@ -224,26 +227,46 @@ class GroupConsumer:
 
     def _assigned(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         if self._offset_reset == "latest":
-            self._start_at_end(consumer, partitions)
+            started = self._start_at_end(consumer, partitions)
             consumer.assign(partitions)
+            self._remember(consumer, started)
         for tp in partitions:
             self._held[(tp.topic, tp.partition)] = next(self._terms)
         log.info("partitions assigned", group=self.group_id, partitions=_names(partitions))
 
-    def _start_at_end(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def _start_at_end(
+        self, consumer: Consumer, partitions: list[TopicPartition]
+    ) -> list[TopicPartition]:
         """Fix where each partition without a committed offset starts: at its end as of this
         assignment, not whenever librdkafka's fetcher resolves "latest" later (an empty
         partition's position stays unknown until a message arrives): what is produced once the
-        assignment is served is read."""
+        assignment is served is read. The partitions so started are returned."""
+        started = []
         try:
             committed = consumer.committed(partitions, timeout=CONNECT_TIMEOUT_S)
             for tp, done in zip(partitions, committed, strict=True):
-                end = consumer.get_watermark_offsets(tp, timeout=CONNECT_TIMEOUT_S)[1]
-                tp.offset = done.offset if done.offset >= 0 else end
+                if done.offset >= 0:
+                    tp.offset = done.offset
+                else:
+                    tp.offset = consumer.get_watermark_offsets(tp, timeout=CONNECT_TIMEOUT_S)[1]
+                    started.append(TopicPartition(tp.topic, tp.partition, tp.offset))
         except KafkaException as error:
             log.warning("start offsets not fixed; librdkafka resolves them", error=str(error))
             for tp in partitions:
                 tp.offset = OFFSET_INVALID  # the committed offset, or else auto.offset.reset
+            return []
+        return started
+
+    def _remember(self, consumer: Consumer, started: list[TopicPartition]) -> None:
+        """Commit where the partitions without a committed offset start: a partition no
+        message came to before a restart would otherwise start at its end again, past what
+        was produced while nobody read it."""
+        if not started:
+            return
+        try:
+            consumer.commit(offsets=started, asynchronous=False)
+        except KafkaException as error:  # read from the end again next time: logged
+            log.warning("start offsets not committed", error=str(error.args[0]))
 
     def _revoked(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         for tp in partitions:

@@ -88,6 +88,7 @@ def router(
         agent=agent,
         client=client,
         external_url=settings.external_url or api_url,
+        producers=trusted_producers(settings),
     )
 
 

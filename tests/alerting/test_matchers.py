@@ -22,6 +22,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from driftline.agent.contract import DriftDetectedEvent, DriftPayload
+from driftline.agent.provenance import TrustedProducers
 from driftline.collector.alerting.config import load_alerting
 from driftline.collector.alerting.matchers import Matcher, MatcherError, Operator
 from driftline.collector.alerting.muting import active_silences
@@ -242,6 +243,7 @@ def test_a_stored_silence_that_no_longer_parses_is_skipped_logged_and_reported(
         router = AlertRouter(
             engine=engine, config=load_alerting(path), agent=None,
             client=client, external_url="http://driftline.example", clock=lambda: clock[0],
+            producers=TrustedProducers(),
         )  # fmt: skip
         router.take(_drift("age"))
         with structlog.testing.capture_logs() as logs:

@@ -9,7 +9,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
+from driftline.collector.audit.checkpoints import SigningKeyError
+from driftline.collector.audit.integrity import KeyRing
 from driftline.collector.cli.golive import EXIT_CODES
+from driftline.collector.core.settings import CollectorSettings
 from tests import events
 from tests.audit.test_exports_erasure_replay import about
 from tests.audit.test_search_and_lineage import store
@@ -109,3 +112,21 @@ def test_without_any_public_key_verification_says_how_to_give_one(
     )  # fmt: skip
     assert result.returncode == 1
     assert "--public-key" in result.stderr and "DRIFTLINE_SIGNING_PUBLIC_KEY_FILE" in result.stderr
+
+
+def test_a_public_key_file_of_another_key_stops_signing_before_it_misleads_verifiers(
+    tmp_path: Path,
+) -> None:
+    # The signing key made again (a new host, a deleted file) beside the old public half:
+    # verifiers reading that file would call every new checkpoint forged.
+    old = tmp_path / "old.pem"
+    KeyRing.for_signing(CollectorSettings(signing_key_file=old), create=True)
+    key = tmp_path / "signing-key.pem"
+    public = tmp_path / "signing-key.pub.pem"
+    public.write_bytes((tmp_path / "old.pub.pem").read_bytes())
+    with pytest.raises(SigningKeyError, match="is not the public half of"):
+        KeyRing.for_signing(CollectorSettings(signing_key_file=key), create=True)
+    public.unlink()  # put right: written again from the key
+    ring = KeyRing.for_signing(CollectorSettings(signing_key_file=key), create=True)
+    verifying = KeyRing.for_verifying(CollectorSettings(signing_key_file=key))
+    assert verifying.trusted.keys() == ring.trusted.keys()

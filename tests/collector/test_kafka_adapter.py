@@ -20,6 +20,7 @@ from driftline.collector.alerting.config import load_alerting
 from driftline.collector.alerting.router import ROUTER_SERVICE, AlertRouter
 from driftline.collector.consume import isolation
 from driftline.collector.consume.kafka import Batch, GroupConsumer, KafkaUnavailable, ensure_topic
+from driftline.collector.core.producer_keys import trusted_producers
 from driftline.collector.core.settings import CollectorSettings
 from driftline.collector.runtime.broker import EmbeddedBroker, free_port
 from driftline.collector.store.database import make_engine, migrate
@@ -255,6 +256,7 @@ def test_a_router_started_while_kafka_is_cut_off_waits_and_then_consumes(
                 agent=agent,
                 client=client,
                 external_url="http://driftline.example",
+                producers=trusted_producers(CollectorSettings()),
             )
             settings = CollectorSettings(topic="events", router_group="router")
             proxy.cut()
@@ -273,3 +275,29 @@ def test_a_router_started_while_kafka_is_cut_off_waits_and_then_consumes(
                 thread.join(timeout=30)
                 proxy.close()
     engine.dispose()
+
+
+def test_what_is_produced_while_a_latest_reading_group_is_away_is_read_when_it_returns(
+    broker: EmbeddedBroker, topic: str
+) -> None:
+    # As the alert router reads: from the end, for a partition without a committed offset.
+    def read_for(seconds: float, wanted: int) -> int:
+        consumer = GroupConsumer.connect(
+            threading.Event(), bootstrap_servers=broker.bootstrap_servers, topic=topic,
+            group_id=f"group-{topic}", client_id="test", offset_reset="latest",
+            max_poll_interval_ms=10_000, session_timeout_ms=6_000,
+        )  # fmt: skip
+        assert consumer is not None
+        read, deadline = 0, time.monotonic() + seconds
+        try:
+            while time.monotonic() < deadline and (len(consumer.partitions) < 3 or read < wanted):
+                batch = consumer.poll(100, timeout_s=0.2)
+                read += len(batch.messages)
+                consumer.commit(batch)
+        finally:
+            consumer.close()
+        return read
+
+    assert read_for(30, 0) == 0  # assigned every partition; no message, nothing of its own
+    record_decisions(broker, topic, 30)  # while nobody of the group reads
+    assert read_for(30, 30) == 30, "what was produced while the group was away was skipped"

@@ -3,6 +3,7 @@ them, mutes what is silenced or inhibited, and notifies a real HTTP server on lo
 in for the team's webhook; every accepted notification comes back as an ``alert_notified``
 event in the ledger."""
 
+import os
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -18,8 +19,10 @@ from sqlmodel import Session, select
 
 from driftline.agent import Driftline
 from driftline.agent.contract import Event, decode, validate, wire_bytes
+from driftline.agent.provenance import ProducerKey
 from driftline.collector.alerting.config import load_alerting
 from driftline.collector.alerting.router import ROUTER_SERVICE, AlertRouter
+from driftline.collector.core.producer_keys import trusted_producers
 from driftline.collector.core.settings import CollectorSettings
 from driftline.collector.runtime.broker import EmbeddedBroker
 from driftline.collector.store.models import AlertNotification, Silence
@@ -102,6 +105,7 @@ def router(
             agent=agent,
             client=client,
             external_url="http://driftline.example",
+            producers=trusted_producers(CollectorSettings()),
         )
         settings = CollectorSettings(topic=topic, router_group=f"router-{topic}")
         thread = threading.Thread(
@@ -250,6 +254,7 @@ def test_the_router_decodes_only_verdicts_and_still_takes_one_without_a_header(
                 }
             )
         )
+    old = ProducerKey.load(Path(os.environ["DRIFTLINE_PRODUCER_KEY_FILE"])).seal(old)
     producer = Producer({"bootstrap.servers": broker.bootstrap_servers})
     producer.produce(topic, wire_bytes(old), old.kafka_key())
     assert producer.flush(10) == 0
@@ -260,3 +265,37 @@ def test_the_router_decodes_only_verdicts_and_still_takes_one_without_a_header(
 
     wait_for(features, lambda got: got == {"with_header", "without_header"}, what="both alerts")
     assert decoded == ["drift_detected", "drift_detected"], "a decision was decoded"
+
+
+def test_an_unsigned_verdict_pages_nobody_and_a_garbled_header_stops_nothing(
+    router: AlertRouter,
+    detector: Callable[..., None],
+    webhook: Recorder,
+    broker: EmbeddedBroker,
+    topic: str,
+) -> None:
+    with Driftline(
+        service="s", kafka_bootstrap_servers=broker.bootstrap_servers, topic=topic
+    ) as agent:
+        document = agent.complete_event(
+            {
+                "type": "drift_detected",
+                "model": {"name": MODEL.name, "version": MODEL.version},
+                "payload": drift_payload("forged"),
+            }
+        )
+    forged = validate(document)  # well formed, signed by nobody: what any producer can send
+    producer = Producer({"bootstrap.servers": broker.bootstrap_servers})
+    producer.produce(
+        topic, wire_bytes(forged), forged.kafka_key(),
+        headers=[("driftline-event-type", b"drift_detected")],
+    )  # fmt: skip
+    producer.produce(topic, b"{}", b"k", headers=[("driftline-event-type", b"\xff\xfe")])
+    assert producer.flush(10) == 0
+    detector("detected", "signed")  # behind both, on whatever partition
+
+    def features() -> set[str]:
+        return {feature for body in webhook.accepted() for feature, _ in alerts_of(body)}
+
+    wait_for(features, lambda got: "signed" in got, what="the signed verdict's alert")
+    assert features() == {"signed"}  # the forged one would have been in the same group

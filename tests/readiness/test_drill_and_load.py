@@ -22,6 +22,7 @@ from driftline.agent import Driftline
 from driftline.collector.alerting.config import load_alerting
 from driftline.collector.alerting.router import AlertRouter
 from driftline.collector.cli.golive import _publish
+from driftline.collector.core.producer_keys import trusted_producers
 from driftline.collector.core.settings import CollectorSettings
 from driftline.collector.drift.worker import DetectorWorker
 from driftline.collector.golive.drill import run_drill
@@ -84,7 +85,7 @@ def pipeline(
         path.write_text(ALERTING.format(url=receiver.url))
         router = AlertRouter(
             engine=engine, config=load_alerting(path), agent=router_agent, client=client,
-            external_url="http://driftline.example",
+            external_url="http://driftline.example", producers=trusted_producers(settings),
         )  # fmt: skip
         worker = DetectorWorker(engine, worker_agent, settings)
         for target, arguments in (
