@@ -66,7 +66,10 @@ CriterionStatus = Literal["pass", "fail", "not enough data"]
 ReadinessVerdict = Literal["go", "no-go", "not enough data"]
 DriftTest = Literal[
     "ks",
-    "g-test",
+    "chi-square",
+    "unseen-share",
+    "cusum",
+    "g-test",  # categorical verdicts before chi-square replaced it; kept so they still read
     "missing-rate",
     "flag-rate",
     "mean-shift",

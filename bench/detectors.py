@@ -8,14 +8,20 @@ arrays (``bench.scenarios``), in one run:
 - the detection rate for shifts of 0.05, 0.1 and 0.2 sd at windows of 1k, 5k and 20k, at the
   default ``min_effect`` and with significance alone;
 - categorical features: false alarms, and detection when 3% of a category's mass moves;
-- on a stream of 10,000 unshifted then 10,000 shifted decisions, checked as the worker does
-  (a window of the last 2,000 decisions every 100), the delay until the alarm for shifts of
-  0.1 and 0.5 sd;
+- the cardinality sweep: false alarms on random splits of one categorical feature of 10, 100,
+  1,000 and 5,000 categories, equally likely or Zipf-like (5,000 is above the identifier cap);
+- streams of 5,000 baseline, 10,000 unshifted, then 10,000 decisions shifted by 0.1, 0.5 and
+  1.0 sd: the median delay to the alarm of the sequential check (per decision) and of the
+  window check as the worker makes it (the last 2,000 decisions every 100), and every alarm
+  before the shift;
+- real data: the airports that ship inside vega_datasets (3,376 rows; a city column of about
+  2,700 values), false alarms on random halves and detection on a geographic split;
 - the same figures for Evidently's data-drift preset, alibi-detect's KS and chi-square
-  detectors, and River's ADWIN, installed in ``.bench/peers`` (made on first use; not project
-  dependencies) and run by ``bench.peers``.
+  detectors, and River's ADWIN (per decision, on the same streams), installed in
+  ``.bench/peers`` (made on first use; not project dependencies) and run by ``bench.peers``.
 
-    .venv/bin/python -m bench.detectors [--checks 1000] [--trials 50] [--no-peers]
+    .venv/bin/python -m bench.detectors [--checks 1000] [--trials 50] [--splits 200]
+        [--seeds 20] [--no-peers]
 
 The last line is one JSON object with the figures.
 """
@@ -34,14 +40,24 @@ from typing import Any
 import numpy as np
 
 from bench import scenarios
-from bench.scenarios import SHIFTS, WINDOWS, Array
-from driftline.detectors.baseline import Baseline, BaselineBuilder
+from bench.scenarios import (
+    CARDINALITIES,
+    SHIFTS,
+    STREAM_BASELINE,
+    STREAM_SHIFT_AT,
+    STREAM_SHIFTS,
+    WINDOWS,
+    Array,
+    stream_figures,
+)
+from driftline.detectors.baseline import Baseline, BaselineBuilder, fit_baseline
 from driftline.detectors.hysteresis import Hysteresis
+from driftline.detectors.sequential import StreamCheck
 from driftline.detectors.verdict import FeatureVerdict, check_window
 
 PEERS = Path(__file__).resolve().parent.parent / ".bench" / "peers"
 PEER_PACKAGES = ["evidently==0.7.23", "alibi-detect==0.13.0", "river==0.23.0"]
-SIGNIFICANCE_ONLY = {"wasserstein_sd": 0.0, "js_distance": 0.0, "rate_difference": 0.0}
+SIGNIFICANCE_ONLY = {"wasserstein_sd": 0.0, "cohens_w": 0.0, "rate_difference": 0.0}
 
 
 def names(count: int) -> tuple[str, ...]:
@@ -144,34 +160,99 @@ def categorical(
     }
 
 
-def stream_delay(shift_sd: float, window: int = 2_000, every: int = 100) -> dict[str, Any]:
-    """The worker's way: a baseline of the first 5,000 decisions, then a check of the last
-    ``window`` decisions every ``every`` decisions, through the worker's hysteresis."""
-    values = scenarios.stream(shift_sd)
-    builder = BaselineBuilder(continuous=("x",), reservoir=5_000)
-    builder.add({"x": values[:5_000]})
-    baseline = builder.build()
-    hysteresis = Hysteresis()
-    false_alarms = 0
-    for end in range(5_000 + window, len(values) + 1, every):
-        verdicts = check_window(baseline, {"x": values[end - window : end]})
-        if any(t.state == "detected" for t in hysteresis.update(verdicts)):
-            if end <= 10_000:
-                false_alarms += 1
-                hysteresis = Hysteresis()
-            else:
-                return {"delay_decisions": end - 10_000, "false_alarms_before_shift": false_alarms}
-    return {"delay_decisions": None, "false_alarms_before_shift": false_alarms}
+def cardinality(splits: int) -> dict[str, float]:
+    """False alarms per check on random splits, by cardinality and shape, significance only
+    (what the configured 1% is about)."""
+    detector = driftline(SIGNIFICANCE_ONLY, categorical=True)
+    return {
+        f"{shape}@{categories}": sum(
+            bool(detector(*scenarios.cardinality(seed, categories, shape))[-1])
+            for seed in range(splits)
+        )
+        / splits
+        for categories in CARDINALITIES
+        for shape in ("uniform", "zipf")
+    }
 
 
-def peers(checks: int, trials: int) -> dict[str, Any]:
+def sequential_delay(shift_sd: float, seeds: int) -> dict[str, Any]:
+    """The sequential check, per decision, on ``scenarios.stream``."""
+    delays, false_alarms = [], 0
+    for seed in range(seeds):
+        values = scenarios.stream(shift_sd, seed)
+        check = StreamCheck(fit_baseline({"x": values[:STREAM_BASELINE]}))
+        for index in range(STREAM_BASELINE, len(values)):
+            if not check.update({"x": values[index : index + 1]})[0].drifted:
+                continue
+            if index >= STREAM_SHIFT_AT:
+                delays.append(index - STREAM_SHIFT_AT + 1)
+                break
+            false_alarms += 1
+            check = StreamCheck(check.baseline)  # raised: start again, as after an alert
+    return stream_figures(delays, false_alarms, seeds)
+
+
+def window_delay(
+    shift_sd: float, seeds: int, window: int = 2_000, every: int = 100
+) -> dict[str, Any]:
+    """The worker's window check: the last ``window`` decisions every ``every`` decisions,
+    through the worker's hysteresis."""
+    delays, false_alarms = [], 0
+    for seed in range(seeds):
+        values = scenarios.stream(shift_sd, seed)
+        baseline = fit_baseline({"x": values[:STREAM_BASELINE]})
+        hysteresis = Hysteresis()
+        for end in range(STREAM_BASELINE + window, len(values) + 1, every):
+            verdicts = check_window(baseline, {"x": values[end - window : end]})
+            if not any(t.state == "detected" for t in hysteresis.update(verdicts)):
+                continue
+            if end > STREAM_SHIFT_AT:
+                delays.append(end - STREAM_SHIFT_AT)
+                break
+            false_alarms += 1
+            hysteresis = Hysteresis()
+    return stream_figures(delays, false_alarms, seeds)
+
+
+def real_data(splits: int) -> dict[str, Any]:
+    """The airports of vega_datasets: every column checked, on random halves (any drifted
+    feature is a false alarm) and on airports west of 95 W against those east of it."""
+    from vega_datasets import data  # the bench's, not the detectors': a dev dependency
+
+    airports = data.airports().drop(columns=["iata", "name"])  # unique per row: no signal
+    rng = np.random.default_rng(0)
+    alarms = 0
+    for _ in range(splits):
+        order = rng.permutation(len(airports))
+        half = len(order) // 2
+        baseline = fit_baseline(airports.iloc[order[:half]])
+        verdicts = check_window(baseline, airports.iloc[order[half:]])
+        alarms += any(isinstance(v, FeatureVerdict) and v.drifted for v in verdicts)
+    west = airports["longitude"] < -95
+    baseline = fit_baseline(airports[~west])
+    verdicts = check_window(baseline, airports[west])
+    return {
+        "rows": len(airports),
+        "kinds": baseline.features(),
+        "random_halves": {"splits": splits, "false_alarm_rate_per_check": alarms / splits},
+        "west_against_east": sorted(
+            f"{v.feature} ({v.test})"
+            for v in verdicts
+            if isinstance(v, FeatureVerdict) and v.drifted
+        ),
+    }
+
+
+def peers(checks: int, trials: int, splits: int, seeds: int) -> dict[str, Any]:
     python = PEERS / "bin" / "python"
     if not python.exists():
         print(f"installing {', '.join(PEER_PACKAGES)} into {PEERS} (once)", flush=True)
         subprocess.run([sys.executable, "-m", "venv", str(PEERS)], check=True)
         subprocess.run([str(python), "-m", "pip", "install", "--quiet", *PEER_PACKAGES], check=True)
+    counts = {"checks": checks, "trials": trials, "splits": splits, "seeds": seeds}
+    options = [f"--{name}={value}" for name, value in counts.items()]
     result = subprocess.run(
-        [str(python), "-m", "bench.peers", "--checks", str(checks), "--trials", str(trials)],
+        [str(python), "-m", "bench.peers", *options],
         cwd=Path(__file__).resolve().parent.parent,
         capture_output=True,
         text=True,
@@ -185,6 +266,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--checks", type=int, default=1_000, help="no-drift checks")
     parser.add_argument("--trials", type=int, default=50, help="trials per shift and window")
+    parser.add_argument("--splits", type=int, default=200, help="splits per cardinality")
+    parser.add_argument("--seeds", type=int, default=20, help="streams per shift")
     parser.add_argument("--no-peers", action="store_true", help="Driftline's figures only")
     args = parser.parse_args()
     figures: dict[str, Any] = {"checksum": scenarios.checksum(scenarios.no_drift(0))}
@@ -201,10 +284,20 @@ def main() -> None:
     figures["categorical_significance_only"] = categorical(
         args.checks, args.trials, SIGNIFICANCE_ONLY
     )
-    figures["stream"] = {f"{shift}sd": stream_delay(shift) for shift in (0.1, 0.5)}
+    figures["cardinality"] = cardinality(args.splits)
+    print(f"cardinality: {figures['cardinality']}", flush=True)
+    figures["stream"] = {
+        f"{shift}sd": {
+            "sequential": sequential_delay(shift, args.seeds),
+            "window": window_delay(shift, args.seeds),
+        }
+        for shift in STREAM_SHIFTS
+    }
     print(f"stream: {figures['stream']}", flush=True)
+    figures["real_data"] = real_data(args.splits)
+    print(f"real data: {figures['real_data']}", flush=True)
     if not args.no_peers:
-        figures["peers"] = peers(args.checks, args.trials)
+        figures["peers"] = peers(args.checks, args.trials, args.splits, args.seeds)
         if not np.isclose(figures["peers"]["checksum"], figures["checksum"], rtol=1e-12):
             raise SystemExit("the peers were given different arrays: numpy versions disagree")
         figures["speedup_vs_alibi_ks_50"] = (

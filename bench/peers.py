@@ -23,7 +23,16 @@ from evidently.presets import DataDriftPreset
 from river.drift import ADWIN
 
 from bench import scenarios
-from bench.scenarios import SHIFTS, WINDOWS, Array
+from bench.scenarios import (
+    CARDINALITIES,
+    SHIFTS,
+    STREAM_BASELINE,
+    STREAM_SHIFT_AT,
+    STREAM_SHIFTS,
+    WINDOWS,
+    Array,
+    stream_figures,
+)
 
 
 def alibi_ks(p_val: float) -> Callable[[Array, Array], Array]:
@@ -95,19 +104,21 @@ def seconds(detector: Callable[[Array, Array], Array], features: int, runs: int)
     return float(np.median(timings))
 
 
-def adwin_delay(shift_sd: float) -> dict[str, int | None]:
-    values = scenarios.stream(shift_sd)
-    detector = ADWIN()
-    false_alarms, delay = 0, None
-    for index, value in enumerate(values):
-        detector.update(float(value))
-        if detector.drift_detected:
-            if index < 10_000:
-                false_alarms += 1
-            else:
-                delay = index - 10_000 + 1
+def adwin_delay(shift_sd: float, seeds: int) -> dict[str, Any]:
+    """ADWIN updated per decision on ``scenarios.stream``: its median delay to the shift, and
+    its alarms in the unshifted stretch after its first ``STREAM_BASELINE`` decisions."""
+    delays, false_alarms = [], 0
+    for seed in range(seeds):
+        detector = ADWIN()
+        for index, value in enumerate(scenarios.stream(shift_sd, seed)):
+            detector.update(float(value))
+            if not detector.drift_detected:
+                continue
+            if index >= STREAM_SHIFT_AT:
+                delays.append(index - STREAM_SHIFT_AT + 1)
                 break
-    return {"delay_decisions": delay, "false_alarms_before_shift": false_alarms}
+            false_alarms += index >= STREAM_BASELINE
+    return stream_figures(delays, false_alarms, seeds)
 
 
 def main() -> None:
@@ -116,6 +127,8 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=50)
     parser.add_argument("--evidently-checks", type=int, default=100)
     parser.add_argument("--evidently-trials", type=int, default=10)
+    parser.add_argument("--splits", type=int, default=200)
+    parser.add_argument("--seeds", type=int, default=20)
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     figures: dict[str, Any] = {"checksum": scenarios.checksum(scenarios.no_drift(0))}
@@ -139,7 +152,9 @@ def main() -> None:
         "detection_default": detection(evidently, args.evidently_trials),
     }
     print("Evidently done", flush=True)
-    figures["adwin"] = {f"{shift}sd": adwin_delay(shift) for shift in (0.1, 0.5)}
+    figures["alibi_chi2"]["cardinality_at_1pct"] = _cardinality(alibi_chi2(0.01), args.splits)
+    print("alibi-detect chi-square cardinality sweep done", flush=True)
+    figures["adwin"] = {f"{shift}sd": adwin_delay(shift, args.seeds) for shift in STREAM_SHIFTS}
     print(json.dumps(figures))
 
 
@@ -150,6 +165,19 @@ def _categorical_no_drift(
         bool(detector(*scenarios.categorical(seed, 0.0, 1_000)).any()) for seed in range(checks)
     )
     return {"checks": checks, "false_alarm_rate_per_check": alarms / checks}
+
+
+def _cardinality(detector: Callable[[Array, Array], Array], splits: int) -> dict[str, float]:
+    """False alarms on random splits of one categorical feature, per cardinality and shape."""
+    return {
+        f"{shape}@{categories}": sum(
+            bool(detector(*scenarios.cardinality(seed, categories, shape)).any())
+            for seed in range(splits)
+        )
+        / splits
+        for categories in CARDINALITIES
+        for shape in ("uniform", "zipf")
+    }
 
 
 def _categorical_detection(

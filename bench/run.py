@@ -88,7 +88,7 @@ def _delay(f: Figures) -> list[Line]:
 
 
 def _detectors(f: Figures) -> list[Line]:
-    speed, no_drift = f["speed_100x10k"], f["no_drift"]
+    speed, no_drift, stream = f["speed_100x10k"], f["no_drift"], f["stream"]
     lines = [
         ("drift check, 100 features x 10k rows", f"{speed['check_ms']:.0f} ms",
          f"sorting the window {speed['sort_window_ms']:.0f} ms", f"x {speed['ratio_to_sort']:.1f}"),
@@ -96,6 +96,15 @@ def _detectors(f: Figures) -> list[Line]:
          f"{no_drift['checks']:,} checks", "configured 1%"),
         ("detection, 0.1 sd shift at 5k", f"{f['detection_default']['0.1sd@5000']:.0%}",
          "", ""),
+        ("false alarms, one categorical, 10 to 5,000 categories",
+         f"at most {max(f['cardinality'].values()):.1%}",
+         f"{len(f['cardinality'])} cardinalities and shapes", "configured 1%"),
+        ("sequential check, delay to 0.5 / 1.0 sd",
+         f"{stream['0.5sd']['sequential']['median_delay_decisions']:.0f} / "
+         f"{stream['1.0sd']['sequential']['median_delay_decisions']:.0f} decisions",
+         f"window check {stream['0.5sd']['window']['median_delay_decisions']:.0f} / "
+         f"{stream['1.0sd']['window']['median_delay_decisions']:.0f}",
+         f"false alarms {sum(s['sequential']['false_alarms'] for s in stream.values())}"),
     ]  # fmt: skip
     if "speedup_vs_alibi_ks_50" in f:
         lines.append(
@@ -140,7 +149,10 @@ BENCHES: dict[str, tuple[Callable[[Figures], list[Line]], list[str]]] = {
     "collector": (_collector, ["--events", "20000"]),
     "consume": (_consume, ["--events", "20000", "--rounds", "1"]),
     "delay": (_delay, ["--rate", "200", "--seconds", "10"]),
-    "detectors": (_detectors, ["--checks", "50", "--trials", "5", "--no-peers"]),
+    "detectors": (
+        _detectors,
+        ["--checks", "50", "--trials", "5", "--splits", "50", "--seeds", "5", "--no-peers"],
+    ),
     "audit": (_audit, ["--decisions", "20000", "--requests", "100"]),
     "ui": (_ui, ["--decisions", "20000", "--requests", "10"]),
     "soak": (_soak, ["--events", "20000"]),

@@ -5,6 +5,8 @@ arrays. Each side reports a checksum of the first arrays, and the bench compares
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -13,6 +15,7 @@ FEATURES = 10  # features per check in the false-alarm and detection runs
 REFERENCE_ROWS = 5_000
 SHIFTS = (0.05, 0.1, 0.2)  # in standard deviations
 WINDOWS = (1_000, 5_000, 20_000)
+STREAM_SHIFTS = (0.1, 0.5, 1.0)  # in standard deviations, for the streaming delay
 
 
 def _column(rng: np.random.Generator, shape: int, rows: int) -> Array:
@@ -51,10 +54,16 @@ def wide(features: int, rows: int = 10_000, seed: int = 0) -> tuple[Array, Array
     return rng.normal(size=(rows, features)), rng.normal(size=(rows, features))
 
 
-def stream(shift_sd: float, seed: int = 0, before: int = 10_000, after: int = 10_000) -> Array:
-    """One feature, decision by decision: ``before`` unshifted, then ``after`` shifted."""
+STREAM_BASELINE = 5_000  # decisions a stream detector learns from (a baseline; ADWIN warms up)
+STREAM_NULL = 10_000  # unshifted decisions after those, where any alarm is a false one
+STREAM_SHIFT_AT = STREAM_BASELINE + STREAM_NULL
+
+
+def stream(shift_sd: float, seed: int = 0, after: int = 10_000) -> Array:
+    """One feature, decision by decision: ``STREAM_SHIFT_AT`` unshifted, then ``after``
+    shifted by ``shift_sd``."""
     rng = np.random.default_rng(seed)
-    return np.concatenate([rng.normal(size=before), rng.normal(shift_sd, 1.0, size=after)])
+    return np.concatenate([rng.normal(size=STREAM_SHIFT_AT), rng.normal(shift_sd, 1.0, size=after)])
 
 
 def checksum(arrays: tuple[Array, ...]) -> float:
@@ -76,3 +85,28 @@ def categorical(seed: int, moved: float, window: int) -> tuple[Array, Array]:
     current = rng.choice(CATEGORIES, size=(window, FEATURES), p=p).astype(float)
     current[:, 0] = rng.choice(CATEGORIES, size=window, p=q)
     return reference, current
+
+
+CARDINALITIES = (10, 100, 1_000, 5_000)
+
+
+def cardinality(
+    seed: int, categories: int, shape: str, reference: int = 10_000, window: int = 2_000
+) -> tuple[Array, Array]:
+    """One categorical feature as codes, reference and window from the same distribution:
+    equally likely categories ("uniform") or Zipf-like ones ("zipf", weight 1/rank)."""
+    rng = np.random.default_rng(seed)
+    weights = np.ones(categories) if shape == "uniform" else 1.0 / np.arange(1, categories + 1)
+    drawn = rng.choice(categories, size=reference + window, p=weights / weights.sum())
+    codes: Array = drawn.astype(float).reshape(-1, 1)
+    return codes[:reference], codes[reference:]
+
+
+def stream_figures(delays: list[int], false_alarms: int, seeds: int) -> dict[str, Any]:
+    """A stream detector's figures over ``seeds`` streams, reported alike for every detector."""
+    return {
+        "median_delay_decisions": float(np.median(delays)) if delays else None,
+        "missed": seeds - len(delays),
+        "false_alarms": false_alarms,
+        "null_decisions": seeds * STREAM_NULL,
+    }

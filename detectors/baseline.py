@@ -2,18 +2,27 @@
 
 Continuous features (confidence among them) are kept as a uniform reservoir of whole rows, so
 the multivariate check sees how features move together. The columns are stored sorted for the
-per-feature tests. Categorical features are kept as counts of the most frequent categories,
-with the rest pooled. Flags (true or false per decision, such as "broke its data contract") are
-counted. Missing values are counted per feature. A baseline is fitted in chunks
-(``BaselineBuilder.add``), from a reference file or from the first decisions of a version.
+per-feature tests. Categorical features are counted exactly, category by category, up to
+``max_categories`` distinct values; a feature with more is an identifier (or free text): the
+baseline records that choice and keeps a distinct sample of its values instead
+(``driftline.detectors.identifiers``), whose unseen share is checked as a rate. Flags (true or
+false per decision, such as "broke its data contract") are counted. Missing values (None, NaN,
+pandas' NA and NaT) are counted per feature, of every kind. A baseline is fitted in chunks
+(``BaselineBuilder.add``) of a DataFrame or a mapping of columns, from a reference file or from
+the first decisions of a version; ``fit_baseline`` fits one table, inferring each feature's
+kind unless told.
 
-Its record keeps six significant digits per value: far finer than any drift worth reporting,
-and it keeps the record small enough to travel as an event.
+Its record keeps each value to a ten-thousandth of its feature's spread (and at least six
+significant digits): far finer than any drift worth reporting, and it keeps the record small
+enough to travel as an event. Six significant digits alone made a feature with a small spread
+around a large value (a pressure of 101,325 plus or minus 2) a handful of distinct values,
+and every window of it drifted.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -23,9 +32,19 @@ import numpy as np
 from numpy.typing import NDArray
 
 from driftline.detectors.continuous import NotChecked, Reference
+from driftline.detectors.identifiers import ValueSample, ValueSampler
 from driftline.detectors.multivariate import JointModel
-
-OTHER = "(other)"
+from driftline.detectors.table import (
+    Kind,
+    by_kind,
+    category,
+    columns_of,
+    infer_kinds,
+    numbers,
+    row_count,
+)
+from driftline.detectors.table import flags as flag_values
+from driftline.detectors.table import values as present_or_none
 
 
 @dataclass(frozen=True)
@@ -38,6 +57,9 @@ class Baseline:
     size: int
     flags: dict[str, int] = field(default_factory=dict)  # decisions with the flag set
     review_threshold: float | None = None  # confidence under which a human reviews
+    identifiers: dict[str, ValueSample] = field(default_factory=dict)  # too many categories
+    # A record from before identifiers, whose categorical counts pooled a tail into "(other)"
+    pooled_tail: bool = False
 
     @functools.cached_property
     def references(self) -> dict[str, Reference]:
@@ -49,8 +71,8 @@ class Baseline:
         return JointModel.fit(self.rows)
 
     def features(self) -> dict[str, str]:
-        """Each feature's name and kind: continuous, categorical or flag."""
-        return features_of(self.continuous, self.categorical, self.flags)
+        """Each feature's name and kind: continuous, categorical, identifier or flag."""
+        return features_of(self.continuous, self.categorical, self.flags, self.identifiers)
 
     def subsample(self, rows: int, seed: int = 0) -> Baseline:
         """The same baseline with a uniform sample of at most ``rows`` reservoir rows."""
@@ -64,14 +86,13 @@ class Baseline:
         """A JSON-ready form, to store as a versioned baseline record."""
         return {
             "continuous": list(self.continuous),
-            "rows": [
-                [None if np.isnan(v) else float(f"{v:.6g}") for v in row] for row in self.rows
-            ],
+            "rows": _rounded_rows(self.rows),
             "categorical": self.categorical,
             "flags": self.flags,
             "missing": self.missing,
             "size": self.size,
             "review_threshold": self.review_threshold,
+            "identifiers": {name: sample.to_record() for name, sample in self.identifiers.items()},
         }
 
     @classmethod
@@ -79,7 +100,7 @@ class Baseline:
         names = tuple(record["continuous"])
         rows = np.array(
             [[np.nan if v is None else v for v in row] for row in record["rows"]], dtype=float
-        ).reshape(-1, len(names))
+        ).reshape(len(record["rows"]), len(names))
         return cls(
             continuous=names,
             rows=rows,
@@ -89,21 +110,35 @@ class Baseline:
             size=int(record["size"]),
             flags=dict(record.get("flags", {})),
             review_threshold=record.get("review_threshold"),
+            identifiers={
+                name: ValueSample.from_record(sample)
+                for name, sample in record.get("identifiers", {}).items()
+            },
+            pooled_tail="identifiers" not in record,
         )
 
 
 def features_of(
-    continuous: Iterable[str], categorical: Iterable[str], flags: Iterable[str]
+    continuous: Iterable[str],
+    categorical: Iterable[str],
+    flags: Iterable[str],
+    identifiers: Iterable[str] = (),
 ) -> dict[str, str]:
     """Each feature name with its kind."""
     kinds = {name: "continuous" for name in continuous}
     kinds |= {name: "categorical" for name in categorical}
+    kinds |= {name: "identifier" for name in identifiers}
     return kinds | {name: "flag" for name in flags}
 
 
 def record_features(record: Mapping[str, Any]) -> dict[str, str]:
     """A stored record's features, without building the baseline from its rows."""
-    return features_of(record["continuous"], record["categorical"], record.get("flags", {}))
+    return features_of(
+        record["continuous"],
+        record["categorical"],
+        record.get("flags", {}),
+        record.get("identifiers", {}),
+    )
 
 
 @dataclass
@@ -113,11 +148,12 @@ class BaselineBuilder:
     flags: tuple[str, ...] = ()
     review_threshold: float | None = None
     reservoir: int = 10_000
-    max_categories: int = 1_000
+    max_categories: int = 1_000  # more distinct values than this: an identifier
     seed: int = 0
     _sample: NDArray[np.float64] | None = None
     _seen: int = 0
     _counts: dict[str, Counter[str]] = field(default_factory=dict)
+    _identifiers: dict[str, ValueSampler] = field(default_factory=dict)
     _missing: Counter[str] = field(default_factory=Counter)
     _flagged: Counter[str] = field(default_factory=Counter)
 
@@ -126,25 +162,36 @@ class BaselineBuilder:
         self._sample = np.empty((0, len(self.continuous)))
         self._counts = {name: Counter() for name in self.categorical}
 
-    def add(self, chunk: Mapping[str, Iterable[Any]]) -> None:
-        """Take a chunk of decisions, as columns of equal length (None or NaN: missing)."""
-        columns = {
-            name: list(chunk[name]) for name in self.continuous + self.categorical + self.flags
-        }
-        size = len(next(iter(columns.values()))) if columns else 0
-        matrix = np.array(
-            [[np.nan if v is None else v for v in columns[name]] for name in self.continuous],
-            dtype=float,
-        ).T.reshape(size, len(self.continuous))
+    @classmethod
+    def for_table(
+        cls, table: Any, kinds: Mapping[str, Kind] | None = None, **options: Any
+    ) -> BaselineBuilder:
+        """A builder for the columns of ``table``, of the kinds ``infer_kinds`` gives with
+        ``kinds`` overriding."""
+        named = by_kind(infer_kinds(table, kinds))
+        return cls(named["continuous"], named["categorical"], named["flag"], **options)
+
+    def add(self, chunk: Any) -> None:
+        """Take a chunk of decisions: a DataFrame or a mapping of columns of equal length."""
+        columns = columns_of(chunk, self.continuous + self.categorical + self.flags)
+        size = row_count(columns)
+        matrix = np.array([numbers(columns[name]) for name in self.continuous], dtype=float)
+        matrix = matrix.reshape(len(self.continuous), size).T
         for index, name in enumerate(self.continuous):
             self._missing[name] += int(np.isnan(matrix[:, index]).sum())
         for name in self.categorical:
-            values = columns[name]
+            values = present_or_none(columns[name])
             self._missing[name] += sum(value is None for value in values)
-            self._counts[name].update(str(value) for value in values if value is not None)
-            self._cap(name)
+            counted = Counter(category(value) for value in values if value is not None)
+            if name in self._identifiers:
+                self._identifiers[name].add(counted)
+                continue
+            self._counts[name].update(counted)
+            if len(self._counts[name]) > self.max_categories:  # an identifier from now on
+                self._identifiers[name] = ValueSampler()
+                self._identifiers[name].add(self._counts.pop(name))
         for name in self.flags:
-            self._flagged[name] += sum(bool(value) for value in columns[name])
+            self._flagged[name] += sum(flag_values(columns[name]))
         self._sample_rows(matrix)
         self._seen += size
 
@@ -160,6 +207,7 @@ class BaselineBuilder:
             size=self._seen,
             flags={name: self._flagged[name] for name in self.flags},
             review_threshold=self.review_threshold,
+            identifiers={name: sampler.build() for name, sampler in self._identifiers.items()},
         )
 
     def _sample_rows(self, matrix: NDArray[np.float64]) -> None:
@@ -178,14 +226,37 @@ class BaselineBuilder:
         chosen = slots < self.reservoir
         self._sample[slots[chosen]] = matrix[chosen]
 
-    def _cap(self, name: str) -> None:
-        counts = self._counts[name]
-        if len(counts) <= self.max_categories:
-            return
-        kept = counts.most_common(self.max_categories - 1)
-        pooled = sum(counts.values()) - sum(count for _, count in kept)
-        self._counts[name] = Counter(dict(kept))
-        self._counts[name][OTHER] += pooled
+
+def fit_baseline(table: Any, kinds: Mapping[str, Kind] | None = None, **options: Any) -> Baseline:
+    """The baseline of one table (a DataFrame or a mapping of columns): each column's kind is
+    inferred (``driftline.detectors.table.infer_kinds``) unless ``kinds`` says; ``options`` are
+    the builder's (``reservoir``, ``max_categories``, ``review_threshold``, ``seed``)."""
+    builder = BaselineBuilder.for_table(table, kinds, **options)
+    builder.add(table)
+    return builder.build()
+
+
+def _rounded_rows(rows: NDArray[np.float64]) -> list[list[float | None]]:
+    """The reservoir as JSON-ready rows, each column rounded to its own resolution."""
+    columns = []
+    for column in rows.T:
+        present = column[~np.isnan(column)]
+        decimals = [_decimals(np.std(present), 4), _decimals(np.max(np.abs(present)), 5)]
+        places = max((d for d in decimals if d is not None), default=None)
+        columns.append(
+            [
+                None if math.isnan(v) else float(f"{v:.6g}") if places is None else round(v, places)
+                for v in column.tolist()
+            ]
+        )
+    return [list(row) for row in zip(*columns, strict=True)] if columns else [[] for _ in rows]
+
+
+def _decimals(scale: float, digits: int) -> int | None:
+    """Decimal places that keep ``digits`` significant digits of ``scale`` (None for 0)."""
+    if not math.isfinite(scale) or scale == 0.0:
+        return None
+    return min(digits - math.floor(math.log10(scale)), 300)
 
 
 def _sorted_columns(names: tuple[str, ...], rows: NDArray[np.float64]) -> dict[str, Any]:

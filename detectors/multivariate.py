@@ -39,6 +39,9 @@ class JointModel:
     basis: Floats  # the kept principal axes, one per row
     normal_errors: Reference
     baseline_size: int
+    # The axes left out, when the fit found all of them: the error is the squared length of
+    # the projection on these, one product with few axes instead of one with many.
+    rest: Floats | None = None
 
     @classmethod
     def fit(cls, baseline_rows: Floats, *, explained: float = 0.9) -> JointModel | NotChecked:
@@ -60,17 +63,20 @@ class JointModel:
         share = np.cumsum(singular**2) / max(float(np.sum(singular**2)), 1e-300)
         components = min(int(np.searchsorted(share, explained) + 1), features - 1)
         basis = axes[:components]
-        errors = _errors(_fill(baseline_rows[1::2], medians), centre, spread, basis)
+        rest = axes[components:] if len(axes) == features else None
+        errors = _errors(_fill(baseline_rows[1::2], medians), centre, spread, basis, rest)
         return cls(
-            medians, centre, spread, basis, Reference.of(np.sort(errors)), len(baseline_rows)
-        )
+            medians, centre, spread, basis, Reference.of(np.sort(errors)), len(baseline_rows),
+            rest,
+        )  # fmt: skip
 
     def check(self, window_rows: Floats) -> JointDrift | NotChecked:
         if len(window_rows) < MIN_ROWS:
             return NotChecked(
                 f"too few window rows ({len(window_rows)}) for the joint check; it needs {MIN_ROWS}"
             )
-        errors = _errors(_fill(window_rows, self.medians), self.centre, self.spread, self.basis)
+        filled = _fill(window_rows, self.medians)
+        errors = _errors(filled, self.centre, self.spread, self.basis, self.rest)
         result = self.normal_errors.compare(np.sort(errors))
         assert isinstance(result, ContinuousDrift)  # both sides have MIN_ROWS rows, none missing
         return JointDrift(
@@ -88,10 +94,16 @@ def check_joint(baseline_rows: Floats, window_rows: Floats) -> JointDrift | NotC
     return model if isinstance(model, NotChecked) else model.check(window_rows)
 
 
-def _errors(rows: Floats, centre: Floats, spread: Floats, basis: Floats) -> Floats:
+def _errors(
+    rows: Floats, centre: Floats, spread: Floats, basis: Floats, rest: Floats | None
+) -> Floats:
     """Squared distance of each scaled row from its projection on the kept axes (orthonormal,
-    so it is the squared length lost in projecting: one matrix product, not two)."""
+    so it is the squared length lost in projecting: one matrix product, not two). With every
+    axis known, that length is the squared projection on the axes left out, if fewer."""
     scaled = (rows - centre) / spread
+    if rest is not None and len(rest) < len(basis):
+        lost = scaled @ rest.T
+        return np.asarray(np.einsum("ij,ij->i", lost, lost))
     projected = scaled @ basis.T
     return np.asarray(
         np.einsum("ij,ij->i", scaled, scaled) - np.einsum("ij,ij->i", projected, projected)

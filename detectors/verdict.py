@@ -1,7 +1,8 @@
-"""One full check of a window against a baseline: every feature, its missing-value rate, every
-flag's rate, the confidence (its distribution, its mean and the share under the human-review
-threshold) and the joint distribution, with p-values adjusted together so that the false-alarm
-rate per check is the configured one. A feature drifts when its difference is both significant
+"""One full check of a window (a DataFrame or a mapping of columns) against a baseline: every
+feature, its missing-value rate, every identifier's unseen share, every flag's rate, the
+confidence (its distribution, its mean and the share under the human-review threshold) and
+the joint distribution, with p-values adjusted together so that the false-alarm rate per check
+is the configured one. A feature drifts when its difference is both significant
 and large enough to matter (``min_effect``, per feature or per effect measure). Continuous
 features are sorted and compared in parallel, a share per core.
 """
@@ -18,21 +19,25 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from driftline.detectors.baseline import Baseline
 from driftline.detectors.categorical import CategoricalDrift, check_categorical
 from driftline.detectors.continuous import ContinuousDrift, MeanShift, NotChecked
+from driftline.detectors.identifiers import UnseenShare, check_unseen
 from driftline.detectors.multiple import Correction, adjust
 from driftline.detectors.multivariate import JointDrift
 from driftline.detectors.proportions import RateDrift, check_rate
+from driftline.detectors.table import category, columns_of, numbers, row_count
+from driftline.detectors.table import flags as flag_values
+from driftline.detectors.table import values as present_or_none
 
 WORKERS = min(os.cpu_count() or 1, 4)
 CONFIDENCE = "confidence"
 JOINT = "(joint)"
 DEFAULT_MIN_EFFECT = {
     "wasserstein_sd": 0.1,
-    "js_distance": 0.05,
+    "cohens_w": 0.05,
     "rate_difference": 0.02,
     "error_shift_sd": 0.1,
     "mean_shift_sd": 0.1,
@@ -42,7 +47,8 @@ DEFAULT_MIN_EFFECT = {
 @dataclass(frozen=True)
 class FeatureVerdict:
     feature: str
-    test: str  # ks, g-test, missing-rate, flag-rate, mean-shift, review-share, pca-reconstruction
+    test: str  # ks, chi-square, unseen-share, missing-rate, flag-rate, mean-shift, review-share,
+    # pca-reconstruction
     statistic: float
     p_value: float
     adjusted_p: float
@@ -74,7 +80,7 @@ class _Result:
 
 def check_window(
     baseline: Baseline,
-    window: Mapping[str, Sequence[Any] | NDArray[Any]],
+    window: Mapping[str, Sequence[Any] | NDArray[Any]] | Any,
     *,
     rate: float = 0.01,
     correction: Correction = "benjamini-hochberg",
@@ -83,20 +89,22 @@ def check_window(
 ) -> list[FeatureVerdict | Unchecked]:
     """Verdicts for every check; ``min_effect`` maps a feature or an effect name to a floor.
 
-    The window holds one column per baseline feature; ``review_threshold`` defaults to the
-    baseline's own."""
+    The window holds a column per baseline feature (others are ignored); ``review_threshold``
+    defaults to the baseline's own."""
     if review_threshold is None:
         review_threshold = baseline.review_threshold
     results: list[_Result | Unchecked] = []
-    size = len(next(iter(window.values()))) if window else 0
-    matrix = np.array([np.asarray(window[n], dtype=float) for n in baseline.continuous])
+    columns = columns_of(window, baseline.features())
+    size = row_count(columns)
+    matrix = np.array([numbers(columns[n]) for n in baseline.continuous], dtype=float)
     matrix = matrix.reshape(len(baseline.continuous), size)  # one row per continuous feature
-    with threadpool_limits(1, "blas"):  # BLAS's own threads would fight the pool's for cores
+    with _blas().limit(limits=1, user_api="blas"):  # BLAS's threads would fight the pool's
         joint = _pool().submit(_check_joint, baseline, matrix)
         parts = list(
             _pool().map(
                 functools.partial(_compare_rows, baseline, matrix),
-                np.array_split(np.arange(len(baseline.continuous)), WORKERS),
+                # Several parts a worker, so that one finishing early takes another.
+                np.array_split(np.arange(len(baseline.continuous)), WORKERS * 4),
             )
         )
         joint_result = joint.result()
@@ -109,14 +117,19 @@ def check_window(
         results.append(_continuous(name, compared[name]))
         missing = size - observed[name].size
         results += _rate(name, "missing-rate", baseline.missing[name], baseline.size, missing, size)
-    for name, counts in baseline.categorical.items():
-        values = list(window[name])
-        seen = Counter(str(v) for v in values if v is not None)
-        results.append(_categorical(name, check_categorical(counts, seen)))
+    for name in (*baseline.categorical, *baseline.identifiers):
+        values = present_or_none(columns[name])
+        seen = Counter(category(v) for v in values if v is not None)
+        if name in baseline.identifiers:
+            results.append(_unseen(name, check_unseen(baseline.identifiers[name], seen)))
+        else:
+            counts = baseline.categorical[name]
+            table = check_categorical(counts, seen, pooled_tail=baseline.pooled_tail)
+            results.append(_categorical(name, table))
         missing = sum(v is None for v in values)
         results += _rate(name, "missing-rate", baseline.missing[name], baseline.size, missing, size)
     for name, flagged in baseline.flags.items():
-        hits = sum(bool(value) for value in window[name])
+        hits = sum(flag_values(columns[name]))
         results += _rate(name, "flag-rate", flagged, baseline.size, hits, size)
     if CONFIDENCE in baseline.references:
         shift = baseline.references[CONFIDENCE].mean_shift(observed[CONFIDENCE])
@@ -149,6 +162,12 @@ def _compare_rows(
 def _check_joint(baseline: Baseline, matrix: NDArray[np.float64]) -> JointDrift | NotChecked:
     joint = baseline.joint
     return joint if isinstance(joint, NotChecked) else joint.check(matrix.T)
+
+
+@functools.cache
+def _blas() -> ThreadpoolController:
+    """The loaded BLAS libraries, found once (finding them reads the process's memory map)."""
+    return ThreadpoolController()
 
 
 @functools.cache
@@ -206,9 +225,18 @@ def _mean_shift(check: MeanShift | NotChecked) -> _Result | Unchecked:
 
 def _categorical(name: str, check: CategoricalDrift | NotChecked) -> _Result | Unchecked:
     if isinstance(check, NotChecked):
-        return Unchecked(name, "g-test", check.reason)
+        return Unchecked(name, "chi-square", check.reason)
     return _Result(
-        name, "g-test", check.g_statistic, check.p_value, "js_distance", check.js_distance,
+        name, "chi-square", check.chi_square, check.p_value, "cohens_w", check.cohens_w,
+        check.baseline_size, check.current_size,
+    )  # fmt: skip
+
+
+def _unseen(name: str, check: UnseenShare | NotChecked) -> _Result | Unchecked:
+    if isinstance(check, NotChecked):
+        return Unchecked(name, "unseen-share", check.reason)
+    return _Result(
+        name, "unseen-share", check.z, check.p_value, "rate_difference", check.difference,
         check.baseline_size, check.current_size,
     )  # fmt: skip
 

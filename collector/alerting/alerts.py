@@ -50,11 +50,12 @@ def alert_for(
     labels["severity"] = owner.severity if owner else "warning"
     labels["owner"] = owner.owner if owner else UNOWNED
     effect = "unbounded" if p.effect is None else f"{p.effect:.3g}"
+    per = "decision" if p.test == "cusum" else "check"  # the sequential check's budget
     annotations = {
         "summary": f"{event.model.name} {p.version}: {p.feature} drifted ({p.test})",
         "description": (
             f"{p.test} on {p.feature}: adjusted p {p.adjusted_p:.3g} (raw {p.p_value:.3g}) at a "
-            f"false-alarm rate of {p.false_alarm_rate:g} per check, {p.effect_name} {effect}; "
+            f"false-alarm rate of {p.false_alarm_rate:g} per {per}, {p.effect_name} {effect}; "
             f"window of {p.current_size} decisions from {p.window_start:%Y-%m-%d %H:%M:%S}Z to "
             f"{p.window_end:%Y-%m-%d %H:%M:%S}Z against baseline {p.baseline_id[:12]} "
             f"({p.baseline_size} decisions)"

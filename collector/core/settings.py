@@ -77,6 +77,11 @@ class CollectorSettings(KafkaSecuritySettings):
         default_factory=dict,
         description='Effect floors by feature or effect name, JSON: {"income": 0.2}.',
     )
+    detect_stream_arl: float = Field(
+        default=1_000_000,
+        ge=0,
+        description="Decisions between false alarms of the sequential (CUSUM) check; 0: off.",
+    )
     detect_raise_after: int = Field(default=1, ge=1, description="Alarming checks in a row.")
     detect_clear_after: int = Field(default=3, ge=1, description="Quiet checks in a row.")
     detect_baseline_first: int = Field(

@@ -2,6 +2,16 @@
 has a baseline, and emits ``drift_detected`` and ``drift_resolved`` events to Kafka, so that
 verdicts are in the ledger like everything else.
 
+Beside the window check, the sequential check (``driftline.detectors.sequential``) takes each
+decision newer than the last it took, oldest first (up to ``STREAM_BATCH`` a round; a backlog
+is taken over the next rounds), so a large shift raises within tens of decisions of the round
+it arrived in. Its state lives in memory and is rebuilt from the store: a worker that starts,
+or takes over, replays the version's current window into it, which is what a CUSUM's statistic
+depends on, and judges the replay by where the statistic ends (a crossing already over is not
+raised again). A worker that loses the lead forgets it, to rebuild it when it leads again. A
+decision stored after newer ones were taken (late, with an older time) is left to the window
+check.
+
 One worker is active at a time (``driftline.collector.core.leadership``); a standby takes over when
 it dies. A version without a baseline gets one from its first decisions when
 ``detect_baseline_first`` is set. A check runs only when the window has new decisions. A verdict
@@ -16,10 +26,11 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from uuid import UUID
 
 import structlog
 from pydantic import ValidationError
-from sqlalchemy import Engine
+from sqlalchemy import Engine, literal, tuple_
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
 
@@ -38,11 +49,13 @@ from driftline.collector.store import queries
 from driftline.collector.store.models import BaselineRecord, Decision
 from driftline.detectors.baseline import Baseline
 from driftline.detectors.hysteresis import Check, Hysteresis, Transition
+from driftline.detectors.sequential import StreamCheck
 from driftline.detectors.verdict import FeatureVerdict, Unchecked, check_window
 
 log = structlog.get_logger(__name__)
 
 DETECTOR_SERVICE = "driftline-detector"
+STREAM_BATCH = 20_000  # decisions the sequential check takes of a version in one round
 Version = tuple[str, str]  # (model, version)
 
 
@@ -57,6 +70,18 @@ class _Window:
     end: datetime
 
 
+@dataclass
+class _Stream:
+    """A version's sequential check against one baseline, and the newest decision it took."""
+
+    check: StreamCheck
+    newest: tuple[datetime, UUID] | None = None
+
+
+def _order(decision: Decision) -> tuple[datetime, UUID]:
+    return (decision.occurred_at, decision.decision_id)
+
+
 class DetectorWorker:
     def __init__(self, engine: Engine, agent: Driftline, settings: CollectorSettings) -> None:
         self._engine = engine
@@ -64,6 +89,7 @@ class DetectorWorker:
         self._settings = settings
         self._baselines: dict[str, Baseline] = {}  # by baseline id
         self._states: dict[tuple[str, str, str], Hysteresis] = {}  # by model, version, baseline
+        self._streams: dict[tuple[str, str, str], _Stream] = {}  # by model, version, baseline
         self._last_checked: dict[Version, _Window] = {}
         self._fitted: dict[Version, str] = {}  # baselines published, not yet collected
 
@@ -83,6 +109,7 @@ class DetectorWorker:
                     elif leading or not self._last_checked:
                         log.info("another detector worker is active; standing by")
                         leading = False
+                        self._streams.clear()  # the next leader's decisions are not ours
                 except SQLAlchemyError as error:
                     log.error("drift check failed; retrying next interval", error=str(error))
                 stop.wait(self._settings.detect_interval_s)
@@ -115,7 +142,9 @@ class DetectorWorker:
         latest = _Window(record.baseline_id, window[-1].occurred_at, window[0].occurred_at)
         if counted != latest:
             counted = self._last_checked[(model, version)] = latest
-            self._count(state, self._baseline(record), window, model=model, version=version)
+            stream = self._stream(model, version, record.baseline_id, self._baseline(record))
+            baseline = self._baseline(record)
+            self._count(session, state, stream, baseline, window, model=model, version=version)
         recorded = []
         for transition in state.due():  # a transition moves the state once its event is queued
             if self._emit(model, version, counted, transition):
@@ -125,21 +154,35 @@ class DetectorWorker:
 
     def _count(
         self,
+        session: Session,
         state: Hysteresis,
+        stream: _Stream | None,
         baseline: Baseline,
         window: Sequence[Decision],
         *,
         model: str,
         version: str,
     ) -> None:
-        """Check the window against the baseline, and count each check's verdict."""
-        verdicts = check_window(
-            baseline,
-            columns([decision_row(d) for d in window], _kinds(baseline)),
-            rate=self._settings.detect_false_alarm_rate,
-            correction=self._settings.detect_correction,
-            min_effect=self._settings.detect_min_effect,
+        """Check the window against the baseline, and the decisions the sequential check has
+        not taken; count each check's verdict."""
+        kinds = _kinds(baseline)
+        verdicts: list[FeatureVerdict | Unchecked] = list(
+            check_window(
+                baseline,
+                columns([decision_row(d) for d in window], kinds),
+                rate=self._settings.detect_false_alarm_rate,
+                correction=self._settings.detect_correction,
+                min_effect=self._settings.detect_min_effect,
+            )
         )
+        fresh: Sequence[Decision] = []
+        if stream is not None:
+            replay = stream.newest is None
+            fresh = window[::-1] if replay else _fresh(session, model, version, stream.newest)
+            if fresh:
+                rows = columns([decision_row(d) for d in fresh], kinds)
+                verdicts += stream.check.update(rows, replay=replay)
+                stream.newest = _order(fresh[-1])
         due = state.update(verdicts)
         log.info(
             "drift check",
@@ -147,6 +190,7 @@ class DetectorWorker:
             version=version,
             window=len(window),
             checks=sum(isinstance(v, FeatureVerdict) for v in verdicts),
+            sequential=len(fresh),
             unchecked=[
                 f"{v.feature} ({v.test}): {v.reason}" for v in verdicts if isinstance(v, Unchecked)
             ],
@@ -192,6 +236,17 @@ class DetectorWorker:
             self._baselines[record.baseline_id] = Baseline.from_record(record.record)
         return self._baselines[record.baseline_id]
 
+    def _stream(
+        self, model: str, version: str, baseline_id: str, baseline: Baseline
+    ) -> _Stream | None:
+        if self._settings.detect_stream_arl == 0 or not baseline.continuous:
+            return None
+        key = (model, version, baseline_id)
+        if key not in self._streams:
+            check = StreamCheck(baseline, arl=self._settings.detect_stream_arl)
+            self._streams[key] = _Stream(check)
+        return self._streams[key]
+
     def _state(self, session: Session, model: str, version: str, baseline_id: str) -> Hysteresis:
         key = (model, version, baseline_id)
         if key not in self._states:
@@ -218,7 +273,11 @@ class DetectorWorker:
                 statistic=verdict.statistic,
                 p_value=verdict.p_value,
                 adjusted_p=verdict.adjusted_p,
-                false_alarm_rate=self._settings.detect_false_alarm_rate,
+                false_alarm_rate=(  # the sequential check's budget is per decision
+                    1 / self._settings.detect_stream_arl
+                    if verdict.test == "cusum"
+                    else self._settings.detect_false_alarm_rate
+                ),
                 effect_name=verdict.effect_name,
                 effect=verdict.effect if math.isfinite(verdict.effect) else None,
                 window_start=window.start,
@@ -253,8 +312,25 @@ class DetectorWorker:
         return True
 
 
+def _fresh(
+    session: Session, model: str, version: str, newest: tuple[datetime, UUID] | None
+) -> Sequence[Decision]:
+    """The version's decisions after ``newest``, oldest first, at most ``STREAM_BATCH``."""
+    query = select(Decision).where(Decision.model_name == model, Decision.model_version == version)
+    if newest is not None:
+        table = Decision.__table__.c  # type: ignore[attr-defined]
+        after = tuple_(
+            literal(newest[0], type_=table.occurred_at.type),
+            literal(newest[1], type_=table.decision_id.type),
+        )
+        query = query.where(tuple_(table.occurred_at, table.decision_id) > after)
+    ordered = query.order_by(col(Decision.occurred_at), col(Decision.decision_id))
+    return session.exec(ordered.limit(STREAM_BATCH)).all()
+
+
 def _kinds(baseline: Baseline) -> FeatureKinds:
-    return FeatureKinds(baseline.continuous, tuple(baseline.categorical), tuple(baseline.flags))
+    categorical = (*baseline.categorical, *baseline.identifiers)  # both are raw values
+    return FeatureKinds(baseline.continuous, categorical, tuple(baseline.flags))
 
 
 def _drifting(session: Session, model: str, version: str, baseline_id: str) -> set[Check]:

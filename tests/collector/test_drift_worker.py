@@ -93,8 +93,12 @@ def test_a_verdict_the_agent_drops_is_sent_on_the_next_round(
     broker: EmbeddedBroker, topic: str, engine: Engine, gate: Gate, tmp_path: Path
 ) -> None:
     shifted_decisions(engine)
-    settings = CollectorSettings(
-        topic=topic, detect_min_decisions=100, detect_window_decisions=500, detect_raise_after=1
+    settings = CollectorSettings(  # the window's check alone: one verdict for one queue place
+        topic=topic,
+        detect_min_decisions=100,
+        detect_window_decisions=500,
+        detect_raise_after=1,
+        detect_stream_arl=0,
     )
     provider = TracerProvider()
     provider.add_span_processor(gate)
@@ -118,3 +122,53 @@ def test_a_verdict_the_agent_drops_is_sent_on_the_next_round(
 
     sent = [decode(r.value) for r in read_topic(broker.bootstrap_servers, topic, 3)]
     assert [e.payload.feature for e in sent if isinstance(e, DriftDetectedEvent)] == ["x"]
+
+
+def test_the_sequential_check_raises_within_a_round_and_survives_a_restart(
+    broker: EmbeddedBroker, topic: str, engine: Engine, tmp_path: Path
+) -> None:
+    rng = random.Random(2)
+    fitted = for_one_event(fit_rows([[{"x": rng.gauss(0, 1)} for _ in range(2_000)]]), "test")
+    baseline = BaselineSetEvent(
+        service="ml-lead",
+        model=events.MODEL,
+        payload=BaselineSetPayload(
+            version=events.MODEL.version, baseline_id=fitted.baseline_id, source=fitted.source,
+            set_by="ml-lead", size=fitted.baseline.size, record=fitted.record,
+        ),
+    )  # fmt: skip
+
+    def decisions(mean: float, count: int) -> list[Event]:
+        return [
+            events.decision(
+                payload=DecisionPayload(
+                    inputs={"x": rng.gauss(mean, 1)}, output="approve", confidence=0.9,
+                    latency_ms=1.0, automated=True,
+                )
+            )
+            for _ in range(count)
+        ]  # fmt: skip
+
+    store(engine, [baseline, *decisions(0.0, 1_500)])
+    settings = CollectorSettings(topic=topic, detect_min_decisions=100)
+    with Driftline(
+        service="driftline-detector", kafka_bootstrap_servers=broker.bootstrap_servers,
+        topic=topic, spool_dir=tmp_path / "spool",
+    ) as agent:  # fmt: skip
+        worker = DetectorWorker(engine, agent, settings)
+        assert worker.check_all() == []  # no shift: neither check alarms
+        store(engine, decisions(1.5, 40))  # 40 decisions 1.5 sd off: too few for the window
+        raised = worker.check_all()
+        assert [(t.state, t.verdict.test) for t in raised] == [("detected", "cusum")]
+        assert raised[0].verdict.current_size == 40  # only the decisions it had not taken
+        assert agent.flush(timeout_s=30).delivered == 1
+        store(engine, [decode(r.value) for r in read_topic(broker.bootstrap_servers, topic, 1)])
+
+        # A worker started afresh replays the window, so its statistic is as high as it was:
+        # starting from zero, rounds of five shifted decisions would stay under the threshold,
+        # count as quiet, and resolve the drift while it goes on.
+        restarted = DetectorWorker(engine, agent, settings)
+        for _ in range(4):
+            store(engine, decisions(1.5, 5))
+            again = [t for t in restarted.check_all() if t.verdict.test == "cusum"]
+            assert again == []  # neither raised again nor resolved

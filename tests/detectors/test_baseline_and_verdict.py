@@ -1,13 +1,14 @@
 """Baselines stay bounded and representative; a full check flags exactly what moved, including a
 change only the joint distribution shows, and not a difference too small to matter."""
 
+import json
 from typing import Any
 
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from driftline.detectors.baseline import OTHER, Baseline, BaselineBuilder
+from driftline.detectors.baseline import Baseline, BaselineBuilder
 from driftline.detectors.continuous import ContinuousDrift, check_continuous
 from driftline.detectors.verdict import JOINT, FeatureVerdict, Unchecked, check_window
 
@@ -29,14 +30,23 @@ def test_the_reservoir_is_bounded_and_a_fair_sample(seed: int, chunks: int) -> N
     assert isinstance(fair, ContinuousDrift) and fair.p_value > 1e-4
 
 
-def test_categories_are_capped_without_losing_counts() -> None:
-    builder = BaselineBuilder(continuous=(), categorical=("city",), max_categories=10)
-    builder.add({"city": [f"c{i % 50}" for i in range(5_000)] + [None] * 7})
+def test_a_feature_with_too_many_categories_becomes_an_identifier() -> None:
+    builder = BaselineBuilder(continuous=(), categorical=("city", "region"), max_categories=10)
+    for start in range(0, 5_000, 1_000):  # the switch happens in the first chunk
+        builder.add(
+            {
+                "city": [f"c{i % 50}" for i in range(start, start + 1_000)] + [None] * 7,
+                "region": ["north", "south"] * 503 + [None],
+            }
+        )
     baseline = builder.build()
-    assert len(baseline.categorical["city"]) == 10
-    assert OTHER in baseline.categorical["city"]
-    assert sum(baseline.categorical["city"].values()) == 5_000
-    assert baseline.missing["city"] == 7
+    assert "city" not in baseline.categorical and baseline.features()["city"] == "identifier"
+    assert baseline.identifiers["city"].size == 5_000  # 50 values: all kept, counted exactly
+    assert sorted(baseline.identifiers["city"].counts.values()) == [100] * 50
+    assert baseline.missing["city"] == 35
+    assert baseline.categorical["region"] == {"north": 2_515, "south": 2_515}
+    again = Baseline.from_record(baseline.to_record())
+    assert again.identifiers == baseline.identifiers
 
 
 def test_a_baseline_survives_its_record() -> None:
@@ -135,3 +145,14 @@ def test_a_rate_with_no_hits_on_either_side_is_left_out_of_the_correction() -> N
     broken = {"x": gaps, "violated": [n < 100 for n in range(1_000)]}
     found = drifted(check_window(baseline, broken))
     assert found == {("x", "missing-rate"), ("violated", "flag-rate")}
+
+
+def test_a_small_spread_around_a_large_value_survives_the_record() -> None:
+    # Six significant digits made 101,325 +- 2 a handful of values, and every window drifted.
+    rng = np.random.default_rng(8)
+    builder = BaselineBuilder(continuous=("pressure",))
+    builder.add({"pressure": rng.normal(101_325, 2, 5_000)})
+    stored = Baseline.from_record(json.loads(json.dumps(builder.build().to_record())))
+    assert np.unique(stored.sorted_columns["pressure"]).size > 4_000
+    verdicts = check_window(stored, {"pressure": rng.normal(101_325, 2, 2_000)})
+    assert not [v for v in verdicts if isinstance(v, FeatureVerdict) and v.drifted]

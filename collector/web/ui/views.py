@@ -39,6 +39,7 @@ from driftline.collector.store.models import (
 from driftline.collector.store.synthetic import is_synthetic
 from driftline.collector.web.ui import plots
 from driftline.detectors.baseline import Baseline, record_features
+from driftline.detectors.table import category
 from driftline.detectors.verdict import CONFIDENCE
 
 SAMPLE = 2_000  # recent decisions per version behind the rates and percentiles
@@ -328,7 +329,7 @@ def _plot(name: str, kind: str, baseline: Baseline, current: list[dict[str, Any]
         numbers = [float(v) for v in values if isinstance(v, int | float)]
         return plots.histogram(name, baseline.sorted_columns[name].tolist(), numbers)
     if kind == "categorical":
-        counted = Counter(str(row[name]) for row in current if row.get(name) is not None)
+        counted = Counter(category(row[name]) for row in current if row.get(name) is not None)
         return plots.categories(name, baseline.categorical[name], counted)
     return None
 
