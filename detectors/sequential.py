@@ -19,9 +19,9 @@ the false-alarm rate by exp(2 b^2 / n) (the normal's moment-generating function)
 so that the stated ARL holds with that factor: a little higher for a baseline of 10,000
 values (23.9 instead of 23.7 at the default, one feature), much higher for a few hundred, and
 a feature whose baseline is too small for the ARL at any ``h`` (under 400 values at the
-default; 500 with 20 features) gets no sequential verdict: the window check is its check. A side's statistic is
-capped at twice ``h``, so that once a shift ends the alarm stops within about ``h / k``
-decisions instead of however long the shift lasted.
+default; 500 with 20 features) gets no sequential verdict: the window check is its check. A
+side's statistic is capped at twice ``h``, so that once a shift ends the alarm stops within
+about ``h / k`` decisions instead of however long the shift lasted.
 
 Its verdicts are ``cusum`` checks: the statistic is the highest either side reached over the
 decisions just taken (or, for decisions replayed to rebuild the state, where it ended), the

@@ -82,6 +82,9 @@ class CollectorSettings(KafkaSecuritySettings):
         ge=0,
         description="Decisions between false alarms of the sequential (CUSUM) check; 0: off.",
     )
+    detect_stream_interval_s: float = Field(
+        default=5.0, gt=0, description="Seconds between the sequential check's rounds."
+    )
     detect_raise_after: int = Field(default=1, ge=1, description="Alarming checks in a row.")
     detect_clear_after: int = Field(default=3, ge=1, description="Quiet checks in a row.")
     detect_baseline_first: int = Field(

@@ -1,6 +1,7 @@
 """The detector worker: on a schedule, checks the latest window of every model version that
-has a baseline, and emits ``drift_detected`` and ``drift_resolved`` events to Kafka, so that
-verdicts are in the ledger like everything else.
+has a baseline (every ``detect_interval_s``; the sequential check every
+``detect_stream_interval_s`` in between), and emits ``drift_detected`` and ``drift_resolved``
+events to Kafka, so that verdicts are in the ledger like everything else.
 
 Beside the window check, the sequential check (``driftline.detectors.sequential``) takes each
 decision newer than the last it took, oldest first (up to ``STREAM_BATCH`` a round; a backlog
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -96,6 +98,8 @@ class DetectorWorker:
     def run(self, stop: threading.Event, heartbeat: Heartbeat | None = None) -> None:
         leadership = Leadership(self._engine, DETECTOR_SERVICE)
         leading = False
+        full_due = 0.0  # when the next full round (window checks) is due, monotonic
+        tick = min(self._settings.detect_stream_interval_s, self._settings.detect_interval_s)
         try:
             while not stop.is_set():
                 if heartbeat is not None:
@@ -105,16 +109,50 @@ class DetectorWorker:
                         if not leading:
                             log.info("detector worker active")
                         leading = True
-                        self.check_all()
+                        if time.monotonic() >= full_due:
+                            full_due = time.monotonic() + self._settings.detect_interval_s
+                            self.check_all()
+                        else:
+                            self.check_streams()
                     elif leading or not self._last_checked:
                         log.info("another detector worker is active; standing by")
-                        leading = False
+                        leading, full_due = False, 0.0
                         self._streams.clear()  # the next leader's decisions are not ours
                 except SQLAlchemyError as error:
                     log.error("drift check failed; retrying next interval", error=str(error))
-                stop.wait(self._settings.detect_interval_s)
+                stop.wait(tick)
         finally:
             leadership.release()
+
+    def check_streams(self) -> list[Transition]:
+        """A round of the sequential check alone, between full rounds: the decisions each
+        version's check has not taken, against the baseline still in force; the transitions
+        it emitted."""
+        transitions = []
+        with Session(self._engine) as session:
+            for (model, version, baseline_id), stream in list(self._streams.items()):
+                record = active_baseline(session, model, version)
+                state = self._states.get((model, version, baseline_id))
+                if record is None or record.baseline_id != baseline_id or state is None:
+                    continue  # the next full round moves it to the new baseline
+                fresh = _fresh(session, model, version, stream.newest)
+                if fresh:
+                    rows = columns([decision_row(d) for d in fresh], _kinds(stream.check.baseline))
+                    state.update(stream.check.update(rows))
+                    stream.newest = _order(fresh[-1])
+                span = (
+                    _Window(baseline_id, fresh[0].occurred_at, fresh[-1].occurred_at)
+                    if fresh
+                    else None
+                )
+                for transition in state.due():
+                    if transition.verdict.test != "cusum":
+                        continue  # a window check's goes with its window, in the full round
+                    window = span or self._last_checked.get((model, version))
+                    if window is not None and self._emit(model, version, window, transition):
+                        state.settle(transition)
+                        transitions.append(transition)
+        return transitions
 
     def check_all(self) -> list[Transition]:
         """One round: every version with decisions; the transitions it emitted."""

@@ -124,7 +124,7 @@ def test_a_verdict_the_agent_drops_is_sent_on_the_next_round(
     assert [e.payload.feature for e in sent if isinstance(e, DriftDetectedEvent)] == ["x"]
 
 
-def test_the_sequential_check_raises_within_a_round_and_survives_a_restart(
+def test_the_sequential_check_raises_between_rounds_and_survives_a_restart(
     broker: EmbeddedBroker, topic: str, engine: Engine, tmp_path: Path
 ) -> None:
     rng = random.Random(2)
@@ -158,7 +158,7 @@ def test_the_sequential_check_raises_within_a_round_and_survives_a_restart(
         worker = DetectorWorker(engine, agent, settings)
         assert worker.check_all() == []  # no shift: neither check alarms
         store(engine, decisions(1.5, 40))  # 40 decisions 1.5 sd off: too few for the window
-        raised = worker.check_all()
+        raised = worker.check_streams()  # between full rounds, the sequential check alone
         assert [(t.state, t.verdict.test) for t in raised] == [("detected", "cusum")]
         assert raised[0].verdict.current_size == 40  # only the decisions it had not taken
         assert agent.flush(timeout_s=30).delivered == 1
