@@ -12,8 +12,8 @@ pandas' NA and NaT) are counted per feature, of every kind. A baseline is fitted
 the first decisions of a version; ``fit_baseline`` fits one table, inferring each feature's
 kind unless told.
 
-Its record keeps each value to a ten-thousandth of its feature's spread (and at least six
-significant digits): far finer than any drift worth reporting, and it keeps the record small
+Its record keeps each value to five significant digits of its feature's spread (and at least
+six of its own): far finer than any drift worth reporting, and it keeps the record small
 enough to travel as an event. Six significant digits alone made a feature with a small spread
 around a large value (a pressure of 101,325 plus or minus 2) a handful of distinct values,
 and every window of it drifted.
@@ -93,6 +93,7 @@ class Baseline:
             "size": self.size,
             "review_threshold": self.review_threshold,
             "identifiers": {name: sample.to_record() for name, sample in self.identifiers.items()},
+            **({"pooled_tail": True} if self.pooled_tail else {}),
         }
 
     @classmethod
@@ -114,7 +115,7 @@ class Baseline:
                 name: ValueSample.from_record(sample)
                 for name, sample in record.get("identifiers", {}).items()
             },
-            pooled_tail="identifiers" not in record,
+            pooled_tail=bool(record.get("pooled_tail", "identifiers" not in record)),
         )
 
 
@@ -237,26 +238,31 @@ def fit_baseline(table: Any, kinds: Mapping[str, Kind] | None = None, **options:
 
 
 def _rounded_rows(rows: NDArray[np.float64]) -> list[list[float | None]]:
-    """The reservoir as JSON-ready rows, each column rounded to its own resolution."""
+    """The reservoir as JSON-ready rows: each value to five significant digits of its
+    column's spread, and never to fewer than six of its own; an infinite value, which JSON
+    cannot carry, as missing."""
     columns = []
     for column in rows.T:
-        present = column[~np.isnan(column)]
-        decimals = [_decimals(np.std(present), 4), _decimals(np.max(np.abs(present)), 5)]
-        places = max((d for d in decimals if d is not None), default=None)
-        columns.append(
-            [
-                None if math.isnan(v) else float(f"{v:.6g}") if places is None else round(v, places)
-                for v in column.tolist()
-            ]
-        )
+        present = column[np.isfinite(column)]
+        spread = _decimals(float(np.std(present)), 5) if present.size else None
+        columns.append([_rounded(v, spread) for v in column.tolist()])
     return [list(row) for row in zip(*columns, strict=True)] if columns else [[] for _ in rows]
 
 
+def _rounded(value: float, spread_places: int | None) -> float | None:
+    if not math.isfinite(value):
+        return None
+    own = _decimals(abs(value), 6)
+    places = max((p for p in (spread_places, own) if p is not None), default=None)
+    return value if places is None else round(value, places)
+
+
 def _decimals(scale: float, digits: int) -> int | None:
-    """Decimal places that keep ``digits`` significant digits of ``scale`` (None for 0)."""
+    """Decimal places that keep ``digits`` significant digits of ``scale`` (None for 0 or a
+    value that is not finite)."""
     if not math.isfinite(scale) or scale == 0.0:
         return None
-    return min(digits - math.floor(math.log10(scale)), 300)
+    return digits - 1 - math.floor(math.log10(scale))
 
 
 def _sorted_columns(names: tuple[str, ...], rows: NDArray[np.float64]) -> dict[str, Any]:

@@ -19,7 +19,7 @@ the false-alarm rate by exp(2 b^2 / n) (the normal's moment-generating function)
 so that the stated ARL holds with that factor: a little higher for a baseline of 10,000
 values (23.9 instead of 23.7 at the default, one feature), much higher for a few hundred, and
 a feature whose baseline is too small for the ARL at any ``h`` (under 400 values at the
-default; 500 with 20 features) gets no sequential verdict: the window check is its check. A
+default; 494 with 20 features) gets no sequential verdict: the window check is its check. A
 side's statistic is capped at twice ``h``, so that once a shift ends the alarm stops within
 about ``h / k`` decisions instead of however long the shift lasted.
 
@@ -75,6 +75,8 @@ def threshold(arl: float, features: int = 1, k: float = K, reference: int | None
     top = 500.0 if reference is None else max(k * reference / 2 - SIEGMUND, 0.0)
     if top <= 0.0 or _log_arl(top, k, reference) < target:
         return math.inf
+    if _log_arl(0.0, k, reference) >= target:  # a run length shorter than any h gives
+        return 0.0
     return float(brentq(lambda h: _log_arl(h, k, reference) - target, 0.0, top))
 
 
@@ -132,7 +134,8 @@ class StreamCheck:
             self.upper[name], self.lower[name] = up, down
             self.seen[name] = self.seen.get(name, 0) + z.size
             top = max(up, down) if replay else max(top_up, top_down)
-            p_value = min(1.0, z.size * 2 / arl_of(top, self.k))  # two sides
+            # Two sides, each at the run length the threshold was set by for this baseline.
+            p_value = min(1.0, z.size * 2 * math.exp(-_log_arl(top, self.k, reference)))
             verdicts.append(
                 FeatureVerdict(
                     feature=name,

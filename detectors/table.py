@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from decimal import Decimal
 from typing import Any, Literal
 
 import numpy as np
@@ -50,8 +51,12 @@ def column_names(table: Any) -> list[str]:
 
 def category(value: object) -> str:
     """A present value's text as a category."""
-    if isinstance(value, np.generic):
+    if isinstance(value, np.floating) and not isinstance(value, np.float64):
+        value = float(np.format_float_positional(value, unique=True))  # float32 0.1: "0.1"
+    elif isinstance(value, np.generic):
         value = value.item()
+    elif isinstance(value, Decimal) and value.is_finite():
+        value = float(value)
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     text = str(value)
@@ -78,9 +83,11 @@ def numbers(column: Any) -> NDArray[np.float64]:
     if isinstance(column, np.ndarray) and kind in "fiub":
         return column.astype(float, copy=False)
     if kind in "Mm":  # datetime64 or timedelta64, numpy's or pandas': NaT is missing
+        if getattr(getattr(column, "dt", None), "tz", None) is not None:
+            column = column.dt.tz_convert(None)  # pandas' zoned times, as UTC
         times = np.asarray(column.to_numpy() if hasattr(column, "to_numpy") else column)
-        seconds = times.astype("datetime64[ns]" if kind == "M" else "timedelta64[ns]")
-        result = seconds.astype(np.int64).astype(float) / 1e9
+        zero = np.zeros((), dtype=times.dtype)  # the epoch, in the column's unit: no overflow
+        result: NDArray[np.float64] = np.asarray((times - zero) / np.timedelta64(1, "s"))
         result[np.isnat(times)] = np.nan
         return result
     if hasattr(column, "to_numpy") and kind in "fiub":

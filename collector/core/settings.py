@@ -82,6 +82,14 @@ class CollectorSettings(KafkaSecuritySettings):
         ge=0,
         description="Decisions between false alarms of the sequential (CUSUM) check; 0: off.",
     )
+
+    @field_validator("detect_stream_arl")
+    @classmethod
+    def _a_run_length(cls, value: float) -> float:
+        if 0 < value < 100:
+            raise ValueError("a run length of at least 100 decisions, or 0 to turn it off")
+        return value
+
     detect_stream_interval_s: float = Field(
         default=5.0, gt=0, description="Seconds between the sequential check's rounds."
     )

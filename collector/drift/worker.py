@@ -117,7 +117,11 @@ class DetectorWorker:
                     elif leading or not self._last_checked:
                         log.info("another detector worker is active; standing by")
                         leading, full_due = False, 0.0
-                        self._streams.clear()  # the next leader's decisions are not ours
+                        # What another leader decides meanwhile is in the store, not here:
+                        # rebuilt from it (and the window replayed) on leading again.
+                        self._streams.clear()
+                        self._states.clear()
+                        self._last_checked.clear()
                 except SQLAlchemyError as error:
                     log.error("drift check failed; retrying next interval", error=str(error))
                 stop.wait(tick)

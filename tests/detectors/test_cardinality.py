@@ -4,6 +4,7 @@ caught, and missing values (None, NaN, pandas' NA and NaT) count as missing for 
 
 import json
 from collections import Counter
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -13,10 +14,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import binom
 
-from driftline.detectors.baseline import fit_baseline
+from driftline.detectors.baseline import Baseline, fit_baseline
 from driftline.detectors.categorical import CategoricalDrift, check_categorical
 from driftline.detectors.identifiers import ValueSampler, check_unseen
-from driftline.detectors.table import infer_kinds, is_missing, numbers
+from driftline.detectors.table import category, infer_kinds, is_missing, numbers
 from driftline.detectors.verdict import FeatureVerdict, Unchecked, check_window
 
 RATE = 0.01
@@ -272,3 +273,37 @@ def test_times_and_odd_numbers_as_continuous_values() -> None:
     assert np.isnan(numbers([10**400, 1.0])[0])  # past any float
     baseline = fit_baseline({"seen_at": times}, {"seen_at": "continuous"})
     assert baseline.missing["seen_at"] == 1
+
+
+def test_an_older_capped_baseline_is_not_checked_but_says_why() -> None:
+    # Its cap kept the categories its own sample made frequent: any window alarmed against it.
+    old = {"continuous": [], "rows": [], "categorical": {"city": {"a": 60, "(other)": 40}},
+           "flags": {}, "missing": {"city": 0}, "size": 100, "review_threshold": None}  # fmt: skip
+    baseline = Baseline.from_record(old)
+    assert baseline.pooled_tail
+    unchecked = [
+        v for v in check_window(baseline, {"city": ["a", "b"] * 50}) if isinstance(v, Unchecked)
+    ]
+    assert [(v.feature, v.test) for v in unchecked] == [("city", "chi-square")]
+    assert "fit it again" in unchecked[0].reason
+    assert Baseline.from_record(json.loads(json.dumps(baseline.to_record()))).pooled_tail
+
+
+def test_a_column_with_nothing_present_fits_and_publishes() -> None:
+    baseline = fit_baseline({"optional": [np.nan] * 100, "income": np.arange(100.0)})
+    record = json.loads(json.dumps(baseline.to_record(), allow_nan=False))
+    assert {row[0] for row in record["rows"]} == {None} and baseline.missing["optional"] == 100
+
+
+def test_the_same_value_is_one_category_whatever_its_type() -> None:
+    assert category(np.float32(0.1)) == category(0.1) == "0.1"
+    assert category(Decimal("12.0")) == category(12) == category(np.int64(12)) == category(12.0)
+    assert category(np.bool_(True)) == category(True)
+
+
+def test_zoned_and_far_times_become_seconds() -> None:
+    zoned = pd.Series(pd.to_datetime(["2026-01-01", None]).tz_localize("Europe/Paris"))
+    assert numbers(zoned)[0] == pd.Timestamp("2025-12-31T23:00Z").timestamp()
+    assert np.isnan(numbers(zoned)[1])
+    far = np.array(["2500-01-01"], dtype="datetime64[s]")
+    assert numbers(far)[0] == 16_725_225_600.0  # in seconds: no overflow through nanoseconds

@@ -120,3 +120,8 @@ def test_a_replay_is_judged_by_where_the_statistic_ends() -> None:
     assert live.update({"x": history})[0].drifted  # it crossed, in its time
     assert not replayed.update({"x": history}, replay=True)[0].drifted  # not a new alarm
     assert replayed.upper == live.upper and replayed.lower == live.lower
+
+
+def test_a_run_length_shorter_than_any_threshold_gives_zero_not_an_error() -> None:
+    assert threshold(0.5) == 0.0
+    assert threshold(1e6, 1, reference=100) == math.inf
