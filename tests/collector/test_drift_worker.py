@@ -114,6 +114,9 @@ def test_a_verdict_the_agent_drops_is_sent_on_the_next_round(
         assert worker.check_all() == []  # the queue is full: nothing recorded
         assert agent.flush(timeout_s=0).dropped >= 1
         gate.opened.set()
+        # The queue has room again only once the agent's worker has taken what it held: on a
+        # loaded machine, retrying at once could find it still full.
+        assert agent.flush(timeout_s=30).pending == 0
         retried = worker.check_all()  # no new decision: only what was due and not recorded
         assert [(t.state, t.verdict.feature) for t in retried] == [("detected", "x")]
         assert worker.check_all() == []  # recorded once
