@@ -57,11 +57,10 @@ def store(engine: Engine, batch: list[Event]) -> None:
         session.commit()
 
 
-def shifted_decisions(engine: Engine) -> None:
-    """A baseline of ``x`` around 0, and 300 decisions with ``x`` around 3."""
-    rng = random.Random(1)
-    fitted = for_one_event(fit_rows([[{"x": rng.gauss(0, 1)} for _ in range(1_000)]]), "test")
-    baseline = BaselineSetEvent(
+def baseline_of_x(rng: random.Random, size: int) -> BaselineSetEvent:
+    """The event that sets a baseline of ``size`` values of ``x`` around 0."""
+    fitted = for_one_event(fit_rows([[{"x": rng.gauss(0, 1)} for _ in range(size)]]), "test")
+    return BaselineSetEvent(
         service="ml-lead",
         model=events.MODEL,
         payload=BaselineSetPayload(
@@ -69,6 +68,12 @@ def shifted_decisions(engine: Engine) -> None:
             set_by="ml-lead", size=fitted.baseline.size, record=fitted.record,
         ),
     )  # fmt: skip
+
+
+def shifted_decisions(engine: Engine) -> None:
+    """A baseline of ``x`` around 0, and 300 decisions with ``x`` around 3."""
+    rng = random.Random(1)
+    baseline = baseline_of_x(rng, 1_000)
     payloads = [
         DecisionPayload(
             inputs={"x": rng.gauss(3, 1)},
@@ -131,15 +136,7 @@ def test_the_sequential_check_raises_between_rounds_and_survives_a_restart(
     broker: EmbeddedBroker, topic: str, engine: Engine, tmp_path: Path
 ) -> None:
     rng = random.Random(2)
-    fitted = for_one_event(fit_rows([[{"x": rng.gauss(0, 1)} for _ in range(2_000)]]), "test")
-    baseline = BaselineSetEvent(
-        service="ml-lead",
-        model=events.MODEL,
-        payload=BaselineSetPayload(
-            version=events.MODEL.version, baseline_id=fitted.baseline_id, source=fitted.source,
-            set_by="ml-lead", size=fitted.baseline.size, record=fitted.record,
-        ),
-    )  # fmt: skip
+    baseline = baseline_of_x(rng, 2_000)
 
     def decisions(mean: float, count: int) -> list[Event]:
         return [
