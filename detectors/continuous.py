@@ -2,13 +2,12 @@
 different from the baseline's, and by how much?
 
 Significance is the two-sample Kolmogorov-Smirnov test; size is the Wasserstein distance in
-baseline standard deviations and the population stability index on baseline-quantile bins. A
-verdict needs both (see ``driftline.detectors.verdict``), so that a huge window does not alarm on a
-difference nobody cares about. Missing values (NaN) are left out here: their rate is a feature
-of its own (``driftline.detectors.proportions``).
+baseline standard deviations. A verdict needs both (see ``driftline.detectors.verdict``), so
+that a huge window does not alarm on a difference nobody cares about. Missing values (NaN) are
+left out here: their rate is a feature of its own (``driftline.detectors.proportions``).
 
 Everything that depends on the baseline alone is prepared once (``Reference``), so a check
-costs the sort of the window, a binary search per window value and a few linear passes.
+costs the sort of the window, its merge with the baseline's values and a few linear passes.
 """
 
 from __future__ import annotations
@@ -21,9 +20,6 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.special import kolmogorov, stdtr
 
-PSI_FLOOR = 1e-4  # a bin empty on one side would make PSI infinite
-PSI_BINS = 10
-
 Floats = NDArray[np.float64]
 Indices = NDArray[np.int64]
 
@@ -33,7 +29,6 @@ class ContinuousDrift:
     ks_statistic: float
     p_value: float
     wasserstein_sd: float  # distance between the distributions, in baseline std devs
-    psi: float
     baseline_size: int
     current_size: int
 
@@ -56,28 +51,17 @@ class NotChecked:
 
 @dataclass(frozen=True)
 class Reference:
-    """A baseline feature prepared for many checks: its sorted NaN-free values, its spread
-    and its PSI bins."""
+    """A baseline feature prepared for many checks: its sorted NaN-free values and its
+    spread."""
 
     values: Floats
     mean: float
     spread: float
-    psi_edges: Floats
-    psi_expected: Floats
 
     @classmethod
     def of(cls, values_sorted: Floats) -> Reference:
-        n = values_sorted.size
         mean, variance = _mean_and_variance(values_sorted)
-        levels = np.linspace(0, 1, PSI_BINS + 1)[1:-1]
-        edges = np.unique(np.quantile(values_sorted, levels)) if n else np.zeros(0)
-        return cls(
-            values=values_sorted,
-            mean=mean,
-            spread=math.sqrt(variance),
-            psi_edges=edges,
-            psi_expected=np.maximum(_bin_counts(values_sorted, edges) / max(n, 1), PSI_FLOOR),
-        )
+        return cls(values=values_sorted, mean=mean, spread=math.sqrt(variance))
 
     def compare(self, observed_sorted: Floats) -> ContinuousDrift | NotChecked:
         """Compare a sorted, NaN-free window with this baseline."""
@@ -97,7 +81,6 @@ class Reference:
             ks_statistic=statistic,
             p_value=min(p_value, 1.0),
             wasserstein_sd=self._wasserstein_sd(b),
-            psi=self._psi(b),
             baseline_size=n,
             current_size=m,
         )
@@ -150,11 +133,6 @@ class Reference:
             return 0.0 if distance == 0.0 else math.inf  # any move off a constant is total
         return distance / self.spread
 
-    def _psi(self, b: Floats) -> float:
-        q = np.maximum(_bin_counts(b, self.psi_edges) / b.size, PSI_FLOOR)
-        p = self.psi_expected
-        return float(np.sum((q - p) * np.log(q / p)))
-
 
 def check_continuous(baseline_sorted: Floats, current: Floats) -> ContinuousDrift | NotChecked:
     """Compare the current window with the (sorted, NaN-free) baseline."""
@@ -197,12 +175,6 @@ def _counts_up_to(values_sorted: Floats) -> Indices:
 @functools.lru_cache(maxsize=32)
 def _one_to(size: int) -> Indices:
     return np.arange(1, size + 1)
-
-
-def _bin_counts(values_sorted: Floats, edges: Floats) -> Indices:
-    """How many values fall in each bin [edge k-1, edge k), from a sorted sample."""
-    cuts = np.searchsorted(values_sorted, edges, side="left")
-    return np.diff(np.concatenate([[0], cuts, [values_sorted.size]]))
 
 
 @functools.lru_cache(maxsize=32)

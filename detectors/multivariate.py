@@ -9,7 +9,7 @@ The fit is made once per baseline (``JointModel.fit``) and serves every window.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from numpy.typing import NDArray
@@ -17,6 +17,10 @@ from numpy.typing import NDArray
 from driftline.detectors.continuous import ContinuousDrift, NotChecked, Reference
 
 MIN_ROWS = 20
+# Rows per block when computing errors: a block's temporaries (a few hundred kB) are reused
+# from the heap, where whole-window ones (8 MB at 10k x 100) are fresh pages to fault in on
+# every check, which cost more than the arithmetic.
+BLOCK_ROWS = 1_024
 
 Floats = NDArray[np.float64]
 
@@ -55,7 +59,7 @@ class JointModel:
             )
         medians = np.nanmedian(baseline_rows, axis=0)
         medians = np.where(np.isnan(medians), 0.0, medians)
-        fit = _fill(baseline_rows[0::2], medians)
+        fit = np.where(np.isnan(baseline_rows[0::2]), medians, baseline_rows[0::2])
         centre = fit.mean(axis=0)
         spread = fit.std(axis=0)
         spread[spread == 0] = 1.0  # a constant feature carries no structure to lose
@@ -64,20 +68,26 @@ class JointModel:
         components = min(int(np.searchsorted(share, explained) + 1), features - 1)
         basis = axes[:components]
         rest = axes[components:] if len(axes) == features else None
-        errors = _errors(_fill(baseline_rows[1::2], medians), centre, spread, basis, rest)
-        return cls(
-            medians, centre, spread, basis, Reference.of(np.sort(errors)), len(baseline_rows),
-            rest,
+        unscored = cls(medians, centre, spread, basis, Reference.of(np.zeros(0)), 0, rest)
+        normal = Reference.of(np.sort(unscored.errors(baseline_rows[1::2])))
+        return replace(unscored, normal_errors=normal, baseline_size=len(baseline_rows))
+
+    def errors(self, rows: Floats) -> Floats:
+        """Each row's reconstruction error, missing values taken as the baseline's medians."""
+        fill = self.medians - self.centre
+        blocks = (
+            _block_errors(rows[start : start + BLOCK_ROWS] - self.centre, fill, self.spread,
+                          self.basis, self.rest)
+            for start in range(0, len(rows), BLOCK_ROWS)
         )  # fmt: skip
+        return np.concatenate([*blocks, np.zeros(0)])
 
     def check(self, window_rows: Floats) -> JointDrift | NotChecked:
         if len(window_rows) < MIN_ROWS:
             return NotChecked(
                 f"too few window rows ({len(window_rows)}) for the joint check; it needs {MIN_ROWS}"
             )
-        filled = _fill(window_rows, self.medians)
-        errors = _errors(filled, self.centre, self.spread, self.basis, self.rest)
-        result = self.normal_errors.compare(np.sort(errors))
+        result = self.normal_errors.compare(np.sort(self.errors(window_rows)))
         assert isinstance(result, ContinuousDrift)  # both sides have MIN_ROWS rows, none missing
         return JointDrift(
             p_value=result.p_value,
@@ -94,21 +104,21 @@ def check_joint(baseline_rows: Floats, window_rows: Floats) -> JointDrift | NotC
     return model if isinstance(model, NotChecked) else model.check(window_rows)
 
 
-def _errors(
-    rows: Floats, centre: Floats, spread: Floats, basis: Floats, rest: Floats | None
+def _block_errors(
+    rows: Floats, fill: Floats, spread: Floats, basis: Floats, rest: Floats | None
 ) -> Floats:
     """Squared distance of each scaled row from its projection on the kept axes (orthonormal,
     so it is the squared length lost in projecting: one matrix product, not two). With every
-    axis known, that length is the squared projection on the axes left out, if fewer."""
-    scaled = (rows - centre) / spread
+    axis known, that length is the squared projection on the axes left out, if fewer. ``rows``
+    are already centred; ``fill`` is where a missing value goes (the median, centred)."""
+    missing = np.isnan(rows)
+    if missing.any():
+        np.copyto(rows, np.broadcast_to(fill, rows.shape), where=missing)
     if rest is not None and len(rest) < len(basis):
-        lost = scaled @ rest.T
+        lost = rows @ (rest / spread).T  # the scaling folded into the axes: one pass fewer
         return np.asarray(np.einsum("ij,ij->i", lost, lost))
-    projected = scaled @ basis.T
+    rows /= spread
+    projected = rows @ basis.T
     return np.asarray(
-        np.einsum("ij,ij->i", scaled, scaled) - np.einsum("ij,ij->i", projected, projected)
+        np.einsum("ij,ij->i", rows, rows) - np.einsum("ij,ij->i", projected, projected)
     )
-
-
-def _fill(rows: Floats, medians: Floats) -> Floats:
-    return np.where(np.isnan(rows), medians, rows)

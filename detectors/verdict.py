@@ -149,7 +149,8 @@ def _compare_rows(
     baseline: Baseline, matrix: NDArray[np.float64], rows: NDArray[np.intp]
 ) -> list[tuple[str, NDArray[np.float64], ContinuousDrift | NotChecked]]:
     """Sort some features' windows (missing values, NaN, sort last) and compare each."""
-    ordered = np.sort(matrix[rows], axis=1)
+    ordered = matrix[rows]  # a copy, sorted in place: one 8 MB temporary fewer at 100 x 10k
+    ordered.sort(axis=1)
     present = ordered.shape[1] - np.isnan(ordered).sum(axis=1)
     compared = []
     for index, row in enumerate(rows):

@@ -86,7 +86,6 @@ def test_a_known_shift_is_found_with_its_size(shift_sd: float, scale: float, see
     exact = wasserstein_distance(baseline, current) / np.std(baseline, ddof=1)
     assert result.wasserstein_sd == pytest.approx(exact, rel=1e-3)
     assert result.wasserstein_sd == pytest.approx(shift_sd, abs=0.1)  # sampling: about 4 sd
-    assert result.psi > 0
 
 
 @settings(max_examples=60, deadline=None)
