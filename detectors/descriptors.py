@@ -1,0 +1,126 @@
+"""Text descriptors: what can be measured of each prompt or completion, as drift features.
+
+A descriptor is a plain column that a baseline fits and a window is checked on like any other
+(``driftline.detectors.baseline``), with the same false-alarm control, so a prompt that grows
+thirty times longer or turns to another language is caught by the length's KS test or the
+language's chi-square, where the text check (``driftline.detectors.text``), which compares
+words, would not see it. For a text named ``prompt`` the columns are:
+
+- ``prompt.characters`` and ``prompt.words`` (continuous): its length, in characters and in runs
+  of letters and digits (a CJK character counts as a word);
+- ``prompt.non_letter_share`` and ``prompt.non_ascii_share`` (continuous): the share of its
+  characters that are not letters (digits, punctuation, spaces, symbols), and that are not
+  ASCII;
+- ``prompt.language`` (categorical): an ISO 639-1 code by py3langid's offline model (shipped in
+  its wheel), or ``und`` under 50% confidence or without letters;
+- ``prompt.refusal`` (flag): whether it holds one of the refusal phrases (for completions),
+  case-insensitively;
+- ``prompt.detections`` (continuous): how many matches the redaction scanners found in it, when
+  a counter is given (the matches themselves are never kept).
+
+A missing text (None) gives missing descriptors, counted by each one's missing rate.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+from driftline.detectors.table import Kind
+from driftline.detectors.text import TOKEN, clean
+
+UNDETERMINED = "und"  # ISO 639-2's code for an undetermined language
+LANGUAGE_CONFIDENCE = 0.5
+DEFAULT_REFUSALS = (
+    "I can't help with",
+    "I cannot help with",
+    "I can't assist with",
+    "I cannot assist with",
+    "I'm not able to",
+    "I am not able to",
+    "I'm sorry, but I can't",
+    "As an AI",
+)
+KINDS: dict[str, Kind] = {
+    "characters": "continuous",
+    "words": "continuous",
+    "non_letter_share": "continuous",
+    "non_ascii_share": "continuous",
+    "language": "categorical",
+    "refusal": "flag",
+    "detections": "continuous",
+}
+
+
+def describe(
+    name: str,
+    texts: Sequence[str | None],
+    *,
+    refusals: Iterable[str] = DEFAULT_REFUSALS,
+    count_detections: Callable[[str], int] | None = None,
+) -> dict[str, list[Any]]:
+    """The descriptor columns of the texts named ``name``, one value per text."""
+    refusal = _phrases(tuple(refusals))
+    wanted = [key for key in KINDS if key != "detections" or count_detections is not None]
+    columns: dict[str, list[Any]] = {f"{name}.{key}": [] for key in wanted}
+    for text in texts:
+        row = None if text is None else _describe_one(clean(text), refusal, count_detections)
+        for key in wanted:
+            columns[f"{name}.{key}"].append(None if row is None else row[key])
+    return columns
+
+
+def kinds(name: str, columns: Mapping[str, Any]) -> dict[str, Kind]:
+    """The kind of each of ``describe``'s columns, to give ``fit_baseline``."""
+    prefix = f"{name}."
+    return {column: KINDS[column[len(prefix) :]] for column in columns if column.startswith(prefix)}
+
+
+def language(text: str) -> str:
+    """The text's language code, or ``und``."""
+    code, _confidence = _identifier().classify(clean(text))
+    return str(code)
+
+
+def _describe_one(
+    text: str, refusal: re.Pattern[str] | None, count_detections: Callable[[str], int] | None
+) -> dict[str, Any]:
+    size = len(text)
+    letters = sum(character.isalpha() for character in text)
+    row: dict[str, Any] = {
+        "characters": size,
+        "words": len(TOKEN.findall(text)),
+        "non_letter_share": (size - letters) / size if size else 0.0,
+        "non_ascii_share": sum(not character.isascii() for character in text) / size
+        if size
+        else 0.0,
+        "language": language(text) if letters else UNDETERMINED,
+        "refusal": bool(refusal and refusal.search(text)),
+    }
+    if count_detections is not None:
+        row["detections"] = count_detections(text)
+    return row
+
+
+@functools.lru_cache(maxsize=16)
+def _phrases(phrases: tuple[str, ...]) -> re.Pattern[str] | None:
+    """One pattern for the phrases, matched case-insensitively, with any run of spaces alike
+    and a typographic apostrophe as a straight one."""
+    parts = [
+        r"\s+".join(re.escape(word).replace("'", "['\u2019]") for word in phrase.split())
+        for phrase in phrases
+        if phrase.strip()
+    ]
+    return re.compile("|".join(parts), re.IGNORECASE) if parts else None
+
+
+@functools.cache
+def _identifier() -> LanguageIdentifier:
+    """py3langid's model, loaded once (about a second) on first use."""
+    return LanguageIdentifier.from_model_file(
+        MODEL_FILE, norm_probs=True, min_confidence=LANGUAGE_CONFIDENCE
+    )
