@@ -60,7 +60,7 @@ from driftline.agent.redaction import RedactionError, RedactionPolicy, Redactor
 from driftline.agent.settings import AgentSettings
 from driftline.agent.spool import Spool, SpoolError
 from driftline.agent.spooling import SpoolingPublisher
-from driftline.agent.tracing import DecisionTracing, make_tracer_provider
+from driftline.agent.tracing import DecisionTracing, choose_tracing
 
 log = structlog.get_logger(__name__)
 
@@ -94,9 +94,11 @@ class Driftline:
     ) -> None:
         """Settings come from ``settings``, else from keyword overrides and DRIFTLINE_* vars.
 
-        Spans go to ``tracer_provider`` when given (a service's own pipeline), else to one
-        built from ``settings.trace_exporter``. Bad settings never raise into the service: the
-        agent logs what is wrong, records nothing, and every report repeats the reason.
+        Spans go to ``tracer_provider`` when given (a service's own pipeline), else where
+        ``driftline.agent.tracing`` says (``DRIFTLINE_TRACE_EXPORTER``, the application's global
+        provider, then the standard ``OTEL_*`` variables). Bad settings never raise into the
+        service: the agent logs what is wrong, records nothing, and every report repeats the
+        reason.
         """
         self._owns_tracer_provider = tracer_provider is None
         self._tracer_provider: TracerProvider | None
@@ -122,10 +124,13 @@ class Driftline:
         self._ack_on_disk = self.settings.sidecar_ack == "on_disk"
         self._producer_key, self._unsigned = _producer_key(self.settings)
         contract_check = ContractCheck(_input_contracts(self.settings))
-        self._tracer_provider = tracer_provider or make_tracer_provider(
-            self.settings.service, self.settings.trace_exporter
-        )
-        self._tracing = DecisionTracing(self._tracer_provider)
+        if tracer_provider is None:
+            chosen = choose_tracing(self.settings.service, self.settings.trace_exporter)
+            self._tracer_provider = chosen.provider
+            self._tracing = DecisionTracing(chosen.provider, follow_global=chosen.follow_global)
+        else:
+            self._tracer_provider = tracer_provider
+            self._tracing = DecisionTracing(tracer_provider)
         kafka = KafkaTarget(
             bootstrap_servers=self.settings.kafka_bootstrap_servers,
             topic=self.settings.topic,

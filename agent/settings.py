@@ -78,7 +78,11 @@ class AgentSettings(KafkaSecuritySettings):
         "(lost if the process dies before they are sent), or also written to the spool and "
         "synced (they survive a kill; each request then waits for the disk).",
     )
-    trace_exporter: Literal["none", "console", "otlp"] = "none"
+    trace_exporter: Literal["none", "console", "otlp"] | None = Field(
+        default=None,
+        description="Where decision spans go; unset: the application's global tracer provider "
+        "if it has one, else OTEL_TRACES_EXPORTER, else nowhere (driftline.agent.tracing).",
+    )
     redaction_policy: Path | None = Field(
         default=None, description="YAML redaction policy; none: mask e-mails, cards, phones."
     )

@@ -1,15 +1,38 @@
-"""OpenTelemetry for the agent: its own tracer provider, one span per decision, and an
-evaluation result per review or feedback.
+"""OpenTelemetry for the agent: one span per decision, and an evaluation result per review or
+feedback, on the provider the standard settings say.
 
-The agent never touches the global provider (the service may own it); its spans join the
-service's trace through the context captured when the decision was recorded. Spans are for
-observing only: the BatchSpanProcessor may drop them, and the Kafka event is the record.
+Where spans go, first match wins:
+
+1. a ``tracer_provider`` handed to ``Driftline`` (a service's own pipeline);
+2. ``DRIFTLINE_TRACE_EXPORTER`` (``none``, ``console`` or ``otlp``): a provider of the agent's own;
+3. the application's global provider, when it has set one (``trace.set_tracer_provider``),
+   before or after the agent started;
+4. ``OTEL_TRACES_EXPORTER`` (``otlp``, ``console``, ``none``; a list takes its first), with the
+   OTLP protocol from ``OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`` or ``OTEL_EXPORTER_OTLP_PROTOCOL``
+   (``http/protobuf``; ``grpc`` when its exporter package is installed) and the endpoint,
+   headers and timeout from the other standard ``OTEL_EXPORTER_OTLP_*`` variables;
+5. nowhere: events still get trace and span ids.
+
+A provider of the agent's own names the service by ``OTEL_SERVICE_NAME`` or
+``OTEL_RESOURCE_ATTRIBUTES`` when they say, else by Driftline's service name. The agent never
+sets the global provider. Its spans join the service's trace through the context captured when
+the decision was recorded. Spans are for observing only: the BatchSpanProcessor may drop them,
+and the Kafka event is the record. A tracing setting that cannot be met is logged, naming the
+variable, and the agent goes on without spans: it never stops recording over one.
+
+A generative decision (one with an ``operation``) follows the GenAI conventions: span name
+``{operation} {model}``, ``gen_ai.operation.name``, ``gen_ai.request.model``,
+``gen_ai.response.*`` and ``gen_ai.usage.*``; a classic model's decision span carries
+``driftline.*`` attributes only.
 """
 
+import os
 from collections import OrderedDict
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+import structlog
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
@@ -19,28 +42,93 @@ from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
 
 ExporterName = Literal["none", "console", "otlp"]
+EXPORTERS: tuple[ExporterName, ...] = ("none", "console", "otlp")
 IDS = RandomIdGenerator()
+log = structlog.get_logger("driftline.agent.tracing")
 
 
-def make_tracer_provider(service: str, exporter: ExporterName) -> TracerProvider | None:
-    """None for exporter "none": a span nobody exports is not built, only its ids."""
-    span_exporter = _exporter(exporter)
+@dataclass(frozen=True)
+class TracingChoice:
+    """Where the agent's spans go: a provider of its own, the application's global one, or
+    nowhere (``provider`` None and ``follow_global`` False)."""
+
+    provider: TracerProvider | None
+    follow_global: bool
+
+
+def choose_tracing(service: str, exporter: ExporterName | None) -> TracingChoice:
+    """Steps 2 to 5 of the module's order, for a given ``DRIFTLINE_TRACE_EXPORTER``."""
+    if exporter is not None:
+        return TracingChoice(_own_provider(service, exporter, "DRIFTLINE_TRACE_EXPORTER"), False)
+    if _global_provider() is not None:
+        return TracingChoice(None, True)
+    named = os.environ.get("OTEL_TRACES_EXPORTER", "").split(",")[0].strip().lower()
+    if not named:
+        return TracingChoice(None, True)
+    if named not in EXPORTERS:
+        log.error(
+            "unknown trace exporter; no spans", variable="OTEL_TRACES_EXPORTER", value=named,
+            known=list(EXPORTERS),
+        )  # fmt: skip
+        return TracingChoice(None, False)
+    return TracingChoice(_own_provider(service, named, "OTEL_TRACES_EXPORTER"), False)
+
+
+def _own_provider(service: str, exporter: ExporterName, variable: str) -> TracerProvider | None:
+    """None for exporter "none", or when the exporter cannot be made: a span nobody exports is
+    not built, only its ids."""
+    span_exporter = _exporter(exporter, variable)
     if span_exporter is None:
         return None
-    provider = TracerProvider(resource=Resource.create({SERVICE_NAME: service}))
+    resource = Resource.create({})  # OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES
+    if str(resource.attributes.get(SERVICE_NAME, "")).startswith("unknown_service"):
+        resource = Resource.create({SERVICE_NAME: service})
+    provider = TracerProvider(resource=resource)
     provider.add_span_processor(BatchSpanProcessor(span_exporter))
     return provider
 
 
-def _exporter(name: ExporterName) -> SpanExporter | None:
+def _exporter(name: ExporterName, variable: str) -> SpanExporter | None:
     if name == "console":
         return ConsoleSpanExporter()
-    if name == "otlp":
-        # Imported here so that a service without OTLP never pays for protobuf.
+    if name != "otlp":
+        return None
+    protocol_variable = next(
+        (v for v in ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL")
+         if os.environ.get(v)),
+        None,
+    )  # fmt: skip
+    protocol = os.environ.get(protocol_variable or "", "http/protobuf").strip().lower()
+    # Imported here so that a service without OTLP never pays for protobuf (or gRPC).
+    if protocol == "http/protobuf":
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         return OTLPSpanExporter()  # endpoint, headers, timeout: the standard OTEL_* variables
+    if protocol == "grpc":
+        try:
+            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (  # type: ignore[import-not-found,unused-ignore]
+                OTLPSpanExporter as GrpcSpanExporter,
+            )
+        except ImportError:
+            log.error(
+                "OTLP over gRPC needs the package opentelemetry-exporter-otlp-proto-grpc; "
+                "no spans", variable=protocol_variable, exporter_from=variable,
+            )  # fmt: skip
+            return None
+        exporter: SpanExporter = GrpcSpanExporter()
+        return exporter
+    log.error(
+        "OTLP protocol not supported (http/protobuf, grpc); no spans",
+        variable=protocol_variable, value=protocol,
+    )  # fmt: skip
     return None
+
+
+def _global_provider() -> trace.TracerProvider | None:
+    """The application's global provider, if it has set one."""
+    provider = trace.get_tracer_provider()
+    unset = isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider)
+    return None if unset else provider
 
 
 class DecisionTracing:
@@ -52,11 +140,29 @@ class DecisionTracing:
     provider, events still get ids: the caller's trace, the decision's, or a new one.
     """
 
-    def __init__(self, provider: TracerProvider | None, remember: int = 10_000) -> None:
-        self._provider = provider
-        self._tracer = provider.get_tracer("driftline.agent") if provider else None
+    def __init__(
+        self,
+        provider: trace.TracerProvider | None,
+        remember: int = 10_000,
+        *,
+        follow_global: bool = False,
+    ) -> None:
+        self._own = provider.get_tracer("driftline.agent") if provider else None
+        self._follow_global = follow_global
+        self._global: tuple[trace.TracerProvider, trace.Tracer] | None = None
         self._recent: OrderedDict[str, SpanContext] = OrderedDict()
         self._remember = remember
+
+    @property
+    def _tracer(self) -> trace.Tracer | None:
+        if self._own is not None or not self._follow_global:
+            return self._own
+        provider = _global_provider()
+        if provider is None:
+            return None
+        if self._global is None or self._global[0] is not provider:  # set, or set again
+            self._global = (provider, provider.get_tracer("driftline.agent"))
+        return self._global[1]
 
     def decision(self, parent: Context, document: dict[str, Any]) -> None:
         model, payload, occurred_at = _parts(document)
@@ -104,9 +210,10 @@ class DecisionTracing:
         end_ns: int,
         event: dict[str, str | float | bool] | None = None,
     ) -> SpanContext:
-        if self._tracer is None:
+        tracer = self._tracer
+        if tracer is None:
             return _ids_only(parent)
-        span = self._tracer.start_span(
+        span = tracer.start_span(
             name, context=parent, kind=SpanKind.INTERNAL, start_time=start_ns, attributes=attributes
         )
         if event is not None:
@@ -132,9 +239,7 @@ def _decision_attributes(
 ) -> dict[str, str | float | bool]:
     name = str(model.get("name"))
     attributes: dict[str, str | float | bool] = {
-        "gen_ai.request.model": name,
-        "gen_ai.response.model": name,
-        "gen_ai.response.id": decision_id,
+        "driftline.model.name": name,
         "driftline.model.version": str(model.get("version")),
         "driftline.decision_id": decision_id,
         "driftline.automated": bool(payload.get("automated")),
@@ -143,8 +248,14 @@ def _decision_attributes(
     if isinstance(confidence, int | float):
         attributes["driftline.confidence"] = float(confidence)
     operation = payload.get("operation")
-    if isinstance(operation, str):
-        attributes["gen_ai.operation.name"] = operation
+    if not isinstance(operation, str):
+        return attributes  # a classic model's decision: the GenAI conventions do not apply
+    attributes |= {
+        "gen_ai.operation.name": operation,
+        "gen_ai.request.model": name,
+        "gen_ai.response.model": name,
+        "gen_ai.response.id": decision_id,
+    }
     usage = payload.get("usage")
     for tokens in ("input_tokens", "output_tokens"):
         if isinstance(usage, dict) and isinstance(usage.get(tokens), int):

@@ -83,7 +83,9 @@ def test_a_decision_gets_one_span_whose_ids_are_in_the_event(
     assert event.trace_id == format(span.context.trace_id, "032x")
     assert event.span_id == format(span.context.span_id, "016x")
     assert span.attributes is not None
-    assert span.attributes["gen_ai.request.model"] == "credit-risk"
+    assert span.name == "decision credit-risk"
+    assert span.attributes["driftline.model.name"] == "credit-risk"
+    assert not any(name.startswith("gen_ai.") for name in span.attributes)  # not generative
     assert span.attributes["driftline.decision_id"] == str(decision_id)
     assert span.attributes["driftline.automated"] is False
     assert (span.end_time - span.start_time) == pytest.approx(40e6, rel=1e-3)
@@ -278,6 +280,8 @@ def test_a_generative_call_carries_its_operation_and_token_usage(
     assert span.name == "chat credit-risk"
     assert span.attributes is not None
     assert span.attributes["gen_ai.operation.name"] == "chat"
+    assert span.attributes["gen_ai.request.model"] == "credit-risk"
+    assert span.attributes["gen_ai.response.id"] == span.attributes["driftline.decision_id"]
     assert span.attributes["gen_ai.usage.input_tokens"] == 120
     assert span.attributes["gen_ai.usage.output_tokens"] == 48
     event = decode(read_topic(broker.bootstrap_servers, topic, 1)[0].value)
