@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from rich.console import Console
 from rich.table import Table
 
@@ -115,6 +116,28 @@ def _detectors(f: Figures) -> list[Line]:
     return lines
 
 
+def _text(f: Figures) -> list[Line]:
+    pooled = f["text_false_alarms"]["pooled"]
+    low, high = pooled["expected_interval"]
+    peer = f.get("evidently", {})
+    peer_null = peer.get("false_alarms_at_1pct", {})
+    peer_rate = f"Evidently at 1% {np.mean(list(peer_null.values())):.1%}" if peer_null else ""
+    detected = f["text_detection"]
+    peer_detected = peer.get("detection_default", {})
+    seconds = f["seconds"]["text_check_10000"]
+    peer_seconds = peer.get("seconds_per_check", {}).get("text_check_10000")
+    return [
+        ("text check false alarms, real text", f"{pooled['rate']:.1%} of {pooled['checks']:,}",
+         peer_rate, f"configured 1% (95%: {low:.1%} to {high:.1%})"),
+        ("text check, 10% new topic at 1,000 / 5,000",
+         f"{detected['topic 10%@1000']:.0%} / {detected['topic 10%@5000']:.0%}",
+         f"Evidently {peer_detected['topic 10%@1000']:.0%} / {peer_detected['topic 10%@5000']:.0%}"
+         if peer_detected else "", "share of windows caught"),
+        ("text check, 10,000 texts a side", f"{seconds:.2f} s",
+         f"Evidently {peer_seconds:.2f} s" if peer_seconds else "", "goal ≤ 2 s"),
+    ]  # fmt: skip
+
+
 def _audit(f: Figures) -> list[Line]:
     return [
         (f"audit {kind}, {store} at {f['decisions']:,}",
@@ -153,6 +176,7 @@ BENCHES: dict[str, tuple[Callable[[Figures], list[Line]], list[str]]] = {
         _detectors,
         ["--checks", "50", "--trials", "5", "--splits", "50", "--seeds", "5", "--no-peers"],
     ),
+    "text": (_text, ["--checks", "20", "--trials", "2", "--no-peers"]),
     "audit": (_audit, ["--decisions", "20000", "--requests", "100"]),
     "ui": (_ui, ["--decisions", "20000", "--requests", "10"]),
     "soak": (_soak, ["--events", "20000"]),

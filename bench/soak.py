@@ -44,6 +44,7 @@ from driftline.agent.provenance import ProducerKey
 from driftline.collector.audit import checkpoints
 from driftline.collector.audit.access import create_token
 from driftline.collector.consume.kafka import ensure_topic
+from driftline.collector.core.settings import public_half
 from driftline.collector.runtime.broker import EmbeddedBroker, free_port
 from tests.http_recorder import recording_server
 
@@ -82,7 +83,9 @@ def components(
     alerting = directory / "alerting.yaml"
     alerting.write_text(ALERTING.format(url=webhook))
     key = directory / "signing-key.pem"
-    checkpoints.load_signing_key(key, create=True)
+    signing = checkpoints.load_signing_key(key, create=True)
+    # The API verifies with the public half only, where `up` and `audit keygen` put it.
+    checkpoints.write_public_key(public_half(key), signing.public_key())
     producer_key = directory / "producer-key.pem"  # the detector and router sign with it
     ProducerKey.load(producer_key, create=True)
     environment = os.environ | {
