@@ -6,7 +6,7 @@ reads the same variables for its consumers."""
 from pathlib import Path
 from typing import Literal, Self
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -83,6 +83,15 @@ class AgentSettings(KafkaSecuritySettings):
         description="Where decision spans go; unset: the application's global tracer provider "
         "if it has one, else OTEL_TRACES_EXPORTER, else nowhere (driftline.agent.tracing).",
     )
+
+    @field_validator("trace_exporter", mode="before")
+    @classmethod
+    def _exporter_in_any_case(cls, value: object) -> object:
+        """`Console` or ` otlp ` as OTEL_TRACES_EXPORTER takes them; empty as unset."""
+        if isinstance(value, str):
+            return value.strip().lower() or None
+        return value
+
     redaction_policy: Path | None = Field(
         default=None, description="YAML redaction policy; none: mask e-mails, cards, phones."
     )

@@ -57,7 +57,16 @@ class TracingChoice:
 
 
 def choose_tracing(service: str, exporter: ExporterName | None) -> TracingChoice:
-    """Steps 2 to 5 of the module's order, for a given ``DRIFTLINE_TRACE_EXPORTER``."""
+    """Steps 2 to 5 of the module's order, for a given ``DRIFTLINE_TRACE_EXPORTER``; no spans,
+    logged, when the SDK refuses its own settings (``OTEL_BSP_*`` out of range, say)."""
+    try:
+        return _choose(service, exporter)
+    except Exception as error:
+        log.error("tracing settings refused; no spans", error=repr(error))
+        return TracingChoice(None, False)
+
+
+def _choose(service: str, exporter: ExporterName | None) -> TracingChoice:
     if exporter is not None:
         return TracingChoice(_own_provider(service, exporter, "DRIFTLINE_TRACE_EXPORTER"), False)
     if _global_provider() is not None:
@@ -126,7 +135,10 @@ def _exporter(name: ExporterName, variable: str) -> SpanExporter | None:
 
 def _global_provider() -> trace.TracerProvider | None:
     """The application's global provider, if it has set one."""
-    provider = trace.get_tracer_provider()
+    try:
+        provider = trace.get_tracer_provider()
+    except Exception:  # e.g. OTEL_PYTHON_TRACER_PROVIDER naming no provider
+        return None
     unset = isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider)
     return None if unset else provider
 
@@ -152,6 +164,7 @@ class DecisionTracing:
         self._global: tuple[trace.TracerProvider, trace.Tracer] | None = None
         self._recent: OrderedDict[str, SpanContext] = OrderedDict()
         self._remember = remember
+        self._failures = 0
 
     @property
     def _tracer(self) -> trace.Tracer | None:
@@ -169,18 +182,13 @@ class DecisionTracing:
         if occurred_at is None:
             return
         decision_id = str(document.get("decision_id"))
-        if self._tracer is None:
-            ids = _ids_only(parent)
-        else:
-            end_ns = int(occurred_at.timestamp() * 1e9)
-            latency_ms = payload.get("latency_ms")
-            start_ns = (
-                end_ns - int(latency_ms * 1e6) if isinstance(latency_ms, int | float) else end_ns
-            )
-            operation = payload.get("operation")
-            name = f"{operation or 'decision'} {model.get('name')}"  # GenAI: "{op} {model}"
-            attributes = _decision_attributes(decision_id, model, payload)
-            ids = self._span(name, parent, attributes, start_ns, end_ns)
+        end_ns = int(occurred_at.timestamp() * 1e9)
+        latency_ms = payload.get("latency_ms")
+        start_ns = end_ns - int(latency_ms * 1e6) if isinstance(latency_ms, int | float) else end_ns
+        operation = payload.get("operation")
+        name = f"{operation or 'decision'} {model.get('name')}"  # GenAI: "{op} {model}"
+        attributes = _decision_attributes(decision_id, model, payload)
+        ids = self._span(name, parent, attributes, start_ns, end_ns)
         self._keep(decision_id, ids)
         _stamp(document, ids)
 
@@ -210,16 +218,25 @@ class DecisionTracing:
         end_ns: int,
         event: dict[str, str | float | bool] | None = None,
     ) -> SpanContext:
-        tracer = self._tracer
-        if tracer is None:
+        try:
+            tracer = self._tracer
+            if tracer is None:
+                return _ids_only(parent)
+            span = tracer.start_span(
+                name, context=parent, kind=SpanKind.INTERNAL, start_time=start_ns,
+                attributes=attributes,
+            )  # fmt: skip
+            if event is not None:
+                span.add_event("gen_ai.evaluation.result", attributes=event, timestamp=end_ns)
+            span.end(end_time=end_ns)
+            context = span.get_span_context()
+        except Exception as error:  # a provider's own fault must not cost the event its record
+            self._failures += 1
+            if self._failures == 1:  # once: a broken provider would repeat it every event
+                log.error("tracer provider failed; the event keeps ids, without a span",
+                          error=repr(error))  # fmt: skip
             return _ids_only(parent)
-        span = tracer.start_span(
-            name, context=parent, kind=SpanKind.INTERNAL, start_time=start_ns, attributes=attributes
-        )
-        if event is not None:
-            span.add_event("gen_ai.evaluation.result", attributes=event, timestamp=end_ns)
-        span.end(end_time=end_ns)
-        return span.get_span_context()
+        return context if context.is_valid else _ids_only(parent)
 
     def _keep(self, decision_id: str, ids: SpanContext) -> None:
         self._recent[decision_id] = ids

@@ -7,9 +7,12 @@ one-sided Mann-Whitney test of the held-out window rows' scores against the held
 rows'; the effect size is that statistic as a ROC AUC (0.5: the model cannot tell them apart).
 
 Why one split and not cross-validation: with no drift, the held-out scores of the two samples
-are exchangeable given the fitted model, so the test holds its rate exactly at any size.
+are exchangeable given the fitted model, so a rank test of them holds its rate at any size.
 Out-of-fold scores from several folds come from models that saw each other's test rows, which
-the Mann-Whitney test does not allow for.
+the Mann-Whitney test does not allow for. The p-value is Mann-Whitney's normal approximation
+with its tie correction: with heavy ties and few held-out window rows it runs a little over
+(a review measured 6.1% at 5% and 1.4% at 1%, for 25 window rows on three distinct vectors,
+where the exact conditional test gave 4.3% and 1.05%).
 """
 
 from __future__ import annotations

@@ -6,19 +6,23 @@ thirty times longer or turns to another language is caught by the length's KS te
 language's chi-square, where the text check (``driftline.detectors.text``), which compares
 words, would not see it. For a text named ``prompt`` the columns are:
 
-- ``prompt.characters`` and ``prompt.words`` (continuous): its length, in characters and in runs
-  of letters and digits (a CJK character counts as a word);
+- ``prompt.characters`` and ``prompt.words`` (continuous): its whole length, in characters (code
+  points) and in runs of letters and digits (a character of the main CJK blocks counts as a
+  word; a combining mark splits a word, so decomposed "re\u0301sume\u0301" is two);
 - ``prompt.non_letter_share`` and ``prompt.non_ascii_share`` (continuous): the share of its
-  characters that are not letters (digits, punctuation, spaces, symbols), and that are not
-  ASCII;
-- ``prompt.language`` (categorical): an ISO 639-1 code by py3langid's offline model (shipped in
-  its wheel), or ``und`` under 50% confidence or without letters;
+  characters that are not letters (digits, punctuation, spaces, symbols, combining marks), and
+  that are not ASCII;
+- ``prompt.language`` (categorical): the code py3langid's offline model (shipped in its wheel)
+  gives, mostly ISO 639-1 (a few are three letters), or ``und`` under 50% confidence or without
+  letters;
 - ``prompt.refusal`` (flag): whether it holds one of the refusal phrases (for completions),
   case-insensitively;
 - ``prompt.detections`` (continuous): how many matches the redaction scanners found in it, when
   a counter is given (the matches themselves are never kept).
 
-A missing text (None) gives missing descriptors, counted by each one's missing rate.
+Everything but the length is measured on the text's first ``MAX_CHARACTERS`` characters, as
+the text check reads it. A missing text (None) gives missing descriptors, counted by each one's
+missing rate.
 """
 
 from __future__ import annotations
@@ -68,7 +72,7 @@ def describe(
     wanted = [key for key in KINDS if key != "detections" or count_detections is not None]
     columns: dict[str, list[Any]] = {f"{name}.{key}": [] for key in wanted}
     for text in texts:
-        row = None if text is None else _describe_one(clean(text), refusal, count_detections)
+        row = None if text is None else _describe_one(text, refusal, count_detections)
         for key in wanted:
             columns[f"{name}.{key}"].append(None if row is None else row[key])
     return columns
@@ -87,13 +91,15 @@ def language(text: str) -> str:
 
 
 def _describe_one(
-    text: str, refusal: re.Pattern[str] | None, count_detections: Callable[[str], int] | None
+    whole: str, refusal: re.Pattern[str] | None, count_detections: Callable[[str], int] | None
 ) -> dict[str, Any]:
+    """Length of the whole text; the rest of its first ``MAX_CHARACTERS`` (``clean``)."""
+    text = clean(whole)
     size = len(text)
     letters = sum(character.isalpha() for character in text)
     row: dict[str, Any] = {
-        "characters": size,
-        "words": len(TOKEN.findall(text)),
+        "characters": len(whole),
+        "words": sum(1 for _ in TOKEN.finditer(whole)),
         "non_letter_share": (size - letters) / size if size else 0.0,
         "non_ascii_share": sum(not character.isascii() for character in text) / size
         if size
@@ -108,14 +114,18 @@ def _describe_one(
 
 @functools.lru_cache(maxsize=16)
 def _phrases(phrases: tuple[str, ...]) -> re.Pattern[str] | None:
-    """One pattern for the phrases, matched case-insensitively, with any run of spaces alike
-    and a typographic apostrophe as a straight one."""
-    parts = [
-        r"\s+".join(re.escape(word).replace("'", "['\u2019]") for word in phrase.split())
-        for phrase in phrases
-        if phrase.strip()
-    ]
+    """One pattern for the phrases, matched as whole words case-insensitively, with any run of
+    spaces alike and a typographic apostrophe for a straight one."""
+    parts = [_whole_words(phrase.split()) for phrase in phrases if phrase.strip()]
     return re.compile("|".join(parts), re.IGNORECASE) if parts else None
+
+
+def _whole_words(words: list[str]) -> str:
+    """A phrase's pattern that does not match inside a word: "As an AI" is not in "an aide"."""
+    body = r"\s+".join(re.escape(word).replace("'", "['\u2019]") for word in words)
+    before = r"(?<!\w)" if re.match(r"\w", words[0]) else ""
+    after = r"(?!\w)" if re.search(r"\w$", words[-1]) else ""
+    return f"{before}{body}{after}"
 
 
 @functools.cache

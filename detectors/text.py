@@ -104,7 +104,7 @@ def _moved(ngrams: list[list[str]], labels: NDArray[np.int8]) -> tuple[MovedNgra
     for side in (0, 1):
         for row in np.flatnonzero(labels == side)[:NAMING_TEXTS]:
             sizes[side] += 1
-            for ngram in set(ngrams[row]):
+            for ngram in dict.fromkeys(ngrams[row]):  # in text order: no hash order leaks out
                 holding.setdefault(ngram, [0, 0])[side] += 1
     if not holding:
         return ()
@@ -113,7 +113,7 @@ def _moved(ngrams: list[list[str]], labels: NDArray[np.int8]) -> tuple[MovedNgra
     before, after = counts[:, 0] / sizes[0], counts[:, 1] / sizes[1]
     pooled = counts.sum(axis=1) / sum(sizes)
     z = (after - before) / np.sqrt(pooled * (1 - pooled) * (1 / sizes[0] + 1 / sizes[1]) + 1e-12)
-    order = np.argsort(-z, kind="stable")
+    order = np.lexsort((np.array(named), -z))  # ties in z by the n-gram's text
     rose = [int(i) for i in order[:NAMED] if z[i] > 0]
     fell = [int(i) for i in order[::-1][:NAMED] if z[i] < 0]
     return tuple(MovedNgram(named[i], float(before[i]), float(after[i])) for i in (*rose, *fell))

@@ -20,6 +20,7 @@ from structlog.testing import capture_logs
 
 from driftline.agent import Driftline
 from driftline.agent.contract import decode
+from driftline.agent.settings import AgentSettings
 from driftline.agent.tracing import choose_tracing
 from driftline.collector.runtime.broker import EmbeddedBroker
 from tests.topic_reader import read_topic
@@ -32,6 +33,7 @@ OTEL_VARIABLES = (
     "OTEL_EXPORTER_OTLP_PROTOCOL",
     "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
     "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "OTEL_PYTHON_TRACER_PROVIDER",
 )
 
 
@@ -188,3 +190,47 @@ def test_a_setting_that_cannot_be_met_is_logged_by_name_and_recording_goes_on(
     assert any(entry.get("variable") == named and entry["log_level"] == "error" for entry in logs)
     event = decode(read_topic(broker.bootstrap_servers, topic, 1)[0].value)
     assert event.trace_id is not None  # recorded, with ids, and no spans
+
+
+class BrokenProvider(trace.TracerProvider):
+    """An application's provider with a fault of its own."""
+
+    def get_tracer(self, *args: Any, **kwargs: Any) -> trace.Tracer:
+        raise RuntimeError("the vendor's provider is broken")
+
+
+def test_a_failing_global_provider_costs_no_event(broker: EmbeddedBroker, topic: str) -> None:
+    with capture_logs() as logs, agent(broker, topic) as driftline:
+        trace.set_tracer_provider(BrokenProvider())
+        chat(driftline)
+        chat(driftline)
+    events = [decode(r.value) for r in read_topic(broker.bootstrap_servers, topic, 2)]
+    assert all(event.trace_id is not None for event in events)
+    assert sum("tracer provider failed" in entry["event"] for entry in logs) == 1  # once
+
+
+@pytest.mark.parametrize(
+    "variables",
+    [
+        {"OTEL_TRACES_EXPORTER": "console", "OTEL_BSP_MAX_QUEUE_SIZE": "0"},
+        {"OTEL_TRACES_EXPORTER": "console", "OTEL_BSP_SCHEDULE_DELAY": "-5"},
+        {"OTEL_PYTHON_TRACER_PROVIDER": "no-such-provider"},
+    ],
+)
+def test_settings_the_sdk_refuses_never_raise_into_the_service(
+    broker: EmbeddedBroker, topic: str, monkeypatch: pytest.MonkeyPatch, variables: dict[str, str]
+) -> None:
+    for variable, value in variables.items():
+        monkeypatch.setenv(variable, value)
+    with agent(broker, topic) as driftline:
+        chat(driftline)
+    assert decode(read_topic(broker.bootstrap_servers, topic, 1)[0].value).trace_id is not None
+
+
+@pytest.mark.parametrize(
+    ("given", "read"), [("Console", "console"), (" OTLP ", "otlp"), ("", None)]
+)
+def test_the_exporter_setting_takes_any_case_and_empty_as_unset(
+    given: str, read: str | None
+) -> None:
+    assert AgentSettings(service="s", trace_exporter=given).trace_exporter == read

@@ -3,6 +3,9 @@ topic and names the words that moved, and takes any text (NUL, lone surrogates, 
 words at all); text descriptors measure Unicode edge cases as stated and, fitted as features,
 catch a change of length and of language that the text check does not."""
 
+import os
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -54,11 +57,11 @@ def test_a_change_of_topic_is_caught_and_its_words_named() -> None:
     assert isinstance(result, TextDrift)
     assert result.p_value < 1e-6
     assert result.auc > 0.6  # at most 0.7: the other 60% of the window is like the baseline
-    rose = {moved.ngram for moved in result.moved if moved.window_share > moved.baseline_share}
-    assert rose & {"sauce", "bread", "bake", "stir the", "the sauce", "bake the"}
-    sauce = next(m for m in result.moved if "sauce" in m.ngram)
-    assert sauce.baseline_share == 0.0
-    assert sauce.window_share == pytest.approx(120 / 300)
+    rose = [moved for moved in result.moved if moved.window_share > moved.baseline_share]
+    cooking_words = set(" ".join(cooking).split()) | {"and bake", "bake the", "stir the"}
+    assert rose and all(moved.ngram in cooking_words for moved in rose)
+    assert all(moved.baseline_share == 0.0 for moved in rose)
+    assert rose[0].window_share == pytest.approx(120 / 300)
 
 
 def test_too_few_texts_or_no_words_is_not_checked_with_a_reason() -> None:
@@ -133,6 +136,35 @@ def test_refusal_phrases_match_any_case_spacing_and_apostrophe() -> None:
     custom = describe("completion", texts, refusals=["here it is"])
     assert custom["completion.refusal"] == [False, True, False]
     assert describe("completion", texts, refusals=[" "])["completion.refusal"] == [False] * 3
+    words_only = ["She works as an aide.", "Has an AI model been used?", "As an AI, I cannot"]
+    assert describe("completion", words_only)["completion.refusal"] == [False, False, True]
+    metacharacters = describe("completion", ["cost (a+b)*2 here", "cost ab2"], refusals=["(a+b)*2"])
+    assert metacharacters["completion.refusal"] == [True, False]
+
+
+def test_a_text_past_the_cut_keeps_its_whole_length() -> None:
+    long = "word " * 100_000  # 500,000 characters, cut at MAX_CHARACTERS for the rest
+    columns = describe("prompt", [long])
+    assert columns["prompt.characters"] == [500_000]
+    assert columns["prompt.words"] == [100_000]
+    assert columns["prompt.non_letter_share"] == [pytest.approx(0.2)]
+
+
+def test_the_named_ngrams_do_not_depend_on_hash_order() -> None:
+    script = (
+        "from driftline.detectors.text import check_text;"
+        "r = check_text(['the cat sat on the mat'] * 30,"
+        " [f'the cat sat w{i}x' for i in range(30)]);"
+        "print([m.ngram for m in r.moved])"
+    )
+    named = {
+        subprocess.run(
+            [sys.executable, "-c", script], env=os.environ | {"PYTHONHASHSEED": str(seed)},
+            capture_output=True, text=True, check=True,
+        ).stdout
+        for seed in range(1, 5)
+    }  # fmt: skip
+    assert len(named) == 1, named
 
 
 def test_detections_are_counted_by_the_given_counter() -> None:
