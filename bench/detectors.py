@@ -250,9 +250,13 @@ def peers(checks: int, trials: int, splits: int, seeds: int) -> dict[str, Any]:
         subprocess.run([sys.executable, "-m", "venv", str(PEERS)], check=True)
         subprocess.run([str(python), "-m", "pip", "install", "--quiet", *PEER_PACKAGES], check=True)
     counts = {"checks": checks, "trials": trials, "splits": splits, "seeds": seeds}
-    options = [f"--{name}={value}" for name, value in counts.items()]
+    return run_in_peers("bench.peers", [f"--{name}={value}" for name, value in counts.items()])
+
+
+def run_in_peers(module: str, arguments: list[str]) -> dict[str, Any]:
+    """Run a peers' script in their environment; its figures, from its last line."""
     result = subprocess.run(
-        [str(python), "-m", "bench.peers", *options],
+        [str(PEERS / "bin" / "python"), "-m", module, *arguments],
         cwd=Path(__file__).resolve().parent.parent,
         capture_output=True,
         text=True,

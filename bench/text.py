@@ -29,18 +29,17 @@ import importlib
 import inspect
 import json
 import re
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
 from pydoc_data.topics import topics
 from typing import Any
 
 import numpy as np
 from scipy.stats import binom
 
+from bench.detectors import PEERS, run_in_peers
 from driftline.detectors.baseline import fit_baseline
 from driftline.detectors.descriptors import describe, kinds
 from driftline.detectors.text import TextDrift, check_text
@@ -54,7 +53,6 @@ TOPIC_SHARES = [0.0, 0.1, 0.3]
 JOINED = 3  # sentences a text in the longer window
 SPEED_SIZES = [1_000, 10_000]
 SKIPPED_MODULES = {"antigravity", "this", "idlelib", "tkinter", "turtle", "turtledemo"}
-PEERS = Path(__file__).resolve().parent.parent / ".bench" / "peers"
 
 Split = tuple[list[str], list[str]]
 
@@ -167,21 +165,12 @@ def seconds_per_check(library: list[str], speed: dict[str, list[Split]]) -> dict
 
 
 def peers(handed_over: dict[str, dict[str, list[Split]]]) -> dict[str, Any]:
-    python = PEERS / "bin" / "python"
-    if not python.exists():
+    if not (PEERS / "bin" / "python").exists():
         return {"skipped": f"no peers' environment at {PEERS}: run bench.detectors first"}
     with tempfile.NamedTemporaryFile("w", suffix=".json") as handed:
         json.dump(handed_over, handed)
         handed.flush()
-        result = subprocess.run(
-            [str(python), "-m", "bench.peers_text", handed.name],
-            cwd=Path(__file__).resolve().parent.parent,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-    figures: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
-    return figures
+        return run_in_peers("bench.peers_text", [handed.name])
 
 
 def main() -> None:

@@ -86,7 +86,11 @@ def kinds(name: str, columns: Mapping[str, Any]) -> dict[str, Kind]:
 
 def language(text: str) -> str:
     """The text's language code, or ``und``."""
-    code, _confidence = _identifier().classify(clean(text))
+    return _language_of_clean(clean(text))
+
+
+def _language_of_clean(text: str) -> str:
+    code, _confidence = _identifier().classify(text)
     return str(code)
 
 
@@ -104,7 +108,7 @@ def _describe_one(
         "non_ascii_share": sum(not character.isascii() for character in text) / size
         if size
         else 0.0,
-        "language": language(text) if letters else UNDETERMINED,
+        "language": _language_of_clean(text) if letters else UNDETERMINED,
         "refusal": bool(refusal and refusal.search(text)),
     }
     if count_detections is not None:
