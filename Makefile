@@ -27,7 +27,7 @@ lint: install
 test: lint
 	$(BIN)/pytest
 
-# Every benchmark under bench/, one table (35–60 minutes; `make bench QUICK=1` checks the scripts).
+# Every benchmark under bench/, one table (over 85 minutes; `make bench QUICK=1` checks the scripts).
 bench: install
 	$(BIN)/python -m bench.run $(if $(QUICK),--quick)
 

@@ -8,7 +8,8 @@ same run. The complete figures of every script are written to ``bench-results.js
     .venv/bin/python -m bench.run [--quick] [--only agent,collector,...]
 
 ``--quick`` runs each at a small scale (a minute or two in all, to check the scripts work);
-the full run takes 35 to 60 minutes on a 2-core machine. The last line is one JSON object.
+the full run takes over 85 minutes on a 2-core machine (51 without bench.text, whose
+Evidently part alone ran over 22). The last line is one JSON object.
 """
 
 from __future__ import annotations
