@@ -15,15 +15,18 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from driftline.agent.client import DecisionScope, Driftline, Recorded
+    from driftline.agent.contract import Embeddings, Score
     from driftline.agent.dispatcher import DeliveryReport
 
-__all__ = ["DecisionScope", "DeliveryReport", "Driftline", "Recorded"]
+__all__ = ["DecisionScope", "DeliveryReport", "Driftline", "Embeddings", "Recorded", "Score"]
 
 _HOMES = {
     "DecisionScope": "driftline.agent.client",
     "DeliveryReport": "driftline.agent.dispatcher",
     "Driftline": "driftline.agent.client",
+    "Embeddings": "driftline.agent.contract",
     "Recorded": "driftline.agent.client",
+    "Score": "driftline.agent.contract",
 }
 
 

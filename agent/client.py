@@ -44,9 +44,11 @@ from driftline.agent.contract import (
     SCHEMA_VERSION,
     ComponentEventType,
     ComponentPayload,
+    Embeddings,
     EventType,
     ModelRef,
     ReviewAction,
+    Score,
     component_event,
     new_event_id,
 )
@@ -166,20 +168,31 @@ class Driftline:
         version: str,
         inputs: dict[str, Any],
         output: Any,
-        confidence: float,
         latency_ms: float,
+        confidence: float | None = None,
         automated: bool = True,
         class_scores: dict[str, float] | None = None,
         subject_ref: str | None = None,
         decision_id: uuid.UUID | None = None,
         operation: str | None = None,
+        provider: str | None = None,
+        response_model: str | None = None,
+        finish_reason: str | None = None,
         input_tokens: int | None = None,
         output_tokens: int | None = None,
+        cached_input_tokens: int | None = None,
+        reasoning_tokens: int | None = None,
+        embeddings: Embeddings | dict[str, Any] | None = None,
     ) -> Recorded:
         """Record a decision the model took; return its decision id (``.queued`` False if the
         agent could not take it).
 
-        ``operation`` and the token counts are for generative models (GenAI conventions).
+        ``confidence`` in [0, 1], where the model gives one; without it the confidence checks
+        and the go-live gate's review coverage leave the decision out. The rest are for
+        generative models, as the OpenTelemetry GenAI conventions name them: ``operation``
+        ("chat"...), ``provider`` ("openai"...), the ``response_model`` if another answered,
+        the ``finish_reason`` and the tokens (``input_tokens`` including the cached ones,
+        ``output_tokens`` the reasoning ones), and the ``embeddings`` the service computed.
         """
         decision_id = decision_id or new_event_id()
         occurred_at = datetime.now(UTC)
@@ -194,9 +207,13 @@ class Driftline:
             "automated": automated,
             "subject_ref": subject_ref,
             "operation": operation,
-            "usage": None
-            if input_tokens is None and output_tokens is None
-            else {"input_tokens": input_tokens, "output_tokens": output_tokens},
+            "usage": _usage(input_tokens, output_tokens, cached_input_tokens, reasoning_tokens),
+            "provider": provider,
+            "response_model": response_model,
+            "finish_reason": finish_reason,
+            "embeddings": embeddings.model_dump()
+            if isinstance(embeddings, Embeddings)
+            else embeddings,
         }
 
         queued = self._dispatcher.submit(Record(document, finish=self._finisher(document, parent)))
@@ -222,7 +239,7 @@ class Driftline:
         automated: bool = True,
         subject_ref: str | None = None,
     ) -> DecisionScope:
-        """A context manager that times the model call; set ``output`` and ``confidence``."""
+        """A context manager that times the model call; set ``output`` (and ``confidence``)."""
         return DecisionScope(
             self,
             model=model,
@@ -237,7 +254,7 @@ class Driftline:
         *,
         model: str,
         version: str,
-        confidence: Callable[[R], float],
+        confidence: Callable[[R], float] | None = None,
         output: Callable[[R], Any] = lambda result: result,
         automated: bool = True,
     ) -> Callable[[Callable[P, R]], Callable[P, R]]:
@@ -254,7 +271,7 @@ class Driftline:
                 ) as scope:
                     result = function(*args, **kwargs)
                     scope.output = output(result)
-                    scope.confidence = confidence(result)
+                    scope.confidence = None if confidence is None else confidence(result)
                 return result
 
             return wrapper
@@ -271,13 +288,16 @@ class Driftline:
         action: ReviewAction,
         new_output: Any = None,
         rationale: str | None = None,
+        scores: list[Score] | list[dict[str, Any]] | None = None,
     ) -> Recorded:
-        """Record a human review of a decision; return the review's event id."""
+        """Record a human review of a decision, with any named ``scores`` the reviewer gave;
+        return the review's event id."""
         payload = {
             "reviewer": reviewer,
             "action": action,
             "new_output": new_output,
             "rationale": rationale,
+            "scores": _scores(scores),
         }
         return self._record("review", model, version, decision_id, payload)
 
@@ -291,13 +311,17 @@ class Driftline:
         ground_truth: Any = None,
         correct: bool | None = None,
         comment: str | None = None,
+        scores: list[Score] | list[dict[str, Any]] | None = None,
     ) -> Recorded:
-        """Record what was later learned about a decision; return the event id."""
+        """Record what was later learned about a decision (the ground truth, whether it was
+        right, named scores such as ``Score(name="faithfulness", value=0.83, source="model")``);
+        return the event id."""
         payload = {
             "ground_truth": ground_truth,
             "correct": correct,
             "reporter": reporter,
             "comment": comment,
+            "scores": _scores(scores),
         }
         return self._record("feedback", model, version, decision_id, payload)
 
@@ -470,6 +494,27 @@ class Driftline:
         }
 
 
+def _usage(
+    input_tokens: int | None,
+    output_tokens: int | None,
+    cached_input_tokens: int | None,
+    reasoning_tokens: int | None,
+) -> dict[str, int | None] | None:
+    usage = {
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "cached_input_tokens": cached_input_tokens,
+        "reasoning_tokens": reasoning_tokens,
+    }
+    return None if all(count is None for count in usage.values()) else usage
+
+
+def _scores(scores: list[Score] | list[dict[str, Any]] | None) -> list[Any] | None:
+    if scores is None:
+        return None
+    return [s.model_dump() if isinstance(s, Score) else s for s in scores]
+
+
 def _producer_key(settings: AgentSettings) -> tuple[ProducerKey | None, str]:
     """The configured producer key, or None and why the agent cannot sign; a key that cannot
     be used refuses only the events that need it, after saying why."""
@@ -578,8 +623,7 @@ class DecisionScope:
             version=self._version,
             inputs=self._inputs,
             output=self.output,
-            # A missing confidence is caught by the contract on the worker and reported.
-            confidence=self.confidence,  # type: ignore[arg-type]
+            confidence=self.confidence,
             latency_ms=latency_ms,
             automated=self._automated,
             class_scores=self.class_scores,

@@ -1,4 +1,4 @@
-"""Event contract v1: the one definition of Driftline's wire format.
+"""Event contract v2: the one definition of Driftline's wire format.
 
 The agent emits these events; the collector and the API import them from here. An event is an
 envelope (identity, time, service, model, decision and trace ids) around a payload whose type
@@ -11,6 +11,12 @@ Every event is bounded, so that one event can never stall a queue behind it: at 
 ``MAX_EVENT_BYTES`` of JSON (Kafka refuses about 1 MB by default), nested at most ``MAX_DEPTH``
 deep, and no NUL character in any key or string (PostgreSQL cannot store one, and refuses the
 whole batch that holds it). ``wire_bytes`` and ``decode`` both enforce the bounds.
+
+Version 2 adds, for generative services: cached and reasoning tokens, the provider, the response
+model, the finish reason and embeddings on a decision, whose ``confidence`` becomes optional;
+and named scores on reviews and feedback. Version 1 is still read, and nothing of version 2 may
+appear in it. A field version 2 added is left out of the JSON when unset, so that a version 1
+event, delivered again, gives the very bytes (and digest) the ledger already holds.
 """
 
 from __future__ import annotations
@@ -37,7 +43,8 @@ from pydantic import (
 from pydantic_core import from_json
 from uuid_utils.compat import uuid7
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
+READ_VERSIONS: Final = (1, 2)
 MAX_EVENT_BYTES: Final = 512 * 1024
 MAX_DEPTH: Final = 64  # of the whole document: the envelope takes three levels
 # "\u0000" in JSON text is a NUL unless its backslash is itself escaped ("\\u0000").
@@ -82,6 +89,18 @@ Probability = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 Count = Annotated[int, Field(ge=0)]
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+Label = Annotated[str, Field(min_length=1, max_length=100)]
+Comment = Annotated[str, Field(max_length=10_000)]
+MAX_EMBEDDING_DIMENSIONS: Final = 8_192  # 8,192 floats are about 170 kB of JSON
+
+
+def _unset(value: object) -> bool:
+    return value is None or value == []
+
+
+def added_in_v2() -> Any:
+    """A field version 2 added: optional, and absent from the JSON when unset."""
+    return Field(default=None, exclude_if=_unset)
 
 
 def _in_utc(value: datetime) -> datetime:
@@ -102,7 +121,7 @@ Timestamp = Annotated[
 
 
 class ContractError(ValueError):
-    """A message that is not a valid v1 event; ``problems`` pairs each field path with why."""
+    """A message that is not a valid event; ``problems`` pairs each field path with why."""
 
     def __init__(self, problems: list[tuple[str, str]]) -> None:
         self.problems = problems
@@ -129,8 +148,78 @@ class ModelRef(_Frozen):
 
 
 class TokenUsage(_Frozen):
-    input_tokens: Annotated[int, Field(ge=0)] | None = None
-    output_tokens: Annotated[int, Field(ge=0)] | None = None
+    """Tokens as OpenTelemetry counts them (``gen_ai.usage.*``): ``input_tokens`` includes the
+    cached ones and ``output_tokens`` the reasoning ones. (Anthropic's API reports cache reads
+    apart from its ``input_tokens``: add them.)"""
+
+    input_tokens: Count | None = None
+    output_tokens: Count | None = None
+    cached_input_tokens: Count | None = added_in_v2()  # read from the provider's prompt cache
+    reasoning_tokens: Count | None = added_in_v2()
+
+    @model_validator(mode="after")
+    def _parts_within_totals(self) -> TokenUsage:
+        for part, total in (("cached_input_tokens", "input_tokens"),
+                            ("reasoning_tokens", "output_tokens")):  # fmt: skip
+            have, of = getattr(self, part), getattr(self, total)
+            if have is not None and of is not None and have > of:
+                raise ValueError(f"{part} ({have}) is more than {total} ({of}), which include them")
+        return self
+
+
+Vector = Annotated[list[Finite], Field(min_length=1, max_length=MAX_EMBEDDING_DIMENSIONS)]
+
+
+class Embeddings(_Frozen):
+    """Vectors the service computed of its input and/or output, with one embedding model
+    (``model``) of a stated dimension, which every vector has."""
+
+    model: Name
+    dimensions: Annotated[int, Field(ge=1, le=MAX_EMBEDDING_DIMENSIONS)]
+    input: Vector | None = None
+    output: Vector | None = None
+
+    @model_validator(mode="after")
+    def _vectors_of_the_stated_dimension(self) -> Embeddings:
+        if self.input is None and self.output is None:
+            raise ValueError("embeddings must give input or output")
+        for side in ("input", "output"):
+            vector = getattr(self, side)
+            if vector is not None and len(vector) != self.dimensions:
+                raise ValueError(f"{side} has {len(vector)} dimensions, not {self.dimensions}")
+        return self
+
+
+ScoreSource = Literal["human", "rule", "model"]  # model: a model as judge
+
+
+class Score(_Frozen):
+    """A named evaluation of a decision, as Langfuse and ``gen_ai.evaluation.result`` carry:
+    numeric (a number), boolean (true or false) or categorical (a label), from its source."""
+
+    name: Label
+    value: bool | Finite | Label
+    source: ScoreSource
+    comment: Comment | None = added_in_v2()
+
+    @property
+    def kind(self) -> Literal["boolean", "numeric", "categorical"]:
+        if isinstance(self.value, bool):
+            return "boolean"
+        return "categorical" if isinstance(self.value, str) else "numeric"
+
+
+def _none_if_empty(scores: list[Score]) -> list[Score] | None:
+    return scores or None  # no scores is one thing, whichever way it is written
+
+
+Scores = Annotated[list[Score], Field(max_length=100), AfterValidator(_none_if_empty)]
+
+
+def _names_once(scores: list[Score] | None) -> None:
+    names = [score.name for score in scores or ()]
+    if twice := sorted({name for name in names if names.count(name) > 1}):
+        raise ValueError(f"each score is named once; twice: {', '.join(twice)}")
 
 
 class DecisionPayload(_Frozen):
@@ -138,7 +227,7 @@ class DecisionPayload(_Frozen):
 
     inputs: dict[str, JsonValue]
     output: JsonValue
-    confidence: Probability
+    confidence: Probability | None = None  # required in version 1
     class_scores: dict[str, Probability] | None = None
     latency_ms: Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
     automated: bool
@@ -148,6 +237,12 @@ class DecisionPayload(_Frozen):
     usage: TokenUsage | None = None
     # How the inputs break the model's data contract, if it has one; set by the agent.
     contract_violations: list[str] = Field(default_factory=list, max_length=100)
+    # gen_ai.provider.name ("openai", "aws.bedrock"...), the model that answered if it is not
+    # the one asked (gen_ai.response.model), and why it stopped ("stop", "length"...).
+    provider: Label | None = added_in_v2()
+    response_model: Name | None = added_in_v2()
+    finish_reason: Label | None = added_in_v2()
+    embeddings: Embeddings | None = added_in_v2()
 
 
 class ReviewPayload(_Frozen):
@@ -157,11 +252,13 @@ class ReviewPayload(_Frozen):
     action: ReviewAction
     new_output: JsonValue = None
     rationale: str | None = None
+    scores: Scores | None = added_in_v2()
 
     @model_validator(mode="after")
     def _override_says_what_instead(self) -> ReviewPayload:
         if self.action == "override" and self.new_output is None:
             raise ValueError("an override must give new_output")
+        _names_once(self.scores)
         return self
 
 
@@ -172,11 +269,13 @@ class FeedbackPayload(_Frozen):
     correct: bool | None = None
     reporter: Name
     comment: str | None = None
+    scores: Scores | None = added_in_v2()
 
     @model_validator(mode="after")
     def _says_something(self) -> FeedbackPayload:
-        if self.ground_truth is None and self.correct is None:
-            raise ValueError("feedback must give ground_truth or correct")
+        if self.ground_truth is None and self.correct is None and not self.scores:
+            raise ValueError("feedback must give ground_truth, correct or scores")
+        _names_once(self.scores)
         return self
 
 
@@ -306,7 +405,7 @@ def baseline_digest(record: dict[str, JsonValue]) -> str:
 
 
 class _Envelope(_Frozen):
-    schema_version: Literal[1] = Field(default=SCHEMA_VERSION, alias="schema")
+    schema_version: Literal[1, 2] = Field(default=SCHEMA_VERSION, alias="schema")
     event_id: uuid.UUID = Field(default_factory=new_event_id)
     occurred_at: Timestamp = Field(default_factory=utc_now)
     service: Name
@@ -565,17 +664,45 @@ def _parse_or_explain(raw: bytes) -> Any:
 
 
 def validate(document: Any) -> Event:
-    """Validate an already parsed JSON document as a v1 event."""
+    """Validate an already parsed JSON document as an event of a version this build reads."""
     if not isinstance(document, dict):
         raise ContractError([("message", f"expected a JSON object, got {type(document).__name__}")])
     version = document.get("schema")
-    if version != SCHEMA_VERSION:
+    if version not in READ_VERSIONS or isinstance(version, bool):
         reason = "missing" if version is None else f"unsupported version {version!r}"
-        raise ContractError([("schema", f"{reason}; this build reads version {SCHEMA_VERSION}")])
+        readable = " and ".join(map(str, READ_VERSIONS))
+        raise ContractError([("schema", f"{reason}; this build reads versions {readable}")])
     try:
-        return _EVENT.validate_python(document)
+        event = _EVENT.validate_python(document)
     except ValidationError as error:
         raise ContractError(_problems(error, document.get("type"))) from None
+    if problems := _not_in_v1(event):
+        raise ContractError(problems)
+    return event
+
+
+def _not_in_v1(event: Event) -> list[tuple[str, str]]:
+    """What a version 1 event may not hold: a field version 2 added, or no confidence."""
+    if event.schema_version != 1 or not isinstance(event, _AboutDecision):
+        return []
+    payload: BaseModel = event.payload
+    problems = [(field, "added in schema 2; this event says schema 1")
+                for field in _added_in_v2(payload)]  # fmt: skip
+    if isinstance(payload, DecisionPayload) and payload.confidence is None:
+        problems.append(("payload.confidence", "required in schema 1"))
+    return problems
+
+
+def _added_in_v2(model: BaseModel, path: str = "payload") -> list[str]:
+    """The fields of version 2 that ``model`` (and the models it holds) sets."""
+    used = []
+    for name, field in type(model).model_fields.items():
+        value = getattr(model, name)
+        if field.exclude_if is _unset and not _unset(value):
+            used.append(f"{path}.{name}")
+        elif isinstance(value, BaseModel):
+            used += _added_in_v2(value, f"{path}.{name}")
+    return used
 
 
 def _problems(error: ValidationError, tag: object) -> list[tuple[str, str]]:

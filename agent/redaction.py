@@ -18,7 +18,8 @@ leak. Two rules of one model for the same name so compared are refused at load.
 
 What is scanned. The free-text fields of every event type (``FREE_TEXT``): a decision's inputs,
 output, subject_ref, class labels and contract violations (which quote input keys); a review's
-reviewer, rationale and new output; feedback's reporter, comment and ground truth; the people
+reviewer, rationale and new output; feedback's reporter, comment and ground truth; the named
+scores of both (their comments most of all: a judge's explanation may quote the text); the people
 and prose of governance events (owner, approved_by, set_by, asked_by, source, reason). In them
 every string and every key is scanned, at any depth; a key that holds a secret becomes the
 detector's mask, numbered to stay unique (``[email]``, ``[email]#2``). Never scanned, as they
@@ -71,7 +72,7 @@ MASK = "[redacted]"
 FREE_TEXT = frozenset(
     {
         *("inputs", "output", "subject_ref", "contract_violations"),
-        *("reviewer", "new_output", "rationale", "reporter", "ground_truth", "comment"),
+        *("reviewer", "new_output", "rationale", "reporter", "ground_truth", "comment", "scores"),
         *("owner", "approved_by", "set_by", "asked_by", "source", "reason"),
     }
 )

@@ -22,12 +22,14 @@ variable, and the agent goes on without spans: it never stops recording over one
 
 A generative decision (one with an ``operation``) follows the GenAI conventions: span name
 ``{operation} {model}``, ``gen_ai.operation.name``, ``gen_ai.request.model``,
-``gen_ai.response.*`` and ``gen_ai.usage.*``; a classic model's decision span carries
-``driftline.*`` attributes only.
+``gen_ai.provider.name``, ``gen_ai.response.*`` and ``gen_ai.usage.*``; a classic model's
+decision span carries ``driftline.*`` attributes only. A review, a feedback and each named score
+is a ``gen_ai.evaluation.result`` event.
 """
 
 import os
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -40,6 +42,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
+from opentelemetry.util.types import AttributeValue
 
 ExporterName = Literal["none", "console", "otlp"]
 EXPORTERS: tuple[ExporterName, ...] = ("none", "console", "otlp")
@@ -202,10 +205,11 @@ class DecisionTracing:
         if evaluated is not None:
             parent = trace.set_span_in_context(NonRecordingSpan(evaluated))
         end_ns = int(occurred_at.timestamp() * 1e9)
-        attributes = _evaluation_attributes(document.get("type"), payload)
-        attributes["gen_ai.response.id"] = decision_id
+        results = _evaluation_results(document.get("type"), payload)
+        for result in results:
+            result["gen_ai.response.id"] = decision_id
         ids = self._span(
-            f"evaluation {model.get('name')}", parent, {}, end_ns, end_ns, event=attributes
+            f"evaluation {model.get('name')}", parent, {}, end_ns, end_ns, events=results
         )
         _stamp(document, ids)
 
@@ -213,10 +217,10 @@ class DecisionTracing:
         self,
         name: str,
         parent: Context,
-        attributes: dict[str, str | float | bool],
+        attributes: dict[str, AttributeValue],
         start_ns: int,
         end_ns: int,
-        event: dict[str, str | float | bool] | None = None,
+        events: Sequence[dict[str, AttributeValue]] = (),
     ) -> SpanContext:
         try:
             tracer = self._tracer
@@ -226,7 +230,7 @@ class DecisionTracing:
                 name, context=parent, kind=SpanKind.INTERNAL, start_time=start_ns,
                 attributes=attributes,
             )  # fmt: skip
-            if event is not None:
+            for event in events:
                 span.add_event("gen_ai.evaluation.result", attributes=event, timestamp=end_ns)
             span.end(end_time=end_ns)
             context = span.get_span_context()
@@ -253,9 +257,9 @@ def _ids_only(parent: Context) -> SpanContext:
 
 def _decision_attributes(
     decision_id: str, model: dict[str, Any], payload: dict[str, Any]
-) -> dict[str, str | float | bool]:
+) -> dict[str, AttributeValue]:
     name = str(model.get("name"))
-    attributes: dict[str, str | float | bool] = {
+    attributes: dict[str, AttributeValue] = {
         "driftline.model.name": name,
         "driftline.model.version": str(model.get("version")),
         "driftline.decision_id": decision_id,
@@ -267,17 +271,33 @@ def _decision_attributes(
     operation = payload.get("operation")
     if not isinstance(operation, str):
         return attributes  # a classic model's decision: the GenAI conventions do not apply
+    response_model = payload.get("response_model")
     attributes |= {
         "gen_ai.operation.name": operation,
         "gen_ai.request.model": name,
-        "gen_ai.response.model": name,
+        "gen_ai.response.model": response_model if isinstance(response_model, str) else name,
         "gen_ai.response.id": decision_id,
     }
+    for field, attribute in (("provider", "gen_ai.provider.name"),
+                             ("finish_reason", "gen_ai.response.finish_reasons")):  # fmt: skip
+        value = payload.get(field)
+        if isinstance(value, str):
+            attributes[attribute] = [value] if field == "finish_reason" else value
     usage = payload.get("usage")
-    for tokens in ("input_tokens", "output_tokens"):
-        if isinstance(usage, dict) and isinstance(usage.get(tokens), int):
-            attributes[f"gen_ai.usage.{tokens}"] = usage[tokens]
+    for field, attribute in _USAGE_ATTRIBUTES.items():
+        if isinstance(usage, dict) and type(usage.get(field)) is int:
+            attributes[attribute] = usage[field]
     return attributes
+
+
+# The contract's token counts as the GenAI conventions name them (the cache and reasoning ones
+# are in development there).
+_USAGE_ATTRIBUTES = {
+    "input_tokens": "gen_ai.usage.input_tokens",
+    "output_tokens": "gen_ai.usage.output_tokens",
+    "cached_input_tokens": "gen_ai.usage.cache_read.input_tokens",
+    "reasoning_tokens": "gen_ai.usage.reasoning.output_tokens",
+}
 
 
 def _parts(document: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], datetime | None]:
@@ -296,11 +316,41 @@ def _parts(document: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], da
     )
 
 
-def _evaluation_attributes(
+def _evaluation_results(
     event_type: object, payload: dict[str, Any]
-) -> dict[str, str | float | bool]:
+) -> list[dict[str, AttributeValue]]:
+    """One ``gen_ai.evaluation.result`` per judgement: the review's action or the feedback's
+    right-or-wrong (when it gives one), then each named score."""
+    results = []
+    judged = payload.get("correct") is not None or payload.get("ground_truth") is not None
+    if event_type == "review" or judged:
+        results.append(_judgement(event_type, payload))
+    scores = payload.get("scores")
+    for score in scores if isinstance(scores, list) else ():
+        if isinstance(score, dict):
+            results.append(_score_result(score))
+    return results
+
+
+def _score_result(score: dict[str, Any]) -> dict[str, AttributeValue]:
+    value = score.get("value")
+    result: dict[str, AttributeValue] = {"gen_ai.evaluation.name": str(score.get("name"))}
+    if isinstance(value, bool):
+        result["gen_ai.evaluation.score.label"] = str(value).lower()
+        result["gen_ai.evaluation.score.value"] = float(value)
+    elif isinstance(value, int | float):
+        result["gen_ai.evaluation.score.value"] = float(value)
+    else:
+        result["gen_ai.evaluation.score.label"] = str(value)
+    result["driftline.evaluation.source"] = str(score.get("source"))
+    if isinstance(score.get("comment"), str):
+        result["gen_ai.evaluation.explanation"] = score["comment"]
+    return result
+
+
+def _judgement(event_type: object, payload: dict[str, Any]) -> dict[str, AttributeValue]:
     if event_type == "review":
-        attributes: dict[str, str | float | bool] = {
+        attributes: dict[str, AttributeValue] = {
             "gen_ai.evaluation.name": "human_review",
             "gen_ai.evaluation.score.label": str(payload.get("action")),
         }

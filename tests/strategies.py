@@ -1,4 +1,5 @@
-"""Hypothesis strategies for v1 events of every type."""
+"""Hypothesis strategies for events of every type: of the current schema (every field it has)
+and of schema 1 (only what version 1 had)."""
 
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
@@ -8,6 +9,7 @@ from hypothesis import strategies as st
 from driftline.agent.contract import (
     DecisionEvent,
     DecisionPayload,
+    Embeddings,
     Event,
     FeedbackEvent,
     FeedbackPayload,
@@ -16,6 +18,7 @@ from driftline.agent.contract import (
     ModelRef,
     ReviewEvent,
     ReviewPayload,
+    Score,
     TokenUsage,
 )
 
@@ -63,53 +66,102 @@ envelope = {
     "span_id": st.none() | hex16,
 }
 
-decisions = st.builds(
-    DecisionEvent,
-    decision_id=st.uuids(),
-    payload=st.builds(
-        DecisionPayload,
-        inputs=st.dictionaries(names, json_values, max_size=6),
-        output=json_values,
-        confidence=probabilities,
-        class_scores=st.none() | st.dictionaries(names, probabilities, max_size=3),
-        latency_ms=st.floats(0, 1e6),
-        automated=st.booleans(),
-        subject_ref=st.none() | names,
-        operation=st.none() | names,
-        usage=st.none()
-        | st.builds(
-            TokenUsage,
-            input_tokens=st.none() | st.integers(0, 10**7),
-            output_tokens=st.none() | st.integers(0, 10**7),
+
+def _usage(v2: bool) -> st.SearchStrategy[TokenUsage | None]:
+    counts = st.none() | st.integers(0, 10**7)
+    parts = {"cached_input_tokens": st.none() | st.integers(0, 10**4),
+             "reasoning_tokens": st.none() | st.integers(0, 10**4)} if v2 else {}  # fmt: skip
+    return st.none() | st.builds(
+        TokenUsage, input_tokens=counts.map(lambda n: n if n is None else n + 10**4),
+        output_tokens=counts.map(lambda n: n if n is None else n + 10**4), **parts,
+    )  # fmt: skip
+
+
+@st.composite
+def embeddings(draw: st.DrawFn) -> Embeddings:
+    dimensions = draw(st.integers(1, 8))
+    vector = st.lists(st.floats(-1e6, 1e6), min_size=dimensions, max_size=dimensions)
+    sides = draw(st.sampled_from([("input",), ("output",), ("input", "output")]))
+    return Embeddings(model=draw(names), dimensions=dimensions,
+                      **{side: draw(vector) for side in sides})  # fmt: skip
+
+
+scores = st.builds(
+    Score,
+    name=names,
+    value=st.booleans() | st.floats(-1e6, 1e6) | names,
+    source=st.sampled_from(["human", "rule", "model"]),
+    comment=st.none() | st.text(storable, max_size=40),
+)
+score_lists = st.lists(scores, max_size=3, unique_by=lambda score: score.name)
+
+
+def _decisions(v2: bool) -> st.SearchStrategy[DecisionEvent]:
+    added = {
+        "provider": st.none() | names,
+        "response_model": st.none() | names,
+        "finish_reason": st.none() | names,
+        "embeddings": st.none() | embeddings(),
+    }
+    return st.builds(
+        DecisionEvent,
+        schema_version=st.just(2 if v2 else 1),
+        decision_id=st.uuids(),
+        payload=st.builds(
+            DecisionPayload,
+            inputs=st.dictionaries(names, json_values, max_size=6),
+            output=json_values,
+            confidence=(st.none() | probabilities) if v2 else probabilities,
+            class_scores=st.none() | st.dictionaries(names, probabilities, max_size=3),
+            latency_ms=st.floats(0, 1e6),
+            automated=st.booleans(),
+            subject_ref=st.none() | names,
+            operation=st.none() | names,
+            usage=_usage(v2),
+            contract_violations=st.lists(names, max_size=3),
+            **(added if v2 else {}),
         ),
-        contract_violations=st.lists(names, max_size=3),
-    ),
-    **envelope,
-)
-reviews = st.builds(
-    ReviewEvent,
-    decision_id=st.uuids(),
-    payload=st.builds(
-        ReviewPayload,
-        reviewer=names,
-        action=st.sampled_from(["approve", "escalate"]),
-        new_output=json_values,
-        rationale=st.none() | st.text(storable, max_size=80),
-    ),
-    **envelope,
-)
-feedbacks = st.builds(
-    FeedbackEvent,
-    decision_id=st.uuids(),
-    payload=st.builds(
-        FeedbackPayload,
-        ground_truth=json_values.filter(lambda v: v is not None),
-        correct=st.none() | st.booleans(),
-        reporter=names,
-        comment=st.none() | st.text(storable, max_size=80),
-    ),
-    **envelope,
-)
+        **envelope,
+    )
+
+
+def _reviews(v2: bool) -> st.SearchStrategy[ReviewEvent]:
+    return st.builds(
+        ReviewEvent,
+        schema_version=st.just(2 if v2 else 1),
+        decision_id=st.uuids(),
+        payload=st.builds(
+            ReviewPayload,
+            reviewer=names,
+            action=st.sampled_from(["approve", "escalate"]),
+            new_output=json_values,
+            rationale=st.none() | st.text(storable, max_size=80),
+            **({"scores": st.none() | score_lists} if v2 else {}),
+        ),
+        **envelope,
+    )
+
+
+def _feedbacks(v2: bool) -> st.SearchStrategy[FeedbackEvent]:
+    return st.builds(
+        FeedbackEvent,
+        schema_version=st.just(2 if v2 else 1),
+        decision_id=st.uuids(),
+        payload=st.builds(
+            FeedbackPayload,
+            ground_truth=json_values.filter(lambda v: v is not None),
+            correct=st.none() | st.booleans(),
+            reporter=names,
+            comment=st.none() | st.text(storable, max_size=80),
+            **({"scores": st.none() | score_lists} if v2 else {}),
+        ),
+        **envelope,
+    )
+
+
+decisions, reviews, feedbacks = _decisions(True), _reviews(True), _feedbacks(True)
+# What a version 1 agent sent: only the fields version 1 had.
+v1_events = _decisions(False) | _reviews(False) | _feedbacks(False)
 
 
 @st.composite

@@ -125,7 +125,7 @@ _DELETE = object()
         (b'{"schema":1,"type":"decis', "message", "not valid JSON"),
         (b"\xff\xfe{}", "message", "not UTF-8"),
         (b"[1, 2]", "message", "expected a JSON object"),
-        (json.dumps(_document(schema=2)).encode(), "schema", "unsupported version 2"),
+        (json.dumps(_document(schema=3)).encode(), "schema", "unsupported version 3"),
         (json.dumps(_document(schema=_DELETE)).encode(), "schema", "missing"),
         (json.dumps(_document(type="prediction")).encode(), "type", "does not match"),
         (
@@ -180,7 +180,7 @@ def test_an_override_must_say_what_instead() -> None:
 def test_feedback_must_say_something() -> None:
     document = json.loads(encode(events.feedback(uuid.uuid4())))
     document["payload"].update(ground_truth=None, correct=None)
-    with pytest.raises(ContractError, match="ground_truth or correct"):
+    with pytest.raises(ContractError, match="ground_truth, correct or scores"):
         decode(json.dumps(document).encode())
 
 

@@ -304,15 +304,17 @@ def test_ids_versions_and_figures_are_never_touched() -> None:
 
 # The payload fields, of every event type, that are not free text, and why.
 NOT_FREE_TEXT = {
-    # figures, flags and token counts
-    "confidence", "latency_ms", "automated", "usage", "correct", "size", "statistic", "p_value",
-    "adjusted_p", "false_alarm_rate", "effect", "baseline_size", "current_size", "attempts",
+    # figures, flags, token counts and vectors
+    "confidence", "latency_ms", "automated", "usage", "embeddings", "correct", "size",
+    "statistic", "p_value", "adjusted_p", "false_alarm_rate", "effect", "baseline_size",
+    "current_size", "attempts",
     "rate_per_s", "duration_s", "peak_per_s", "sent", "lost", "error_rate", "achieved_per_s",
     "call_median_us", "call_p99_us", "delay_median_ms", "delay_p99_ms", "recovery_s", "passed",
     "seconds_to_notification", "window_start", "window_end",
     # enumerations, versions, ids and digests
-    "operation", "action", "version", "synthetic_version", "baseline_id", "test", "status",
-    "verdict", "notification_id", "fingerprints",
+    "operation", "provider", "response_model", "finish_reason", "action", "version",
+    "synthetic_version", "baseline_id", "test", "status", "verdict", "notification_id",
+    "fingerprints",
     # the baseline itself: its SHA-256 is baseline_id, so one changed byte refuses the event
     "record",
     # names from Driftline's own configuration, written by its components
