@@ -34,6 +34,9 @@ def load_model(
     except yaml.MarkedYAMLError as problem:
         line = problem.problem_mark.line + 1 if problem.problem_mark else 0
         raise error([f"{path}:{line}: not valid YAML: {problem.problem}"]) from None
+    except ValueError as problem:  # a scalar YAML takes for a date that is none: 2026-13-01
+        line = _unreadable_line(yaml.compose(text, Loader=yaml.SafeLoader))
+        raise error([f"{path}:{line}: not a valid value: {problem}"]) from None
     if not isinstance(document, dict):
         raise error([f"{path}:1: expected {expected}"])
     try:
@@ -65,3 +68,20 @@ def located(path: Path, root: yaml.Node | None, loc: tuple[Any, ...], message: s
         line = node.start_mark.line + 1
     key = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
     return f"{path}:{line}: {key}: {message}"
+
+
+def _unreadable_line(node: yaml.Node | None) -> int:
+    """The line of the first scalar that SafeLoader cannot turn into a value."""
+    stack = [node] if node is not None else []
+    while stack:
+        current = stack.pop(0)
+        if isinstance(current, yaml.ScalarNode):
+            try:
+                yaml.SafeLoader("").construct_object(current)
+            except ValueError:
+                return current.start_mark.line + 1
+        elif isinstance(current, yaml.MappingNode):
+            stack[:0] = [part for pair in current.value for part in pair]
+        elif isinstance(current, yaml.SequenceNode):
+            stack[:0] = list(current.value)
+    return 1

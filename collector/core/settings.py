@@ -108,6 +108,9 @@ class CollectorSettings(KafkaSecuritySettings):
     alerting_config: Path | None = Field(
         default=None, description="The alerting file: routes, receivers, owners."
     )
+    prices: Path | None = Field(
+        default=None, description="The price table: what generative models' tokens cost."
+    )
     router_group: str = "driftline-router"
     external_url: str | None = Field(
         default=None, description="Where people reach the API, for links in alerts."
@@ -186,7 +189,7 @@ class CollectorSettings(KafkaSecuritySettings):
             raise ValueError("must contain {trace_id}")
         return value
 
-    @field_validator("alerting_config", mode="before")
+    @field_validator("alerting_config", "prices", mode="before")
     @classmethod
     def _blank_means_none(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value

@@ -39,7 +39,8 @@ def flatten(inputs: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def decision_row(decision: Decision) -> dict[str, Any]:
     row = flatten(decision.inputs)
-    row[CONFIDENCE] = decision.confidence
+    if decision.confidence is not None:  # a model that gives none has no confidence feature
+        row[CONFIDENCE] = decision.confidence
     row[VIOLATIONS] = bool(decision.contract_violations)
     return row
 

@@ -83,7 +83,7 @@ class Evaluation:
 @dataclass(frozen=True)
 class _Window:
     latency_ms: list[float]
-    confidence: list[float]
+    confidence: list[float | None]  # None: a decision without one (a generative model's)
     violations: int
     decision_ids: list[Any]
 
@@ -299,7 +299,7 @@ def _governance(
     if governance.min_review_coverage is not None and governance.review_below_confidence:
         below = [
             d for d, c in zip(window.decision_ids, window.confidence, strict=True)
-            if c < governance.review_below_confidence
+            if c is not None and c < governance.review_below_confidence
         ]  # fmt: skip
         wanted = (
             f"≥ {governance.min_review_coverage:.0%} of decisions under "

@@ -24,6 +24,7 @@ from driftline.collector.consume.consumer import Collector
 from driftline.collector.core.producer_keys import trusted_producers
 from driftline.collector.core.settings import CollectorSettings
 from driftline.collector.drift.worker import DETECTOR_SERVICE, DetectorWorker
+from driftline.collector.store.prices import load_prices
 from driftline.collector.web.api.app import create_app
 
 RECEIVER_TIMEOUT_S = 10.0  # a receiver slower than this is retried from the outbox later
@@ -103,13 +104,15 @@ def api(
     engine: Engine, settings: CollectorSettings, keys: KeyRing, config: AlertingConfig | None
 ) -> FastAPI:
     """The API and web page. With a key ring that holds no signing key, the routes that sign
-    answer 503; ProducerKeyError when a trusted producer key cannot be read."""
+    answer 503; ProducerKeyError when a trusted producer key cannot be read, PriceFileError
+    when the price table has mistakes."""
     return create_app(
         engine,
         keys=keys,
         alerting_config=config,
         trace_link_template=settings.trace_link_template,
         producers=trusted_producers(settings),
+        prices=load_prices(settings.prices) if settings.prices else None,
     )
 
 

@@ -93,7 +93,7 @@ class DecisionBase(SQLModel):
     model_version: str = Field(max_length=200)
     inputs: dict[str, Any] = Field(sa_type=JSONDocument)
     output: Any = Field(sa_type=JSONDocument)
-    confidence: float
+    confidence: float | None = None  # optional since schema 2
     class_scores: dict[str, float] | None = Field(default=None, sa_type=JSONDocument)
     latency_ms: float
     automated: bool
@@ -102,6 +102,15 @@ class DecisionBase(SQLModel):
     has_violations: bool = False
     trace_id: str | None = Field(default=None, max_length=32)
     span_id: str | None = Field(default=None, max_length=16)
+    # A generative model's (schema 2 for all but operation and the first two token counts).
+    operation: str | None = Field(default=None, max_length=100)
+    provider: str | None = Field(default=None, max_length=100)
+    response_model: str | None = Field(default=None, max_length=200)
+    finish_reason: str | None = Field(default=None, max_length=100)
+    input_tokens: int | None = Field(default=None, sa_type=BigInteger)
+    output_tokens: int | None = Field(default=None, sa_type=BigInteger)
+    cached_input_tokens: int | None = Field(default=None, sa_type=BigInteger)
+    reasoning_tokens: int | None = Field(default=None, sa_type=BigInteger)
 
 
 class Decision(DecisionBase, table=True):
@@ -123,6 +132,7 @@ class ReviewBase(SQLModel):
     action: str = Field(max_length=20)
     new_output: Any = Field(default=None, sa_type=JSONDocument, nullable=True)
     rationale: str | None = Field(default=None, sa_type=Text)
+    scores: list[dict[str, Any]] | None = Field(default=None, sa_type=JSONDocument)
 
 
 class Review(ReviewBase, table=True):
@@ -138,6 +148,7 @@ class FeedbackBase(SQLModel):
     correct: bool | None = None
     reporter: str = Field(max_length=200)
     comment: str | None = Field(default=None, sa_type=Text)
+    scores: list[dict[str, Any]] | None = Field(default=None, sa_type=JSONDocument)
 
 
 class Feedback(FeedbackBase, table=True):

@@ -26,6 +26,8 @@ from driftline.agent.contract import (
     ModelDeployedEvent,
     ReadinessEvaluatedEvent,
     ReviewEvent,
+    Score,
+    TokenUsage,
 )
 from driftline.collector.store import bulk
 from driftline.collector.store.models import (
@@ -118,6 +120,11 @@ def row_for(event: Event) -> Row:
                 has_violations=bool(p.contract_violations),
                 trace_id=event.trace_id,
                 span_id=event.span_id,
+                operation=p.operation,
+                provider=p.provider,
+                response_model=p.response_model,
+                finish_reason=p.finish_reason,
+                **_token_counts(p.usage),
             )
         case ReviewEvent(payload=p):
             return Review, dict(
@@ -128,6 +135,7 @@ def row_for(event: Event) -> Row:
                 action=p.action,
                 new_output=p.new_output,
                 rationale=p.rationale,
+                scores=_scores(p.scores),
             )
         case FeedbackEvent(payload=p):
             return Feedback, dict(
@@ -138,6 +146,7 @@ def row_for(event: Event) -> Row:
                 correct=p.correct,
                 reporter=p.reporter,
                 comment=p.comment,
+                scores=_scores(p.scores),
             )
         case ModelDeployedEvent(payload=p):
             return ModelDeployment, dict(
@@ -227,3 +236,17 @@ def _decisions_already_stored(session: Session, events: Sequence[Event]) -> set[
     column = Decision.__table__.c.decision_id  # type: ignore[attr-defined]
     dialect = session.connection().dialect
     return set(session.execute(select(column).where(bulk.among(column, ids, dialect))).scalars())
+
+
+_TOKEN_COUNTS = ("input_tokens", "output_tokens", "cached_input_tokens", "reasoning_tokens")
+
+
+def _token_counts(usage: TokenUsage | None) -> dict[str, int | None]:
+    return {name: None if usage is None else getattr(usage, name) for name in _TOKEN_COUNTS}
+
+
+def _scores(scores: list[Score] | None) -> list[dict[str, Any]] | None:
+    """Each score with its kind, which the search's score range reads."""
+    if scores is None:
+        return None
+    return [score.model_dump(mode="json") | {"kind": score.kind} for score in scores]

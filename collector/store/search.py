@@ -11,7 +11,7 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -20,13 +20,16 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    model_validator,
 )
-from sqlalchemy import ColumnElement, exists, func, tuple_
+from sqlalchemy import Boolean, ColumnElement, exists, func, literal, tuple_
+from sqlalchemy.ext.compiler import compiles
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
 from driftline.agent.contract import ReviewAction
 from driftline.collector.store.models import Decision, Feedback, Review
+from driftline.collector.store.prices import PriceTable
 from driftline.collector.store.synthetic import MARK
 
 Text = Annotated[str, Field(min_length=1, max_length=200)]
@@ -58,6 +61,8 @@ def _held_in_utc(value: datetime) -> datetime:
 
 Instant = Annotated[AwareDatetime, BeforeValidator(_not_a_number), AfterValidator(_held_in_utc)]
 Probability = Annotated[float, Field(ge=0, le=1)]
+Money = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+ScoreValue = Annotated[float, Field(allow_inf_nan=False)]
 
 
 class DecisionFilter(BaseModel):
@@ -81,12 +86,31 @@ class DecisionFilter(BaseModel):
     min_confidence: Probability | None = None
     max_confidence: Probability | None = None
     has_violations: bool | None = Field(default=None, description="its inputs broke the contract")
+    operation: Text | None = Field(default=None, description="the GenAI operation, as chat")
+    provider: Text | None = Field(default=None, description="the GenAI provider, as openai")
+    finish_reason: Text | None = Field(default=None, description="why generation stopped")
+    score: Text | None = Field(
+        default=None,
+        description="a review or feedback gave this named score (numeric or boolean as 0 or 1)"
+        " within min_score and max_score",
+    )
+    min_score: ScoreValue | None = None
+    max_score: ScoreValue | None = None
+    min_cost: Money | None = Field(default=None, description="in the price table's currency")
+    max_cost: Money | None = None
     include_synthetic: bool = Field(
         default=False, description="also the decisions of load tests and incident drills"
     )
     order: Literal["asc", "desc"] = "asc"
 
-    def conditions(self) -> list[ColumnElement[bool]]:
+    @model_validator(mode="after")
+    def _ranges_of_something(self) -> DecisionFilter:
+        if self.score is None and (self.min_score is not None or self.max_score is not None):
+            raise ValueError("min_score and max_score need score: the name of the score")
+        return self
+
+    def conditions(self, prices: PriceTable | None = None) -> list[ColumnElement[bool]]:
+        """The SQL conditions; a cost range needs the price table (PricesMissing without)."""
         decision_id = col(Decision.decision_id)
         equal = {
             Decision.service: self.service,
@@ -95,6 +119,9 @@ class DecisionFilter(BaseModel):
             Decision.subject_ref: self.subject,
             Decision.automated: self.automated,
             Decision.has_violations: self.has_violations,
+            Decision.operation: self.operation,
+            Decision.provider: self.provider,
+            Decision.finish_reason: self.finish_reason,
         }
         where = [col(column) == value for column, value in equal.items() if value is not None]
         if not self.include_synthetic:
@@ -107,6 +134,16 @@ class DecisionFilter(BaseModel):
             where.append(col(Decision.confidence) >= self.min_confidence)
         if self.max_confidence is not None:
             where.append(col(Decision.confidence) <= self.max_confidence)
+        if self.min_cost is not None or self.max_cost is not None:
+            if prices is None:
+                raise PricesMissing("a cost range needs a price table (DRIFTLINE_PRICES)")
+            cost = prices.cost_column()
+            if self.min_cost is not None:
+                where.append(cost >= self.min_cost)
+            if self.max_cost is not None:
+                where.append(cost <= self.max_cost)
+        if self.score is not None:
+            where.append(ScoreInRange(self.score, self.min_score, self.max_score))
         if self.review_action is not None or self.reviewer is not None:
             review = exists().where(col(Review.decision_id) == decision_id)
             if self.review_action is not None:
@@ -136,6 +173,60 @@ class DecisionFilter(BaseModel):
         }
 
 
+class PricesMissing(ValueError):
+    """A cost filter asked of a service that has no price table."""
+
+
+class ScoreInRange(ColumnElement[bool]):
+    """A review or a feedback of the decision gave the named score, numeric or boolean (as 0
+    or 1), within the bounds given. SQL of each store's own JSON functions (below)."""
+
+    inherit_cache = False
+    type = Boolean()
+
+    def __init__(self, name: str, low: float | None, high: float | None) -> None:
+        self.name, self.low, self.high = name, low, high
+
+
+# Per store: the JSON type function, the set-returning function over an array's items, and how
+# an item's name, kind and value read (a boolean as 1 or 0).
+_SCORE_SQL = {
+    "sqlite": (
+        "json_type", "json_each(judged.scores) AS item",
+        "json_extract(item.value, '$.name')", "json_extract(item.value, '$.kind')",
+        "json_extract(item.value, '$.value')",
+    ),
+    "postgresql": (
+        "jsonb_typeof", "jsonb_array_elements(judged.scores) AS item(score)",
+        "item.score->>'name'", "item.score->>'kind'",
+        "CASE item.score->>'kind' WHEN 'boolean' THEN (item.score->>'value')::boolean::int"
+        " ELSE (item.score->>'value')::float8 END",
+    ),
+}  # fmt: skip
+
+
+@compiles(ScoreInRange, "sqlite")
+@compiles(ScoreInRange, "postgresql")
+def _score_in_range(element: ScoreInRange, compiler: Any, **kw: Any) -> str:
+    json_type, items, name, kind, value = _SCORE_SQL[compiler.dialect.name]
+
+    def bound(parameter: object) -> str:
+        return str(compiler.process(literal(parameter), **kw))
+
+    judged = " UNION ALL ".join(
+        f"SELECT {table}.scores AS scores FROM {table}"
+        f" WHERE {table}.decision_id = decisions.decision_id"
+        f" AND {json_type}({table}.scores) = 'array'"
+        for table in ("reviews", "feedback")
+    )
+    where = [f"{name} = {bound(element.name)}", f"{kind} <> 'categorical'"]
+    if element.low is not None:
+        where.append(f"{value} >= {bound(element.low)}")
+    if element.high is not None:
+        where.append(f"{value} <= {bound(element.high)}")
+    return f"EXISTS (SELECT 1 FROM ({judged}) AS judged, {items} WHERE {' AND '.join(where)})"
+
+
 @dataclass(frozen=True)
 class Cursor:
     """A position in time order: the last decision of the previous page."""
@@ -160,9 +251,11 @@ class Cursor:
             raise ValueError(f"not a cursor from this service: {error}") from None
 
 
-def matching(where: DecisionFilter, after: Cursor | None = None) -> SelectOfScalar[Decision]:
+def matching(
+    where: DecisionFilter, after: Cursor | None = None, prices: PriceTable | None = None
+) -> SelectOfScalar[Decision]:
     """The decisions ``where`` selects, in its order, after ``after``."""
-    statement = select(Decision).where(*where.conditions())
+    statement = select(Decision).where(*where.conditions(prices))
     position = tuple_(col(Decision.occurred_at), col(Decision.decision_id))
     if after is not None:
         bound = tuple_(after.occurred_at, after.decision_id)
@@ -173,10 +266,14 @@ def matching(where: DecisionFilter, after: Cursor | None = None) -> SelectOfScal
 
 
 def search(
-    session: Session, where: DecisionFilter, after: Cursor | None = None, limit: int = 100
+    session: Session,
+    where: DecisionFilter,
+    after: Cursor | None = None,
+    limit: int = 100,
+    prices: PriceTable | None = None,
 ) -> tuple[list[Decision], Cursor | None]:
     """A page of decisions, and the cursor of the next page when there may be one."""
-    rows = list(session.exec(matching(where, after).limit(limit)).all())
+    rows = list(session.exec(matching(where, after, prices).limit(limit)).all())
     last = rows[-1] if len(rows) == limit else None
     return rows, Cursor(last.occurred_at, last.decision_id) if last else None
 

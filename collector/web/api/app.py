@@ -9,6 +9,7 @@ from sqlalchemy import Engine
 from driftline.agent.provenance import TrustedProducers
 from driftline.collector.alerting.config import AlertingConfig
 from driftline.collector.audit.integrity import KeyRing
+from driftline.collector.store.prices import PriceTable
 from driftline.collector.web.api.auth import TokenGate, authenticated
 from driftline.collector.web.api.deps import exact_query, no_nul
 from driftline.collector.web.api.routes import (
@@ -43,6 +44,7 @@ def create_app(
     alerting_config: AlertingConfig | None = None,
     trace_link_template: str | None = None,
     producers: TrustedProducers | None = None,
+    prices: PriceTable | None = None,
 ) -> FastAPI:
     app = FastAPI(
         title="Driftline",
@@ -54,6 +56,7 @@ def create_app(
     app.state.producers = producers  # whose component events verification believes
     app.state.alerting = alerting_config
     app.state.trace_link_template = trace_link_template
+    app.state.prices = prices  # what a decision's tokens cost; None: no costs shown
     app.add_middleware(TokenGate)
     app.add_middleware(PageHeaders)  # outside the gate: its refusals carry the headers too
     app.include_router(health.router)

@@ -10,16 +10,25 @@ from sqlmodel import SQLModel
 
 from driftline.collector.store.models import (
     BaselineRecord,
+    Decision,
     DecisionBase,
     DriftVerdictBase,
     FeedbackBase,
     ReviewBase,
 )
+from driftline.collector.store.prices import PriceTable
 from driftline.detectors.baseline import record_features
 
 
 class DecisionPublic(DecisionBase):
-    pass
+    cost: float | None = None  # by the price table in force at its time; None: unpriced
+    currency: str | None = None
+
+    @classmethod
+    def priced(cls, decision: Decision, prices: PriceTable | None) -> DecisionPublic:
+        cost = None if prices is None else prices.cost(decision)
+        currency = None if cost is None or prices is None else prices.currency
+        return cls.model_validate(decision, update={"cost": cost, "currency": currency})
 
 
 class ReviewPublic(ReviewBase):

@@ -25,7 +25,7 @@ from driftline.collector.audit.integrity import KeyRing
 from driftline.collector.audit.proofs import ProofUnavailable, check_proof, prove_decision
 from driftline.collector.audit.row_verification import check_decision
 from driftline.collector.drift.baselines import active_baseline
-from driftline.collector.drift.features import flatten
+from driftline.collector.drift.features import decision_row, flatten
 from driftline.collector.store import queries
 from driftline.collector.store.models import (
     Decision,
@@ -40,7 +40,6 @@ from driftline.collector.store.synthetic import is_synthetic
 from driftline.collector.web.ui import plots
 from driftline.detectors.baseline import Baseline, record_features
 from driftline.detectors.table import category
-from driftline.detectors.verdict import CONFIDENCE
 
 SAMPLE = 2_000  # recent decisions per version behind the rates and percentiles
 RECENTLY = timedelta(hours=24)  # a drift resolved this recently is still shown as such
@@ -179,7 +178,7 @@ def version_drift(
         session=session, model=model, version=version, baseline_id=record.baseline_id
     )
     window = _current_window(session, model, version, latest)
-    current = [flatten(d.inputs) | {CONFIDENCE: d.confidence} for d in window]
+    current = [decision_row(d) for d in window]
     baseline = Baseline.from_record(record.record)
     features = []
     for name, kind in sorted(record_features(record.record).items()):

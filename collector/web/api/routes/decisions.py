@@ -16,7 +16,8 @@ from driftline.collector.audit.proofs import ProofUnavailable, prove_decision
 from driftline.collector.audit.row_verification import check_decision
 from driftline.collector.store import queries
 from driftline.collector.store.models import ExportManifest
-from driftline.collector.store.search import Cursor, DecisionFilter, search
+from driftline.collector.store.prices import PriceTable
+from driftline.collector.store.search import Cursor, DecisionFilter, PricesMissing, search
 from driftline.collector.web.api.auth import Auditor
 from driftline.collector.web.api.deps import SessionDep, SigningKey
 from driftline.collector.web.api.schemas import (
@@ -56,13 +57,20 @@ class ExportQuery(DecisionFilter):
 
 
 @router.get("", response_model=DecisionPage)
-def search_decisions(session: SessionDep, query: Annotated[PageQuery, Query()]) -> DecisionPage:
-    """Decisions the filters select, a page at a time; unknown parameters are refused."""
+def search_decisions(
+    request: Request, session: SessionDep, query: Annotated[PageQuery, Query()]
+) -> DecisionPage:
+    """Decisions the filters select, a page at a time; unknown parameters are refused. A cost
+    range needs the price table (409 without one)."""
     after = Cursor.decode(query.cursor) if query.cursor else None
     where = DecisionFilter.model_validate(query.model_dump(exclude={"cursor", "limit"}))
-    rows, next_page = search(session, where, after, query.limit)
+    prices: PriceTable | None = request.app.state.prices
+    try:
+        rows, next_page = search(session, where, after, query.limit, prices)
+    except PricesMissing as missing:
+        raise HTTPException(status_code=409, detail=str(missing)) from None
     return DecisionPage(
-        items=[DecisionPublic.model_validate(row) for row in rows],
+        items=[DecisionPublic.priced(row, prices) for row in rows],
         next_cursor=next_page.encode() if next_page else None,
     )
 
@@ -124,7 +132,7 @@ def read_decision(request: Request, session: SessionDep, decision_id: uuid.UUID)
         )
     return LineagePublic(
         verified=RowsVerified(intact=not tampering, tampering=tampering),
-        decision=DecisionPublic.model_validate(decision),
+        decision=DecisionPublic.priced(decision, request.app.state.prices),
         reviews=[ReviewPublic.model_validate(r) for r in found.trail.reviews],
         feedback=[FeedbackPublic.model_validate(f) for f in found.trail.feedback],
         ledger=LedgerPosition(
