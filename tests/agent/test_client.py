@@ -11,7 +11,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from driftline.agent import Driftline
+from driftline.agent import Driftline, Embeddings, Score
 from driftline.agent.contract import (
     DecisionEvent,
     FeedbackEvent,
@@ -341,3 +341,67 @@ def test_a_deployment_is_refused_without_a_producer_key(
     assert (report.delivered, report.failed) == (0, 1)
     assert "model_deployed" in report.failures[0].reason
     assert "DRIFTLINE_PRODUCER_KEY_FILE" in report.failures[0].reason
+
+
+def test_a_generative_decision_and_its_scores_follow_the_genai_conventions(
+    client: Driftline, broker: EmbeddedBroker, topic: str, spans: InMemorySpanExporter
+) -> None:
+    """No confidence, the provider, the answering model, the finish reason, every token count
+    and embeddings travel in the event; the span names them as the conventions do; each named
+    score is its own evaluation result, its comment redacted like any free text."""
+    decision_id = client.record_decision(
+        model="support-bot", version="7", inputs={"prompt": "reset my password"},
+        output="Here is how...", latency_ms=850.0, operation="chat", provider="openai",
+        response_model="gpt-4o-2024-08-06", finish_reason="length", input_tokens=120,
+        output_tokens=40, cached_input_tokens=100, reasoning_tokens=8,
+        embeddings=Embeddings(model="e5", dimensions=3, input=[0.1, 0.2, 0.3]),
+    )  # fmt: skip
+    client.record_feedback(
+        decision_id, model="support-bot", version="7", reporter="judge",
+        scores=[Score(name="faithfulness", value=0.83, source="model",
+                      comment="quotes jane.doe@example.com"),
+                {"name": "toxic", "value": False, "source": "rule"},
+                Score(name="tone", value="warm", source="human")],
+    )  # fmt: skip
+    assert client.flush().ok
+
+    decision, feedback = [decode(r.value) for r in read_topic(broker.bootstrap_servers, topic, 2)]
+    assert decision.schema_version == 2 and decision.payload.confidence is None  # type: ignore[union-attr]
+    assert decision.payload.usage is not None  # type: ignore[union-attr]
+    assert decision.payload.usage.reasoning_tokens == 8  # type: ignore[union-attr]
+    assert decision.payload.embeddings.input == [0.1, 0.2, 0.3]  # type: ignore[union-attr]
+    assert feedback.payload.scores[0].comment == "quotes [email]"  # type: ignore[union-attr]
+    decision_span, feedback_span = spans.get_finished_spans()
+    attributes = dict(decision_span.attributes or {})
+    assert {k: v for k, v in attributes.items() if k.startswith("gen_ai.")} == {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": "openai",
+        "gen_ai.request.model": "support-bot",
+        "gen_ai.response.model": "gpt-4o-2024-08-06",
+        "gen_ai.response.id": str(decision_id),
+        "gen_ai.response.finish_reasons": ("length",),
+        "gen_ai.usage.input_tokens": 120,
+        "gen_ai.usage.output_tokens": 40,
+        "gen_ai.usage.cache_read.input_tokens": 100,
+        "gen_ai.usage.reasoning.output_tokens": 8,
+    }
+    assert "driftline.confidence" not in attributes
+    results = [dict(event.attributes or {}) for event in feedback_span.events]
+    assert [r["gen_ai.evaluation.name"] for r in results] == ["faithfulness", "toxic", "tone"]
+    assert results[0]["gen_ai.evaluation.score.value"] == 0.83
+    assert results[0]["gen_ai.evaluation.explanation"] == "quotes [email]"
+    assert (
+        results[1]["gen_ai.evaluation.score.label"],
+        results[1]["gen_ai.evaluation.score.value"],
+    ) == ("false", 0.0)
+    assert results[2]["gen_ai.evaluation.score.label"] == "warm"
+    assert "gen_ai.evaluation.score.value" not in results[2]
+
+
+def test_scores_that_break_the_contract_are_reported_not_raised(client: Driftline) -> None:
+    decision_id = client.record_decision(**MODEL, inputs={}, output=1, latency_ms=1.0)
+    twice = [{"name": "x", "value": 1, "source": "human"}] * 2
+    client.record_feedback(decision_id, **MODEL, reporter="qa", scores=twice)
+    report = client.flush()
+    assert report.failed == 1
+    assert "each score is named once; twice: x" in report.failures[0].reason

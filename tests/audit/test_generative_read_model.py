@@ -4,14 +4,18 @@ reviews and feedback, searched by range and covered by row verification; and dec
 before migration 0015 given their columns from the ledger."""
 
 import random
+import re
 import uuid
 from datetime import UTC, date, datetime, timedelta
+from html import unescape
 from pathlib import Path
 from typing import Any
 
 import pytest
 from alembic import command
 from alembic.config import Config
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 from sqlmodel import Session, select
 
@@ -25,6 +29,7 @@ from driftline.agent.contract import (
     TokenUsage,
     encode,
 )
+from driftline.collector.audit.integrity import KeyRing
 from driftline.collector.audit.row_verification import check_all
 from driftline.collector.consume.ingest import RawMessage, write_batch
 from driftline.collector.store.database import MIGRATIONS, make_engine, migrate
@@ -36,8 +41,10 @@ from driftline.collector.store.prices import (
     PriceTable,
     load_prices,
 )
+from driftline.collector.web.api.app import create_app
 from tests import events
-from tests.api_client import api_client
+from tests.api_client import api_client, new_token
+from tests.ui.test_protection import SITE, sign_in
 
 START = datetime(2026, 6, 1, tzinfo=UTC)
 CHAT = ModelRef(name="gpt-4o", version="2024-08-06")
@@ -353,3 +360,38 @@ def test_an_event_id_is_unique_so_scores_cannot_be_forged_twice(engine: Engine) 
     assert _ids(client, score="x", min_score=1, max_score=1) == {
         str(uuid.UUID(str(decision.decision_id)))
     }
+
+
+def test_the_pages_show_tokens_cost_latency_per_operation_and_scores(engine: Engine) -> None:
+    now = datetime.now(UTC)
+    usage = TokenUsage(input_tokens=1_000, output_tokens=200)
+    asked = chat(now - timedelta(minutes=5), usage=usage)
+    embedded = events.decision(
+        model=CHAT,
+        occurred_at=now - timedelta(hours=3),
+        payload=DecisionPayload(inputs={"text": "x"}, output=None, latency_ms=40, automated=True,
+                                operation="embeddings", usage=TokenUsage(input_tokens=10)),
+    )  # fmt: skip
+    score = Score(name="faithfulness", value=0.25, source="model", comment="<b>cites nothing</b>")
+    judged = events.feedback(
+        asked.decision_id, model=CHAT, payload=FeedbackPayload(reporter="judge", scores=[score])
+    )
+    classic = events.decision(occurred_at=now)
+    store(engine, [asked, embedded, judged, classic])
+    app = create_app(engine, keys=KeyRing.of(Ed25519PrivateKey.generate()), prices=PRICES)
+    with TestClient(app, base_url=SITE, follow_redirects=False) as browser:
+        sign_in(browser, new_token(engine, "auditor"))
+        overview = browser.get("/ui/")
+        decision = browser.get(f"/ui/decisions/{asked.decision_id}")
+    assert overview.status_code == 200 and decision.status_code == 200
+    text = " ".join(unescape(re.sub(r"<[^>]+>", " ", overview.text)).split())
+    cost = (1_000 * 2.5 + 200 * 10) / 1e6
+    assert f"605 tokens, {(cost + 10 * 2.5 / 1e6) / 2:.5f} USD" in text  # the mean of the two
+    assert f"1,200 tokens, {cost:.4f} USD / 1,210 tokens" in text  # last hour / last day
+    assert "chat: 800.0 / 800.0 / 800.0" in text and "embeddings: 40.0" in text
+    page = " ".join(unescape(re.sub(r"<[^>]+>", " ", decision.text)).split())
+    assert "chat by openai; finished: stop" in page
+    assert "1000 in, 200 out" in page and f"{cost:.6f} USD" in page
+    assert "faithfulness 0.25 (numeric, by model) : <b>cites nothing</b>" in page
+    assert "<b>cites" not in decision.text  # the judge's comment is escaped, never markup
+    assert "— (the model gives none)" in page

@@ -95,7 +95,9 @@ def log_out(request: Request, session: SessionDep) -> Response:
 @pages.get("/", response_class=HTMLResponse)
 def overview(request: Request, session: SessionDep, token: Token) -> Response:
     now = datetime.now(UTC)
-    rows = views.overview(session, now=now, alerting=request.app.state.alerting)
+    rows = views.overview(
+        session, now=now, alerting=request.app.state.alerting, prices=request.app.state.prices
+    )
     return _render(request, token, "overview.html", {"rows": rows, "now": now})
 
 
@@ -184,7 +186,12 @@ def audit(request: Request, session: SessionDep, token: Token) -> Response:
 def decision(
     request: Request, session: SessionDep, token: Token, decision_id: uuid.UUID
 ) -> Response:
-    page = views.decision_page(session, decision_id=decision_id, keys=request.app.state.keys)
+    page = views.decision_page(
+        session,
+        decision_id=decision_id,
+        keys=request.app.state.keys,
+        prices=request.app.state.prices,
+    )
     if page is None:
         raise HTTPException(status_code=404, detail=f"no decision {decision_id}")
     return _render(request, token, "decision.html", {"page": page})

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -14,6 +15,8 @@ from urllib.parse import urlencode
 
 import numpy as np
 from markupsafe import Markup
+from sqlalchemy import and_, case, literal
+from sqlalchemy import select as sql_select
 from sqlmodel import Session, col, func, select
 
 from driftline.collector.alerting.alerts import owner_for
@@ -36,6 +39,7 @@ from driftline.collector.store.models import (
     Review,
     Silence,
 )
+from driftline.collector.store.prices import PriceTable
 from driftline.collector.store.synthetic import is_synthetic
 from driftline.collector.web.ui import plots
 from driftline.detectors.baseline import Baseline, record_features
@@ -62,10 +66,34 @@ class VersionRow:
     latency_ms: dict[str, float]  # p50, p95, p99 over the sample
     owner: str | None
     readiness: str | None  # the latest go-live verdict
+    usage: Usage | None  # a generative model's: tokens and cost; None for a classic model
+
+
+@dataclass(frozen=True)
+class Spend:
+    decisions: int
+    tokens: int
+    cost: float | None  # None: no price table, or none of them priced
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Tokens, cost and latency of a generative model version, over the sample and by time."""
+
+    tokens_per_decision: float | None
+    cost_per_decision: float | None  # over the sample's priced decisions
+    currency: str | None
+    last_hour: Spend
+    last_day: Spend
+    latency_by_operation: dict[str, dict[str, float]]
 
 
 def overview(
-    session: Session, *, now: datetime, alerting: AlertingConfig | None
+    session: Session,
+    *,
+    now: datetime,
+    alerting: AlertingConfig | None,
+    prices: PriceTable | None = None,
 ) -> list[VersionRow]:
     versions = session.exec(
         select(Decision.model_name, Decision.model_version)
@@ -77,12 +105,15 @@ def overview(
     for model, version in versions:
         if is_synthetic(version):
             continue  # a load test's or a drill's, shown on their own pages
-        recent = session.exec(
-            select(
+        recent = session.execute(  # sqlmodel types a select of four columns at most
+            sql_select(
                 col(Decision.decision_id),
                 col(Decision.service),
                 col(Decision.latency_ms),
                 col(Decision.has_violations),
+                col(Decision.operation),
+                _tokens(),
+                prices.cost_column() if prices else literal(None),
             )
             .where(col(Decision.model_name) == model, col(Decision.model_version) == version)
             .order_by(col(Decision.occurred_at).desc())
@@ -121,9 +152,63 @@ def overview(
                 latency_ms=_percentiles([r[2] for r in recent]),
                 owner=_owner(session, alerting, labels),
                 readiness=_verdict(session, model, version),
+                usage=_usage(session, recent, model, version, now, prices),
             )
         )
     return rows
+
+
+def _tokens() -> Any:
+    """A decision's input and output tokens, NULL when it counted neither."""
+    counts = (col(Decision.input_tokens), col(Decision.output_tokens))
+    return case(
+        (and_(*(c.is_(None) for c in counts)), literal(None)),
+        else_=func.coalesce(counts[0], 0) + func.coalesce(counts[1], 0),
+    )
+
+
+def _usage(
+    session: Session,
+    recent: Sequence[Any],
+    model: str,
+    version: str,
+    now: datetime,
+    prices: PriceTable | None,
+) -> Usage | None:
+    """None for a classic model: none of its sampled decisions has an operation or tokens."""
+    generative = [r for r in recent if r[4] is not None or r[5] is not None]
+    if not generative:
+        return None
+    tokens = [r[5] for r in generative if r[5] is not None]
+    costs = [float(r[6]) for r in generative if r[6] is not None]
+    by_operation: dict[str, list[float]] = {}
+    for row in generative:
+        by_operation.setdefault(row[4] or "(none)", []).append(row[2])
+    return Usage(
+        tokens_per_decision=sum(tokens) / len(tokens) if tokens else None,
+        cost_per_decision=sum(costs) / len(costs) if costs else None,
+        currency=prices.currency if prices and costs else None,
+        last_hour=_spend(session, model, version, now - timedelta(hours=1), prices),
+        last_day=_spend(session, model, version, now - timedelta(days=1), prices),
+        latency_by_operation={op: _percentiles(ms) for op, ms in sorted(by_operation.items())},
+    )
+
+
+def _spend(
+    session: Session, model: str, version: str, since: datetime, prices: PriceTable | None
+) -> Spend:
+    decisions, tokens, cost = session.exec(
+        select(
+            func.count(),
+            func.coalesce(func.sum(_tokens()), 0),
+            func.sum(prices.cost_column()) if prices else literal(None),
+        ).where(
+            col(Decision.model_name) == model,
+            col(Decision.model_version) == version,
+            col(Decision.occurred_at) >= since,
+        )
+    ).one()
+    return Spend(decisions, int(tokens), None if cost is None else float(cost))
 
 
 def drift_status(
@@ -268,18 +353,21 @@ class DecisionPage:
     lineage: queries.Lineage
     verification: Verification
     inputs: list[tuple[str, Any]] = field(default_factory=list)
+    cost: str | None = None  # with its currency; None: no price table, or no price for it
 
 
 def decision_page(
-    session: Session, *, decision_id: uuid.UUID, keys: KeyRing
+    session: Session, *, decision_id: uuid.UUID, keys: KeyRing, prices: PriceTable | None = None
 ) -> DecisionPage | None:
     lineage = queries.lineage(session=session, decision_id=decision_id)
     if lineage is None:
         return None
+    cost = prices.cost(lineage.trail.decision) if prices else None
     return DecisionPage(
         lineage=lineage,
         verification=verify_decision(session, decision_id=decision_id, keys=keys),
         inputs=sorted(flatten(lineage.trail.decision.inputs).items()),
+        cost=None if cost is None or prices is None else f"{cost:.6f} {prices.currency}",
     )
 
 
