@@ -82,6 +82,7 @@ from driftline.collector.runtime.demo import DemoFailed, run_demo
 from driftline.collector.runtime.simulation import REVIEW_BELOW
 from driftline.collector.runtime.stack import Stack
 from driftline.collector.store.database import migrate
+from driftline.collector.store.prices import PriceFileError
 from driftline.detectors.baseline import record_features
 
 app = typer_app(
@@ -170,6 +171,8 @@ def api(database_url: DatabaseOption = None, api_port: PortOption = None) -> Non
         app_ = services.api(engine, settings, keys, _alerting(settings))
     except ProducerKeyError as error:
         fail(f"{error} (DRIFTLINE_TRUSTED_PRODUCER_KEYS, DRIFTLINE_PRODUCER_KEY_FILE)")
+    except PriceFileError as error:
+        fail(f"the price table (DRIFTLINE_PRICES) has mistakes:\n{error}", EXIT_SETTING)
     server = services.api_server(app_, settings)
     freeze_startup_heap()
     server.run()
@@ -466,7 +469,7 @@ def _running(settings: CollectorSettings) -> Iterator[Stack]:
         stack = Stack(settings).start()
     except (
         SQLAlchemyError, KafkaUnavailable, RuntimeError, AlertConfigError, SigningKeyError,
-        ProducerKeyError,
+        ProducerKeyError, PriceFileError,
     ) as error:  # fmt: skip
         fail(f"could not start: {error}")
     try:

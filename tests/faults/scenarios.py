@@ -28,6 +28,7 @@ from bench.stores import stored_events
 from driftline.agent import Driftline
 from driftline.agent.contract import (
     MAX_EVENT_BYTES,
+    SCHEMA_VERSION,
     DecisionEvent,
     DecisionPayload,
     ModelRef,
@@ -615,7 +616,7 @@ def _malformed_kinds() -> list[bytes | None]:
         b"",
         b"\xff\xfe\x00garbage",
         b"[1, 2, 3]",
-        valid.replace(b'"schema":1', b'"schema":2'),
+        valid.replace(f'"schema":{SCHEMA_VERSION}'.encode(), b'"schema":99'),
         valid.replace(b'"type":"decision"', b'"type":"rumour"'),
         valid.replace(b'"confidence":0.9', b'"confidence":1.5'),
         valid.replace(b'"output":"approve"', b'"output":NaN'),
