@@ -16,14 +16,15 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from driftline.agent.contract import BaselineSetPayload, baseline_digest
+from driftline.agent.contract import MAX_EVENT_BYTES, BaselineSetPayload, baseline_digest
 from driftline.collector.drift.features import VIOLATIONS, columns, decision_row, infer_kinds
 from driftline.collector.drift.reference import read_reference
 from driftline.collector.store.models import BaselineRecord, Decision
 from driftline.detectors.baseline import Baseline, BaselineBuilder
 
-# kafka-python's default max_request_size is 1 MiB; leave room for the envelope.
-MAX_RECORD_BYTES = 900_000
+# What an event may hold (MAX_EVENT_BYTES), less room for the envelope, the payload's other
+# fields and the signature.
+MAX_RECORD_BYTES = MAX_EVENT_BYTES - 16 * 1024
 
 
 @dataclass(frozen=True)
@@ -128,11 +129,13 @@ def all_baselines(session: Session) -> Sequence[BaselineRecord]:
 def for_one_event(baseline: Baseline, source: str) -> FittedBaseline:
     record = baseline.to_record()
     size = _record_bytes(record)
-    if size > MAX_RECORD_BYTES:
-        # Rows dominate the record, so its size scales with their number.
-        rows = int(len(baseline.rows) * MAX_RECORD_BYTES / size * 0.95)
+    while size > MAX_RECORD_BYTES and len(baseline.rows) > 1:
+        # Rows dominate the record, so its size scales with their number; a second pass takes
+        # what the first, estimating, left over.
+        rows = max(1, int(len(baseline.rows) * MAX_RECORD_BYTES / size * 0.95))
         baseline = baseline.subsample(rows)
         record = baseline.to_record()
+        size = _record_bytes(record)
     return FittedBaseline(baseline, record, baseline_digest(record), source, len(baseline.rows))
 
 

@@ -10,9 +10,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from driftline.agent.contract import baseline_digest
+from driftline.agent.contract import (
+    MAX_EVENT_BYTES,
+    ModelRef,
+    baseline_digest,
+    component_event,
+    wire_bytes,
+)
 from driftline.collector.drift.baselines import (
     MAX_RECORD_BYTES,
+    baseline_payload,
     fit_reference,
     fit_rows,
     for_one_event,
@@ -113,3 +120,21 @@ def test_contract_violations_are_a_flag_counted_per_decision() -> None:
     baseline = fit_rows([rows], flags=(VIOLATIONS,))
     assert baseline.flags == {VIOLATIONS: 25}
     assert baseline.features()[VIOLATIONS] == "flag"
+
+
+@pytest.mark.parametrize("features", [20, 40])
+def test_the_baseline_set_event_of_a_wide_baseline_fits_in_one_event(features: int) -> None:
+    """The record is sampled down to what the event's bound leaves room for: a record within
+    an older, larger bound (900 kB) made an event the agent refused, so the baseline was never
+    set and was fitted again every round."""
+    rng = np.random.default_rng(2)
+    rows = [
+        {f"f{i}": float(v) * 1e3 for i, v in enumerate(r)}
+        for r in rng.normal(size=(10_000, features))
+    ]
+    fitted = for_one_event(fit_rows([rows]), "test")
+    model = ModelRef(name="wide", version="1")
+    payload = baseline_payload(fitted, version="1", set_by="test")
+    event = component_event("baseline_set", payload, service="driftline-detector", model=model)
+    assert len(wire_bytes(event)) <= MAX_EVENT_BYTES
+    assert fitted.reservoir_rows > 1_000  # and not sampled down further than it needs
