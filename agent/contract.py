@@ -46,6 +46,8 @@ from uuid_utils.compat import uuid7
 SCHEMA_VERSION: Final = 2
 READ_VERSIONS: Final = (1, 2)
 MAX_EVENT_BYTES: Final = 512 * 1024
+# Far beyond any real request, and within what JSON carries exactly and a store's BIGINT sums.
+MAX_TOKENS: Final = 2**53
 MAX_DEPTH: Final = 64  # of the whole document: the envelope takes three levels
 # "\u0000" in JSON text is a NUL unless its backslash is itself escaped ("\\u0000").
 _NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
@@ -88,6 +90,7 @@ Name = Annotated[str, Field(min_length=1, max_length=200)]
 Probability = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 Count = Annotated[int, Field(ge=0)]
+Tokens = Annotated[int, Field(ge=0, le=MAX_TOKENS)]
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 Label = Annotated[str, Field(min_length=1, max_length=100)]
 Comment = Annotated[str, Field(max_length=10_000)]
@@ -152,17 +155,20 @@ class TokenUsage(_Frozen):
     cached ones and ``output_tokens`` the reasoning ones. (Anthropic's API reports cache reads
     apart from its ``input_tokens``: add them.)"""
 
+    # Unbounded in version 1, which read any count: from version 2, at most MAX_TOKENS.
     input_tokens: Count | None = None
     output_tokens: Count | None = None
-    cached_input_tokens: Count | None = added_in_v2()  # read from the provider's prompt cache
-    reasoning_tokens: Count | None = added_in_v2()
+    cached_input_tokens: Tokens | None = added_in_v2()  # read from the provider's prompt cache
+    reasoning_tokens: Tokens | None = added_in_v2()
 
     @model_validator(mode="after")
     def _parts_within_totals(self) -> TokenUsage:
         for part, total in (("cached_input_tokens", "input_tokens"),
                             ("reasoning_tokens", "output_tokens")):  # fmt: skip
             have, of = getattr(self, part), getattr(self, total)
-            if have is not None and of is not None and have > of:
+            if have is not None and of is None:
+                raise ValueError(f"{part} needs {total}, which include them")
+            if have is not None and have > of:
                 raise ValueError(f"{part} ({have}) is more than {total} ({of}), which include them")
         return self
 
@@ -676,16 +682,24 @@ def validate(document: Any) -> Event:
         event = _EVENT.validate_python(document)
     except ValidationError as error:
         raise ContractError(_problems(error, document.get("type"))) from None
-    if problems := _not_in_v1(event):
+    if problems := _of_its_version(event):
         raise ContractError(problems)
     return event
 
 
-def _not_in_v1(event: Event) -> list[tuple[str, str]]:
-    """What a version 1 event may not hold: a field version 2 added, or no confidence."""
-    if event.schema_version != 1 or not isinstance(event, _AboutDecision):
+def _of_its_version(event: Event) -> list[tuple[str, str]]:
+    """What the event's own version refuses that the models let through: in version 1, a field
+    version 2 added (even null) or no confidence; from version 2, token counts over MAX_TOKENS."""
+    if not isinstance(event, _AboutDecision):
         return []
     payload: BaseModel = event.payload
+    if event.schema_version != 1:
+        usage = getattr(payload, "usage", None)
+        return [
+            (f"payload.usage.{name}", f"is more than {MAX_TOKENS:,} tokens")
+            for name in ("input_tokens", "output_tokens")
+            if (getattr(usage, name, None) or 0) > MAX_TOKENS
+        ]
     problems = [(field, "added in schema 2; this event says schema 1")
                 for field in _added_in_v2(payload)]  # fmt: skip
     if isinstance(payload, DecisionPayload) and payload.confidence is None:
@@ -694,11 +708,12 @@ def _not_in_v1(event: Event) -> list[tuple[str, str]]:
 
 
 def _added_in_v2(model: BaseModel, path: str = "payload") -> list[str]:
-    """The fields of version 2 that ``model`` (and the models it holds) sets."""
+    """The fields of version 2 that the document gave ``model`` (and the models it holds),
+    null or empty ones too: version 1 knew no such key."""
     used = []
     for name, field in type(model).model_fields.items():
         value = getattr(model, name)
-        if field.exclude_if is _unset and not _unset(value):
+        if field.exclude_if is _unset and name in model.model_fields_set:
             used.append(f"{path}.{name}")
         elif isinstance(value, BaseModel):
             used += _added_in_v2(value, f"{path}.{name}")

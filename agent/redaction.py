@@ -18,8 +18,9 @@ leak. Two rules of one model for the same name so compared are refused at load.
 
 What is scanned. The free-text fields of every event type (``FREE_TEXT``): a decision's inputs,
 output, subject_ref, class labels and contract violations (which quote input keys); a review's
-reviewer, rationale and new output; feedback's reporter, comment and ground truth; the named
-scores of both (their comments most of all: a judge's explanation may quote the text); the people
+reviewer, rationale and new output; feedback's reporter, comment and ground truth; of the named
+scores of both, each comment (a judge's explanation may quote the text) and categorical label,
+never a score's name, number or source, which say what was measured; the people
 and prose of governance events (owner, approved_by, set_by, asked_by, source, reason). In them
 every string and every key is scanned, at any depth; a key that holds a secret becomes the
 detector's mask, numbered to stay unique (``[email]``, ``[email]#2``). Never scanned, as they
@@ -72,7 +73,7 @@ MASK = "[redacted]"
 FREE_TEXT = frozenset(
     {
         *("inputs", "output", "subject_ref", "contract_violations"),
-        *("reviewer", "new_output", "rationale", "reporter", "ground_truth", "comment", "scores"),
+        *("reviewer", "new_output", "rationale", "reporter", "ground_truth", "comment"),
         *("owner", "approved_by", "set_by", "asked_by", "source", "reason"),
     }
 )
@@ -346,6 +347,9 @@ class Redactor:
                 name = normal_name(key)
                 walked = self._walk(value, name, name, plan, False)
                 payload[key] = None if walked is _DROPPED else walked
+        for score in payload.get("scores") or ():
+            if isinstance(score, dict):
+                self._score(score, plan)
         scores = payload.get("class_scores")
         if isinstance(scores, dict):
             labels: dict[Any, Any] = {}
@@ -388,6 +392,17 @@ class Redactor:
             if entry is not _DROPPED:
                 walked[self._scanned_key(key, value, walked, plan)] = entry
         return walked
+
+    def _score(self, score: dict[str, Any], plan: _Plan) -> None:
+        """A named score's comment as any free text under the key ``comment`` (rules on it
+        apply); a label scanned, under no rule, so that a rule for ``value`` or ``name`` in the
+        inputs cannot rename or retype a score."""
+        comment = score.get("comment")
+        if comment is not None:
+            walked = self._walk(comment, "comment", None, plan, False)
+            score["comment"] = None if walked is _DROPPED else walked
+        if isinstance(score.get("value"), str) and MAYBE_SECRET.search(score["value"]):
+            score["value"] = self._text(score["value"], "value", plan, False)
 
     def _scanned_key(
         self, key: Any, original: dict[Any, Any], walked: dict[Any, Any], plan: _Plan

@@ -338,10 +338,12 @@ def _score_result(score: dict[str, Any]) -> dict[str, AttributeValue]:
     if isinstance(value, bool):
         result["gen_ai.evaluation.score.label"] = str(value).lower()
         result["gen_ai.evaluation.score.value"] = float(value)
-    elif isinstance(value, int | float):
+    elif isinstance(value, float) or (isinstance(value, int) and abs(value) < 2**1023):
         result["gen_ai.evaluation.score.value"] = float(value)
-    else:
-        result["gen_ai.evaluation.score.label"] = str(value)
+    elif isinstance(value, str):
+        result["gen_ai.evaluation.score.label"] = value
+    # Anything else (an integer no float holds) the contract refuses after this runs: no value
+    # here, and nothing raised, so that the contract's error names the field.
     result["driftline.evaluation.source"] = str(score.get("source"))
     if isinstance(score.get("comment"), str):
         result["gen_ai.evaluation.explanation"] = score["comment"]

@@ -67,14 +67,26 @@ envelope = {
 }
 
 
+@st.composite
+def _token_usage(draw: st.DrawFn, v2: bool) -> TokenUsage:
+    """Totals of at least 10,000, and (from version 2) parts of them, only where a total is."""
+    totals = st.none() | st.integers(10**4, 10**7)
+    usage = TokenUsage(input_tokens=draw(totals), output_tokens=draw(totals))
+    if not v2:
+        return usage
+    parts = {
+        part: draw(st.none() | st.integers(0, 10**4))
+        for part, total in (
+            ("cached_input_tokens", usage.input_tokens),
+            ("reasoning_tokens", usage.output_tokens),
+        )
+        if total is not None
+    }
+    return usage.model_copy(update=parts)
+
+
 def _usage(v2: bool) -> st.SearchStrategy[TokenUsage | None]:
-    counts = st.none() | st.integers(0, 10**7)
-    parts = {"cached_input_tokens": st.none() | st.integers(0, 10**4),
-             "reasoning_tokens": st.none() | st.integers(0, 10**4)} if v2 else {}  # fmt: skip
-    return st.none() | st.builds(
-        TokenUsage, input_tokens=counts.map(lambda n: n if n is None else n + 10**4),
-        output_tokens=counts.map(lambda n: n if n is None else n + 10**4), **parts,
-    )  # fmt: skip
+    return st.none() | _token_usage(v2)
 
 
 @st.composite

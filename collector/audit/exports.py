@@ -35,11 +35,13 @@ from driftline.collector.audit.checkpoints import key_id
 from driftline.collector.audit.row_verification import row_problems
 from driftline.collector.store import ledger
 from driftline.collector.store.models import Decision, DecisionBase, ExportManifest, LedgerEntry
+from driftline.collector.store.prices import PriceTable
 from driftline.collector.store.search import DecisionFilter, matching
 
 ExportFormat = Literal["jsonl", "csv"]
 MEDIA_TYPES: dict[ExportFormat, str] = {"jsonl": "application/x-ndjson", "csv": "text/csv"}
-COLUMNS = [*DecisionBase.model_fields, "ledger"]
+# A decision's columns, its cost by the price table (empty without one) and its ledger entry.
+COLUMNS = [*DecisionBase.model_fields, "cost", "currency", "ledger"]
 JSON_COLUMNS = {"inputs", "output", "class_scores", "contract_violations", "ledger"}
 
 
@@ -60,7 +62,11 @@ class Export:
         fmt: ExportFormat,
         created_by: str,
         key: Ed25519PrivateKey,
+        prices: PriceTable | None = None,
     ) -> None:
+        """PricesMissing when ``where`` asks a cost range and there is no price table."""
+        where.conditions(prices)  # refused here, before a byte is streamed
+        self._prices = prices
         self._engine = engine
         self._where = where
         self._format = fmt
@@ -86,7 +92,7 @@ class Export:
             if writer is not None:
                 writer.writeheader()
             with_entries = (
-                matching(self._where)
+                matching(self._where, prices=self._prices)
                 .join(
                     LedgerEntry, col(LedgerEntry.event_id) == col(Decision.event_id), isouter=True
                 )
@@ -96,6 +102,9 @@ class Export:
             tampered: list[str] = []
             for decision, entry in session.execute(with_entries):
                 document = DecisionBase.model_validate(decision).model_dump(mode="json")
+                cost = self._prices.cost(decision) if self._prices else None
+                document["cost"] = cost
+                document["currency"] = None if cost is None else self._prices.currency  # type: ignore[union-attr]
                 document["ledger"] = _position(entry)
                 tampered.extend(str(problem) for problem in row_problems(decision, entry))
                 if writer is None:

@@ -36,6 +36,7 @@ from driftline.collector.audit.exports import Export, ExportFormat, check_file, 
 from driftline.collector.audit.holds import HoldError, active_holds, place_hold, release_hold
 from driftline.collector.audit.proofs import ProofUnavailable, check_proof, prove_decision
 from driftline.collector.cli.common import (
+    EXIT_SETTING,
     DatabaseOption,
     PublicKeyOption,
     console,
@@ -52,6 +53,7 @@ from driftline.collector.core.producer_keys import trusted_producers
 from driftline.collector.core.settings import CollectorSettings, public_half
 from driftline.collector.store import queries
 from driftline.collector.store.models import LedgerCheckpoint
+from driftline.collector.store.prices import PriceFileError, load_prices
 from driftline.collector.store.replay import rebuild
 from driftline.collector.store.search import DecisionFilter, count
 
@@ -347,7 +349,11 @@ def audit_export(
     with Session(engine) as session:
         total = count(session, where)
     key = signing_keys(settings).signer()
-    export = Export(engine, where, fmt, created_by="driftline audit export", key=key)
+    try:
+        prices = load_prices(settings.prices) if settings.prices else None
+    except PriceFileError as error:
+        fail(f"the price table (DRIFTLINE_PRICES) has mistakes:\n{error}", EXIT_SETTING)
+    export = Export(engine, where, fmt, created_by="driftline audit export", key=key, prices=prices)
     with out.open("wb") as file, _progress() as progress:
         task = progress.add_task("exporting", total=total)
         for chunk in export.chunks():

@@ -34,6 +34,8 @@ def load_model(
     except yaml.MarkedYAMLError as problem:
         line = problem.problem_mark.line + 1 if problem.problem_mark else 0
         raise error([f"{path}:{line}: not valid YAML: {problem.problem}"]) from None
+    except RecursionError:
+        raise error([f"{path}:1: nested too deeply to read"]) from None
     except ValueError as problem:  # a scalar YAML takes for a date that is none: 2026-13-01
         line = _unreadable_line(yaml.compose(text, Loader=yaml.SafeLoader))
         raise error([f"{path}:{line}: not a valid value: {problem}"]) from None

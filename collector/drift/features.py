@@ -1,22 +1,35 @@
 """The feature columns the detectors compare, taken from decisions or from reference rows.
 
 A decision's inputs are flattened (a nested object's keys become dotted names); its confidence
-is the feature ``confidence`` and whether it broke its data contract the flag
+(when it has one) is the feature ``confidence`` and whether it broke its data contract the flag
 ``(contract-violations)``. A feature whose values are all numbers is continuous; any other
 (strings, booleans) is categorical; lists are left out. A value of the wrong kind in a window
 counts as missing, so that the missing-value rate shows it.
+
+A generative decision (one with an ``operation``) also gives, computed here and never by the
+caller: the text descriptors (``driftline.detectors.descriptors``) of each text input, named
+after it (``prompt.characters``, ``prompt.language``...), and of a text output, as
+``(output).*``, whose ``detections`` count the redaction's masks (``[email]``...) in the text,
+so that what the scanners found is counted and never kept; its token counts, as
+``(usage).input_tokens`` and the like; and ``(finish-reason)``.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from driftline.agent.contract import TokenUsage
 from driftline.collector.store.models import Decision
+from driftline.detectors.descriptors import describe
 from driftline.detectors.verdict import CONFIDENCE
 
 VIOLATIONS = "(contract-violations)"
+OUTPUT, USAGE, FINISH_REASON = "(output)", "(usage)", "(finish-reason)"
+# What the agent's redaction puts where its scanners found something (``[email]``, ``[card]#2``).
+MASK = re.compile(r"\[(?:email|card|phone|redacted)\](?:#\d+)?")
 
 
 @dataclass(frozen=True)
@@ -42,7 +55,31 @@ def decision_row(decision: Decision) -> dict[str, Any]:
     if decision.confidence is not None:  # a model that gives none has no confidence feature
         row[CONFIDENCE] = decision.confidence
     row[VIOLATIONS] = bool(decision.contract_violations)
+    if decision.operation is not None:
+        row |= _generative(decision, row)
     return row
+
+
+def _generative(decision: Decision, inputs: Mapping[str, Any]) -> dict[str, Any]:
+    texts = {name: value for name, value in inputs.items() if isinstance(value, str)}
+    if isinstance(decision.output, str):
+        texts[OUTPUT] = decision.output
+    row: dict[str, Any] = {}
+    for name, text in texts.items():
+        described = describe(name, [text], count_detections=_masks)
+        row |= {column: values[0] for column, values in described.items()}
+    # Each only where given: a count the service never sends is no feature, rather than one
+    # whose every value is missing.
+    for count in TokenUsage.model_fields:  # each a column of the read model too
+        if getattr(decision, count) is not None:
+            row[f"{USAGE}.{count}"] = getattr(decision, count)
+    if decision.finish_reason is not None:
+        row[FINISH_REASON] = decision.finish_reason
+    return row
+
+
+def _masks(text: str) -> int:
+    return len(MASK.findall(text))
 
 
 def infer_kinds(rows: Sequence[Mapping[str, Any]], flags: Iterable[str] = ()) -> FeatureKinds:

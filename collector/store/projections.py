@@ -14,6 +14,7 @@ import structlog
 from sqlmodel import Session, SQLModel, select
 
 from driftline.agent.contract import (
+    MAX_TOKENS,
     AlertNotifiedEvent,
     BaselineSetEvent,
     DecisionEvent,
@@ -238,11 +239,14 @@ def _decisions_already_stored(session: Session, events: Sequence[Event]) -> set[
     return set(session.execute(select(column).where(bulk.among(column, ids, dialect))).scalars())
 
 
-_TOKEN_COUNTS = ("input_tokens", "output_tokens", "cached_input_tokens", "reasoning_tokens")
-
-
 def _token_counts(usage: TokenUsage | None) -> dict[str, int | None]:
-    return {name: None if usage is None else getattr(usage, name) for name in _TOKEN_COUNTS}
+    """The read model's column of each count. A version 1 event's count over MAX_TOKENS (that
+    version bounded none) is kept in the ledger, and as unknown (None) here: no store's integer
+    column holds every such number, and sums of them must not overflow."""
+    counts = {
+        name: None if usage is None else getattr(usage, name) for name in TokenUsage.model_fields
+    }
+    return {name: None if (n or 0) > MAX_TOKENS else n for name, n in counts.items()}
 
 
 def _scores(scores: list[Score] | None) -> list[dict[str, Any]] | None:

@@ -199,8 +199,9 @@ _SCORE_SQL = {
     "postgresql": (
         "jsonb_typeof", "jsonb_array_elements(judged.scores) AS item(score)",
         "item.score->>'name'", "item.score->>'kind'",
+        # Every branch guarded by the kind: PostgreSQL need not test the kind first in an AND.
         "CASE item.score->>'kind' WHEN 'boolean' THEN (item.score->>'value')::boolean::int"
-        " ELSE (item.score->>'value')::float8 END",
+        " WHEN 'numeric' THEN (item.score->>'value')::float8 END",
     ),
 }  # fmt: skip
 

@@ -405,3 +405,9 @@ def test_scores_that_break_the_contract_are_reported_not_raised(client: Driftlin
     report = client.flush()
     assert report.failed == 1
     assert "each score is named once; twice: x" in report.failures[0].reason
+    # An integer no float holds: tracing, which runs first, must leave the contract to say so.
+    huge = [{"name": "x", "value": 10**400, "source": "human"}]
+    client.record_feedback(decision_id, **MODEL, reporter="qa", scores=huge)
+    report = client.flush()
+    assert report.failed == 2
+    assert "payload.scores.0.value" in report.failures[-1].reason, report.failures[-1]

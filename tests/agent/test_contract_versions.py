@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from driftline.agent.contract import (
+    MAX_TOKENS,
     SCHEMA_VERSION,
     ContractError,
     DecisionPayload,
@@ -67,6 +68,38 @@ def test_a_version_1_event_has_exactly_the_version_1_fields_and_is_a_fixed_point
     if document["type"] == "decision" and document["payload"]["usage"] is not None:
         assert set(document["payload"]["usage"]) == {"input_tokens", "output_tokens"}
     assert encode(decode(raw)) == raw
+
+
+@pytest.mark.parametrize(
+    ("line", "field", "value"),
+    [(1, "provider", None), (1, "embeddings", None), (2, "scores", []), (2, "scores", None)],
+)
+def test_a_key_of_version_2_is_refused_in_version_1_even_when_null_or_empty(
+    line: int, field: str, value: object
+) -> None:
+    """Version 1 knew no such key: accepted, the event would re-encode to other bytes."""
+    document = json.loads(V1_BYTES[line])
+    document["payload"][field] = value
+    with pytest.raises(ContractError) as caught:
+        decode(json.dumps(document).encode())
+    assert caught.value.problems == [
+        (f"payload.{field}", "added in schema 2; this event says schema 1")
+    ]
+
+
+def test_token_counts_are_bounded_from_version_2_and_read_as_they_were_in_version_1() -> None:
+    document = json.loads(V1_BYTES[0])
+    document["payload"]["usage"]["input_tokens"] = 10**20  # version 1 bounded none
+    assert (
+        encode(decode(json.dumps(document).encode()))
+        == json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    )
+    document["schema"] = 2
+    with pytest.raises(ContractError) as caught:
+        decode(json.dumps(document).encode())
+    assert caught.value.problems == [
+        ("payload.usage.input_tokens", f"is more than {MAX_TOKENS:,} tokens")
+    ]
 
 
 @given(v1_events, st.data())
@@ -128,6 +161,13 @@ def test_cached_and_reasoning_tokens_are_parts_of_their_totals() -> None:
         TokenUsage(output_tokens=2, reasoning_tokens=3)
     with pytest.raises(ValueError, match="greater than or equal to 0"):
         TokenUsage(input_tokens=-1)
+    # A part without its total would price cached tokens against no input at all (negative).
+    with pytest.raises(ValueError, match="cached_input_tokens needs input_tokens"):
+        TokenUsage(output_tokens=0, cached_input_tokens=1_000)
+    with pytest.raises(ValueError, match="reasoning_tokens needs output_tokens"):
+        TokenUsage(input_tokens=5, reasoning_tokens=1)
+    with pytest.raises(ValueError, match="less than or equal to 9007199254740992"):
+        TokenUsage(input_tokens=2**60, cached_input_tokens=2**54)
 
 
 def test_an_embedding_has_its_stated_dimension() -> None:

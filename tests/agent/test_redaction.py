@@ -616,3 +616,37 @@ def test_a_policy_file_with_a_mistake_names_the_key(tmp_path: Path) -> None:
 def test_hashing_without_a_key_is_refused() -> None:
     with pytest.raises(RedactionError, match="DRIFTLINE_REDACTION_KEY"):
         Redactor(POLICY, None)
+
+
+def test_a_scores_comment_and_label_are_scanned_its_name_number_and_source_never() -> None:
+    """Rules written for the inputs (a person's ``name``, a ``value``, a ``source``) must not
+    rename, retype or refuse a score; its comment follows the rules for ``comment``."""
+    policy = policy_of(
+        {"*": {"rules": [{"field": "name", "action": "drop"},
+                         {"field": "value", "action": "hash"},
+                         {"field": "source", "action": "mask"},
+                         {"field": "comment", "action": "keep"}]},
+         "strict": {"rules": [{"field": "comment", "action": "drop"}]}}
+    )  # fmt: skip
+    scores = [
+        {"name": "faithfulness", "value": 0.8, "source": "model", "comment": f"cites {EMAIL}"},
+        {"name": "toxic", "value": False, "source": "rule"},
+        {"name": "asked", "value": f"by {EMAIL}", "source": "human", "comment": f"cites {EMAIL}"},
+    ]
+    document = {
+        "schema": 2, "type": "feedback", "service": "help", "decision_id": DECISION_ID,
+        "model": {"name": "chat", "version": "1"},
+        "payload": {"reporter": "judge", "scores": copy.deepcopy(scores)},
+    }  # fmt: skip
+    Redactor(policy, b"k")(document)
+    kept = document["payload"]["scores"]
+    assert [(s["name"], s["source"]) for s in kept] == [(s["name"], s["source"]) for s in scores]
+    assert kept[0]["value"] == 0.8 and kept[1]["value"] is False
+    assert kept[0]["comment"] == f"cites {EMAIL}"  # "keep" is this policy's rule for comments
+    assert kept[2]["value"] == "by [email]"  # a label is scanned, under no rule
+    validate(document)
+    document["model"]["name"] = "strict"
+    document["payload"]["scores"] = copy.deepcopy(scores)
+    Redactor(policy, b"k")(document)
+    assert [s.get("comment") for s in document["payload"]["scores"]] == [None, None, None]
+    validate(document)

@@ -3,6 +3,7 @@ the price table in force at each decision's time (in Python and in SQL alike); n
 reviews and feedback, searched by range and covered by row verification; and decisions stored
 before migration 0015 given their columns from the ledger."""
 
+import json
 import random
 import re
 import uuid
@@ -20,6 +21,7 @@ from sqlalchemy import Engine, text
 from sqlmodel import Session, select
 
 from driftline.agent.contract import (
+    MAX_TOKENS,
     DecisionPayload,
     Event,
     FeedbackPayload,
@@ -337,13 +339,25 @@ def test_decisions_stored_before_0015_get_their_tokens_from_the_ledger(database_
                                 usage=TokenUsage(input_tokens=7, output_tokens=3)),
         schema_version=1,
     )  # fmt: skip
-    store(engine, [v1_chat, events.decision(schema_version=1)])
+    # Version 1 bounded no count: one beyond what a BIGINT holds is kept as unknown.
+    huge = v1_chat.model_copy(
+        update={
+            "decision_id": uuid.uuid4(),
+            "event_id": events.new_event_id(),
+            "payload": v1_chat.payload.model_copy(
+                update={"usage": TokenUsage(input_tokens=10**20, output_tokens=3)}
+            ),
+        }
+    )
+    store(engine, [v1_chat, events.decision(schema_version=1), huge])
     _upgrade(engine, "0014", down=True)  # as the rows were: no column for tokens
     _upgrade(engine, "head")
     with Session(engine) as session:
         row = session.get(Decision, v1_chat.decision_id)
         assert row is not None
         assert (row.operation, row.input_tokens, row.output_tokens) == ("chat", 7, 3)
+        beyond = session.get(Decision, huge.decision_id)
+        assert beyond is not None and (beyond.input_tokens, beyond.output_tokens) == (None, 3)
         assert check_all(session).intact
     engine.dispose()
 
@@ -395,3 +409,31 @@ def test_the_pages_show_tokens_cost_latency_per_operation_and_scores(engine: Eng
     assert "faithfulness 0.25 (numeric, by model) : <b>cites nothing</b>" in page
     assert "<b>cites" not in decision.text  # the judge's comment is escaped, never markup
     assert "— (the model gives none)" in page
+
+
+def test_pages_and_exports_hold_with_the_largest_counts_and_cost_ranges(engine: Engine) -> None:
+    """Counts at the contract's bound sum without overflow; a decision without a confidence
+    lists on the audit page; a cost range is searched and exported with the price table, and
+    refused, saying why, without one."""
+    most = TokenUsage(input_tokens=MAX_TOKENS, output_tokens=MAX_TOKENS)
+    now = datetime.now(UTC)
+    batch = [chat(now - timedelta(minutes=n), usage=most) for n in range(3)]
+    store(engine, [*batch, chat(now)])
+    app = create_app(engine, keys=KeyRing.of(Ed25519PrivateKey.generate()), prices=PRICES)
+    unpriced = create_app(engine, keys=KeyRing.of(Ed25519PrivateKey.generate()))
+    with TestClient(app, base_url=SITE, follow_redirects=False) as browser:
+        sign_in(browser, new_token(engine, "auditor"))
+        assert browser.get("/ui/").status_code == 200
+        listed = browser.get("/ui/audit", params={"min_cost": 0.004, "max_cost": 0.006})
+        assert listed.status_code == 200 and listed.text.count("/ui/decisions/") == 1
+        exported = browser.get("/decisions/export", params={"min_cost": 0.004, "max_cost": 0.006})
+        assert exported.status_code == 200
+        (row,) = [json.loads(line) for line in exported.text.splitlines()]
+        assert row["cost"] == pytest.approx(0.0045) and row["currency"] == "USD"
+    with TestClient(unpriced, base_url=SITE, follow_redirects=False) as browser:
+        sign_in(browser, new_token(engine, "auditor"))
+        refused = browser.get("/ui/audit", params={"min_cost": 0})
+        assert refused.status_code == 200 and "needs a price table" in refused.text
+        assert browser.get("/decisions/export", params={"min_cost": 0}).status_code == 409
+        everything = browser.get("/decisions/export", params={"format": "csv"})
+        assert everything.status_code == 200 and everything.text.splitlines()[0].count(",cost,")

@@ -26,8 +26,8 @@ from driftline.collector.audit.access import (
     ranks_at_least,
 )
 from driftline.collector.core.durations import parse_duration
-from driftline.collector.store.models import ApiToken
-from driftline.collector.store.search import Cursor, DecisionFilter, search
+from driftline.collector.store.models import ApiToken, Decision
+from driftline.collector.store.search import Cursor, DecisionFilter, PricesMissing, search
 from driftline.collector.web.api.auth import SESSION_COOKIE, authenticated
 from driftline.collector.web.api.deps import SessionDep, no_nul
 from driftline.collector.web.ui import views
@@ -169,7 +169,13 @@ def audit(request: Request, session: SessionDep, token: Token) -> Response:
         after = Cursor.decode(cursor) if cursor else None
     except (ValidationError, ValueError) as problem:
         where, after, error = DecisionFilter(), None, _first_problem(problem)
-    rows, following = search(session, where, after, limit=PAGE) if error is None else ([], None)
+    rows: list[Decision] = []
+    following: Cursor | None = None
+    if error is None:
+        try:
+            rows, following = search(session, where, after, PAGE, request.app.state.prices)
+        except PricesMissing as missing:
+            error = str(missing)
     query = where.query_string()
     context = {
         "where": where,

@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 
 import numpy as np
 from markupsafe import Markup
-from sqlalchemy import and_, case, literal
+from sqlalchemy import Float, and_, case, cast, literal
 from sqlalchemy import select as sql_select
 from sqlmodel import Session, col, func, select
 
@@ -159,12 +159,11 @@ def overview(
 
 
 def _tokens() -> Any:
-    """A decision's input and output tokens, NULL when it counted neither."""
+    """A decision's input and output tokens, NULL when it counted neither; a float, so that
+    sums of many never overflow a store's integers."""
     counts = (col(Decision.input_tokens), col(Decision.output_tokens))
-    return case(
-        (and_(*(c.is_(None) for c in counts)), literal(None)),
-        else_=func.coalesce(counts[0], 0) + func.coalesce(counts[1], 0),
-    )
+    total = sum((cast(func.coalesce(c, 0), Float) for c in counts), literal(0.0))
+    return case((and_(*(c.is_(None) for c in counts)), literal(None)), else_=total)
 
 
 def _usage(

@@ -24,6 +24,7 @@ depends_on = None
 
 TEXT_COLUMNS = {"operation": 100, "provider": 100, "response_model": 200, "finish_reason": 100}
 TOKEN_COLUMNS = ("input_tokens", "output_tokens", "cached_input_tokens", "reasoning_tokens")
+MAX_TOKENS = 2**53  # the contract's: a version 1 count over it is kept as unknown, as projected
 BATCH = 1_000
 
 
@@ -77,9 +78,9 @@ def _copy_from_the_ledger() -> None:
         usage = payload.get("usage") or {}
         if payload.get("operation") is None and not usage:
             continue
-        changes.append({"key": event_id, "operation": payload.get("operation"),
-                        "input_tokens": usage.get("input_tokens"),
-                        "output_tokens": usage.get("output_tokens")})  # fmt: skip
+        counts = {name: usage.get(name) for name in ("input_tokens", "output_tokens")}
+        counts = {name: None if (n or 0) > MAX_TOKENS else n for name, n in counts.items()}
+        changes.append({"key": event_id, "operation": payload.get("operation"), **counts})
         if len(changes) == BATCH:
             connection.execute(update, changes)
             changes = []

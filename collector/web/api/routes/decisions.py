@@ -96,7 +96,12 @@ def export_decisions(
     engine = request.app.state.engine
     format = query.format
     where = DecisionFilter.model_validate(query.model_dump(exclude={"format"}))
-    export = Export(engine, where, format, created_by=token.name, key=key)
+    try:
+        export = Export(
+            engine, where, format, created_by=token.name, key=key, prices=request.app.state.prices
+        )
+    except PricesMissing as missing:
+        raise HTTPException(status_code=409, detail=str(missing)) from None
 
     def stream() -> Iterator[bytes]:
         yield from export.chunks()

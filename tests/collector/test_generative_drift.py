@@ -1,0 +1,144 @@
+"""Drift of a generative service through the worker: the descriptors Driftline computes of
+prompts and completions (length, language, refusals, what the redaction found), token counts
+and finish reasons are baseline features, under the same false-alarm control as the rest. The
+prompts are generated from templates (stated below), the real broker takes the verdicts."""
+
+import random
+from pathlib import Path
+
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from driftline.agent import Driftline
+from driftline.agent.contract import (
+    BaselineSetEvent,
+    DecisionPayload,
+    Event,
+    ModelRef,
+    TokenUsage,
+)
+from driftline.collector.core.settings import CollectorSettings
+from driftline.collector.drift.baselines import (
+    active_baseline,
+    baseline_payload,
+    fit_first_decisions,
+)
+from driftline.collector.drift.worker import DetectorWorker
+from driftline.collector.runtime.broker import EmbeddedBroker
+from driftline.detectors.baseline import record_features
+from tests import events
+from tests.collector.test_drift_worker import store
+
+CHAT = ModelRef(name="help-bot", version="1")
+VERBS = ["pay", "download", "cancel", "change", "dispute", "find", "update", "split"]
+NOUNS = ["invoice", "bill", "refund", "subscription", "receipt", "payment", "plan", "card"]
+FRENCH = [
+    *("Comment payer ma facture", "Où trouver mon reçu", "Je veux annuler mon abonnement"),
+    *("Pourquoi ce prélèvement", "Changer ma carte bancaire", "Demander un remboursement"),
+]
+
+
+def prompt(rng: random.Random) -> str:
+    """A billing question of 8 verbs, 8 nouns, a month and an amount: thousands of distinct
+    texts, as a help desk's are."""
+    month = rng.choice(["January", "March", "June", "October"])
+    return (
+        f"How do I {rng.choice(VERBS)} my {rng.choice(NOUNS)} for {month}? "
+        f"It says {rng.randrange(5, 500)} euros."
+    )
+
+
+def chat(text: str, answer: str, rng: random.Random, finish_reason: str = "stop") -> Event:
+    return events.decision(
+        model=CHAT,
+        payload=DecisionPayload(
+            inputs={"prompt": text},
+            output=answer,
+            latency_ms=rng.uniform(400, 900),
+            automated=True,
+            operation="chat",
+            provider="openai",
+            finish_reason=finish_reason,
+            usage=TokenUsage(input_tokens=len(text) // 4, output_tokens=rng.randrange(20, 60)),
+        ),
+    )
+
+
+def answer(rng: random.Random) -> str:
+    return f"Open Billing, then {rng.choice(NOUNS)}s, and choose {rng.choice(VERBS)}."
+
+
+def _worker_with_baseline(engine: Engine, agent: Driftline, first: list[Event]) -> DetectorWorker:
+    store(engine, first)
+    with Session(engine) as session:
+        fitted = fit_first_decisions(session, CHAT.name, CHAT.version, len(first))
+    assert fitted is not None
+    payload = baseline_payload(fitted, version=CHAT.version, set_by="ml-lead")
+    store(engine, [BaselineSetEvent(service="ml-lead", model=CHAT, payload=payload)])
+    settings = CollectorSettings(
+        detect_min_decisions=100, detect_window_decisions=500, detect_raise_after=1,
+        detect_stream_arl=0,
+    )  # fmt: skip
+    return DetectorWorker(engine, agent, settings)
+
+
+def _agent(broker: EmbeddedBroker, topic: str, tmp_path: Path) -> Driftline:
+    return Driftline(
+        service="driftline-detector", kafka_bootstrap_servers=broker.bootstrap_servers,
+        topic=topic, spool_dir=tmp_path / "spool",
+    )  # fmt: skip
+
+
+def test_prompts_grown_thirty_times_longer_and_in_another_language_are_caught(
+    broker: EmbeddedBroker, topic: str, engine: Engine, tmp_path: Path
+) -> None:
+    rng = random.Random(5)
+    with _agent(broker, topic, tmp_path) as agent:
+        worker = _worker_with_baseline(
+            engine, agent, [chat(prompt(rng), answer(rng), rng) for _ in range(1_000)]
+        )
+        with Session(engine) as session:
+            record = active_baseline(session, CHAT.name, CHAT.version)
+        assert record is not None
+        features = record_features(record.record)
+        assert features["prompt.characters"] == "continuous"
+        assert features["prompt.language"] == "categorical"
+        assert features["(usage).input_tokens"] == "continuous"
+        assert features["(output).refusal"] == "categorical"
+
+        store(engine, [chat(prompt(rng), answer(rng), rng) for _ in range(500)])
+        assert worker.check_all() == []  # the same service: no alarm
+
+        longer = [" ".join([prompt(rng)] * 30) for _ in range(500)]
+        store(engine, [chat(text, answer(rng), rng) for text in longer])
+        raised = {t.verdict.feature for t in worker.check_all() if t.state == "detected"}
+        assert {"prompt.characters", "prompt.words", "(usage).input_tokens"} <= raised
+
+        french = [f"{rng.choice(FRENCH)} de {rng.randrange(5, 500)} euros ?" for _ in range(500)]
+        store(engine, [chat(text, answer(rng), rng) for text in french])
+        also = {t.verdict.feature for t in worker.check_all() if t.state == "detected"}
+        assert "prompt.non_ascii_share" in also
+        # Long English texts are told apart from short ones too (py3langid is surer of them):
+        # the language drifts in one of the two windows, and is not raised twice.
+        assert "prompt.language" in raised | also
+        assert agent.flush(timeout_s=30).ok
+
+
+def test_refusals_truncations_and_what_the_redaction_found_are_caught(
+    broker: EmbeddedBroker, topic: str, engine: Engine, tmp_path: Path
+) -> None:
+    rng = random.Random(6)
+    with _agent(broker, topic, tmp_path) as agent:
+        worker = _worker_with_baseline(
+            engine, agent, [chat(prompt(rng), answer(rng), rng) for _ in range(1_000)]
+        )
+        refusing = [
+            chat(prompt(rng), "I'm sorry, but I can't help with that.", rng, "length")
+            if n % 4 == 0
+            else chat(prompt(rng), f"Write to [email] or call [phone]#{n}.", rng)
+            for n in range(500)
+        ]
+        store(engine, refusing)
+        raised = {t.verdict.feature for t in worker.check_all() if t.state == "detected"}
+        assert {"(output).refusal", "(finish-reason)", "(output).detections"} <= raised
+        assert agent.flush(timeout_s=30).ok
