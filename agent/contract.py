@@ -84,6 +84,7 @@ DriftTest = Literal[
     "mean-shift",
     "review-share",
     "pca-reconstruction",
+    "domain-classifier",  # a text feature's words (schema 2)
 ]
 
 Name = Annotated[str, Field(min_length=1, max_length=200)]
@@ -331,6 +332,10 @@ class DriftPayload(_Frozen):
     window_end: Timestamp
     baseline_size: Count
     current_size: Count
+    # What changed, in words, where the check can say: a text check's n-grams that moved most.
+    evidence: list[Annotated[str, Field(max_length=500)]] | None = Field(
+        default=None, max_length=20, exclude_if=_unset
+    )
 
 
 class AlertNotifiedPayload(_Frozen):

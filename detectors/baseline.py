@@ -10,7 +10,8 @@ false per decision, such as "broke its data contract") are counted. Missing valu
 pandas' NA and NaT) are counted per feature, of every kind. A baseline is fitted in chunks
 (``BaselineBuilder.add``) of a DataFrame or a mapping of columns, from a reference file or from
 the first decisions of a version; ``fit_baseline`` fits one table, inferring each feature's
-kind unless told.
+kind unless told. A text feature (a prompt, a completion) may also keep a uniform sample of its
+texts (``with_texts``), for the text check.
 
 Its record keeps each value to five significant digits of its feature's spread (and at least
 six of its own): far finer than any drift worth reporting, and it keeps the record small
@@ -24,7 +25,7 @@ from __future__ import annotations
 import functools
 import math
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -46,6 +47,9 @@ from driftline.detectors.table import (
 from driftline.detectors.table import flags as flag_values
 from driftline.detectors.table import values as present_or_none
 
+TEXT_SAMPLE = 1_000  # texts kept of each text feature
+TEXT_CHARACTERS = 2_000  # of each text kept: a baseline must fit in one event
+
 
 @dataclass(frozen=True)
 class Baseline:
@@ -60,6 +64,9 @@ class Baseline:
     identifiers: dict[str, ValueSample] = field(default_factory=dict)  # too many categories
     # A record from before identifiers, whose categorical counts pooled a tail into "(other)"
     pooled_tail: bool = False
+    # A uniform sample of a text feature's texts (each cut at TEXT_CHARACTERS), which the text
+    # check (``driftline.detectors.text``) compares a window's texts with.
+    texts: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @functools.cached_property
     def references(self) -> dict[str, Reference]:
@@ -94,6 +101,7 @@ class Baseline:
             "review_threshold": self.review_threshold,
             "identifiers": {name: sample.to_record() for name, sample in self.identifiers.items()},
             **({"pooled_tail": True} if self.pooled_tail else {}),
+            **({"texts": {name: list(t) for name, t in self.texts.items()}} if self.texts else {}),
         }
 
     @classmethod
@@ -116,7 +124,24 @@ class Baseline:
                 for name, sample in record.get("identifiers", {}).items()
             },
             pooled_tail=bool(record.get("pooled_tail", "identifiers" not in record)),
+            texts={name: tuple(texts) for name, texts in record.get("texts", {}).items()},
         )
+
+    def with_texts(
+        self, texts: Mapping[str, Sequence[str]], per_feature: int = TEXT_SAMPLE, seed: int = 0
+    ) -> Baseline:
+        """The same baseline with a uniform sample of at most ``per_feature`` of each text
+        feature's texts, each cut at TEXT_CHARACTERS; a feature with no text is left out."""
+        rng = np.random.default_rng(seed)
+        sampled = {}
+        for name, given in texts.items():
+            kept = [text for text in given if isinstance(text, str)]
+            if len(kept) > per_feature:
+                chosen = np.sort(rng.choice(len(kept), per_feature, replace=False))
+                kept = [kept[i] for i in chosen]
+            if kept:
+                sampled[name] = tuple(text[:TEXT_CHARACTERS] for text in kept)
+        return replace(self, texts=sampled)
 
 
 def features_of(
@@ -133,13 +158,14 @@ def features_of(
 
 
 def record_features(record: Mapping[str, Any]) -> dict[str, str]:
-    """A stored record's features, without building the baseline from its rows."""
+    """A stored record's features, without building the baseline from its rows; a text
+    feature's kind is ``text``."""
     return features_of(
         record["continuous"],
         record["categorical"],
         record.get("flags", {}),
         record.get("identifiers", {}),
-    )
+    ) | dict.fromkeys(record.get("texts", {}), "text")
 
 
 @dataclass

@@ -1,7 +1,8 @@
 """One full check of a window (a DataFrame or a mapping of columns) against a baseline: every
 feature, its missing-value rate, every identifier's unseen share, every flag's rate, the
-confidence (its distribution, its mean and the share under the human-review threshold) and
-the joint distribution, with p-values adjusted together so that the false-alarm rate per check
+confidence (its distribution, its mean and the share under the human-review threshold), each
+text feature's words (a domain classifier, ``driftline.detectors.text``) and the joint
+distribution, with p-values adjusted together so that the false-alarm rate per check
 is the configured one. A feature drifts when its difference is both significant
 and large enough to matter (``min_effect``, per feature or per effect measure). Continuous
 features are sorted and compared in parallel, a share per core.
@@ -31,6 +32,7 @@ from driftline.detectors.proportions import RateDrift, check_rate
 from driftline.detectors.table import category, columns_of, numbers, row_count
 from driftline.detectors.table import flags as flag_values
 from driftline.detectors.table import values as present_or_none
+from driftline.detectors.text import TextDrift, check_text
 
 WORKERS = min(os.cpu_count() or 1, 4)
 CONFIDENCE = "confidence"
@@ -41,6 +43,8 @@ DEFAULT_MIN_EFFECT = {
     "rate_difference": 0.02,
     "error_shift_sd": 0.1,
     "mean_shift_sd": 0.1,
+    # A text check's held-out AUC over chance: 0.05 is Evidently's AUC > 0.55.
+    "auc_over_chance": 0.05,
 }
 
 
@@ -57,6 +61,7 @@ class FeatureVerdict:
     drifted: bool
     baseline_size: int
     current_size: int
+    evidence: tuple[str, ...] = ()  # what changed, in words: a text check's moved n-grams
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,7 @@ class _Result:
     effect: float
     baseline_size: int
     current_size: int
+    evidence: tuple[str, ...] = ()
 
 
 def check_window(
@@ -94,7 +100,7 @@ def check_window(
     if review_threshold is None:
         review_threshold = baseline.review_threshold
     results: list[_Result | Unchecked] = []
-    columns = columns_of(window, baseline.features())
+    columns = columns_of(window, {**baseline.features(), **dict.fromkeys(baseline.texts)})
     size = row_count(columns)
     matrix = np.array([numbers(columns[n]) for n in baseline.continuous], dtype=float)
     matrix = matrix.reshape(len(baseline.continuous), size)  # one row per continuous feature
@@ -140,6 +146,9 @@ def check_window(
         under_now = int(np.searchsorted(now, review_threshold, side="left"))
         check = check_rate(under_before, before.size, under_now, now.size)
         results.append(_rate_result(CONFIDENCE, "review-share", check, before.size, now.size))
+    for name, texts in baseline.texts.items():
+        window_texts = [v for v in present_or_none(columns[name]) if isinstance(v, str)]
+        results.append(_text(name, check_text(texts, window_texts)))
     if baseline.continuous:
         results.append(_joint(joint_result))
     return _decide(results, rate, correction, {**DEFAULT_MIN_EFFECT, **(min_effect or {})})
@@ -200,6 +209,7 @@ def _decide(
                 drifted=bool(p < rate and abs(result.effect) >= floor),
                 baseline_size=result.baseline_size,
                 current_size=result.current_size,
+                evidence=result.evidence,
             )
         )
     in_order = iter(verdicts)
@@ -262,6 +272,19 @@ def _rate_result(
     return _Result(
         name, test, check.difference, check.p_value, "rate_difference", check.difference,
         baseline_size, size,
+    )  # fmt: skip
+
+
+def _text(name: str, check: TextDrift | NotChecked) -> _Result | Unchecked:
+    if isinstance(check, NotChecked):
+        return Unchecked(name, "domain-classifier", check.reason)
+    evidence = tuple(
+        f"{m.ngram!r}: {m.baseline_share:.1%} of the baseline, {m.window_share:.1%} of the window"
+        for m in check.moved
+    )
+    return _Result(
+        name, "domain-classifier", check.auc, check.p_value, "auc_over_chance", check.auc - 0.5,
+        check.baseline_size, check.current_size, evidence,
     )  # fmt: skip
 
 

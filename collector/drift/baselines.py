@@ -17,7 +17,13 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from driftline.agent.contract import MAX_EVENT_BYTES, BaselineSetPayload, baseline_digest
-from driftline.collector.drift.features import VIOLATIONS, columns, decision_row, infer_kinds
+from driftline.collector.drift.features import (
+    VIOLATIONS,
+    columns,
+    decision_row,
+    infer_kinds,
+    texts_of,
+)
 from driftline.collector.drift.reference import read_reference
 from driftline.collector.store.models import BaselineRecord, Decision
 from driftline.detectors.baseline import Baseline, BaselineBuilder
@@ -42,12 +48,14 @@ def fit_rows(
     reservoir: int = 10_000,
     review_threshold: float | None = None,
     flags: Sequence[str] = (),
+    texts: Sequence[str] = (),
 ) -> Baseline:
-    """Fit from chunks of flat rows; feature kinds are judged from the first chunk."""
+    """Fit from chunks of flat rows; feature kinds are judged from the first chunk. ``texts``
+    are left to the text check (``Baseline.with_texts``)."""
     builder: BaselineBuilder | None = None
     for chunk in chunks:
         if builder is None:
-            kinds = infer_kinds(chunk, flags)
+            kinds = infer_kinds(chunk, flags, texts)
             builder = BaselineBuilder(
                 continuous=kinds.continuous,
                 categorical=kinds.categorical,
@@ -88,10 +96,17 @@ def fit_first_decisions(
     ).all()
     if len(decisions) < first:
         return None
-    rows = [decision_row(d) for d in decisions]
+    texts: dict[str, list[str]] = {}
+    for decision in decisions:
+        for name, text in texts_of(decision).items():
+            texts.setdefault(name, []).append(text)
     baseline = fit_rows(
-        [rows], reservoir=reservoir, review_threshold=review_threshold, flags=(VIOLATIONS,)
-    )
+        [[decision_row(d) for d in decisions]],
+        reservoir=reservoir,
+        review_threshold=review_threshold,
+        flags=(VIOLATIONS,),
+        texts=tuple(texts),
+    ).with_texts(texts)
     return for_one_event(baseline, f"first {first} decisions of {model} {version}")
 
 
@@ -129,14 +144,28 @@ def all_baselines(session: Session) -> Sequence[BaselineRecord]:
 def for_one_event(baseline: Baseline, source: str) -> FittedBaseline:
     record = baseline.to_record()
     size = _record_bytes(record)
+    while size > MAX_RECORD_BYTES and _texts_bytes(record) > size / 2 and _most_texts(baseline) > 1:
+        # Texts first, while they are most of it: a uniform half of each sample each time.
+        half = _most_texts(baseline) // 2
+        baseline = baseline.with_texts(baseline.texts, per_feature=half)
+        record = baseline.to_record()
+        size = _record_bytes(record)
     while size > MAX_RECORD_BYTES and len(baseline.rows) > 1:
-        # Rows dominate the record, so its size scales with their number; a second pass takes
+        # Rows dominate the rest, so its size scales with their number; a second pass takes
         # what the first, estimating, left over.
         rows = max(1, int(len(baseline.rows) * MAX_RECORD_BYTES / size * 0.95))
         baseline = baseline.subsample(rows)
         record = baseline.to_record()
         size = _record_bytes(record)
     return FittedBaseline(baseline, record, baseline_digest(record), source, len(baseline.rows))
+
+
+def _most_texts(baseline: Baseline) -> int:
+    return max((len(texts) for texts in baseline.texts.values()), default=0)
+
+
+def _texts_bytes(record: dict[str, Any]) -> int:
+    return _record_bytes(record.get("texts", {}))
 
 
 def _record_bytes(record: dict[str, Any]) -> int:

@@ -10,8 +10,10 @@ A generative decision (one with an ``operation``) also gives, computed here and 
 caller: the text descriptors (``driftline.detectors.descriptors``) of each text input, named
 after it (``prompt.characters``, ``prompt.language``...), and of a text output, as
 ``(output).*``, whose ``detections`` count the redaction's masks (``[email]``...) in the text,
-so that what the scanners found is counted and never kept; its token counts, as
-``(usage).input_tokens`` and the like; and ``(finish-reason)``.
+so that what the scanners found is counted and never kept; the text output itself, as
+``(output)``; its token counts, as ``(usage).input_tokens`` and the like; and
+``(finish-reason)``. Its texts (``texts_of``) are the text check's, and no categorical feature:
+counting each distinct prompt as a category says nothing, and a baseline must fit in one event.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ class FeatureKinds:
     continuous: tuple[str, ...]
     categorical: tuple[str, ...]
     flags: tuple[str, ...]
+    texts: tuple[str, ...] = ()  # compared by the text check and described, never counted
 
 
 def flatten(inputs: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -60,11 +63,21 @@ def decision_row(decision: Decision) -> dict[str, Any]:
     return row
 
 
-def _generative(decision: Decision, inputs: Mapping[str, Any]) -> dict[str, Any]:
-    texts = {name: value for name, value in inputs.items() if isinstance(value, str)}
+def texts_of(decision: Decision, inputs: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """A generative decision's texts by feature name: each text input (of the flattened
+    ``inputs``) and a text output; none of a classic model's decision."""
+    if decision.operation is None:
+        return {}
+    flat = flatten(decision.inputs) if inputs is None else inputs
+    texts = {name: value for name, value in flat.items() if isinstance(value, str)}
     if isinstance(decision.output, str):
         texts[OUTPUT] = decision.output
-    row: dict[str, Any] = {}
+    return texts
+
+
+def _generative(decision: Decision, inputs: Mapping[str, Any]) -> dict[str, Any]:
+    texts = texts_of(decision, inputs)
+    row: dict[str, Any] = {OUTPUT: texts[OUTPUT]} if OUTPUT in texts else {}
     for name, text in texts.items():
         described = describe(name, [text], count_detections=_masks)
         row |= {column: values[0] for column, values in described.items()}
@@ -82,13 +95,15 @@ def _masks(text: str) -> int:
     return len(MASK.findall(text))
 
 
-def infer_kinds(rows: Sequence[Mapping[str, Any]], flags: Iterable[str] = ()) -> FeatureKinds:
+def infer_kinds(
+    rows: Sequence[Mapping[str, Any]], flags: Iterable[str] = (), texts: Iterable[str] = ()
+) -> FeatureKinds:
     """Each feature's kind, judged from the rows given (the first chunk of a reference)."""
-    flagged = tuple(flags)
-    names = sorted({name for row in rows for name in row} - set(flagged))
+    flagged, written = tuple(flags), tuple(texts)
+    names = sorted({name for row in rows for name in row} - {*flagged, *written})
     continuous = tuple(n for n in names if all(_is_number(r.get(n)) for r in rows))
     categorical = tuple(n for n in names if n not in continuous)
-    return FeatureKinds(continuous, categorical, flagged)
+    return FeatureKinds(continuous, categorical, flagged, written)
 
 
 def columns(rows: Sequence[Mapping[str, Any]], kinds: FeatureKinds) -> dict[str, list[Any]]:
@@ -100,6 +115,8 @@ def columns(rows: Sequence[Mapping[str, Any]], kinds: FeatureKinds) -> dict[str,
         table[name] = [row.get(name) for row in rows]
     for name in kinds.flags:
         table[name] = [bool(row.get(name)) for row in rows]
+    for name in kinds.texts:
+        table[name] = [row.get(name) if isinstance(row.get(name), str) else None for row in rows]
     return table
 
 

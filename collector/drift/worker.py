@@ -326,6 +326,7 @@ class DetectorWorker:
                 window_end=window.end,
                 baseline_size=verdict.baseline_size,
                 current_size=verdict.current_size,
+                evidence=list(verdict.evidence) or None,
             )
             recorded = self._agent.record_component(
                 kind, payload, model=ModelRef(name=model, version=version)
@@ -372,7 +373,9 @@ def _fresh(
 
 def _kinds(baseline: Baseline) -> FeatureKinds:
     categorical = (*baseline.categorical, *baseline.identifiers)  # both are raw values
-    return FeatureKinds(baseline.continuous, categorical, tuple(baseline.flags))
+    return FeatureKinds(
+        baseline.continuous, categorical, tuple(baseline.flags), tuple(baseline.texts)
+    )
 
 
 def _drifting(session: Session, model: str, version: str, baseline_id: str) -> set[Check]:

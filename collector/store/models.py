@@ -208,6 +208,7 @@ class DriftVerdictBase(SQLModel):
     effect: float | None = None
     window_start: datetime = Field(sa_type=UTCDateTime)
     window_end: datetime = Field(sa_type=UTCDateTime)
+    evidence: list[str] | None = Field(default=None, sa_type=JSONDocument)
     baseline_size: int = Field(sa_type=BigInteger)
     current_size: int = Field(sa_type=BigInteger)
 

@@ -179,7 +179,8 @@ def row_for(event: Event) -> Row:
                 model_name=event.model.name,
                 model_version=p.version,
                 state="detected" if isinstance(event, DriftDetectedEvent) else "resolved",
-                **p.model_dump(exclude={"version"}),
+                # Every row of a table gives the same columns (``bulk``), evidence too when unset.
+                **p.model_dump(exclude={"version"}) | {"evidence": p.evidence},
             )
         case AlertNotifiedEvent(payload=p):
             return AlertNotification, dict(

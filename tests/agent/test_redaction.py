@@ -317,6 +317,11 @@ NOT_FREE_TEXT = {
     "fingerprints",
     # the baseline itself: its SHA-256 is baseline_id, so one changed byte refuses the event
     "record",
+    # scanned in part, by ``Redactor._score``: a score's comment and label, not its name,
+    # number or source
+    "scores",
+    # Driftline's own words about a verdict (a text check's n-grams, of texts already redacted)
+    "evidence",
     # names from Driftline's own configuration, written by its components
     "feature", "effect_name", "receiver", "receivers", "integration", "group_key", "criteria",
 }  # fmt: skip

@@ -7,15 +7,20 @@ import random
 from pathlib import Path
 
 from sqlalchemy import Engine
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from driftline.agent import Driftline
 from driftline.agent.contract import (
+    MAX_EVENT_BYTES,
     BaselineSetEvent,
     DecisionPayload,
+    DriftDetectedEvent,
     Event,
     ModelRef,
     TokenUsage,
+    component_event,
+    decode,
+    wire_bytes,
 )
 from driftline.collector.core.settings import CollectorSettings
 from driftline.collector.drift.baselines import (
@@ -25,9 +30,11 @@ from driftline.collector.drift.baselines import (
 )
 from driftline.collector.drift.worker import DetectorWorker
 from driftline.collector.runtime.broker import EmbeddedBroker
+from driftline.collector.store.models import DriftVerdict
 from driftline.detectors.baseline import record_features
 from tests import events
 from tests.collector.test_drift_worker import store
+from tests.topic_reader import read_topic
 
 CHAT = ModelRef(name="help-bot", version="1")
 VERBS = ["pay", "download", "cancel", "change", "dispute", "find", "update", "split"]
@@ -142,3 +149,63 @@ def test_refusals_truncations_and_what_the_redaction_found_are_caught(
         raised = {t.verdict.feature for t in worker.check_all() if t.state == "detected"}
         assert {"(output).refusal", "(finish-reason)", "(output).detections"} <= raised
         assert agent.flush(timeout_s=30).ok
+
+
+COOKING = ["bake", "roast", "season", "simmer", "grill", "whisk", "slice", "boil"]
+DISHES = ["bread", "chicken", "risotto", "salmon", "pancakes", "soup", "lasagna", "curry"]
+
+
+def cooking(rng: random.Random) -> str:
+    """A cooking question as long as a billing one, in the same frame: only the words differ."""
+    month = rng.choice(["January", "March", "June", "October"])
+    return (
+        f"How do I {rng.choice(COOKING)} my {rng.choice(DISHES)} for {month}? "
+        f"It says {rng.randrange(5, 500)} minutes."
+    )
+
+
+def test_a_change_of_topic_is_caught_by_the_text_check_naming_the_words(
+    broker: EmbeddedBroker, topic: str, engine: Engine, tmp_path: Path
+) -> None:
+    rng = random.Random(7)
+    with _agent(broker, topic, tmp_path) as agent:
+        worker = _worker_with_baseline(
+            engine, agent, [chat(prompt(rng), answer(rng), rng) for _ in range(1_000)]
+        )
+        store(engine, [chat(prompt(rng), answer(rng), rng) for _ in range(500)])
+        assert worker.check_all() == []
+        mixed = [cooking(rng) if n % 3 == 0 else prompt(rng) for n in range(500)]
+        store(engine, [chat(text, answer(rng), rng) for text in mixed])
+        raised = [t.verdict for t in worker.check_all() if t.state == "detected"]
+        (text,) = [v for v in raised if v.test == "domain-classifier"]
+        assert text.feature == "prompt" and text.effect > 0.1
+        assert any("'minutes'" in line for line in text.evidence), text.evidence
+        assert any("'euros'" in line for line in text.evidence)  # fell, named too
+        assert agent.flush(timeout_s=30).ok
+    sent = [decode(r.value) for r in read_topic(broker.bootstrap_servers, topic, len(raised))]
+    (event,) = [
+        e
+        for e in sent
+        if isinstance(e, DriftDetectedEvent) and e.payload.test == "domain-classifier"
+    ]
+    assert event.payload.evidence == list(text.evidence)
+    store(engine, sent)
+    with Session(engine) as session:
+        (row,) = session.exec(
+            select(DriftVerdict).where(DriftVerdict.test == "domain-classifier")
+        ).all()
+    assert row.evidence == list(text.evidence)
+
+
+def test_a_baseline_of_long_texts_still_fits_in_one_event(engine: Engine) -> None:
+    rng = random.Random(8)
+    long = [chat(" ".join(prompt(rng) for _ in range(60)), answer(rng), rng) for _ in range(1_000)]
+    store(engine, long)
+    with Session(engine) as session:
+        fitted = fit_first_decisions(session, CHAT.name, CHAT.version, 1_000)
+    assert fitted is not None
+    payload = baseline_payload(fitted, version=CHAT.version, set_by="ml-lead")
+    event = component_event("baseline_set", payload, service="driftline-detector", model=CHAT)
+    assert len(wire_bytes(event)) <= MAX_EVENT_BYTES
+    kept = fitted.baseline.texts["prompt"]
+    assert 20 <= len(kept) < 1_000 and all(len(t) <= 2_000 for t in kept)

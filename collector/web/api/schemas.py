@@ -65,7 +65,7 @@ class BaselinePublic(SQLModel):
     source: str
     set_by: str
     size: int
-    features: dict[str, str]  # name: continuous, categorical or flag
+    features: dict[str, str]  # name: continuous, categorical, identifier, flag or text
 
     @classmethod
     def of(cls, record: BaselineRecord) -> BaselinePublic:

@@ -1,6 +1,6 @@
 """Generative decisions and named scores (event schema 2): a decision's operation, provider,
-response model, finish reason and token counts; the named scores of reviews and feedback; and a
-confidence that may be absent.
+response model, finish reason and token counts; the named scores of reviews and feedback; a
+confidence that may be absent; and the evidence of a drift verdict (a text check's words).
 
 Decisions stored before carried their operation and input and output tokens in the ledger only:
 they are copied into the new columns from the ledger's bytes, so that each row is again what
@@ -38,6 +38,8 @@ def upgrade() -> None:
     for table in ("reviews", "feedback"):
         with op.batch_alter_table(table, schema=None) as batch_op:
             batch_op.add_column(sa.Column("scores", JSONDocument, nullable=True))
+    with op.batch_alter_table("drift_verdicts", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("evidence", JSONDocument, nullable=True))
     _copy_from_the_ledger()
 
 
@@ -89,6 +91,8 @@ def _copy_from_the_ledger() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("drift_verdicts", schema=None) as batch_op:
+        batch_op.drop_column("evidence")
     for table in ("reviews", "feedback"):
         with op.batch_alter_table(table, schema=None) as batch_op:
             batch_op.drop_column("scores")
