@@ -56,6 +56,12 @@ def test_demo_prints_a_decision_with_its_review_and_feedback(tmp_path: Path) -> 
     assert "drift detected confidence (ks)" in out
     for unshifted in ("income", "age", "employment_years", "region"):
         assert f"drift detected {unshifted} " not in out
+    # The chat service: its tokens and cost, then its users' topic and length drift.
+    assert "simulated chat service help-desk recorded 1000 answers" in out
+    assert "USD per thousand answers" in out
+    assert "drift detected question (domain-classifier)" in out
+    assert "drift detected question.characters (ks)" in out
+    assert "% of the baseline, " in out  # the words that moved
 
     verified = driftline("audit", "verify", env={"DRIFTLINE_DATABASE_URL": f"sqlite:///{database}"})
     assert verified.returncode == 0, verified.stdout

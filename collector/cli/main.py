@@ -78,6 +78,7 @@ from driftline.collector.drift.baselines import (
 )
 from driftline.collector.drift.reference import ReferenceFileError
 from driftline.collector.runtime import services
+from driftline.collector.runtime.chat_simulation import PRICES as DEMO_PRICES
 from driftline.collector.runtime.demo import DemoFailed, run_demo
 from driftline.collector.runtime.simulation import REVIEW_BELOW
 from driftline.collector.runtime.stack import Stack
@@ -123,11 +124,15 @@ def demo(
     shifted: Annotated[
         int, typer.Option(min=0, help="Then this many from a shifted population, at most.")
     ] = 2000,
+    chats: Annotated[
+        int, typer.Option(min=0, help="Then a chat service's answers (and as many shifted).")
+    ] = 1000,
     database_url: DatabaseOption = None,
     api_port: PortOption = None,
     keep_running: Annotated[bool, typer.Option(help="Keep serving after the demo.")] = False,
 ) -> None:
-    """Drive a simulated AI service through an embedded stack; show a trail and drift."""
+    """Drive simulated AI services through an embedded stack; show a trail, drift, tokens,
+    cost and text drift."""
     settings = load_settings(
         database_url=database_url,
         api_port=api_port,
@@ -135,8 +140,9 @@ def demo(
         log_level="warning",
         detect_interval_s=1.0,
         detect_window_decisions=500,
-        detect_baseline_first=min(1_000, decisions),
+        detect_baseline_first=min(1_000, decisions, chats or decisions),
         detect_review_threshold=REVIEW_BELOW,
+        prices=DEMO_PRICES,
     )
     configure_logging(settings.log_level)
     console.rule("Driftline demo")
@@ -144,7 +150,7 @@ def demo(
     with _running(settings) as stack:
         _describe(stack)
         try:
-            run_demo(stack, console, decisions=decisions, shifted=shifted)
+            run_demo(stack, console, decisions=decisions, shifted=shifted, chats=chats)
         except DemoFailed as error:
             fail(str(error))
         console.print(f"API docs: {stack.api_url}/docs")

@@ -1,7 +1,9 @@
 """What ``driftline demo`` does inside the running stack: drive the simulated service through
 the agent, check that every event reached the ledger intact, show one decision's trail, then
 shift the service's population until the detector worker reports drift, and show its verdicts.
-Each step reads its result back through the store or the API, as a user would.
+Then a simulated chat service: its tokens and cost, and a change of its users' topic and length
+until the worker reports the text drift, with the words that moved. Each step reads its result
+back through the store or the API, as a user would.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from driftline.agent import Driftline
 from driftline.collector.audit.access import create_token, free_name
 from driftline.collector.audit.checkpoints import public_key_from_pem
 from driftline.collector.audit.proofs import check_proof
+from driftline.collector.runtime import chat_simulation as chat
 from driftline.collector.runtime.simulation import MODEL, SERVICE, VERSION, run_simulation
 from driftline.collector.runtime.stack import Stack
 from driftline.collector.store import queries
@@ -35,7 +38,9 @@ class DemoFailed(RuntimeError):
     """A step of the demo did not do what it should; the message says which."""
 
 
-def run_demo(stack: Stack, console: Console, *, decisions: int, shifted: int) -> None:
+def run_demo(
+    stack: Stack, console: Console, *, decisions: int, shifted: int, chats: int = 0
+) -> None:
     assert stack.engine is not None
     before = _ledger_size(stack.engine)
     with _service_agent(stack) as agent:
@@ -64,6 +69,8 @@ def run_demo(stack: Stack, console: Console, *, decisions: int, shifted: int) ->
         _show_proof(console, api, chosen)
         if shifted:
             _show_drift(console, stack, api, decisions, shifted)
+        if chats:
+            _show_chat(console, stack, api, chats)
 
 
 def _api_client(stack: Stack) -> httpx.Client:
@@ -114,11 +121,11 @@ def _json(response: httpx.Response, what: str) -> Any:
     return response.json()
 
 
-def _service_agent(stack: Stack) -> Driftline:
+def _service_agent(stack: Stack, service: str = SERVICE) -> Driftline:
     """The simulated service's agent. It also plays the service's release pipeline, which
     records the deployment, so it holds the stack's producer key: a real service's does not."""
     return Driftline(
-        service=SERVICE, kafka_bootstrap_servers=stack.bootstrap_servers,
+        service=service, kafka_bootstrap_servers=stack.bootstrap_servers,
         topic=stack.settings.topic, producer_key_file=stack.settings.producer_key_file,
     )  # fmt: skip
 
@@ -169,13 +176,74 @@ def _show_drift(
     console.print(f"GET /drift/{MODEL}/{VERSION} gives every check and the verdict history")
 
 
+def _show_chat(console: Console, stack: Stack, api: httpx.Client, chats: int) -> None:
+    """The chat service's decisions with their tokens and cost as the API prices them, then its
+    users' change of topic, in batches, until the worker reports the text drift."""
+    console.rule("a generative service")
+    with _service_agent(stack, chat.SERVICE) as agent:
+        result = chat.run_chat(agent, decisions=chats)
+        if not agent.flush(timeout_s=60).ok:
+            raise DemoFailed("the chat service's agent did not deliver every event")
+    found = _wait_for_json(
+        api, "/decisions", lambda page: len(page["items"]) == min(chats, 500), timeout_s=60,
+        params={"model": chat.MODEL, "limit": 500},
+    )  # fmt: skip
+    if found is None:
+        raise DemoFailed("the chat service's decisions did not reach the API")
+    priced = [item["cost"] for item in found["items"] if item["cost"] is not None]
+    currency = found["items"][0]["currency"]
+    console.print(
+        f"[green]✓[/] simulated chat service [bold]{chat.SERVICE}[/] recorded {chats} answers "
+        f"by {chat.PROVIDER} {chat.RESPONSE_MODEL} ({result.judged} judged with named scores): "
+        f"{result.input_tokens:,} tokens in ({chat.SYSTEM_TOKENS} a question from the cache), "
+        f"{result.output_tokens:,} out; GET /decisions prices its first {len(priced)} at "
+        f"{sum(priced):.4f} {currency}, {sum(priced) / max(1, len(priced)) * 1_000:.3f} "
+        f"{currency} per thousand answers"
+    )
+    url = f"/drift/{chat.MODEL}/{chat.VERSION}"
+    if _wait_for_json(api, url, lambda _: True, timeout_s=60) is None:
+        raise DemoFailed(f"the detector set no baseline for {chat.MODEL} within 60 s")
+    sent, drifting = 0, None
+    with _service_agent(stack, chat.SERVICE) as agent:
+        while drifting is None and sent < chats:
+            chat.run_chat(agent, decisions=SHIFT_BATCH, seed=chats + sent, shifted=True)
+            sent += SHIFT_BATCH
+            agent.flush(timeout_s=30)
+            drifting = _wait_for_json(api, url, _text_drifts, timeout_s=3)
+    drifting = drifting or _wait_for_json(api, url, _text_drifts, timeout_s=10)
+    if drifting is None:
+        raise DemoFailed("the detector reported no text drift of the chat service")
+    console.print(
+        f"[green]✓[/] chat users asked {sent} questions about travel, three times as long"
+    )
+    for check in drifting["drifting"]:
+        verdict = check["verdict"]
+        effect = "unbounded" if verdict["effect"] is None else f"{verdict['effect']:.3g}"
+        console.print(
+            f"[red]✗ drift detected[/] {check['feature']} ({check['test']}): adjusted p "
+            f"{verdict['adjusted_p']:.2g}, {verdict['effect_name']} {effect}"
+        )
+        for line in (verdict.get("evidence") or [])[:6]:
+            console.print(f"    {line}")
+
+
+def _text_drifts(status: Any) -> bool:
+    return status["state"] == "drifting" and any(
+        check["test"] == "domain-classifier" for check in status["drifting"]
+    )
+
+
 def _wait_for_json(
-    api: httpx.Client, url: str, done: Callable[[Any], bool], timeout_s: float
+    api: httpx.Client,
+    url: str,
+    done: Callable[[Any], bool],
+    timeout_s: float,
+    params: dict[str, Any] | None = None,
 ) -> Any:
     """The JSON at ``url`` once it answers 200 and ``done`` holds; None at the deadline."""
     deadline = time.monotonic() + timeout_s
     while True:
-        response = api.get(url)
+        response = api.get(url, params=params)
         if response.status_code == 200 and done(body := response.json()):
             return body
         if time.monotonic() > deadline:
