@@ -24,7 +24,7 @@ from threadpoolctl import ThreadpoolController
 
 from driftline.detectors.baseline import Baseline
 from driftline.detectors.categorical import CategoricalDrift, check_categorical
-from driftline.detectors.continuous import ContinuousDrift, MeanShift, NotChecked
+from driftline.detectors.continuous import ContinuousDrift, MeanShift, NotChecked, Reference
 from driftline.detectors.identifiers import UnseenShare, check_unseen
 from driftline.detectors.multiple import Correction, adjust
 from driftline.detectors.multivariate import JointDrift
@@ -92,11 +92,14 @@ def check_window(
     correction: Correction = "benjamini-hochberg",
     min_effect: Mapping[str, float] | None = None,
     review_threshold: float | None = None,
+    samples: Mapping[str, tuple[Sequence[float | bool], Sequence[float | bool]]] | None = None,
 ) -> list[FeatureVerdict | Unchecked]:
     """Verdicts for every check; ``min_effect`` maps a feature or an effect name to a floor.
 
     The window holds a column per baseline feature (others are ignored); ``review_threshold``
-    defaults to the baseline's own."""
+    defaults to the baseline's own. ``samples`` are more features the baseline does not hold,
+    as a sample then and one now (named scores, which arrive after their decisions): booleans
+    compared as a rate, numbers as a distribution and a mean, in the same correction."""
     if review_threshold is None:
         review_threshold = baseline.review_threshold
     results: list[_Result | Unchecked] = []
@@ -146,6 +149,8 @@ def check_window(
         under_now = int(np.searchsorted(now, review_threshold, side="left"))
         check = check_rate(under_before, before.size, under_now, now.size)
         results.append(_rate_result(CONFIDENCE, "review-share", check, before.size, now.size))
+    for name, (then, lately) in (samples or {}).items():
+        results += _samples(name, then, lately)
     for name, texts in baseline.texts.items():
         window_texts = [v for v in present_or_none(columns[name]) if isinstance(v, str)]
         results.append(_text(name, check_text(texts, window_texts)))
@@ -225,13 +230,27 @@ def _continuous(name: str, check: ContinuousDrift | NotChecked) -> _Result | Unc
     )  # fmt: skip
 
 
-def _mean_shift(check: MeanShift | NotChecked) -> _Result | Unchecked:
+def _mean_shift(check: MeanShift | NotChecked, name: str = CONFIDENCE) -> _Result | Unchecked:
     if isinstance(check, NotChecked):
-        return Unchecked(CONFIDENCE, "mean-shift", check.reason)
+        return Unchecked(name, "mean-shift", check.reason)
     return _Result(
-        CONFIDENCE, "mean-shift", check.t_statistic, check.p_value, "mean_shift_sd",
+        name, "mean-shift", check.t_statistic, check.p_value, "mean_shift_sd",
         check.shift_sd, check.baseline_size, check.current_size,
     )  # fmt: skip
+
+
+def _samples(
+    name: str, before: Sequence[float | bool], now: Sequence[float | bool]
+) -> list[_Result | Unchecked]:
+    if before and all(isinstance(v, bool) for v in (*before, *now)):
+        hits_before, hits_now = sum(map(bool, before)), sum(map(bool, now))
+        return _rate(name, "flag-rate", hits_before, len(before), hits_now, len(now))
+    reference = Reference.of(np.sort(np.asarray(before, dtype=float)))
+    observed = np.sort(np.asarray(now, dtype=float))
+    return [
+        _continuous(name, reference.compare(observed)),
+        _mean_shift(reference.mean_shift(observed), name),
+    ]
 
 
 def _categorical(name: str, check: CategoricalDrift | NotChecked) -> _Result | Unchecked:

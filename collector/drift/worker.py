@@ -47,6 +47,7 @@ from driftline.collector.drift.baselines import (
     fit_first_decisions,
 )
 from driftline.collector.drift.features import FeatureKinds, columns, decision_row
+from driftline.collector.drift.scores import Samples, score_samples
 from driftline.collector.store import queries
 from driftline.collector.store.models import BaselineRecord, Decision
 from driftline.detectors.baseline import Baseline
@@ -186,7 +187,12 @@ class DetectorWorker:
             counted = self._last_checked[(model, version)] = latest
             stream = self._stream(model, version, record.baseline_id, self._baseline(record))
             baseline = self._baseline(record)
-            self._count(session, state, stream, baseline, window, model=model, version=version)
+            scores = score_samples(
+                session, model, version, record.occurred_at, [d.decision_id for d in window]
+            )
+            self._count(
+                session, state, stream, baseline, window, scores, model=model, version=version
+            )
         recorded = []
         for transition in state.due():  # a transition moves the state once its event is queued
             if self._emit(model, version, counted, transition):
@@ -201,12 +207,14 @@ class DetectorWorker:
         stream: _Stream | None,
         baseline: Baseline,
         window: Sequence[Decision],
+        scores: Samples,
         *,
         model: str,
         version: str,
     ) -> None:
-        """Check the window against the baseline, and the decisions the sequential check has
-        not taken; count each check's verdict."""
+        """Check the window against the baseline (its decisions' named scores against those of
+        the baseline's period), and the decisions the sequential check has not taken; count
+        each check's verdict."""
         kinds = _kinds(baseline)
         verdicts: list[FeatureVerdict | Unchecked] = list(
             check_window(
@@ -215,6 +223,7 @@ class DetectorWorker:
                 rate=self._settings.detect_false_alarm_rate,
                 correction=self._settings.detect_correction,
                 min_effect=self._settings.detect_min_effect,
+                samples=scores,
             )
         )
         fresh: Sequence[Decision] = []

@@ -4,6 +4,7 @@ and finish reasons are baseline features, under the same false-alarm control as 
 prompts are generated from templates (stated below), the real broker takes the verdicts."""
 
 import random
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import Engine
@@ -16,7 +17,9 @@ from driftline.agent.contract import (
     DecisionPayload,
     DriftDetectedEvent,
     Event,
+    FeedbackPayload,
     ModelRef,
+    Score,
     TokenUsage,
     component_event,
     decode,
@@ -31,6 +34,7 @@ from driftline.collector.drift.baselines import (
 from driftline.collector.drift.worker import DetectorWorker
 from driftline.collector.runtime.broker import EmbeddedBroker
 from driftline.collector.store.models import DriftVerdict
+from driftline.collector.web.ui.views import version_drift
 from driftline.detectors.baseline import record_features
 from tests import events
 from tests.collector.test_drift_worker import store
@@ -209,3 +213,46 @@ def test_a_baseline_of_long_texts_still_fits_in_one_event(engine: Engine) -> Non
     assert len(wire_bytes(event)) <= MAX_EVENT_BYTES
     kept = fitted.baseline.texts["prompt"]
     assert 20 <= len(kept) < 1_000 and all(len(t) <= 2_000 for t in kept)
+
+
+def judged(
+    rng: random.Random, decision: Event, faithful: tuple[float, float], toxic: float
+) -> Event:
+    scores = [
+        Score(name="faithfulness", value=round(rng.uniform(*faithful), 3), source="model"),
+        Score(name="toxic", value=rng.random() < toxic, source="rule"),
+        Score(name="tone", value=rng.choice(["warm", "curt"]), source="human"),
+    ]
+    return events.feedback(
+        decision.decision_id, model=CHAT, payload=FeedbackPayload(reporter="judge", scores=scores)
+    )
+
+
+def test_named_scores_drift_against_those_of_the_baselines_period(
+    broker: EmbeddedBroker, topic: str, engine: Engine, tmp_path: Path
+) -> None:
+    """Scores arrive after their decisions: the reference is read from the store, from the
+    decisions taken before the baseline was set; the page shows each score's distribution."""
+    rng = random.Random(9)
+    first = [chat(prompt(rng), answer(rng), rng) for _ in range(1_000)]
+    with _agent(broker, topic, tmp_path) as agent:
+        store(engine, [judged(rng, d, (0.7, 1.0), 0.01) for d in first[::2]])
+        worker = _worker_with_baseline(engine, agent, first)
+        same = [chat(prompt(rng), answer(rng), rng) for _ in range(500)]
+        store(engine, [*same, *(judged(rng, d, (0.7, 1.0), 0.01) for d in same[::2])])
+        assert worker.check_all() == []
+        worse = [chat(prompt(rng), answer(rng), rng) for _ in range(500)]
+        store(engine, [*worse, *(judged(rng, d, (0.3, 0.8), 0.2) for d in worse[::2])])
+        raised = {
+            (t.verdict.feature, t.verdict.test) for t in worker.check_all() if t.state == "detected"
+        }
+        assert {("score:faithfulness", "ks"), ("score:faithfulness", "mean-shift"),
+                ("score:toxic", "flag-rate")} <= raised  # fmt: skip
+        assert not any(feature.startswith("score:tone") for feature, _ in raised)
+        assert agent.flush(timeout_s=30).ok
+    with Session(engine) as session:
+        page = version_drift(session, model=CHAT.name, version=CHAT.version, now=datetime.now(UTC))
+    assert page is not None
+    shown = {f.feature: f for f in page.features}
+    assert shown["score:faithfulness"].kind == "score" and shown["score:faithfulness"].plot
+    assert shown["score:toxic"].plot is not None

@@ -29,6 +29,7 @@ from driftline.collector.audit.proofs import ProofUnavailable, check_proof, prov
 from driftline.collector.audit.row_verification import check_decision
 from driftline.collector.drift.baselines import active_baseline
 from driftline.collector.drift.features import decision_row, flatten
+from driftline.collector.drift.scores import Value, score_samples
 from driftline.collector.store import queries
 from driftline.collector.store.models import (
     Decision,
@@ -279,6 +280,23 @@ def version_drift(
                 silence_query=_silence_query(model, name),
             )
         )
+    scores = score_samples(
+        session, model, version, record.occurred_at, [d.decision_id for d in window]
+    )
+    for name, (then, lately) in sorted(scores.items()):
+        checks = [v for v in latest if v.feature == name]
+        detected = [v for v in checks if v.state == "detected"]
+        features.append(
+            FeatureDrift(
+                feature=name,
+                kind="score",
+                state="drifting" if detected else "ok",
+                since=min(v.occurred_at for v in detected) if detected else None,
+                checks=checks,
+                plot=_score_plot(name, then, lately),
+                silence_query=_silence_query(model, name),
+            )
+        )
     features.sort(key=lambda f: (f.state != "drifting", f.feature))
     status, _ = drift_status(session, model=model, version=version, now=now)
     return VersionDrift(
@@ -418,6 +436,17 @@ def _plot(name: str, kind: str, baseline: Baseline, current: list[dict[str, Any]
         counted = Counter(category(row[name]) for row in current if row.get(name) is not None)
         return plots.categories(name, baseline.categorical[name], counted)
     return None
+
+
+def _score_plot(name: str, then: list[Value], lately: list[Value]) -> Markup | None:
+    """A named score's distribution in the baseline's period and in the window: shares of
+    true and false for a boolean one, bins for a number."""
+    if not then or not lately:
+        return None
+    if all(isinstance(v, bool) for v in (*then, *lately)):
+        counted = [Counter(str(v).lower() for v in side) for side in (then, lately)]
+        return plots.categories(name, dict(counted[0]), counted[1])
+    return plots.histogram(name, sorted(float(v) for v in then), [float(v) for v in lately])
 
 
 def _notifications_about(session: Session, model: str, version: str) -> list[OutboxMessage]:

@@ -1,0 +1,78 @@
+"""The named scores of a version's decisions (from reviews and feedback), as samples the detectors
+compare: those of the decisions taken before its baseline was set against those of the window's.
+
+A score arrives after its decision, often long after, so a baseline, fitted when it is set,
+cannot hold them; its reference is read from the store when checked instead, from the
+decisions the baseline's period covers. Numeric scores are compared as a distribution and a
+mean, boolean ones as a rate (``driftline.detectors.verdict.check_window``'s ``samples``);
+categorical labels are left to the page. Each score is the feature ``score:{name}``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlmodel import Session, col, select
+
+from driftline.collector.store.models import Decision, Feedback, Review
+
+PREFIX = "score:"
+REFERENCE_ROWS = 10_000  # reviews and feedback read, each, for a baseline's period
+
+Value = float | bool
+Samples = dict[str, tuple[list[Value], list[Value]]]
+
+
+def score_samples(
+    session: Session, model: str, version: str, set_at: datetime, window: Sequence[UUID]
+) -> Samples:
+    """Per score name seen in the baseline's period: its values then, and in the window."""
+    before = _values(_scores_before(session, model, version, set_at))
+    now = _values(_scores_of(session, window))
+    return {f"{PREFIX}{name}": (values, now.get(name, [])) for name, values in before.items()}
+
+
+def _scores_before(session: Session, model: str, version: str, set_at: datetime) -> Iterable[Any]:
+    for table in (Review, Feedback):
+        yield from session.exec(
+            select(table.scores)
+            .join(Decision, col(Decision.decision_id) == col(table.decision_id))
+            .where(
+                col(Decision.model_name) == model,
+                col(Decision.model_version) == version,
+                col(Decision.occurred_at) <= set_at,
+                col(table.scores).is_not(None),
+            )
+            .limit(REFERENCE_ROWS)
+        ).all()
+
+
+def _scores_of(session: Session, decisions: Sequence[UUID]) -> Iterable[Any]:
+    for table in (Review, Feedback):
+        for start in range(0, len(decisions), 500):  # bounded IN lists
+            chunk = decisions[start : start + 500]
+            yield from session.exec(
+                select(table.scores).where(
+                    col(table.decision_id).in_(chunk), col(table.scores).is_not(None)
+                )
+            ).all()
+
+
+def _values(rows: Iterable[Any]) -> dict[str, list[Value]]:
+    """Each numeric or boolean score's values by name; a name given both kinds keeps the
+    first kind seen (a change of kind is the service's mistake, not drift)."""
+    found: dict[str, list[Value]] = {}
+    kinds: dict[str, str] = {}
+    for scores in rows:
+        for score in scores if isinstance(scores, list) else ():
+            kind, name, value = score.get("kind"), score.get("name"), score.get("value")
+            if not (isinstance(name, str) and isinstance(value, int | float)):
+                continue  # a label (categorical), or a row that is not a score
+            if kind in ("numeric", "boolean") and kinds.setdefault(name, kind) == kind:
+                found.setdefault(name, []).append(
+                    bool(value) if kind == "boolean" else float(value)
+                )
+    return found
