@@ -25,6 +25,7 @@ from threadpoolctl import ThreadpoolController
 from driftline.detectors.baseline import Baseline
 from driftline.detectors.categorical import CategoricalDrift, check_categorical
 from driftline.detectors.continuous import ContinuousDrift, MeanShift, NotChecked, Reference
+from driftline.detectors.embeddings import check_embeddings
 from driftline.detectors.identifiers import UnseenShare, check_unseen
 from driftline.detectors.multiple import Correction, adjust
 from driftline.detectors.multivariate import JointDrift
@@ -93,13 +94,15 @@ def check_window(
     min_effect: Mapping[str, float] | None = None,
     review_threshold: float | None = None,
     samples: Mapping[str, tuple[Sequence[float | bool], Sequence[float | bool]]] | None = None,
+    vectors: Mapping[str, tuple[NDArray[np.float64], NDArray[np.float64]]] | None = None,
 ) -> list[FeatureVerdict | Unchecked]:
     """Verdicts for every check; ``min_effect`` maps a feature or an effect name to a floor.
 
     The window holds a column per baseline feature (others are ignored); ``review_threshold``
     defaults to the baseline's own. ``samples`` are more features the baseline does not hold,
     as a sample then and one now (named scores, which arrive after their decisions): booleans
-    compared as a rate, numbers as a distribution and a mean, in the same correction."""
+    compared as a rate, numbers as a distribution and a mean, in the same correction; and
+    ``vectors`` (embeddings, ``driftline.detectors.embeddings``), likewise then and now."""
     if review_threshold is None:
         review_threshold = baseline.review_threshold
     results: list[_Result | Unchecked] = []
@@ -151,6 +154,8 @@ def check_window(
         results.append(_rate_result(CONFIDENCE, "review-share", check, before.size, now.size))
     for name, (then, lately) in (samples or {}).items():
         results += _samples(name, then, lately)
+    for name, (then_vectors, lately_vectors) in (vectors or {}).items():
+        results.append(_embedding(name, then_vectors, lately_vectors))
     for name, texts in baseline.texts.items():
         window_texts = [v for v in present_or_none(columns[name]) if isinstance(v, str)]
         results.append(_text(name, check_text(texts, window_texts)))
@@ -304,6 +309,25 @@ def _text(name: str, check: TextDrift | NotChecked) -> _Result | Unchecked:
     return _Result(
         name, "domain-classifier", check.auc, check.p_value, "auc_over_chance", check.auc - 0.5,
         check.baseline_size, check.current_size, evidence,
+    )  # fmt: skip
+
+
+def _embedding(
+    name: str, before: NDArray[np.float64], now: NDArray[np.float64]
+) -> _Result | Unchecked:
+    try:
+        check = check_embeddings(before, now)
+    except ValueError as mismatch:  # vectors of another dimension: another embedding model
+        return Unchecked(name, "domain-classifier", str(mismatch))
+    if isinstance(check, NotChecked):
+        return Unchecked(name, "domain-classifier", check.reason)
+    moved = (
+        f"the centroid moved {check.centroid_shift:.3g} baseline units "
+        f"({check.dimension} dimensions)"
+    )
+    return _Result(
+        name, "domain-classifier", check.auc, check.p_value, "auc_over_chance", check.auc - 0.5,
+        check.baseline_size, check.current_size, (moved,),
     )  # fmt: skip
 
 

@@ -46,6 +46,12 @@ from driftline.collector.drift.baselines import (
     baseline_payload,
     fit_first_decisions,
 )
+from driftline.collector.drift.embeddings import (
+    Floats,
+    Vectors,
+    reference_vectors,
+    window_vectors,
+)
 from driftline.collector.drift.features import FeatureKinds, columns, decision_row
 from driftline.collector.drift.scores import Samples, score_samples
 from driftline.collector.store import queries
@@ -95,6 +101,7 @@ class DetectorWorker:
         self._streams: dict[tuple[str, str, str], _Stream] = {}  # by model, version, baseline
         self._last_checked: dict[Version, _Window] = {}
         self._fitted: dict[Version, str] = {}  # baselines published, not yet collected
+        self._reference_vectors: dict[str, Vectors] = {}  # by baseline id: it cannot change
 
     def run(self, stop: threading.Event, heartbeat: Heartbeat | None = None) -> None:
         leadership = Leadership(self._engine, DETECTOR_SERVICE)
@@ -190,9 +197,11 @@ class DetectorWorker:
             scores = score_samples(
                 session, model, version, record.occurred_at, [d.decision_id for d in window]
             )
+            vectors = self._vectors(session, record, window)
             self._count(
-                session, state, stream, baseline, window, scores, model=model, version=version
-            )
+                session, state, stream, baseline, window, scores, vectors,
+                model=model, version=version,
+            )  # fmt: skip
         recorded = []
         for transition in state.due():  # a transition moves the state once its event is queued
             if self._emit(model, version, counted, transition):
@@ -208,6 +217,7 @@ class DetectorWorker:
         baseline: Baseline,
         window: Sequence[Decision],
         scores: Samples,
+        vectors: dict[str, tuple[Floats, Floats]],
         *,
         model: str,
         version: str,
@@ -224,6 +234,7 @@ class DetectorWorker:
                 correction=self._settings.detect_correction,
                 min_effect=self._settings.detect_min_effect,
                 samples=scores,
+                vectors=vectors,
             )
         )
         fresh: Sequence[Decision] = []
@@ -281,6 +292,20 @@ class DetectorWorker:
             return
         self._fitted[(model, version)] = fitted.baseline_id
         log.info("baseline fitted", model=model, version=version, source=fitted.source)
+
+    def _vectors(
+        self, session: Session, record: BaselineRecord, window: Sequence[Decision]
+    ) -> dict[str, tuple[Floats, Floats]]:
+        """Each embedding side's vectors of the baseline's period and of the window."""
+        if record.baseline_id not in self._reference_vectors:
+            self._reference_vectors[record.baseline_id] = reference_vectors(
+                session, record.model_name, record.model_version, record.occurred_at
+            )
+        reference = self._reference_vectors[record.baseline_id]
+        if not reference:
+            return {}  # the version sends none: no ledger read for its window
+        current = window_vectors(session, window)
+        return {name: (then, current[name]) for name, then in reference.items() if name in current}
 
     def _baseline(self, record: BaselineRecord) -> Baseline:
         if record.baseline_id not in self._baselines:

@@ -16,6 +16,7 @@ from driftline.agent.contract import (
     BaselineSetEvent,
     DecisionPayload,
     DriftDetectedEvent,
+    Embeddings,
     Event,
     FeedbackPayload,
     ModelRef,
@@ -256,3 +257,32 @@ def test_named_scores_drift_against_those_of_the_baselines_period(
     shown = {f.feature: f for f in page.features}
     assert shown["score:faithfulness"].kind == "score" and shown["score:faithfulness"].plot
     assert shown["score:toxic"].plot is not None
+
+
+def embedded(rng: random.Random, shift: float, dimensions: int = 16) -> Event:
+    vector = [rng.gauss(shift if n < 4 else 0.0, 1.0) for n in range(dimensions)]
+    decision = chat(prompt(rng), answer(rng), rng)
+    payload = decision.payload.model_copy(  # type: ignore[union-attr]
+        update={"embeddings": Embeddings(model="e5", dimensions=dimensions, input=vector)}
+    )
+    return decision.model_copy(update={"payload": payload})
+
+
+def test_embeddings_that_moved_are_caught_from_the_ledger_and_another_dimension_is_said(
+    broker: EmbeddedBroker, topic: str, engine: Engine, tmp_path: Path
+) -> None:
+    rng = random.Random(10)
+    with _agent(broker, topic, tmp_path) as agent:
+        worker = _worker_with_baseline(engine, agent, [embedded(rng, 0.0) for _ in range(1_000)])
+        store(engine, [embedded(rng, 0.0) for _ in range(500)])
+        assert worker.check_all() == []
+        store(engine, [embedded(rng, 0.6) for _ in range(500)])
+        raised = [t.verdict for t in worker.check_all() if t.state == "detected"]
+        (moved,) = [v for v in raised if v.feature == "(embedding).input"]
+        assert moved.test == "domain-classifier" and moved.effect > 0.1
+        assert moved.evidence[0].startswith("the centroid moved ")
+        assert "(16 dimensions)" in moved.evidence[0]
+        # Another embedding model, of another dimension: no verdict, and no crash.
+        store(engine, [embedded(rng, 0.0, dimensions=8) for _ in range(500)])
+        worker.check_all()
+        assert agent.flush(timeout_s=30).ok
