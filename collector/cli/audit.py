@@ -55,7 +55,7 @@ from driftline.collector.store import queries
 from driftline.collector.store.models import LedgerCheckpoint
 from driftline.collector.store.prices import PriceFileError, load_prices
 from driftline.collector.store.replay import rebuild
-from driftline.collector.store.search import DecisionFilter, count
+from driftline.collector.store.search import DecisionFilter, PricesMissing, count
 
 audit_app = typer_app("Audit: verify the ledger, prove and export decisions, erase, hold.")
 token_app = typer_app("API tokens: who may call the API, and as what.")
@@ -317,6 +317,18 @@ def audit_export(
         bool | None,
         typer.Option("--has-violations/--no-violations", help="Broke the contract, or not."),
     ] = None,
+    operation: Annotated[str | None, typer.Option(help="A GenAI operation's, as chat.")] = None,
+    provider: Annotated[str | None, typer.Option(help="A GenAI provider's, as openai.")] = None,
+    finish_reason: Annotated[str | None, typer.Option(help="Generation stopped so.")] = None,
+    score: Annotated[
+        str | None, typer.Option(help="Given this named score (within --min/--max-score).")
+    ] = None,
+    min_score: Annotated[float | None, typer.Option(help="The score at least.")] = None,
+    max_score: Annotated[float | None, typer.Option(help="The score at most.")] = None,
+    min_cost: Annotated[
+        float | None, typer.Option(help="Costing at least (DRIFTLINE_PRICES).")
+    ] = None,
+    max_cost: Annotated[float | None, typer.Option(help="Costing at most.")] = None,
     database_url: DatabaseOption = None,
 ) -> None:
     """Export the decisions a search selects, with a signed manifest to check it by."""
@@ -338,6 +350,14 @@ def audit_export(
         "min_confidence": min_confidence,
         "max_confidence": max_confidence,
         "has_violations": has_violations,
+        "operation": operation,
+        "provider": provider,
+        "finish_reason": finish_reason,
+        "score": score,
+        "min_score": min_score,
+        "max_score": max_score,
+        "min_cost": min_cost,
+        "max_cost": max_cost,
     }
     try:
         where = DecisionFilter.model_validate(
@@ -346,14 +366,19 @@ def audit_export(
     except ValueError as error:
         fail(f"bad search: {error}")
     settings, engine = _store(database_url)
-    with Session(engine) as session:
-        total = count(session, where)
-    key = signing_keys(settings).signer()
     try:
         prices = load_prices(settings.prices) if settings.prices else None
     except PriceFileError as error:
         fail(f"the price table (DRIFTLINE_PRICES) has mistakes:\n{error}", EXIT_SETTING)
-    export = Export(engine, where, fmt, created_by="driftline audit export", key=key, prices=prices)
+    key = signing_keys(settings).signer()
+    try:
+        export = Export(
+            engine, where, fmt, created_by="driftline audit export", key=key, prices=prices
+        )
+    except PricesMissing as missing:
+        fail(str(missing), EXIT_SETTING)
+    with Session(engine) as session:
+        total = count(session, where, prices)
     with out.open("wb") as file, _progress() as progress:
         task = progress.add_task("exporting", total=total)
         for chunk in export.chunks():

@@ -279,5 +279,6 @@ def search(
     return rows, Cursor(last.occurred_at, last.decision_id) if last else None
 
 
-def count(session: Session, where: DecisionFilter) -> int:
-    return session.exec(select(func.count()).select_from(Decision).where(*where.conditions())).one()
+def count(session: Session, where: DecisionFilter, prices: PriceTable | None = None) -> int:
+    statement = select(func.count()).select_from(Decision).where(*where.conditions(prices))
+    return session.exec(statement).one()
