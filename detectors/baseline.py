@@ -46,9 +46,9 @@ from driftline.detectors.table import (
 )
 from driftline.detectors.table import flags as flag_values
 from driftline.detectors.table import values as present_or_none
+from driftline.detectors.text import excerpt
 
 TEXT_SAMPLE = 1_000  # texts kept of each text feature
-TEXT_CHARACTERS = 2_000  # of each text kept: a baseline must fit in one event
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ class Baseline:
     identifiers: dict[str, ValueSample] = field(default_factory=dict)  # too many categories
     # A record from before identifiers, whose categorical counts pooled a tail into "(other)"
     pooled_tail: bool = False
-    # A uniform sample of a text feature's texts (each cut at TEXT_CHARACTERS), which the text
+    # A uniform sample of a text feature's texts (each its ``text.excerpt``), which the text
     # check (``driftline.detectors.text``) compares a window's texts with.
     texts: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
@@ -131,7 +131,8 @@ class Baseline:
         self, texts: Mapping[str, Sequence[str]], per_feature: int = TEXT_SAMPLE, seed: int = 0
     ) -> Baseline:
         """The same baseline with a uniform sample of at most ``per_feature`` of each text
-        feature's texts, each cut at TEXT_CHARACTERS; a feature with no text is left out."""
+        feature's texts, each its excerpt (``text.excerpt``); a feature with no text is left
+        out."""
         rng = np.random.default_rng(seed)
         sampled = {}
         for name, given in texts.items():
@@ -140,7 +141,7 @@ class Baseline:
                 chosen = np.sort(rng.choice(len(kept), per_feature, replace=False))
                 kept = [kept[i] for i in chosen]
             if kept:
-                sampled[name] = tuple(text[:TEXT_CHARACTERS] for text in kept)
+                sampled[name] = tuple(excerpt(text) for text in kept)
         return replace(self, texts=sampled)
 
 

@@ -31,6 +31,7 @@ from driftline.detectors.continuous import NotChecked
 
 MIN_TEXTS = 20  # on each side: ten held out
 MAX_CHARACTERS = 10_000  # of one text: a megabyte prompt costs no more than a long one
+EXCERPT = 2_000  # characters of a text a baseline keeps (it must fit in one event)
 HASHED_FEATURES = 2**18
 NAMED = 5  # n-grams named that rose, and that fell
 NAMING_TEXTS = 5_000  # of each sample, read to name the n-grams that moved
@@ -88,6 +89,17 @@ def check_text(
         current_size=len(window),
         moved=_moved(ngrams, labels),
     )
+
+
+def excerpt(text: str) -> str:
+    """What a baseline keeps of a text, and so what a window's text is compared as: the whole
+    text up to EXCERPT characters, else its first and last halves of that (a long system
+    prompt's start and the question at its end both kept), lone surrogates replaced. Both sides
+    must be cut alike: a window text longer than the baseline's would be told apart by its
+    length alone."""
+    if len(text) > EXCERPT:  # EXCERPT characters in all, so that an excerpt is its own
+        text = f"{text[: EXCERPT // 2]} {text[-(EXCERPT // 2 - 1) :]}"
+    return clean(text)
 
 
 def clean(text: str) -> str:

@@ -33,9 +33,10 @@ from driftline.detectors.proportions import RateDrift, check_rate
 from driftline.detectors.table import category, columns_of, numbers, row_count
 from driftline.detectors.table import flags as flag_values
 from driftline.detectors.table import values as present_or_none
-from driftline.detectors.text import TextDrift, check_text
+from driftline.detectors.text import TextDrift, check_text, excerpt
 
 WORKERS = min(os.cpu_count() or 1, 4)
+MIN_SAMPLE = 30  # values on each side of a ``samples`` feature
 CONFIDENCE = "confidence"
 JOINT = "(joint)"
 DEFAULT_MIN_EFFECT = {
@@ -157,7 +158,8 @@ def check_window(
     for name, (then_vectors, lately_vectors) in (vectors or {}).items():
         results.append(_embedding(name, then_vectors, lately_vectors))
     for name, texts in baseline.texts.items():
-        window_texts = [v for v in present_or_none(columns[name]) if isinstance(v, str)]
+        # Cut as the baseline's were: a longer text would differ by its length alone.
+        window_texts = [excerpt(v) for v in present_or_none(columns[name]) if isinstance(v, str)]
         results.append(_text(name, check_text(texts, window_texts)))
     if baseline.continuous:
         results.append(_joint(joint_result))
@@ -247,14 +249,19 @@ def _mean_shift(check: MeanShift | NotChecked, name: str = CONFIDENCE) -> _Resul
 def _samples(
     name: str, before: Sequence[float | bool], now: Sequence[float | bool]
 ) -> list[_Result | Unchecked]:
-    if before and all(isinstance(v, bool) for v in (*before, *now)):
+    """A sample's checks, each side of at least MIN_SAMPLE values: scores arrive late, and a
+    window of a handful made the mean and rate tests alarm many times the rate."""
+    if min(len(before), len(now)) < MIN_SAMPLE:
+        reason = f"too few values (then {len(before)}, now {len(now)}); at least {MIN_SAMPLE}"
+        return [Unchecked(name, "ks", reason)]
+    if all(isinstance(v, bool) for v in (*before, *now)):
         hits_before, hits_now = sum(map(bool, before)), sum(map(bool, now))
         return _rate(name, "flag-rate", hits_before, len(before), hits_now, len(now))
     reference = Reference.of(np.sort(np.asarray(before, dtype=float)))
     observed = np.sort(np.asarray(now, dtype=float))
     return [
         _continuous(name, reference.compare(observed)),
-        _mean_shift(reference.mean_shift(observed), name),
+        _mean_shift(reference.mean_shift_of_few(observed), name),
     ]
 
 

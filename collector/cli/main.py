@@ -140,10 +140,12 @@ def demo(
         log_level="warning",
         detect_interval_s=1.0,
         detect_window_decisions=500,
-        detect_baseline_first=min(1_000, decisions, chats or decisions),
+        detect_baseline_first=min(1_000, decisions),
         detect_review_threshold=REVIEW_BELOW,
         prices=DEMO_PRICES,
     )
+    if 0 < chats < settings.detect_baseline_first:  # the chat service's baseline is of as many
+        fail(f"--chats must be 0 or at least {settings.detect_baseline_first}", EXIT_SETTING)
     configure_logging(settings.log_level)
     console.rule("Driftline demo")
     started = time.monotonic()

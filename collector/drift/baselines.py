@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from driftline.collector.drift.features import (
 from driftline.collector.drift.reference import read_reference
 from driftline.collector.store.models import BaselineRecord, Decision
 from driftline.detectors.baseline import Baseline, BaselineBuilder
+from driftline.detectors.text import MIN_TEXTS
 
 # What an event may hold (MAX_EVENT_BYTES), less room for the envelope, the payload's other
 # fields and the signature.
@@ -144,17 +145,20 @@ def all_baselines(session: Session) -> Sequence[BaselineRecord]:
 def for_one_event(baseline: Baseline, source: str) -> FittedBaseline:
     record = baseline.to_record()
     size = _record_bytes(record)
-    while size > MAX_RECORD_BYTES and _texts_bytes(record) > size / 2 and _most_texts(baseline) > 1:
-        # Texts first, while they are most of it: a uniform half of each sample each time.
-        half = _most_texts(baseline) // 2
-        baseline = baseline.with_texts(baseline.texts, per_feature=half)
-        record = baseline.to_record()
-        size = _record_bytes(record)
-    while size > MAX_RECORD_BYTES and len(baseline.rows) > 1:
-        # Rows dominate the rest, so its size scales with their number; a second pass takes
-        # what the first, estimating, left over.
-        rows = max(1, int(len(baseline.rows) * MAX_RECORD_BYTES / size * 0.95))
-        baseline = baseline.subsample(rows)
+    while size > MAX_RECORD_BYTES:
+        if baseline.texts and (_texts_bytes(record) > size / 2 or len(baseline.rows) <= 1):
+            # Texts while they are most of it (or all there is left to cut): a uniform half of
+            # each sample each time, and none once too few are left for the text check.
+            half = _most_texts(baseline) // 2
+            fewer = baseline.with_texts(baseline.texts, per_feature=half)
+            baseline = fewer if half >= MIN_TEXTS else replace(baseline, texts={})
+        elif len(baseline.rows) > 1:
+            # Rows dominate the rest, so its size scales with their number; a second pass
+            # takes what the first, estimating, left over.
+            rows = max(1, int(len(baseline.rows) * MAX_RECORD_BYTES / size * 0.95))
+            baseline = baseline.subsample(rows)
+        else:
+            break  # categories' counts alone: the event is refused, and says by how much
         record = baseline.to_record()
         size = _record_bytes(record)
     return FittedBaseline(baseline, record, baseline_digest(record), source, len(baseline.rows))

@@ -21,6 +21,7 @@ from driftline.collector.store.models import Decision, Feedback, Review
 
 PREFIX = "score:"
 REFERENCE_ROWS = 10_000  # reviews and feedback read, each, for a baseline's period
+MAX_NAMES = 50  # scores checked, the most given in the baseline's period: each costs a test
 
 Value = float | bool
 Samples = dict[str, tuple[list[Value], list[Value]]]
@@ -29,10 +30,13 @@ Samples = dict[str, tuple[list[Value], list[Value]]]
 def score_samples(
     session: Session, model: str, version: str, set_at: datetime, window: Sequence[UUID]
 ) -> Samples:
-    """Per score name seen in the baseline's period: its values then, and in the window."""
-    before = _values(_scores_before(session, model, version, set_at))
-    now = _values(_scores_of(session, window))
-    return {f"{PREFIX}{name}": (values, now.get(name, [])) for name, values in before.items()}
+    """Per score name seen in the baseline's period (the MAX_NAMES most given): its values
+    then, and in the window, each name of the kind it had then."""
+    kinds: dict[str, str] = {}
+    before = _values(_scores_before(session, model, version, set_at), kinds)
+    now = _values(_scores_of(session, window), kinds)
+    most = sorted(before, key=lambda name: (-len(before[name]), name))[:MAX_NAMES]
+    return {f"{PREFIX}{name}": (before[name], now.get(name, [])) for name in most}
 
 
 def _scores_before(session: Session, model: str, version: str, set_at: datetime) -> Iterable[Any]:
@@ -61,11 +65,11 @@ def _scores_of(session: Session, decisions: Sequence[UUID]) -> Iterable[Any]:
             ).all()
 
 
-def _values(rows: Iterable[Any]) -> dict[str, list[Value]]:
+def _values(rows: Iterable[Any], kinds: dict[str, str]) -> dict[str, list[Value]]:
     """Each numeric or boolean score's values by name; a name given both kinds keeps the
-    first kind seen (a change of kind is the service's mistake, not drift)."""
+    first kind seen (in ``kinds``, shared by both sides: a change of kind is the service's
+    mistake, not drift)."""
     found: dict[str, list[Value]] = {}
-    kinds: dict[str, str] = {}
     for scores in rows:
         for score in scores if isinstance(scores, list) else ():
             kind, name, value = score.get("kind"), score.get("name"), score.get("value")

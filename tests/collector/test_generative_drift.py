@@ -31,12 +31,14 @@ from driftline.collector.drift.baselines import (
     active_baseline,
     baseline_payload,
     fit_first_decisions,
+    for_one_event,
 )
+from driftline.collector.drift.scores import _values
 from driftline.collector.drift.worker import DetectorWorker
 from driftline.collector.runtime.broker import EmbeddedBroker
 from driftline.collector.store.models import DriftVerdict
 from driftline.collector.web.ui.views import version_drift
-from driftline.detectors.baseline import record_features
+from driftline.detectors.baseline import fit_baseline, record_features
 from tests import events
 from tests.collector.test_drift_worker import store
 from tests.topic_reader import read_topic
@@ -286,3 +288,64 @@ def test_embeddings_that_moved_are_caught_from_the_ledger_and_another_dimension_
         store(engine, [embedded(rng, 0.0, dimensions=8) for _ in range(500)])
         worker.check_all()
         assert agent.flush(timeout_s=30).ok
+
+
+PREAMBLE = "You are the billing assistant of Example Ltd. " * 50  # about 2,300 characters
+
+
+def test_prompts_longer_than_the_excerpt_behind_a_long_system_prompt_raise_nothing(
+    broker: EmbeddedBroker, topic: str, engine: Engine, tmp_path: Path
+) -> None:
+    """Baseline and window texts are cut alike (start and end): a window cut at 10,000 against
+    a baseline cut at 2,000 alarmed on every check; the question at the end is still read."""
+    rng = random.Random(12)
+    with _agent(broker, topic, tmp_path) as agent:
+        first = [chat(PREAMBLE + prompt(rng), answer(rng), rng) for _ in range(1_000)]
+        worker = _worker_with_baseline(engine, agent, first)
+        for _ in range(3):
+            store(engine, [chat(PREAMBLE + prompt(rng), answer(rng), rng) for _ in range(500)])
+            assert worker.check_all() == []
+        mixed = [PREAMBLE + (cooking(rng) if n % 3 == 0 else prompt(rng)) for n in range(500)]
+        store(engine, [chat(text, answer(rng), rng) for text in mixed])
+        raised = {t.verdict.test for t in worker.check_all() if t.verdict.feature == "prompt"}
+        assert "domain-classifier" in raised
+        assert agent.flush(timeout_s=30).ok
+
+
+def test_many_long_text_inputs_still_fit_in_one_event(engine: Engine) -> None:
+    rng = random.Random(13)
+    many = []
+    for _ in range(300):
+        inputs = {f"document_{k}": " ".join(prompt(rng) for _ in range(30)) for k in range(30)}
+        decision = chat(prompt(rng), answer(rng), rng)
+        payload = decision.payload.model_copy(update={"inputs": inputs})  # type: ignore[union-attr]
+        many.append(decision.model_copy(update={"payload": payload}))
+    store(engine, many)
+    with Session(engine) as session:
+        fitted = fit_first_decisions(session, CHAT.name, CHAT.version, 300)
+    assert fitted is not None
+    payload = baseline_payload(fitted, version=CHAT.version, set_by="ml-lead")
+    event = component_event("baseline_set", payload, service="driftline-detector", model=CHAT)
+    assert len(wire_bytes(event)) <= MAX_EVENT_BYTES  # 1.9 MB before
+    kept = fitted.baseline.texts  # too many long texts for the text check: none kept, or some
+    assert not kept or min(len(texts) for texts in kept.values()) >= 20
+
+
+def test_a_lone_surrogate_in_a_baseline_text_is_replaced() -> None:
+    """The store never holds one (no canonical JSON has it), but the detectors' own callers may
+    pass one: the baseline's event must still go."""
+    rng = random.Random(14)
+    texts = ["broken \ud800 text", *(prompt(rng) for _ in range(99))]
+    baseline = fit_baseline({"x": list(range(100))}).with_texts({"prompt": texts})
+    fitted = for_one_event(baseline, "test")
+    payload = baseline_payload(fitted, version=CHAT.version, set_by="ml-lead")
+    event = component_event("baseline_set", payload, service="driftline-detector", model=CHAT)
+    assert len(wire_bytes(event)) <= MAX_EVENT_BYTES  # wire_bytes raised on the surrogate
+    assert "broken \ufffd text" in fitted.baseline.texts["prompt"]
+
+
+def test_a_score_that_changes_kind_is_no_drift() -> None:
+    kinds: dict[str, str] = {}
+    before = _values([[{"name": "s", "kind": "boolean", "value": True}]], kinds)
+    now = _values([[{"name": "s", "kind": "numeric", "value": 0.5}]], kinds)
+    assert before == {"s": [True]} and now == {}
