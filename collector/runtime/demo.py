@@ -145,34 +145,22 @@ def _show_drift(
         f"[green]✓[/] detector set baseline {baseline['baseline_id'][:12]} from the "
         f"{baseline['source']} ({len(baseline['features'])} features)"
     )
-    sent, drifting = 0, None
+
+    def shifted_batch(agent: Driftline, sent: int, batch: int) -> None:
+        first = decisions + sent
+        run_simulation(
+            agent, decisions=batch, seed=first, shifted=True, deploy=False, first_number=first
+        )
+
     with _service_agent(stack) as agent:
-        while drifting is None and sent < shifted:
-            batch = min(SHIFT_BATCH, shifted - sent)
-            first = decisions + sent
-            run_simulation(
-                agent, decisions=batch, seed=first, shifted=True, deploy=False, first_number=first
-            )
-            sent += batch
-            agent.flush(timeout_s=30)
-            drifting = _wait_for_json(api, url, lambda s: s["state"] == "drifting", timeout_s=3)
+        sent, drifting = _shift_until(api, url, _drifts, agent, shifted_batch, shifted)
     console.print(
         f"[green]✓[/] simulated service sent {sent} decisions on applicants with more debt; "
         "its model hedges"
     )
-    drifting = drifting or _wait_for_json(
-        api, url, lambda s: s["state"] == "drifting", timeout_s=10
-    )
     if drifting is None:
         raise DemoFailed("the detector reported no drift")
-    for check in drifting["drifting"]:
-        verdict = check["verdict"]
-        effect = "unbounded" if verdict["effect"] is None else f"{verdict['effect']:.3g}"
-        console.print(
-            f"[red]✗ drift detected[/] {check['feature']} ({check['test']}): adjusted p "
-            f"{verdict['adjusted_p']:.2g}, {verdict['effect_name']} {effect}, "
-            f"window of {verdict['current_size']} decisions"
-        )
+    _print_verdicts(console, drifting, window=True)
     console.print(f"GET /drift/{MODEL}/{VERSION} gives every check and the verdict history")
 
 
@@ -203,28 +191,57 @@ def _show_chat(console: Console, stack: Stack, api: httpx.Client, chats: int) ->
     url = f"/drift/{chat.MODEL}/{chat.VERSION}"
     if _wait_for_json(api, url, lambda _: True, timeout_s=60) is None:
         raise DemoFailed(f"the detector set no baseline for {chat.MODEL} within 60 s")
-    sent, drifting = 0, None
+
+    def travel_batch(agent: Driftline, sent: int, batch: int) -> None:
+        chat.run_chat(agent, decisions=batch, seed=chats + sent, shifted=True)
+
     with _service_agent(stack, chat.SERVICE) as agent:
-        while drifting is None and sent < chats:
-            chat.run_chat(agent, decisions=SHIFT_BATCH, seed=chats + sent, shifted=True)
-            sent += SHIFT_BATCH
-            agent.flush(timeout_s=30)
-            drifting = _wait_for_json(api, url, _text_drifts, timeout_s=3)
-    drifting = drifting or _wait_for_json(api, url, _text_drifts, timeout_s=10)
+        sent, drifting = _shift_until(api, url, _text_drifts, agent, travel_batch, chats)
     if drifting is None:
         raise DemoFailed("the detector reported no text drift of the chat service")
     console.print(
         f"[green]✓[/] chat users asked {sent} questions about travel, three times as long"
     )
-    for check in drifting["drifting"]:
+    _print_verdicts(console, drifting, window=False)
+
+
+def _shift_until(
+    api: httpx.Client,
+    url: str,
+    done: Callable[[Any], bool],
+    agent: Driftline,
+    send: Callable[[Driftline, int, int], None],
+    most: int,
+) -> tuple[int, Any]:
+    """Send shifted batches (``send(agent, sent so far, batch)``), as a live service would,
+    until the drift status at ``url`` is ``done`` or ``most`` are sent; how many were sent, and
+    the status (None if it never was)."""
+    sent, status = 0, None
+    while status is None and sent < most:
+        batch = min(SHIFT_BATCH, most - sent)
+        send(agent, sent, batch)
+        sent += batch
+        agent.flush(timeout_s=30)
+        status = _wait_for_json(api, url, done, timeout_s=3)
+    return sent, status or _wait_for_json(api, url, done, timeout_s=10)
+
+
+def _print_verdicts(console: Console, status: Any, *, window: bool) -> None:
+    """Each drifting check as the API gives it, with the words (or shift) that moved."""
+    for check in status["drifting"]:
         verdict = check["verdict"]
         effect = "unbounded" if verdict["effect"] is None else f"{verdict['effect']:.3g}"
+        size = f", window of {verdict['current_size']} decisions" if window else ""
         console.print(
             f"[red]✗ drift detected[/] {check['feature']} ({check['test']}): adjusted p "
-            f"{verdict['adjusted_p']:.2g}, {verdict['effect_name']} {effect}"
+            f"{verdict['adjusted_p']:.2g}, {verdict['effect_name']} {effect}{size}"
         )
         for line in (verdict.get("evidence") or [])[:6]:
             console.print(f"    {line}")
+
+
+def _drifts(status: Any) -> bool:
+    return bool(status["state"] == "drifting")
 
 
 def _text_drifts(status: Any) -> bool:

@@ -265,38 +265,17 @@ def version_drift(
     window = _current_window(session, model, version, latest)
     current = [decision_row(d) for d in window]
     baseline = Baseline.from_record(record.record)
-    features = []
-    for name, kind in sorted(record_features(record.record).items()):
-        checks = [v for v in latest if v.feature == name]
-        detected = [v for v in checks if v.state == "detected"]
-        features.append(
-            FeatureDrift(
-                feature=name,
-                kind=kind,
-                state="drifting" if detected else "ok",
-                since=min(v.occurred_at for v in detected) if detected else None,
-                checks=checks,
-                plot=_plot(name, kind, baseline, current),
-                silence_query=_silence_query(model, name),
-            )
-        )
+    features = [
+        _feature_drift(model, name, kind, latest, _plot(name, kind, baseline, current))
+        for name, kind in sorted(record_features(record.record).items())
+    ]
     scores = score_samples(
         session, model, version, record.occurred_at, [d.decision_id for d in window]
     )
-    for name, (then, lately) in sorted(scores.items()):
-        checks = [v for v in latest if v.feature == name]
-        detected = [v for v in checks if v.state == "detected"]
-        features.append(
-            FeatureDrift(
-                feature=name,
-                kind="score",
-                state="drifting" if detected else "ok",
-                since=min(v.occurred_at for v in detected) if detected else None,
-                checks=checks,
-                plot=_score_plot(name, then, lately),
-                silence_query=_silence_query(model, name),
-            )
-        )
+    features += [
+        _feature_drift(model, name, "score", latest, _score_plot(name, then, lately))
+        for name, (then, lately) in sorted(scores.items())
+    ]
     features.sort(key=lambda f: (f.state != "drifting", f.feature))
     status, _ = drift_status(session, model=model, version=version, now=now)
     return VersionDrift(
@@ -436,6 +415,24 @@ def _plot(name: str, kind: str, baseline: Baseline, current: list[dict[str, Any]
         counted = Counter(category(row[name]) for row in current if row.get(name) is not None)
         return plots.categories(name, baseline.categorical[name], counted)
     return None
+
+
+def _feature_drift(
+    model: str, name: str, kind: str, latest: list[DriftVerdict], plot: Markup | None
+) -> FeatureDrift:
+    """A feature's section of the drift page: its latest verdicts, drifting since the
+    earliest of those that detected drift."""
+    checks = [v for v in latest if v.feature == name]
+    detected = [v for v in checks if v.state == "detected"]
+    return FeatureDrift(
+        feature=name,
+        kind=kind,
+        state="drifting" if detected else "ok",
+        since=min(v.occurred_at for v in detected) if detected else None,
+        checks=checks,
+        plot=plot,
+        silence_query=_silence_query(model, name),
+    )
 
 
 def _score_plot(name: str, then: list[Value], lately: list[Value]) -> Markup | None:
