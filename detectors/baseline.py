@@ -33,6 +33,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from driftline.detectors.continuous import NotChecked, Reference
+from driftline.detectors.descriptors import DEFAULT_REFUSALS
 from driftline.detectors.identifiers import ValueSample, ValueSampler
 from driftline.detectors.multivariate import JointModel
 from driftline.detectors.table import (
@@ -67,6 +68,10 @@ class Baseline:
     # A uniform sample of a text feature's texts (each its ``text.excerpt``), which the text
     # check (``driftline.detectors.text``) compares a window's texts with.
     texts: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # The phrases that mark a completion a refusal (the ``refusal`` descriptor) when this was
+    # fitted: a window is described with the same ones, so that a change of the setting is no
+    # drift.
+    refusals: tuple[str, ...] = DEFAULT_REFUSALS
 
     @functools.cached_property
     def references(self) -> dict[str, Reference]:
@@ -102,6 +107,7 @@ class Baseline:
             "identifiers": {name: sample.to_record() for name, sample in self.identifiers.items()},
             **({"pooled_tail": True} if self.pooled_tail else {}),
             **({"texts": {name: list(t) for name, t in self.texts.items()}} if self.texts else {}),
+            **({"refusals": list(self.refusals)} if self.refusals != DEFAULT_REFUSALS else {}),
         }
 
     @classmethod
@@ -125,6 +131,7 @@ class Baseline:
             },
             pooled_tail=bool(record.get("pooled_tail", "identifiers" not in record)),
             texts={name: tuple(texts) for name, texts in record.get("texts", {}).items()},
+            refusals=tuple(record.get("refusals", DEFAULT_REFUSALS)),
         )
 
     def with_texts(

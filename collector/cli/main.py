@@ -292,6 +292,7 @@ def baseline_fit(
                     first,
                     reservoir=reservoir,
                     review_threshold=review_threshold,
+                    refusals=settings.detect_refusal_phrases,
                 )
             if found is None:
                 fail(f"{model} {version} has fewer than {first} decisions stored")

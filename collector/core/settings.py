@@ -125,6 +125,12 @@ class CollectorSettings(KafkaSecuritySettings):
     detect_review_threshold: float | None = Field(
         default=None, ge=0, le=1, description="Confidence under which decisions go to a human."
     )
+    detect_refusal_phrases: tuple[str, ...] | None = Field(
+        default=None,
+        max_length=200,
+        description="Phrases that mark a completion a refusal (a JSON list; [] for none), kept "
+        "in each baseline fitted after; unset: the built-in English ones.",
+    )
 
     # The audit ledger: signed checkpoints, retention, links to traces.
     # The private key is read only by what signs (the housekeeper, `up`, the audit commands
@@ -193,6 +199,16 @@ class CollectorSettings(KafkaSecuritySettings):
     @classmethod
     def _blank_means_none(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("detect_refusal_phrases")
+    @classmethod
+    def _plain_phrases(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        for n, phrase in enumerate(value or ()):
+            if not phrase.strip() or len(phrase) > 200 or not phrase.isprintable():
+                raise ValueError(
+                    f"phrase {n + 1} must be 1 to 200 printable characters, got {phrase!r:.80}"
+                )
+        return value
 
     @field_validator("database_url")
     @classmethod

@@ -27,6 +27,7 @@ from driftline.collector.drift.features import (
 from driftline.collector.drift.reference import read_reference
 from driftline.collector.store.models import BaselineRecord, Decision
 from driftline.detectors.baseline import Baseline, BaselineBuilder
+from driftline.detectors.descriptors import DEFAULT_REFUSALS
 from driftline.detectors.text import MIN_TEXTS
 
 # What an event may hold (MAX_EVENT_BYTES), less room for the envelope, the payload's other
@@ -87,8 +88,12 @@ def fit_first_decisions(
     *,
     reservoir: int = 10_000,
     review_threshold: float | None = None,
+    refusals: Sequence[str] | None = None,
 ) -> FittedBaseline | None:
-    """The baseline of a version's first ``first`` decisions; None until it has that many."""
+    """The baseline of a version's first ``first`` decisions; None until it has that many.
+    ``refusals`` are the phrases that mark a completion a refusal (None: the built-in ones),
+    kept in the baseline."""
+    phrases = DEFAULT_REFUSALS if refusals is None else tuple(refusals)
     decisions = session.exec(
         select(Decision)
         .where(Decision.model_name == model, Decision.model_version == version)
@@ -101,13 +106,14 @@ def fit_first_decisions(
     for decision in decisions:
         for name, text in texts_of(decision).items():
             texts.setdefault(name, []).append(text)
-    baseline = fit_rows(
-        [[decision_row(d) for d in decisions]],
+    fitted = fit_rows(
+        [[decision_row(d, phrases) for d in decisions]],
         reservoir=reservoir,
         review_threshold=review_threshold,
         flags=(VIOLATIONS,),
         texts=tuple(texts),
-    ).with_texts(texts)
+    )
+    baseline = replace(fitted, refusals=phrases).with_texts(texts)
     return for_one_event(baseline, f"first {first} decisions of {model} {version}")
 
 

@@ -12,7 +12,8 @@ after it (``prompt.characters``, ``prompt.language``...), and of a text output, 
 ``(output).*``, whose ``detections`` count the redaction's masks (``[email]``...) in the text,
 so that what the scanners found is counted and never kept; the text output itself, as
 ``(output)``; its token counts, as ``(usage).input_tokens`` and the like; and
-``(finish-reason)``. Its texts (``texts_of``) are the text check's, and no categorical feature:
+``(finish-reason)``. A completion's ``refusal`` descriptor uses the phrases its baseline was
+fitted with (``DRIFTLINE_DETECT_REFUSAL_PHRASES``). Its texts (``texts_of``) are the text check's, and no categorical feature:
 counting each distinct prompt as a category says nothing, and a baseline must fit in one event.
 """
 
@@ -25,7 +26,7 @@ from typing import Any
 
 from driftline.agent.contract import TokenUsage
 from driftline.collector.store.models import Decision
-from driftline.detectors.descriptors import describe
+from driftline.detectors.descriptors import DEFAULT_REFUSALS, describe
 from driftline.detectors.verdict import CONFIDENCE
 
 VIOLATIONS = "(contract-violations)"
@@ -53,13 +54,15 @@ def flatten(inputs: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def decision_row(decision: Decision) -> dict[str, Any]:
+def decision_row(decision: Decision, refusals: Sequence[str] = DEFAULT_REFUSALS) -> dict[str, Any]:
+    """A decision's features; ``refusals`` are the phrases that mark a completion a refusal
+    (the baseline's, so that a window is described as its baseline was)."""
     row = flatten(decision.inputs)
     if decision.confidence is not None:  # a model that gives none has no confidence feature
         row[CONFIDENCE] = decision.confidence
     row[VIOLATIONS] = bool(decision.contract_violations)
     if decision.operation is not None:
-        row |= _generative(decision, row)
+        row |= _generative(decision, row, refusals)
     return row
 
 
@@ -75,11 +78,13 @@ def texts_of(decision: Decision, inputs: Mapping[str, Any] | None = None) -> dic
     return texts
 
 
-def _generative(decision: Decision, inputs: Mapping[str, Any]) -> dict[str, Any]:
+def _generative(
+    decision: Decision, inputs: Mapping[str, Any], refusals: Sequence[str]
+) -> dict[str, Any]:
     texts = texts_of(decision, inputs)
     row: dict[str, Any] = {OUTPUT: texts[OUTPUT]} if OUTPUT in texts else {}
     for name, text in texts.items():
-        described = describe(name, [text], count_detections=_masks)
+        described = describe(name, [text], refusals=refusals, count_detections=_masks)
         row |= {column: values[0] for column, values in described.items()}
     # Each only where given: a count the service never sends is no feature, rather than one
     # whose every value is missing.

@@ -149,7 +149,10 @@ class DetectorWorker:
                     continue  # the next full round moves it to the new baseline
                 fresh = _fresh(session, model, version, stream.newest)
                 if fresh:
-                    rows = columns([decision_row(d) for d in fresh], _kinds(stream.check.baseline))
+                    baseline = stream.check.baseline
+                    rows = columns(
+                        [decision_row(d, baseline.refusals) for d in fresh], _kinds(baseline)
+                    )
                     state.update(stream.check.update(rows))
                     stream.newest = _order(fresh[-1])
                 span = (
@@ -229,7 +232,7 @@ class DetectorWorker:
         verdicts: list[FeatureVerdict | Unchecked] = list(
             check_window(
                 baseline,
-                columns([decision_row(d) for d in window], kinds),
+                columns([decision_row(d, baseline.refusals) for d in window], kinds),
                 rate=self._settings.detect_false_alarm_rate,
                 correction=self._settings.detect_correction,
                 min_effect=self._settings.detect_min_effect,
@@ -242,7 +245,7 @@ class DetectorWorker:
             replay = stream.newest is None
             fresh = window[::-1] if replay else _fresh(session, model, version, stream.newest)
             if fresh:
-                rows = columns([decision_row(d) for d in fresh], kinds)
+                rows = columns([decision_row(d, baseline.refusals) for d in fresh], kinds)
                 verdicts += stream.check.update(rows, replay=replay)
                 stream.newest = _order(fresh[-1])
         due = state.update(verdicts)
@@ -279,7 +282,12 @@ class DetectorWorker:
         if first == 0 or (model, version) in self._fitted:
             return
         fitted = fit_first_decisions(
-            session, model, version, first, review_threshold=self._settings.detect_review_threshold
+            session,
+            model,
+            version,
+            first,
+            review_threshold=self._settings.detect_review_threshold,
+            refusals=self._settings.detect_refusal_phrases,
         )
         if fitted is None:
             return

@@ -7,6 +7,8 @@ import random
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+from pydantic import ValidationError
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
@@ -89,11 +91,14 @@ def _worker_with_baseline(engine: Engine, agent: Driftline, first: list[Event]) 
     assert fitted is not None
     payload = baseline_payload(fitted, version=CHAT.version, set_by="ml-lead")
     store(engine, [BaselineSetEvent(service="ml-lead", model=CHAT, payload=payload)])
-    settings = CollectorSettings(
+    return DetectorWorker(engine, agent, _checking())
+
+
+def _checking() -> CollectorSettings:
+    return CollectorSettings(
         detect_min_decisions=100, detect_window_decisions=500, detect_raise_after=1,
         detect_stream_arl=0,
     )  # fmt: skip
-    return DetectorWorker(engine, agent, settings)
 
 
 def _agent(broker: EmbeddedBroker, topic: str, tmp_path: Path) -> Driftline:
@@ -156,6 +161,44 @@ def test_refusals_truncations_and_what_the_redaction_found_are_caught(
         raised = {t.verdict.feature for t in worker.check_all() if t.state == "detected"}
         assert {"(output).refusal", "(finish-reason)", "(output).detections"} <= raised
         assert agent.flush(timeout_s=30).ok
+
+
+def test_refusal_phrases_are_a_setting_that_each_baseline_keeps(
+    broker: EmbeddedBroker, topic: str, engine: Engine, tmp_path: Path
+) -> None:
+    """A service whose refusals are its own words: the worker's setting names them, the
+    baseline it fits keeps them, and a window is described with the baseline's phrases (a
+    worker set otherwise since does not describe it anew)."""
+    rng = random.Random(8)
+    first = [chat(prompt(rng), answer(rng), rng) for _ in range(1_000)]
+    own = ["Outside my remit"]
+    with _agent(broker, topic, tmp_path) as agent:
+        settings = CollectorSettings(detect_baseline_first=1_000, detect_refusal_phrases=own)
+        store(engine, first)
+        assert DetectorWorker(engine, agent, settings).check_all() == []
+        assert agent.flush(timeout_s=30).ok
+        (fitted,) = [decode(r.value) for r in read_topic(broker.bootstrap_servers, topic, 1)]
+        assert isinstance(fitted, BaselineSetEvent)
+        assert fitted.payload.record["refusals"] == own
+
+        store(engine, [fitted])
+        worker = DetectorWorker(engine, agent, _checking())  # the built-in phrases
+        refusing = [
+            chat(prompt(rng), "Outside my remit, sorry." if n % 4 == 0 else answer(rng), rng)
+            for n in range(500)
+        ]
+        store(engine, refusing)
+        raised = {t.verdict.feature for t in worker.check_all() if t.state == "detected"}
+        assert "(output).refusal" in raised
+        assert agent.flush(timeout_s=30).ok
+
+
+def test_a_refusal_phrase_setting_is_refused_naming_the_phrase() -> None:
+    with pytest.raises(ValidationError, match=r"detect_refusal_phrases[\s\S]*phrase 2"):
+        CollectorSettings(detect_refusal_phrases=["fine", "nul\u0000"])
+    with pytest.raises(ValidationError, match="phrase 1"):
+        CollectorSettings(detect_refusal_phrases=["   "])
+    assert CollectorSettings(detect_refusal_phrases=[]).detect_refusal_phrases == ()
 
 
 COOKING = ["bake", "roast", "season", "simmer", "grill", "whisk", "slice", "boil"]

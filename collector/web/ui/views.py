@@ -263,8 +263,8 @@ def version_drift(
         session=session, model=model, version=version, baseline_id=record.baseline_id
     )
     window = _current_window(session, model, version, latest)
-    current = [decision_row(d) for d in window]
     baseline = Baseline.from_record(record.record)
+    current = [decision_row(d, baseline.refusals) for d in window]
     features = [
         _feature_drift(model, name, kind, latest, _plot(name, kind, baseline, current))
         for name, kind in sorted(record_features(record.record).items())
