@@ -13,8 +13,9 @@ after it (``prompt.characters``, ``prompt.language``...), and of a text output, 
 so that what the scanners found is counted and never kept; the text output itself, as
 ``(output)``; its token counts, as ``(usage).input_tokens`` and the like; and
 ``(finish-reason)``. A completion's ``refusal`` descriptor uses the phrases its baseline was
-fitted with (``DRIFTLINE_DETECT_REFUSAL_PHRASES``). Its texts (``texts_of``) are the text check's, and no categorical feature:
-counting each distinct prompt as a category says nothing, and a baseline must fit in one event.
+fitted with (``DRIFTLINE_DETECT_REFUSAL_PHRASES``). Its texts (``texts_of``) are the text
+check's, and no categorical feature: counting each distinct prompt as a category says nothing,
+and a baseline must fit in one event.
 """
 
 from __future__ import annotations

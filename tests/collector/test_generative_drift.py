@@ -4,10 +4,14 @@ and finish reasons are baseline features, under the same false-alarm control as 
 prompts are generated from templates (stated below), the real broker takes the verdicts."""
 
 import random
-from datetime import UTC, datetime
+import re
+from datetime import UTC, datetime, timedelta
+from html import unescape
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from fastapi.testclient import TestClient
 from pydantic import ValidationError
 from sqlalchemy import Engine
 from sqlmodel import Session, select
@@ -28,6 +32,7 @@ from driftline.agent.contract import (
     decode,
     wire_bytes,
 )
+from driftline.collector.audit.integrity import KeyRing
 from driftline.collector.core.settings import CollectorSettings
 from driftline.collector.drift.baselines import (
     active_baseline,
@@ -35,15 +40,18 @@ from driftline.collector.drift.baselines import (
     fit_first_decisions,
     for_one_event,
 )
-from driftline.collector.drift.scores import _values
+from driftline.collector.drift.scores import _values, score_trend
 from driftline.collector.drift.worker import DetectorWorker
 from driftline.collector.runtime.broker import EmbeddedBroker
 from driftline.collector.store.models import DriftVerdict
+from driftline.collector.web.api.app import create_app
 from driftline.collector.web.ui.views import version_drift
 from driftline.detectors.baseline import fit_baseline, record_features
 from tests import events
+from tests.api_client import new_token
 from tests.collector.test_drift_worker import store
 from tests.topic_reader import read_topic
+from tests.ui.test_protection import SITE, sign_in
 
 CHAT = ModelRef(name="help-bot", version="1")
 VERBS = ["pay", "download", "cancel", "change", "dispute", "find", "update", "split"]
@@ -302,6 +310,62 @@ def test_named_scores_drift_against_those_of_the_baselines_period(
     shown = {f.feature: f for f in page.features}
     assert shown["score:faithfulness"].kind == "score" and shown["score:faithfulness"].plot
     assert shown["score:toxic"].plot is not None
+
+
+def test_each_named_score_has_a_daily_mean_with_its_interval_on_the_drift_page(
+    engine: Engine,
+) -> None:
+    """By the day of the decision (a score arrives later): the mean of a number with Student's
+    interval, a flag's share with Wilson's, a day of one score with none, a label not at all."""
+    rng = random.Random(10)
+    today = datetime.now(UTC).replace(hour=0, minute=30, second=0, microsecond=0)
+    days = [today - timedelta(days=k) for k in (3, 2, 1)]
+    decisions = [  # 20, 20 and 1 a day
+        chat(prompt(rng), answer(rng), rng).model_copy(
+            update={"occurred_at": days[min(n // 20, 2)]}
+        )
+        for n in range(41)
+    ]
+    quality = [0.9] * 10 + [0.7] * 10 + [0.4] * 10 + [0.6] * 10 + [0.5]
+    feedback = [
+        events.feedback(d.decision_id, model=CHAT, payload=_rated(q, toxic=n % 4 == 0))
+        for n, (d, q) in enumerate(zip(decisions, quality, strict=True))
+    ]
+    store(engine, [*decisions, *feedback])
+    with Session(engine) as session:
+        trend = score_trend(session, CHAT.name, CHAT.version, days[1] - timedelta(minutes=30))
+    assert set(trend) == {"score:quality", "score:toxic"}
+    second, third = trend["score:quality"]  # the 28th is before ``since``
+    assert (second.day, second.count) == (days[1].date(), 20)
+    assert second.mean == pytest.approx(0.5)
+    assert second.low == pytest.approx(0.5 - 2.093 * 0.1026 / 20**0.5, abs=1e-3)
+    assert (third.count, third.mean, third.low, third.high) == (1, 0.5, None, None)
+    toxic = trend["score:toxic"][0]
+    assert toxic.mean == 0.25 and toxic.low == pytest.approx(0.1119, abs=1e-3)
+    assert toxic.high == pytest.approx(0.4687, abs=1e-3)  # Wilson's, 5 of 20
+
+    with Session(engine) as session:
+        fitted = fit_first_decisions(session, CHAT.name, CHAT.version, 41)
+    assert fitted is not None
+    payload = baseline_payload(fitted, version=CHAT.version, set_by="ml-lead")
+    store(engine, [BaselineSetEvent(service="ml-lead", model=CHAT, payload=payload)])
+    app = create_app(engine, keys=KeyRing.of(Ed25519PrivateKey.generate()))
+    with TestClient(app, base_url=SITE, follow_redirects=False) as browser:
+        sign_in(browser, new_token(engine, "auditor"))
+        drift = browser.get(f"/ui/drift/{CHAT.name}/{CHAT.version}")
+    assert drift.status_code == 200
+    shown = " ".join(unescape(re.sub(r"<[^>]+>", " ", drift.text)).split())
+    assert f"{days[1].date().isoformat()} 20 0.5 0.452 to 0.548" in shown
+    assert f"{days[2].date().isoformat()} 1 0.5 —" in shown
+
+
+def _rated(quality: float, *, toxic: bool) -> FeedbackPayload:
+    scores = [
+        Score(name="quality", value=quality, source="model"),
+        Score(name="toxic", value=toxic, source="rule"),
+        Score(name="tone", value="warm", source="human"),
+    ]
+    return FeedbackPayload(reporter="judge", scores=scores)
 
 
 def embedded(rng: random.Random, shift: float, dimensions: int = 16) -> Event:

@@ -29,7 +29,7 @@ from driftline.collector.audit.proofs import ProofUnavailable, check_proof, prov
 from driftline.collector.audit.row_verification import check_decision
 from driftline.collector.drift.baselines import active_baseline
 from driftline.collector.drift.features import decision_row, flatten
-from driftline.collector.drift.scores import Value, score_samples
+from driftline.collector.drift.scores import DayMean, Value, score_samples, score_trend
 from driftline.collector.store import queries
 from driftline.collector.store.models import (
     Decision,
@@ -48,6 +48,7 @@ from driftline.detectors.table import category
 
 SAMPLE = 2_000  # recent decisions per version behind the rates and percentiles
 RECENTLY = timedelta(hours=24)  # a drift resolved this recently is still shown as such
+SCORE_TREND = timedelta(days=30)  # the days of each named score's daily means on the drift page
 DriftStatus = Literal["drifting", "resolved recently", "green", "no baseline"]
 
 
@@ -238,6 +239,7 @@ class FeatureDrift:
     checks: list[DriftVerdict]  # the latest verdict of each test on this feature
     plot: Markup | None
     silence_query: str  # the alerts page's query that proposes a silence of this feature
+    trend: list[DayMean] = field(default_factory=list)  # a named score's daily means
 
 
 @dataclass(frozen=True)
@@ -272,8 +274,11 @@ def version_drift(
     scores = score_samples(
         session, model, version, record.occurred_at, [d.decision_id for d in window]
     )
+    trend = score_trend(session, model, version, now - SCORE_TREND)
     features += [
-        _feature_drift(model, name, "score", latest, _score_plot(name, then, lately))
+        _feature_drift(
+            model, name, "score", latest, _score_plot(name, then, lately), trend.get(name, [])
+        )
         for name, (then, lately) in sorted(scores.items())
     ]
     features.sort(key=lambda f: (f.state != "drifting", f.feature))
@@ -418,10 +423,15 @@ def _plot(name: str, kind: str, baseline: Baseline, current: list[dict[str, Any]
 
 
 def _feature_drift(
-    model: str, name: str, kind: str, latest: list[DriftVerdict], plot: Markup | None
+    model: str,
+    name: str,
+    kind: str,
+    latest: list[DriftVerdict],
+    plot: Markup | None,
+    trend: list[DayMean] | None = None,
 ) -> FeatureDrift:
     """A feature's section of the drift page: its latest verdicts, drifting since the
-    earliest of those that detected drift."""
+    earliest of those that detected drift (and a named score's daily means)."""
     checks = [v for v in latest if v.feature == name]
     detected = [v for v in checks if v.state == "detected"]
     return FeatureDrift(
@@ -432,6 +442,7 @@ def _feature_drift(
         checks=checks,
         plot=plot,
         silence_query=_silence_query(model, name),
+        trend=trend or [],
     )
 
 
