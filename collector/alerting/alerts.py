@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
+from urllib.parse import quote
 
 from driftline.agent.contract import DriftDetectedEvent, DriftResolvedEvent
 from driftline.collector.alerting.config import AlertingConfig, Owner
@@ -35,12 +36,17 @@ class Alert:
 
 
 def alert_for(
-    event: DriftDetectedEvent | DriftResolvedEvent, config: AlertingConfig, api_url: str
+    event: DriftDetectedEvent | DriftResolvedEvent,
+    config: AlertingConfig,
+    external_url: str,
+    service: str,
 ) -> Alert:
+    """The alert of a verdict about ``service``'s model (the AI service, not the detector that
+    sent the verdict), linking to its drift page under ``external_url``."""
     p = event.payload
     labels = {
         "alertname": "DriftDetected",
-        "service": event.service,
+        "service": service,
         "model": event.model.name,
         "version": p.version,
         "feature": p.feature,
@@ -65,7 +71,9 @@ def alert_for(
         annotations["runbook_url"] = owner.runbook
     if owner is not None and owner.escalation:
         annotations["escalation"] = " → ".join(owner.escalation)
-    drift_url = f"{api_url}/drift/{event.model.name}/{p.version}"
+    drift_url = (
+        f"{external_url}/ui/drift/{quote(event.model.name, safe='')}/{quote(p.version, safe='')}"
+    )
     resolved = isinstance(event, DriftResolvedEvent)
     return Alert(
         labels=labels,

@@ -11,10 +11,11 @@ alerts inhibit others. YAML with Alertmanager's vocabulary (``route``, ``matcher
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from driftline.collector.alerting.matchers import Matcher, MatcherError
 from driftline.collector.core.config_files import ConfigFileError, load_model, located
@@ -60,6 +61,16 @@ class PagerDutyConfig(_Strict):
 class AlertmanagerConfig(_Strict):
     url: str  # the Alertmanager's base URL; alerts go to {url}/api/v2/alerts
     send_resolved: bool = True
+    # How often the alerts it was told fire are posted again (``refresh.py``); keep it well
+    # under its resolve_timeout (5m by default).
+    resend_interval: Duration = timedelta(minutes=1)
+
+    @field_validator("resend_interval")
+    @classmethod
+    def _a_reasonable_interval(cls, value: timedelta) -> timedelta:
+        if not timedelta(milliseconds=100) <= value <= timedelta(hours=1):
+            raise ValueError("must be from 100ms to 1h")
+        return value
 
 
 class Receiver(_Strict):

@@ -120,6 +120,16 @@ class Grouper:
         if group.next_flush is not None:
             group.next_flush = max(group.next_flush, notified_at + group.policy.group_interval)
 
+    def told_firing(self) -> dict[str, tuple[Alert, ...]]:
+        """Per receiver, the alerts its last notification of each group said fire, in their
+        state now: firing still, or resolved since (until the group's next look sends it)."""
+        told: dict[str, dict[str, Alert]] = {}
+        for (receiver, _), group in self._groups.items():
+            for fingerprint, _resolved in group.notified:
+                if (alert := group.alerts.get(fingerprint)) is not None:
+                    told.setdefault(receiver, {})[fingerprint] = alert
+        return {receiver: _ordered(alerts.values()) for receiver, alerts in told.items()}
+
     def firing(self) -> Mapping[str, Alert]:
         """Every alert firing in any group, by fingerprint."""
         return {

@@ -52,7 +52,7 @@ def messages(notification: Notification, receiver: Receiver, external_url: str) 
     for index, manager in enumerate(receiver.alertmanager_configs):
         if alerts := _kept(notification, manager.send_resolved):
             url = f"{manager.url.rstrip('/')}/api/v2/alerts"
-            built.append(Message(f"alertmanager[{index}]", url, [_postable(a) for a in alerts]))
+            built.append(Message(f"alertmanager[{index}]", url, [postable(a) for a in alerts]))
     return built
 
 
@@ -120,11 +120,18 @@ def _slack(
 
 
 def _slack_line(alert: Alert) -> str:
+    """An alert's summary, description, owner, escalation path and links."""
     mark = "✅" if alert.resolved else "🔥"
     line = f"{mark} *{slack_escape(alert.annotations.get('summary', ''))}*\n"
     line += slack_escape(alert.annotations.get("description", ""))
+    line += f"\nOwner: {slack_escape(alert.labels.get('owner', 'unowned'))}"
+    if "escalation" in alert.annotations:
+        line += f"; escalation: {slack_escape(alert.annotations['escalation'])}"
+    links = [f"<{_slack_url(alert.generator_url)}|drift page>"] if alert.generator_url else []
     if "runbook_url" in alert.annotations:
-        line += f"\n<{_slack_url(alert.annotations['runbook_url'])}|runbook>"
+        links.append(f"<{_slack_url(alert.annotations['runbook_url'])}|runbook>")
+    if links:
+        line += "\n" + " · ".join(links)
     return line
 
 
@@ -167,21 +174,32 @@ def _pagerduty(notification: Notification, routing_key: str, external_url: str) 
                 "escalation": firing[0].annotations.get("escalation", ""),
             },
         },
-        "links": [{"href": firing[0].generator_url, "text": "drift status"}],
+        "links": [
+            {"href": firing[0].generator_url, "text": "drift page"},
+            *(
+                [{"href": firing[0].annotations["runbook_url"], "text": "runbook"}]
+                if "runbook_url" in firing[0].annotations
+                else []
+            ),
+        ],
         "client": "Driftline",
         "client_url": external_url,
     }
 
 
-def _postable(alert: Alert) -> dict[str, Any]:
+def postable(alert: Alert, fresh_until: datetime | None = None) -> dict[str, Any]:
+    """An alert as Alertmanager's ``/api/v2/alerts`` takes it. A firing one given
+    ``fresh_until`` ends then unless posted again (``refresh.py``); without it Alertmanager
+    ends it after its own resolve_timeout."""
     posted: dict[str, Any] = {
         "labels": alert.labels,
         "annotations": alert.annotations,
         "startsAt": _time(alert.starts_at),
         "generatorURL": alert.generator_url,
     }
-    if alert.ends_at is not None:
-        posted["endsAt"] = _time(alert.ends_at)
+    ends_at = alert.ends_at or fresh_until
+    if ends_at is not None:
+        posted["endsAt"] = _time(ends_at)
     return posted
 
 

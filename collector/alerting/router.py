@@ -1,7 +1,8 @@
 """The alert router: drift verdicts from Kafka (its own consumer group) become alerts, grouped
 and routed by the alerting file, muted by silences and inhibitions, stored in the outbox and
 sent. Each notification a receiver accepts is recorded as an ``alert_notified`` event, so the
-trail shows who was told what and when.
+trail shows who was told what and when. An Alertmanager is also sent the alerts it was told
+fire again, every ``resend_interval`` (``refresh.py``), so that they stay true there.
 
 When the router starts, the alerts still firing come back from the ledger and what each receiver
 was last sent from the notification log, written with the outbox in one transaction: a restart
@@ -39,6 +40,7 @@ from driftline.collector.alerting.config import AlertingConfig
 from driftline.collector.alerting.grouping import Grouper, Notification
 from driftline.collector.alerting.muting import UnreadableSilence, active_silences, mute
 from driftline.collector.alerting.outbox import OutboxSender, enqueue
+from driftline.collector.alerting.refresh import AlertmanagerRefresher
 from driftline.collector.consume.kafka import GroupConsumer, KafkaUnavailable, event_type
 from driftline.collector.core.health import Heartbeat
 from driftline.collector.core.leadership import Leadership
@@ -57,6 +59,7 @@ ROUTER_BATCH = 500
 # What the router takes; None: a message from an agent older than the event-type header.
 VERDICT_TYPES = frozenset({"drift_detected", "drift_resolved", None})
 LEADERSHIP_CHECK_S = 5.0
+UNKNOWN_SERVICE = "unknown"  # a verdict's service before any decision of its version is stored
 Clock = Callable[[], datetime]
 
 
@@ -84,7 +87,9 @@ class AlertRouter:
         self._clock = clock
         self._grouper = Grouper(config)
         self._sender = OutboxSender(engine, client)
+        self._refresher = AlertmanagerRefresher(config, client)
         self._unreadable: dict[uuid.UUID, str] = {}
+        self._services: dict[tuple[str, str], str] = {}
         self.consuming = threading.Event()  # set once Kafka has assigned it partitions
 
     @property
@@ -94,9 +99,31 @@ class AlertRouter:
         return dict(self._unreadable)
 
     def take(self, event: DriftDetectedEvent | DriftResolvedEvent) -> Alert:
-        alert = alert_for(event, self._config, self._external_url)
+        alert = self._alert(event)
         self._grouper.add(alert, self._clock())
         return alert
+
+    def _alert(self, event: DriftDetectedEvent | DriftResolvedEvent) -> Alert:
+        service = self._service_of(event.model.name, event.payload.version)
+        return alert_for(event, self._config, self._external_url, service)
+
+    def _service_of(self, model: str, version: str) -> str:
+        """The AI service whose decisions a verdict is about: that of the version's first
+        decision stored, which does not change, so that a resolve carries the labels its
+        alert had; ``unknown`` while none is stored."""
+        if (found := self._services.get((model, version))) is not None:
+            return found
+        with Session(self._engine) as session:
+            service = session.exec(
+                select(Decision.service)
+                .where(Decision.model_name == model, Decision.model_version == version)
+                .order_by(col(Decision.occurred_at), col(Decision.decision_id))
+                .limit(1)
+            ).first()
+        if service is None:
+            return UNKNOWN_SERVICE
+        self._services[(model, version)] = service
+        return service
 
     def unowned_models(self) -> list[str]:
         """Models with decisions in the store that no owner entry matches."""
@@ -119,7 +146,7 @@ class AlertRouter:
         for raw in stored:
             event = decode(raw)
             assert isinstance(event, DriftDetectedEvent | DriftResolvedEvent)
-            alert = alert_for(event, self._config, self._external_url)
+            alert = self._alert(event)
             latest[alert.fingerprint] = alert
         told_firing = {fp for entry in log_entries for fp in entry.firing}
         now = self._clock()
@@ -149,7 +176,12 @@ class AlertRouter:
         sent = list(self._sender.send_due(now))
         for message in sent:
             self._record(message)
+        self._refresher.refresh(self._grouper.told_firing(), now)
         return sent
+
+    def close(self) -> None:
+        """Wait for the refreshes under way."""
+        self._refresher.close()
 
     def _report(self, unreadable: list[UnreadableSilence]) -> None:
         """Log each silence that cannot be read when it is first found, not on every tick."""
@@ -186,6 +218,7 @@ class AlertRouter:
                     stop.wait(5)
         finally:
             leadership.release()
+            self.close()
 
     def _consume_while_leading(
         self,

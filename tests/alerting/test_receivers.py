@@ -122,7 +122,7 @@ def test_slack_text_escapes_what_a_service_chose_so_it_cannot_mention_or_link(
             )
         ],
     )
-    alert = alert_for(event, config, "http://driftline")
+    alert = alert_for(event, config, "http://driftline", "loan-desk")
     with recording_server() as slack, httpx.Client(timeout=5) as client:
         receiver = Receiver(name="team", slack_configs=[SlackConfig(api_url=f"{slack.url}/hook")])
         labels = {"model": hostile.name, "feature": "<!channel> <!here>"}
@@ -137,6 +137,8 @@ def test_slack_text_escapes_what_a_service_chose_so_it_cannot_mention_or_link(
     for control in ("<!channel>", "<!here>", "<@U123>", "<http://evil|click>"):
         assert control not in everything
     assert "&lt;!channel&gt;" in everything and "&lt;@U123&gt;&amp;co" in everything
-    # What Driftline writes itself is still markup: the runbook link, its URL kept whole.
+    # What Driftline writes itself is still markup: the drift page's and the runbook's links,
+    # each URL kept whole.
     links = [link for text in texts for link in re.findall(r"<([^<>]*)>", text)]
-    assert links == ["http://rb?a=1&amp;b=%3C2%3E%7Cx|runbook"]
+    page = "http://driftline/ui/drift/%3C%40U123%3E%26co/%3Chttp%3A%2F%2Fevil%7Cclick%3E"
+    assert links == [f"{page}|drift page", "http://rb?a=1&amp;b=%3C2%3E%7Cx|runbook"]

@@ -26,6 +26,8 @@ from driftline.collector.core.producer_keys import trusted_producers
 from driftline.collector.core.settings import CollectorSettings
 from driftline.collector.runtime.broker import EmbeddedBroker
 from driftline.collector.store.models import AlertNotification, Silence
+from tests import events
+from tests.collector.test_drift_worker import store
 from tests.events import MODEL, drift_payload
 from tests.http_recorder import Recorder, recording_server
 from tests.waiting import wait_for
@@ -55,6 +57,7 @@ inhibit_rules:
 owners:
   - matchers: ['model="credit-risk"']
     owner: risk-ml-team
+    escalation: [risk-oncall, head-of-ml]
     runbook: https://runbooks.example/credit-risk
 """
 
@@ -152,14 +155,20 @@ def test_a_burst_is_one_notification_per_receiver_then_one_resolution_each_in_th
     engine: Engine,
     run_collector: Callable[[], None],
 ) -> None:
+    store(engine, [events.decision(service="loan-desk")])
     run_collector()
     for n in range(50):
         detector("detected", f"f{n:02d}")
     (body,) = wait_for(webhook.accepted, lambda got: len(got) >= 1, what="the grouped alert")
     assert body["version"] == "4" and body["status"] == "firing"
     assert len(body["alerts"]) == 50
+    # The AI service, not the detector that sent the verdict; its drift page, not the API.
+    assert body["commonLabels"]["service"] == "loan-desk"
+    page = f"http://driftline.example/ui/drift/{MODEL.name}/{MODEL.version}"
+    assert {a["generatorURL"] for a in body["alerts"]} == {page}
     assert body["commonLabels"]["owner"] == "risk-ml-team"
     assert body["commonAnnotations"]["runbook_url"] == "https://runbooks.example/credit-risk"
+    assert body["commonAnnotations"]["escalation"] == "risk-oncall → head-of-ml"
 
     for n in range(50):
         detector("resolved", f"f{n:02d}")
@@ -173,10 +182,20 @@ def test_a_burst_is_one_notification_per_receiver_then_one_resolution_each_in_th
 
     (chat_firing, chat_resolved) = wait_for(slack.accepted, lambda got: len(got) >= 2)
     assert chat_firing["channel"] == "#risk" and "[FIRING:50]" in chat_firing["text"]
+    line = chat_firing["blocks"][1]["text"]["text"]
+    assert "Owner: risk-ml-team; escalation: risk-oncall → head-of-ml" in line
+    assert f"<{page}|drift page> · <https://runbooks.example/credit-risk|runbook>" in line
     assert "[RESOLVED:50]" in chat_resolved["text"]
     trigger, resolve = wait_for(pagerduty.accepted, lambda got: len(got) >= 2)
     assert (trigger["event_action"], resolve["event_action"]) == ("trigger", "resolve")
     assert trigger["dedup_key"] == resolve["dedup_key"]
+    assert trigger["payload"]["source"] == "loan-desk"
+    assert trigger["payload"]["custom_details"]["owner"] == "risk-ml-team"
+    assert trigger["payload"]["custom_details"]["escalation"] == "risk-oncall → head-of-ml"
+    assert [link["href"] for link in trigger["links"]] == [
+        page,
+        "https://runbooks.example/credit-risk",
+    ]
     assert [path for path, _, _ in pagerduty.requests] == ["/v2/enqueue"] * 2
 
     statuses = wait_for(notified, lambda s: len(s) == 6, what="alert_notified events")

@@ -5,7 +5,9 @@ to a webhook this test runs, and the test reads them back there and in Alertmana
 import shutil
 import socket
 import subprocess
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,10 +16,16 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from driftline.agent import Driftline
+from driftline.agent.contract import DriftDetectedEvent, DriftPayload, DriftResolvedEvent
+from driftline.agent.provenance import TrustedProducers
 from driftline.collector.alerting.alerts import Alert
-from driftline.collector.alerting.config import AlertmanagerConfig, Receiver
+from driftline.collector.alerting.config import AlertmanagerConfig, Receiver, load_alerting
 from driftline.collector.alerting.grouping import Notification
 from driftline.collector.alerting.outbox import OutboxSender, enqueue
+from driftline.collector.alerting.router import ROUTER_SERVICE, AlertRouter
+from driftline.collector.runtime.broker import EmbeddedBroker
+from tests.events import MODEL, drift_payload
 from tests.http_recorder import Recorder, recording_server
 from tests.waiting import wait_for
 
@@ -34,11 +42,15 @@ def free_port() -> int:
         return port
 
 
-@pytest.fixture
-def alertmanager(tmp_path: Path) -> Iterator[tuple[str, Recorder]]:
+@contextmanager
+def running_alertmanager(
+    tmp_path: Path, resolve_timeout: str = "5m"
+) -> Iterator[tuple[str, Recorder]]:
+    """Alertmanager on a free loopback port, routing everything at once to a webhook here."""
     with recording_server() as webhook:
         config = tmp_path / "alertmanager.yml"
         config.write_text(
+            f"global: {{resolve_timeout: {resolve_timeout}}}\n"
             "route:\n"
             "  receiver: test\n"
             "  group_by: [model]\n"
@@ -77,6 +89,12 @@ def alertmanager(tmp_path: Path) -> Iterator[tuple[str, Recorder]]:
             process.wait(timeout=10)
 
 
+@pytest.fixture
+def alertmanager(tmp_path: Path) -> Iterator[tuple[str, Recorder]]:
+    with running_alertmanager(tmp_path) as running:
+        yield running
+
+
 def test_alerts_pushed_to_alertmanager_reach_its_receiver(
     alertmanager: tuple[str, Recorder], engine: Engine
 ) -> None:
@@ -106,3 +124,76 @@ def test_alerts_pushed_to_alertmanager_reach_its_receiver(
     assert received["generatorURL"] == "http://driftline.example/drift/credit-risk/3"
     held = httpx.get(f"{url}/api/v2/alerts", timeout=5).json()
     assert [a["labels"]["model"] for a in held] == ["credit-risk"]
+
+
+RESOLVE_TIMEOUT_S = 2.0
+ROUTING = """\
+route: {{receiver: am, group_by: [model], group_wait: 0s, group_interval: 1s,
+        repeat_interval: 1h}}
+receivers:
+  - name: am
+    alertmanager_configs: [{{url: "{url}", resend_interval: {resend}}}]
+"""
+
+
+def _active(url: str) -> list[str]:
+    """The features of the alerts Alertmanager holds active (its API leaves ended ones out)."""
+    held = httpx.get(f"{url}/api/v2/alerts", timeout=5).json()
+    return [a["labels"]["feature"] for a in held if a["status"]["state"] == "active"]
+
+
+def test_a_drift_stays_active_in_alertmanager_while_it_lasts_and_resolves_within_an_interval(
+    broker: EmbeddedBroker, topic: str, engine: Engine, tmp_path: Path
+) -> None:
+    """Three times Alertmanager's resolve_timeout of open drift: an alert posted again every
+    resend_interval stays active throughout, and ends within one interval of its resolve."""
+    with running_alertmanager(tmp_path, resolve_timeout=f"{RESOLVE_TIMEOUT_S:g}s") as (url, _):
+        path = tmp_path / "alerting.yaml"
+        path.write_text(ROUTING.format(url=url, resend="500ms"))
+        with (
+            Driftline(
+                service=ROUTER_SERVICE, kafka_bootstrap_servers=broker.bootstrap_servers,
+                topic=topic, spool_dir=tmp_path / "spool",
+            ) as agent,
+            httpx.Client(timeout=5) as client,
+        ):  # fmt: skip
+            router = AlertRouter(
+                engine=engine, config=load_alerting(path), agent=agent, client=client,
+                external_url="http://driftline.example", producers=TrustedProducers(),
+            )  # fmt: skip
+            payload = DriftPayload(**drift_payload("debt_ratio"))
+            router.take(DriftDetectedEvent(service="detector", model=MODEL, payload=payload))
+            started = time.monotonic()
+            seen: list[tuple[float, bool]] = []
+            while time.monotonic() - started < 3 * RESOLVE_TIMEOUT_S:
+                router.tick()
+                seen.append((time.monotonic() - started, "debt_ratio" in _active(url)))
+                time.sleep(0.1)
+            first = next(at for at, active in seen if active)
+            assert all(active for at, active in seen if at >= first), seen
+
+            router.take(DriftResolvedEvent(service="detector", model=MODEL, payload=payload))
+            resolved = time.monotonic()
+            while "debt_ratio" in _active(url):
+                assert time.monotonic() - resolved < 0.5 + 0.5, "not ended within an interval"
+                router.tick()
+                time.sleep(0.05)
+            router.close()
+
+
+def test_an_alert_posted_once_ends_after_resolve_timeout_though_its_drift_lasts(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """Why refreshes are needed: posted once, as before them, Alertmanager ends the alert of
+    an open drift after its resolve_timeout."""
+    with running_alertmanager(tmp_path, resolve_timeout=f"{RESOLVE_TIMEOUT_S:g}s") as (url, _):
+        now = datetime.now(UTC)
+        alert = Alert({"alertname": "DriftDetected", "feature": "debt_ratio"}, {}, now)
+        receiver = Receiver(name="am", alertmanager_configs=[AlertmanagerConfig(url=url)])
+        with Session(engine) as session:
+            enqueue(session, Notification("am", "{}", {}, (alert,)), receiver, "", now)
+            session.commit()
+        with httpx.Client(timeout=5) as client:
+            assert len(OutboxSender(engine, client).send_due(now)) == 1
+        assert _active(url) == ["debt_ratio"]
+        wait_for(lambda: _active(url), lambda held: held == [], timeout_s=3 * RESOLVE_TIMEOUT_S)
