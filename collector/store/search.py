@@ -38,9 +38,18 @@ Text = Annotated[str, Field(min_length=1, max_length=200)]
 def _not_a_number(value: object) -> object:
     # pydantic would read a number as seconds since 1970; from a person that is a mistake.
     numeric = isinstance(value, int | float) and not isinstance(value, bool)
-    if numeric or (isinstance(value, str) and value.replace(".", "", 1).lstrip("-").isdigit()):
+    if numeric or (isinstance(value, str) and _reads_as_number(value)):
         raise ValueError("a time is an ISO 8601 date-time with a zone, not a number")
     return value
+
+
+def _reads_as_number(text: str) -> bool:
+    """Whether the text is a number as pydantic would read one: 12, -1.5, 4.6e-24, inf."""
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def in_utc(value: datetime) -> datetime:

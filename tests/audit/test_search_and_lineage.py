@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 from sqlalchemy import Engine
 from sqlmodel import Session
 
@@ -26,6 +27,7 @@ from driftline.collector.alerting.grouping import Notification
 from driftline.collector.alerting.outbox import enqueue
 from driftline.collector.consume.ingest import RawMessage, write_batch
 from driftline.collector.drift.baselines import baseline_payload, fit_rows, for_one_event
+from driftline.collector.store.search import DecisionFilter
 from tests import events
 from tests.api_client import api_client
 
@@ -295,3 +297,13 @@ def _alert_notified(engine: Engine, at: datetime) -> None:
             }
         )
     store(engine, [notified])
+
+
+@given(number=st.floats() | st.integers(), written=st.sampled_from([str, repr, "{:e}".format]))
+def test_a_number_is_never_read_as_a_time(number: float, written: Any) -> None:
+    """pydantic reads a number, or text of one (``-4.6e-24``, ``inf``), as seconds since 1970:
+    a time must be an ISO 8601 date-time, as the schema says (the fuzzer found ``4.6e-24``)."""
+    for value in (number, written(number)):
+        with pytest.raises(ValidationError, match="not a number"):
+            DecisionFilter(since=value)
+    DecisionFilter(since="2026-12-01T00:00:00Z")
