@@ -64,6 +64,18 @@ class Hysteresis:
                 due.append(Transition("resolved", verdict))
         return due
 
+    def latest(self, check: Check) -> FeatureVerdict | None:
+        """The check's latest verdict counted, if it was counted since this state began."""
+        return self._latest.get(check)
+
+    def forget(self, check: Check) -> None:
+        """Start the check afresh, not drifting and with no run counted: its drift was
+        resolved for a reason of the caller's (no traffic), not by quiet checks."""
+        self.drifting.discard(check)
+        self._alarms.pop(check, None)
+        self._quiet.pop(check, None)
+        self._latest.pop(check, None)
+
     def settle(self, transition: Transition) -> None:
         """Move the check's state: its transition was recorded."""
         check = (transition.verdict.feature, transition.verdict.test)

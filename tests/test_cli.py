@@ -6,6 +6,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -139,7 +140,7 @@ def test_a_read_only_command_on_a_missing_database_names_it_and_creates_nothing(
         env={"DRIFTLINE_DATABASE_URL": f"sqlite:///{database}",
              "DRIFTLINE_SIGNING_PUBLIC_KEY_FILE": str(public)},
     )  # fmt: skip
-    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.returncode == 2, result.stdout + result.stderr
     assert f"no database at sqlite:///{database}" in result.stderr
     assert not database.exists()
 
@@ -155,7 +156,7 @@ def test_a_read_only_command_on_an_unmigrated_database_names_it_and_leaves_it_so
     result = driftline(
         "baseline", "list", env={"DRIFTLINE_DATABASE_URL": url.render_as_string(False)}
     )
-    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.returncode == 2, result.stdout + result.stderr
     assert "not a Driftline store (no schema)" in result.stderr
     assert "run `driftline migrate`" in result.stderr
     assert PASSWORD not in result.stderr
@@ -225,19 +226,19 @@ def test_baseline_fit_sets_it_through_kafka_and_show_and_list_find_it(
     assert "credit-risk" in listed.stdout and "a.kim" in listed.stdout
 
     unknown = driftline("baseline", "show", "--model", "credit-risk", "--version", "9", env=env)
-    assert unknown.returncode == 1
+    assert unknown.returncode == 2
     assert "no baseline set for credit-risk 9" in unknown.stderr
 
 
 def test_baseline_fit_needs_exactly_one_source(tmp_path: Path) -> None:
     result = driftline("baseline", "fit", "--model", "m", "--version", "1")
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "give exactly one of --reference FILE and --first N" in result.stderr
     missing = driftline(
         "baseline", "fit", "--model", "m", "--version", "1", "--reference", str(tmp_path / "x.csv"),
         env={"DRIFTLINE_KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"},  # never reached
     )  # fmt: skip
-    assert missing.returncode == 1
+    assert missing.returncode == 2
     assert "x.csv: no such file" in missing.stderr
 
 
@@ -295,3 +296,55 @@ def test_a_bad_database_url_is_refused_without_printing_its_password() -> None:
     pasted = driftline("migrate", env={"DRIFTLINE_DATABASE_URL": PASSWORD})  # a slip of the paste
     assert pasted.returncode == 2 and PASSWORD not in pasted.stderr
     assert "not a database URL" in pasted.stderr
+
+
+def test_an_unknown_driftline_variable_stops_every_command_naming_the_closest_setting(
+    tmp_path: Path,
+) -> None:
+    """A misspelt name is refused before anything runs (the store it would have named is not
+    opened), for the sidecar too; the test suite's DRIFTLINE_TEST_* are left alone."""
+    env = {"DRIFTLINE_DATABSE_URL": f"sqlite:///{tmp_path}/x.db", "DRIFTLINE_TEST_ANYTHING": "1"}
+    for command in (("audit", "verify"), ("agent", "--help"), ("--help",)):
+        result = driftline(*command, env=env)
+        assert result.returncode == 2, (command, result.stdout, result.stderr)
+        assert (
+            "DRIFTLINE_DATABSE_URL is not a Driftline setting; did you mean "
+            "DRIFTLINE_DATABASE_URL?" in result.stderr
+        )
+        assert "DRIFTLINE_TEST_ANYTHING" not in result.stderr
+    far = driftline("--help", env={"DRIFTLINE_ZZZ": "1"})
+    assert far.returncode == 2 and "DRIFTLINE_ZZZ is not a Driftline setting (see" in far.stderr
+    assert not (tmp_path / "x.db").exists()
+
+
+def test_a_database_that_refuses_for_good_is_not_waited_for(database_url: str) -> None:
+    """A server that answers "no such database" (or role) says so at once, exit 2; only one
+    that does not answer is waited for."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite has no server to refuse")
+    absent = database_url.rsplit("/", 1)[0] + "/driftline_no_such_database"
+    started = time.monotonic()
+    result = driftline("audit", "verify", env={"DRIFTLINE_DATABASE_URL": absent})
+    assert result.returncode == 2, result.stderr
+    assert "refuses the connection" in result.stderr and "does not exist" in result.stderr
+    assert time.monotonic() - started < 30  # not the minute of waiting
+
+
+def test_a_short_command_without_a_broker_says_what_went_wrong_in_a_few_lines(
+    tmp_path: Path,
+) -> None:
+    """librdkafka's retries are debug lines: not shown at the default level."""
+    reference = tmp_path / "reference.csv"
+    reference.write_text("x\n1\n2\n3\n")
+    assert driftline("audit", "keygen", "--out", str(tmp_path / "key.pem")).returncode == 0
+    result = driftline(
+        "baseline", "fit", "--model", "m", "--version", "1", "--reference", str(reference),
+        env={"DRIFTLINE_KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",
+             "DRIFTLINE_DATABASE_URL": f"sqlite:///{tmp_path}/d.db",
+             "DRIFTLINE_PRODUCER_KEY_FILE": str(tmp_path / "key.pem"),
+             "HOME": str(tmp_path)},
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert "baseline_set was not delivered to Kafka" in result.stderr
+    lines = (result.stdout + result.stderr).splitlines()
+    assert len(lines) <= 5 and not any("librdkafka" in line for line in lines), lines

@@ -36,7 +36,8 @@ from driftline.collector.audit.exports import Export, ExportFormat, check_file, 
 from driftline.collector.audit.holds import HoldError, active_holds, place_hold, release_hold
 from driftline.collector.audit.proofs import ProofUnavailable, check_proof, prove_decision
 from driftline.collector.cli.common import (
-    EXIT_SETTING,
+    EXIT_FAILED,
+    EXIT_UNABLE,
     DatabaseOption,
     PublicKeyOption,
     console,
@@ -166,7 +167,8 @@ def audit_verify(
     public_key: PublicKeyOption = None,
     database_url: DatabaseOption = None,
 ) -> None:
-    """Verify the ledger and every served row; exit 1 at any break or tampering.
+    """Verify the ledger and every served row; exit 1 at any break or tampering, 2 when it
+    could not check everything (out of time, or no store).
 
     Every chain is walked against the signed checkpoints, every erasure mark checked against
     its signature, and every served row against its ledger entry."""
@@ -199,8 +201,8 @@ def audit_verify(
     tampered = bool(report.breaks or report.rows.tampering)
     verdict = "intact" if report.intact else "BROKEN" if tampered else "INCOMPLETE (out of time)"
     console.print(f"{summary}: {verdict}")
-    if not report.intact:
-        raise typer.Exit(1)
+    if not report.intact:  # broken: it failed; incomplete: it could not check everything
+        raise typer.Exit(EXIT_FAILED if tampered else EXIT_UNABLE)
 
 
 def _read_checkpoints(path: Path) -> list[LedgerCheckpoint]:
@@ -277,12 +279,15 @@ def audit_check_proof(
     signer = proof.get("checkpoint", {}).get("key_id") if isinstance(proof, dict) else None
     key = trusted.get(str(signer))
     if key is None:
-        fail(f"the proof's checkpoint is signed by key {signer}, none of the public keys given")
+        fail(
+            f"the proof's checkpoint is signed by key {signer}, none of the public keys given",
+            EXIT_FAILED,
+        )
     problems = check_proof(proof, key)
     for problem in problems:
         console.print(f"[red]✗ {problem}")
     if problems:
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_FAILED)
     console.print("[green]✓[/] the event is in the chain the checkpoint signs")
 
 
@@ -369,14 +374,14 @@ def audit_export(
     try:
         prices = load_prices(settings.prices) if settings.prices else None
     except PriceFileError as error:
-        fail(f"the price table (DRIFTLINE_PRICES) has mistakes:\n{error}", EXIT_SETTING)
+        fail(f"the price table (DRIFTLINE_PRICES) has mistakes:\n{error}", EXIT_UNABLE)
     key = signing_keys(settings).signer()
     try:
         export = Export(
             engine, where, fmt, created_by="driftline audit export", key=key, prices=prices
         )
     except PricesMissing as missing:
-        fail(str(missing), EXIT_SETTING)
+        fail(str(missing), EXIT_UNABLE)
     with Session(engine) as session:
         total = count(session, where, prices)
     with out.open("wb") as file, _progress() as progress:
@@ -426,7 +431,7 @@ def audit_check_export(
     for problem in problems:
         console.print(f"[red]✗ {problem}", highlight=False)
     if problems:
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_FAILED)
     console.print(f"[green]✓[/] {file} is the export its signed manifest describes")
 
 

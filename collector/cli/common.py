@@ -80,15 +80,19 @@ def load_settings(**options: Any) -> CollectorSettings:
         for problem in error.errors(include_url=False):
             key = ".".join(str(part) for part in problem["loc"])
             errors.print(f"[red]bad setting {key} (DRIFTLINE_{key.upper()}): {problem['msg']}")
-        raise typer.Exit(2) from None
+        raise typer.Exit(EXIT_UNABLE) from None
 
 
-def fail(message: str, code: int = 1) -> NoReturn:
+# Exit codes, one table for every command (the README's): 0 done, or the check passed;
+# EXIT_FAILED the check ran and failed (a broken chain, a no-go, a proof that does not hold);
+# EXIT_UNABLE it could not be done or checked (a setting, option or file that is missing or
+# bad, a database or broker that is not there). `readiness` adds 3: not enough data.
+EXIT_FAILED, EXIT_UNABLE = 1, 2
+
+
+def fail(message: str, code: int = EXIT_UNABLE) -> NoReturn:
     errors.print(f"[red]✗ {message}", highlight=False)
     raise typer.Exit(code)
-
-
-EXIT_SETTING = 2  # a setting is missing or bad: what ``load_settings`` exits with too
 
 
 def kafka_servers(settings: CollectorSettings) -> str:
@@ -98,7 +102,7 @@ def kafka_servers(settings: CollectorSettings) -> str:
         fail(
             "DRIFTLINE_KAFKA_BOOTSTRAP_SERVERS (--kafka-bootstrap-servers) is not set; this "
             "command needs a Kafka cluster (`driftline up` runs an embedded one)",
-            EXIT_SETTING,
+            EXIT_UNABLE,
         )
     return settings.kafka_bootstrap_servers
 
@@ -175,10 +179,15 @@ def _schema_head() -> str | None:
     return ScriptDirectory.from_config(config).get_current_head()
 
 
+# What a PostgreSQL server says, refusing a connection, that waiting can mend.
+PASSING_REFUSALS = ("starting up", "shutting down", "in recovery", "too many", "connection slots")
+
+
 def _answering(settings: CollectorSettings) -> Engine:
     """The engine, once the database answers. One that does not (restarting, say) is tried
     again for a minute; then the process stops, naming the setting, for its supervisor to
-    start it again."""
+    start it again. A server that answers and refuses for good (no such database or role, a
+    wrong password, no pg_hba.conf entry) is not waited for."""
     engine = make_engine(settings.database_url)
     deadline = time.monotonic() + STORE_WAIT_S
     backoff_s = 0.5
@@ -187,6 +196,12 @@ def _answering(settings: CollectorSettings) -> Engine:
             with engine.connect():
                 return engine
         except OperationalError as error:
+            refused = "FATAL:" in str(error.orig)
+            if refused and not any(passing in str(error.orig) for passing in PASSING_REFUSALS):
+                fail(
+                    f"the database at {redacted_url(settings.database_url)} "
+                    f"(DRIFTLINE_DATABASE_URL) refuses the connection: {error.orig}"
+                )
             if time.monotonic() + backoff_s > deadline:
                 fail(
                     f"the database at {redacted_url(settings.database_url)} "

@@ -29,6 +29,7 @@ from driftline.agent.provenance import ProducerKeyError
 from driftline.collector.alerting.config import AlertConfigError, load_alerting
 from driftline.collector.audit import integrity
 from driftline.collector.cli.common import (
+    EXIT_FAILED,
     DatabaseOption,
     EmbeddedKafkaOption,
     KafkaOption,
@@ -206,7 +207,7 @@ def loadtest(
             table.add_row(name, str(value))
         console.print(table)
         console.print(f"{'passed' if result.passed else 'FAILED'} ({recorded})")
-    raise typer.Exit(0 if result.passed else 1)
+    raise typer.Exit(0 if result.passed else EXIT_FAILED)
 
 
 def drill(
@@ -246,7 +247,7 @@ def drill(
     style = "green" if result.passed else "red"
     outcome = "passed" if result.passed else "FAILED"
     console.print(f"[{style}]drill {outcome}[/]: {result.reason} ({recorded})")
-    raise typer.Exit(0 if result.passed else 1)
+    raise typer.Exit(0 if result.passed else EXIT_FAILED)
 
 
 def _publish(

@@ -38,7 +38,8 @@ from driftline.collector.cli.audit import audit_app, replay, token_app
 from driftline.collector.cli.common import (
     AUDIT,
     CONFIGURE,
-    EXIT_SETTING,
+    EXIT_FAILED,
+    EXIT_UNABLE,
     GO_LIVE,
     RUN,
     SETTINGS_NOTE,
@@ -145,7 +146,7 @@ def demo(
         prices=DEMO_PRICES,
     )
     if 0 < chats < settings.detect_baseline_first:  # the chat service's baseline is of as many
-        fail(f"--chats must be 0 or at least {settings.detect_baseline_first}", EXIT_SETTING)
+        fail(f"--chats must be 0 or at least {settings.detect_baseline_first}", EXIT_UNABLE)
     configure_logging(settings.log_level)
     console.rule("Driftline demo")
     started = time.monotonic()
@@ -180,7 +181,7 @@ def api(database_url: DatabaseOption = None, api_port: PortOption = None) -> Non
     except ProducerKeyError as error:
         fail(f"{error} (DRIFTLINE_TRUSTED_PRODUCER_KEYS, DRIFTLINE_PRODUCER_KEY_FILE)")
     except PriceFileError as error:
-        fail(f"the price table (DRIFTLINE_PRICES) has mistakes:\n{error}", EXIT_SETTING)
+        fail(f"the price table (DRIFTLINE_PRICES) has mistakes:\n{error}", EXIT_UNABLE)
     server = services.api_server(app_, settings)
     freeze_startup_heap()
     server.run()
@@ -359,7 +360,7 @@ def route(database_url: DatabaseOption = None, kafka_bootstrap_servers: KafkaOpt
     bootstrap_servers = kafka_servers(settings)
     config = _alerting(settings)
     if config is None:
-        fail("DRIFTLINE_ALERTING_CONFIG is not set; it names the alerting file", EXIT_SETTING)
+        fail("DRIFTLINE_ALERTING_CONFIG is not set; it names the alerting file", EXIT_UNABLE)
     require_producer_key(settings)  # its notifications are signed: no key, no start
     engine = open_store(settings)
     with (
@@ -452,7 +453,7 @@ def check_config(
     except AlertConfigError as error:
         for problem in error.problems:
             errors.print(f"[red]✗[/] {problem}", highlight=False)
-        raise typer.Exit(1) from None
+        raise typer.Exit(EXIT_FAILED) from None
     routes = _count_routes(config.route)
     console.print(
         f"[green]✓[/] {path}: {routes} routes, {len(config.receivers)} receivers, "

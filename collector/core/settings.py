@@ -93,6 +93,12 @@ class CollectorSettings(KafkaSecuritySettings):
     detect_stream_interval_s: float = Field(
         default=5.0, gt=0, description="Seconds between the sequential check's rounds."
     )
+    detect_stale_after_s: float | None = Field(
+        default=21_600.0,
+        gt=0,
+        description="Seconds without a decision after which a version's open drifts resolve "
+        "as stale (saying so); unset: never.",
+    )
     detect_raise_after: int = Field(default=1, ge=1, description="Alarming checks in a row.")
     detect_clear_after: int = Field(default=3, ge=1, description="Quiet checks in a row.")
     detect_baseline_first: int = Field(
@@ -195,7 +201,7 @@ class CollectorSettings(KafkaSecuritySettings):
             raise ValueError("must contain {trace_id}")
         return value
 
-    @field_validator("alerting_config", "prices", mode="before")
+    @field_validator("alerting_config", "prices", "detect_stale_after_s", mode="before")
     @classmethod
     def _blank_means_none(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value

@@ -15,9 +15,10 @@ check.
 
 One worker is active at a time (``driftline.collector.core.leadership``); a standby takes over when
 it dies. A version without a baseline gets one from its first decisions when
-``detect_baseline_first`` is set. A check runs only when the window has new decisions. A verdict
-or baseline the agent does not take (its queue full) moves nothing, and is sent again on the
-next round, new decisions or not.
+``detect_baseline_first`` is set. A check runs only when the window has new decisions; a
+version to which none has come for ``detect_stale_after_s`` has its open drifts resolved as
+stale. A verdict or baseline the agent does not take (its queue full) moves nothing, and is
+sent again on the next round, new decisions or not.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import math
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
@@ -55,7 +56,7 @@ from driftline.collector.drift.embeddings import (
 from driftline.collector.drift.features import FeatureKinds, columns, decision_row
 from driftline.collector.drift.scores import Samples, score_samples
 from driftline.collector.store import queries
-from driftline.collector.store.models import BaselineRecord, Decision
+from driftline.collector.store.models import BaselineRecord, Decision, DriftVerdict
 from driftline.detectors.baseline import Baseline
 from driftline.detectors.hysteresis import Check, Hysteresis, Transition
 from driftline.detectors.sequential import StreamCheck
@@ -100,6 +101,8 @@ class DetectorWorker:
         self._states: dict[tuple[str, str, str], Hysteresis] = {}  # by model, version, baseline
         self._streams: dict[tuple[str, str, str], _Stream] = {}  # by model, version, baseline
         self._last_checked: dict[Version, _Window] = {}
+        # Each version's window as last seen, and since when (monotonic): how long it is quiet
+        self._arrivals: dict[Version, tuple[_Window | None, float]] = {}
         self._fitted: dict[Version, str] = {}  # baselines published, not yet collected
         self._reference_vectors: dict[str, Vectors] = {}  # by baseline id: it cannot change
 
@@ -130,6 +133,7 @@ class DetectorWorker:
                         self._streams.clear()
                         self._states.clear()
                         self._last_checked.clear()
+                        self._arrivals.clear()
                 except SQLAlchemyError as error:
                     log.error("drift check failed; retrying next interval", error=str(error))
                 stop.wait(tick)
@@ -188,9 +192,11 @@ class DetectorWorker:
             self._fit_when_ready(session, model, version)
             return []
         window = self._window(session, model, version)
+        state = self._state(session, model, version, record.baseline_id)
+        if stale := self._resolve_stale(session, model, version, record.baseline_id, window):
+            return stale
         if len(window) < self._settings.detect_min_decisions:
             return []
-        state = self._state(session, model, version, record.baseline_id)
         counted = self._last_checked.get((model, version))
         latest = _Window(record.baseline_id, window[-1].occurred_at, window[0].occurred_at)
         if counted != latest:
@@ -262,6 +268,57 @@ class DetectorWorker:
             drifting=sorted(f"{f} ({t})" for f, t in state.drifting),
             due=[f"{t.state}: {t.verdict.feature} ({t.verdict.test})" for t in due],
         )
+
+    def _resolve_stale(
+        self,
+        session: Session,
+        model: str,
+        version: str,
+        baseline_id: str,
+        window: Sequence[Decision],
+    ) -> list[Transition]:
+        """Resolve the version's open drifts when no new decision has reached the store for
+        ``detect_stale_after_s`` (timed here, as decisions arrive, so that decisions dated in
+        the past are not taken for silence): a check needs traffic, and an alert about a
+        service gone quiet would otherwise fire for ever. Each resolve says why (its
+        evidence), and the check starts afresh, to raise again if the drift is there when
+        traffic returns."""
+        newest = (
+            _Window(baseline_id, window[-1].occurred_at, window[0].occurred_at) if window else None
+        )
+        seen = self._arrivals.get((model, version))
+        if seen is None or seen[0] != newest:
+            self._arrivals[(model, version)] = (newest, time.monotonic())
+            return []
+        state = self._states[(model, version, baseline_id)]
+        after, quiet = self._settings.detect_stale_after_s, time.monotonic() - seen[1]
+        if after is None or quiet < after or not state.drifting:
+            return []
+        stored = {
+            (v.feature, v.test): v
+            for v in queries.latest_verdicts(
+                session=session, model=model, version=version, baseline_id=baseline_id
+            )
+        }
+        taken = f"; the newest was taken {newest.end:%Y-%m-%d %H:%M:%S}Z" if newest else ""
+        reason = (
+            f"stale: no new decision for {quiet:.0f} s (stale after {after:g} s){taken}; "
+            "resolved for want of traffic, not because the drift ended"
+        )
+        resolved = []
+        for check in sorted(state.drifting):
+            row = stored.get(check)
+            verdict = state.latest(check) or (_counted(row) if row is not None else None)
+            span = self._last_checked.get((model, version)) or (
+                _Window(baseline_id, row.window_start, row.window_end) if row else None
+            )
+            if verdict is None or span is None:
+                continue  # its detection is not stored yet: the next round resolves it
+            transition = Transition("resolved", replace(verdict, evidence=(reason,)))
+            if self._emit(model, version, span, transition):
+                state.forget(check)
+                resolved.append(transition)
+        return resolved
 
     def _window(self, session: Session, model: str, version: str) -> Sequence[Decision]:
         """The newest decisions first."""
@@ -417,6 +474,23 @@ def _kinds(baseline: Baseline) -> FeatureKinds:
     categorical = (*baseline.categorical, *baseline.identifiers)  # both are raw values
     return FeatureKinds(
         baseline.continuous, categorical, tuple(baseline.flags), tuple(baseline.texts)
+    )
+
+
+def _counted(row: DriftVerdict) -> FeatureVerdict:
+    """A stored verdict as the check that gave it."""
+    return FeatureVerdict(
+        feature=row.feature,
+        test=row.test,
+        statistic=row.statistic,
+        p_value=row.p_value,
+        adjusted_p=row.adjusted_p,
+        effect_name=row.effect_name,
+        effect=math.inf if row.effect is None else row.effect,
+        drifted=row.state == "detected",
+        baseline_size=row.baseline_size,
+        current_size=row.current_size,
+        evidence=tuple(row.evidence or ()),
     )
 
 

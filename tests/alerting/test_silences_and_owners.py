@@ -106,7 +106,7 @@ def test_silences_from_the_command_line(tmp_path: Path) -> None:
     assert driftline("silence", "expire", silence_id, env=env).returncode == 0
     assert "expired" in driftline("silence", "list", env=env).stdout
     bad = driftline("silence", "add", "-m", "model=~(", "--comment", "x", env=env)
-    assert bad.returncode == 1 and "bad regular expression" in bad.stderr
+    assert bad.returncode == 2 and "bad regular expression" in bad.stderr
 
 
 def test_check_config_names_file_line_and_key_of_each_mistake(tmp_path: Path) -> None:

@@ -119,7 +119,7 @@ def test_token_names_are_unique_through_the_api_and_the_command_line(
     url = engine.url.render_as_string(hide_password=False)
     created = driftline("token", "create", "--name", "ann", "--role", "auditor",
                         "--database-url", url)  # fmt: skip
-    assert created.returncode == 1 and "ann" in created.stderr and "dl_" not in created.stdout
+    assert created.returncode == 2 and "ann" in created.stderr and "dl_" not in created.stdout
 
 
 def test_every_read_is_recorded_with_who_what_and_when(

@@ -80,7 +80,7 @@ def test_an_auditor_verifies_proves_and_gates_with_the_public_key_alone(
     assert their_private.exists() == (their_key_file == "unreadable")
     assert not (auditor / "producer-key.pem").exists()
     refused = driftline("audit", "checkpoint", env=env)
-    assert refused.returncode == 1 and "DRIFTLINE_SIGNING_KEY_FILE" in refused.stderr
+    assert refused.returncode == 2 and "DRIFTLINE_SIGNING_KEY_FILE" in refused.stderr
 
 
 def test_a_key_the_checkpoints_were_not_signed_with_does_not_verify_them(
@@ -110,7 +110,7 @@ def test_without_any_public_key_verification_says_how_to_give_one(
         env={"DRIFTLINE_DATABASE_URL": database_url,
              "DRIFTLINE_SIGNING_KEY_FILE": str(tmp_path / "none.pem")},
     )  # fmt: skip
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "--public-key" in result.stderr and "DRIFTLINE_SIGNING_PUBLIC_KEY_FILE" in result.stderr
 
 

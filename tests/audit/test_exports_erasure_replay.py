@@ -234,7 +234,7 @@ def test_the_audit_commands_prove_export_and_check_from_the_shell(
     store(engine, [decision, events.review(decision.decision_id)])
 
     refused = driftline("audit", "checkpoint", env=engine_url)
-    assert refused.returncode == 1 and "no signing key" in refused.stderr
+    assert refused.returncode == 2 and "no signing key" in refused.stderr
     key_file = Path(os.environ["DRIFTLINE_SIGNING_KEY_FILE"])
     made = driftline("audit", "keygen", "--out", str(key_file))
     assert made.returncode == 0 and "BEGIN PUBLIC KEY" in made.stdout

@@ -148,7 +148,7 @@ def on_each_store(call: Callable[[str], None]) -> None:
 
 
 bounded = settings(
-    max_examples=int(os.environ.get("DRIFTLINE_FUZZ_EXAMPLES", "12")),
+    max_examples=int(os.environ.get("DRIFTLINE_TEST_FUZZ_EXAMPLES", "12")),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )

@@ -3,6 +3,7 @@ drift state, and the next round sends it, though no decision came in between."""
 
 import random
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -172,3 +173,51 @@ def test_the_sequential_check_raises_between_rounds_and_survives_a_restart(
             store(engine, decisions(1.5, 5))
             again = [t for t in restarted.check_all() if t.verdict.test == "cusum"]
             assert again == []  # neither raised again nor resolved
+
+
+def test_a_drift_whose_traffic_stops_resolves_as_stale_and_raises_again_when_it_returns(
+    broker: EmbeddedBroker, topic: str, engine: Engine, tmp_path: Path
+) -> None:
+    """Timed by arrival, not by the decisions' own times (these are dated now, and would be
+    as stale in a backfill); a worker that starts on a drift it did not count takes the stored
+    verdict."""
+    shifted_decisions(engine)
+    settings = CollectorSettings(
+        topic=topic, detect_min_decisions=100, detect_window_decisions=500,
+        detect_raise_after=1, detect_stream_arl=0, detect_stale_after_s=0.5,
+    )  # fmt: skip
+    with Driftline(
+        service="driftline-detector", kafka_bootstrap_servers=broker.bootstrap_servers,
+        topic=topic, spool_dir=tmp_path / "spool",
+    ) as agent:  # fmt: skip
+        worker = DetectorWorker(engine, agent, settings)
+        assert [(t.state, t.verdict.feature) for t in worker.check_all()] == [("detected", "x")]
+        assert worker.check_all() == []  # quiet for less than 0.5 s
+        time.sleep(0.6)
+        (stale,) = worker.check_all()
+        assert stale.state == "resolved" and stale.verdict.feature == "x"
+        (reason,) = stale.verdict.evidence
+        assert reason.startswith("stale: no new decision for 1 s (stale after 0.5 s)"), reason
+        assert "not because the drift ended" in reason
+        time.sleep(0.6)
+        assert worker.check_all() == []  # resolved once, and not raised again without traffic
+
+        shifted_decisions(engine)  # traffic returns, still shifted
+        assert [(t.state, t.verdict.feature) for t in worker.check_all()] == [("detected", "x")]
+        assert agent.flush(timeout_s=30).ok
+        sent = [decode(r.value) for r in read_topic(broker.bootstrap_servers, topic, 3)]
+        store(engine, sent)
+
+        # A worker that never counted the window (too small for it to check) resolves the
+        # drift the store says is open, from the stored verdict.
+        cannot_check = settings.model_copy(update={"detect_min_decisions": 10_000})
+        restarted = DetectorWorker(engine, agent, cannot_check)
+        assert restarted.check_all() == []
+        time.sleep(0.6)
+        (again,) = restarted.check_all()
+        assert (again.state, again.verdict.feature, again.verdict.test) == ("resolved", "x", "ks")
+        assert again.verdict.evidence[0].startswith("stale: ")
+        assert agent.flush(timeout_s=30).ok
+    kinds = [type(decode(r.value)).__name__ for r in read_topic(broker.bootstrap_servers, topic, 4)]
+    assert kinds == ["DriftDetectedEvent", "DriftResolvedEvent", "DriftDetectedEvent",
+                     "DriftResolvedEvent"]  # fmt: skip
