@@ -17,7 +17,6 @@ from typing import Annotated, BinaryIO
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-from rich.table import Table
 from sqlalchemy import Engine
 from sqlmodel import Session
 
@@ -42,6 +41,7 @@ from driftline.collector.cli.common import (
     PublicKeyOption,
     console,
     fail,
+    id_table,
     load_settings,
     open_store,
     read_store,
@@ -122,7 +122,7 @@ def _role(role: str) -> Role:
 def token_list(database_url: DatabaseOption = None) -> None:
     """Every token: its name, role, expiry and whether it was revoked (never the secret)."""
     _, engine = _stored(database_url)
-    table = Table("id", "name", "role", "created", "expires", "revoked")
+    table = id_table("name", "role", "created", "expires", "revoked")
     with Session(engine) as session:
         for t in list_tokens(session):
             table.add_row(
@@ -523,7 +523,7 @@ def audit_hold(
 def audit_holds(database_url: DatabaseOption = None) -> None:
     """Every legal hold in force."""
     _, engine = _stored(database_url)
-    table = Table("id", "model", "subject", "reason", "by", "since")
+    table = id_table("model", "subject", "reason", "by", "since")
     with Session(engine) as session:
         for h in active_holds(session):
             table.add_row(

@@ -14,6 +14,7 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from pydantic import ValidationError
 from rich.console import Console
+from rich.table import Column, Table
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
@@ -88,6 +89,13 @@ def load_settings(**options: Any) -> CollectorSettings:
 # EXIT_UNABLE it could not be done or checked (a setting, option or file that is missing or
 # bad, a database or broker that is not there). `readiness` adds 3: not enough data.
 EXIT_FAILED, EXIT_UNABLE = 1, 2
+
+
+def id_table(*headers: str) -> Table:
+    """A listing whose first column is a UUID that another command takes (`silence expire`,
+    `token revoke`, `audit release`): never cut, however narrow the terminal; the other
+    columns wrap instead."""
+    return Table(Column("id", no_wrap=True, min_width=36), *headers)
 
 
 def fail(message: str, code: int = EXIT_UNABLE) -> NoReturn:

@@ -53,6 +53,7 @@ from driftline.collector.cli.common import (
     errors,
     fail,
     freeze_startup_heap,
+    id_table,
     kafka_servers,
     load_settings,
     open_store,
@@ -415,7 +416,7 @@ def silence_list(database_url: DatabaseOption = None) -> None:
     """Every silence, the latest ending first, with its state."""
     settings = load_settings(database_url=database_url)
     now = datetime.now(UTC)
-    table = Table("id", "state", "matchers", "ends", "by", "comment")
+    table = id_table("state", "matchers", "ends", "by", "comment")
     with Session(read_store(settings)) as session:
         for silence in list_silences(session):
             table.add_row(

@@ -103,6 +103,8 @@ def test_silences_from_the_command_line(tmp_path: Path) -> None:
     silence_id = added.stdout.split()[2]
     listed = driftline("silence", "list", env=env)
     assert silence_id in listed.stdout and "active" in listed.stdout
+    narrow = driftline("silence", "list", env=env | {"COLUMNS": "60"})  # the id is never cut
+    assert silence_id in narrow.stdout, narrow.stdout
     assert driftline("silence", "expire", silence_id, env=env).returncode == 0
     assert "expired" in driftline("silence", "list", env=env).stdout
     bad = driftline("silence", "add", "-m", "model=~(", "--comment", "x", env=env)
