@@ -42,7 +42,6 @@ ExportFormat = Literal["jsonl", "csv"]
 MEDIA_TYPES: dict[ExportFormat, str] = {"jsonl": "application/x-ndjson", "csv": "text/csv"}
 # A decision's columns, its cost by the price table (empty without one) and its ledger entry.
 COLUMNS = [*DecisionBase.model_fields, "cost", "currency", "ledger"]
-JSON_COLUMNS = {"inputs", "output", "class_scores", "contract_violations", "ledger"}
 
 
 def ledger_heads(session: Session) -> list[dict[str, Any]]:
@@ -130,12 +129,18 @@ def _position(entry: LedgerEntry | None) -> dict[str, Any] | None:
 
 
 def _flat(document: dict[str, Any]) -> dict[str, Any]:
-    return {
-        name: json.dumps(value, ensure_ascii=False, sort_keys=True)
-        if name in JSON_COLUMNS
-        else value
-        for name, value in document.items()
-    }
+    """A row's cells: an object or array as JSON (inputs, scores, the ledger position, an
+    output that is one), a boolean as ``true`` or ``false``, anything else as it is (a text
+    output as its text, not a JSON string in quotes), a missing value empty."""
+    return {name: _cell(value) for name, value in document.items()}
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return value
 
 
 def _drain(buffer: io.StringIO, sha256: Any) -> bytes:

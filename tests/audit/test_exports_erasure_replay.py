@@ -66,6 +66,9 @@ def test_an_export_streams_the_search_and_its_manifest_checks_the_file(
     else:
         exported = list(csv.DictReader(io.StringIO(response.text)))
         assert all(set(json.loads(e["inputs"])) == {"income"} for e in exported)  # JSON cells
+        # A text output is its text, a boolean true or false, as a spreadsheet reads them.
+        assert {e["output"] for e in exported} == {"approve"}, exported[0]
+        assert {e["automated"] for e in exported} == {"true", "false"}
     wanted = sorted((r for r in rows if r["model"] == "credit-risk"), key=lambda r: r["at"])
     assert [e["decision_id"] for e in exported] == [r["id"] for r in wanted]
     assert manifest["rows"] == len(wanted) and manifest["query"] == {"model": "credit-risk"}
