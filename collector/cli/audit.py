@@ -20,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedCo
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from driftline.agent.provenance import ProducerKeyError
+from driftline.agent.provenance import ProducerKey, ProducerKeyError
 from driftline.collector.audit import checkpoints, integrity
 from driftline.collector.audit.access import (
     ROLES,
@@ -40,6 +40,7 @@ from driftline.collector.cli.common import (
     DatabaseOption,
     PublicKeyOption,
     console,
+    errors,
     fail,
     id_table,
     load_settings,
@@ -495,6 +496,42 @@ def audit_keygen(
         f"its public key to {public}"
     )
     print(checkpoints.public_pem(key.public_key()), end="")
+
+
+@audit_app.command("public-key", rich_help_panel=VERIFY)
+def audit_public_key(
+    producer: Annotated[
+        bool,
+        typer.Option(
+            "--producer",
+            help="The producer key's (DRIFTLINE_PRODUCER_KEY_FILE), whose public half the "
+            "collector trusts (DRIFTLINE_TRUSTED_PRODUCER_KEYS), instead.",
+        ),
+    ] = False,
+) -> None:
+    """Print the public key (PEM) that verifies checkpoints, erasure marks and export
+    manifests, to hand to auditors; its key id on stderr.
+
+    From DRIFTLINE_SIGNING_PUBLIC_KEY_FILE (default beside the signing key), else from the
+    signing key itself."""
+    settings = load_settings()
+    if producer:
+        try:
+            key = ProducerKey.load(settings.producer_key_file).public_key
+        except ProducerKeyError as error:
+            fail(f"{error} (DRIFTLINE_PRODUCER_KEY_FILE)")
+    else:
+        public = settings.checkpoint_public_key_file
+        try:
+            key = (
+                checkpoints.load_public_key(public)
+                if public.is_file()
+                else checkpoints.load_signing_key(settings.signing_key_file).public_key()
+            )
+        except checkpoints.SigningKeyError as error:
+            fail(f"{error} (DRIFTLINE_SIGNING_PUBLIC_KEY_FILE, DRIFTLINE_SIGNING_KEY_FILE)")
+    errors.print(f"key id {checkpoints.key_id(key)}", highlight=False)
+    print(checkpoints.public_pem(key), end="")
 
 
 @audit_app.command("hold", rich_help_panel=HOLDS)

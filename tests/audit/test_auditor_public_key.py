@@ -130,3 +130,29 @@ def test_a_public_key_file_of_another_key_stops_signing_before_it_misleads_verif
     ring = KeyRing.for_signing(CollectorSettings(signing_key_file=key), create=True)
     verifying = KeyRing.for_verifying(CollectorSettings(signing_key_file=key))
     assert verifying.trusted.keys() == ring.trusted.keys()
+
+
+def test_the_public_keys_are_printed_for_auditors(tmp_path: Path) -> None:
+    """From the public key file, else from the signing key; the producer key's on request;
+    none to be had: exit 2, naming the settings."""
+    signing = tmp_path / "signing-key.pem"
+    made = driftline("audit", "keygen", "--out", str(signing))
+    assert made.returncode == 0, made.stderr
+    env = {"DRIFTLINE_SIGNING_KEY_FILE": str(signing),
+           "DRIFTLINE_PRODUCER_KEY_FILE": str(tmp_path / "producer.pem")}  # fmt: skip
+    printed = driftline("audit", "public-key", env=env)
+    assert printed.returncode == 0, printed.stderr
+    pem = (tmp_path / "signing-key.pub.pem").read_text()
+    assert printed.stdout == pem and made.stdout.endswith(pem)
+    assert printed.stderr.startswith("key id ")
+    (tmp_path / "signing-key.pub.pem").unlink()
+    assert driftline("audit", "public-key", env=env).stdout == pem  # from the key
+
+    assert driftline("audit", "keygen", "--out", str(tmp_path / "producer.pem")).returncode == 0
+    producer = driftline("audit", "public-key", "--producer", env=env)
+    assert (
+        producer.returncode == 0 and producer.stdout == (tmp_path / "producer.pub.pem").read_text()
+    )
+    signing.unlink()
+    missing = driftline("audit", "public-key", env=env)
+    assert missing.returncode == 2 and "DRIFTLINE_SIGNING_PUBLIC_KEY_FILE" in missing.stderr
