@@ -2,7 +2,9 @@
 settings, read-only commands that leave the database alone, and help that fits."""
 
 import os
+import re
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -348,3 +350,27 @@ def test_a_short_command_without_a_broker_says_what_went_wrong_in_a_few_lines(
     assert "baseline_set was not delivered to Kafka" in result.stderr
     lines = (result.stdout + result.stderr).splitlines()
     assert len(lines) <= 5 and not any("librdkafka" in line for line in lines), lines
+
+
+def test_sigterm_stops_up_as_ctrl_c_does_its_embedded_broker_included(tmp_path: Path) -> None:
+    """A supervisor's SIGTERM left the embedded broker running, holding its port."""
+    log = tmp_path / "up.log"
+    env = os.environ | {
+        "DRIFTLINE_DATABASE_URL": f"sqlite:///{tmp_path / 'd.db'}",
+        "DRIFTLINE_API_PORT": "0", "DRIFTLINE_EMBEDDED_BROKER_PORT": "0",
+        "DRIFTLINE_DETECT_ENABLED": "false", "HOME": str(tmp_path),
+    }  # fmt: skip
+    with log.open("w") as out:
+        up = subprocess.Popen(
+            [sys.executable, "-m", "driftline", "up"], env=env, stdout=out,
+            stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        try:
+            text = wait_for(log.read_text, lambda t: "Ctrl-C stops everything" in t, 120, what="up")
+        finally:
+            up.send_signal(signal.SIGTERM)
+            assert up.wait(timeout=60) == 0, log.read_text()
+    found = re.search(r"embedded broker \(Tansu, memory storage\) on 127\.0\.0\.1:(\d+)", text)
+    assert found, text
+    with pytest.raises(ConnectionRefusedError):  # nothing holds the broker's port
+        socket.create_connection(("127.0.0.1", int(found[1])), timeout=5).close()

@@ -3,6 +3,7 @@ without importing the rest of the command line (see ``driftline.collector.cli.ag
 command first refuses ``DRIFTLINE_*`` variables that no setting reads (exit 2)."""
 
 import os
+import signal
 import sys
 
 from driftline.collector.core.environment import unknown_variables
@@ -26,4 +27,7 @@ def main() -> None:
         # A short command's log says only what went wrong (librdkafka's retries are debug);
         # a long-running one sets DRIFTLINE_LOG_LEVEL's level as it starts.
         configure_logging("warning")
+        # SIGTERM (a supervisor's, Kubernetes') stops a command as Ctrl-C does: cleanly, the
+        # embedded broker of `up` included, which the default action left running.
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
         app()
