@@ -32,7 +32,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar
 
-import structlog
 from jsonschema.protocols import Validator
 from opentelemetry import context as otel_context
 from opentelemetry.sdk.trace import TracerProvider
@@ -55,6 +54,7 @@ from driftline.agent.contract import (
 from driftline.agent.direct import DirectSender
 from driftline.agent.dispatcher import DeliveryReport, Dispatcher, Record, RefusingDispatcher
 from driftline.agent.input_contracts import ContractCheck, InputContractError, load_contracts
+from driftline.agent.logs import agent_logger
 from driftline.agent.metrics import AgentMetrics
 from driftline.agent.provenance import ProducerKey, ProducerKeyError
 from driftline.agent.publisher import KafkaPublisher, KafkaTarget
@@ -64,7 +64,7 @@ from driftline.agent.spool import Spool, SpoolError
 from driftline.agent.spooling import SpoolingPublisher
 from driftline.agent.tracing import DecisionTracing, choose_tracing
 
-log = structlog.get_logger(__name__)
+log = agent_logger(__name__)
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -17,12 +17,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import structlog
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
+from driftline.agent.logs import agent_logger
 from driftline.agent.publisher import KafkaTarget, Outgoing, is_permanent
 
-log = structlog.get_logger(__name__)
+log = agent_logger(__name__)
 
 PURGE_REPORTS_S = 1.0  # how long purged events may take to be reported back
 

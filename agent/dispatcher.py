@@ -20,13 +20,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import structlog
-
 from driftline.agent.contract import Event, validate, wire_bytes
+from driftline.agent.logs import agent_logger
 from driftline.agent.publisher import Outgoing, PublishResult
 from driftline.agent.spooling import SpoolingPublisher
 
-log = structlog.get_logger(__name__)
+log = agent_logger(__name__)
 
 MAX_REASONS_KEPT = 100
 MAX_WAIT_S = 86_400.0  # a flush or close asked to wait for ever waits a day

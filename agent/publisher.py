@@ -18,10 +18,11 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import structlog
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
-log = structlog.get_logger(__name__)
+from driftline.agent.logs import agent_logger
+
+log = agent_logger(__name__)
 
 # Past the delivery timeout, librdkafka reports every message it still holds as timed out;
 # this much more is allowed for those reports to arrive before the batch is given up.

@@ -25,11 +25,11 @@ from pathlib import Path
 from typing import IO, Literal
 
 import crc32c
-import structlog
 
+from driftline.agent.logs import agent_logger
 from driftline.agent.publisher import Outgoing
 
-log = structlog.get_logger(__name__)
+log = agent_logger(__name__)
 
 FsyncPolicy = Literal["always", "never"]
 

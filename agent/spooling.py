@@ -23,14 +23,14 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Literal
 
-import structlog
 from prometheus_client import Histogram
 
 from driftline.agent.direct import DirectSender, Reports
+from driftline.agent.logs import agent_logger
 from driftline.agent.publisher import Outgoing, Publisher, PublishResult
 from driftline.agent.spool import Spool, SpoolFull, SpoolWriteError
 
-log = structlog.get_logger(__name__)
+log = agent_logger(__name__)
 
 FullPolicy = Literal["block", "drop"]
 DRAIN_BATCH = 500

@@ -34,7 +34,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-import structlog
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
@@ -44,10 +43,12 @@ from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
 from opentelemetry.util.types import AttributeValue
 
+from driftline.agent.logs import agent_logger
+
 ExporterName = Literal["none", "console", "otlp"]
 EXPORTERS: tuple[ExporterName, ...] = ("none", "console", "otlp")
 IDS = RandomIdGenerator()
-log = structlog.get_logger("driftline.agent.tracing")
+log = agent_logger("driftline.agent.tracing")
 
 
 @dataclass(frozen=True)
