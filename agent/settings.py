@@ -67,6 +67,10 @@ class AgentSettings(KafkaSecuritySettings):
     spool_fsync: Literal["always", "never"] = "always"
     spool_full_policy: Literal["block", "drop"] = "block"
     spool_block_ms: int = Field(default=1_000, ge=0)
+    sidecar_host: str = Field(
+        default="127.0.0.1", min_length=1, description="Where the sidecar listens: keep it local."
+    )
+    sidecar_port: int = Field(default=8686, ge=1, le=65_535, description="The sidecar's port.")
     sidecar_allowed_hosts: list[str] = Field(
         default_factory=list,
         description="Host header values (besides localhost, 127.0.0.1 and ::1) the sidecar "

@@ -130,9 +130,10 @@ def test_driftline_agent_serves_over_http(broker: EmbeddedBroker, topic: str) ->
         "DRIFTLINE_SERVICE": "go-service",
         "DRIFTLINE_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
         "DRIFTLINE_TOPIC": topic,
+        "DRIFTLINE_SIDECAR_PORT": str(port),  # a setting, as every other (--port overrides)
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "driftline", "agent", "--port", str(port)],
+        [sys.executable, "-m", "driftline", "agent"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
