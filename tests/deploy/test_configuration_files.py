@@ -14,20 +14,16 @@ from typer.main import get_command
 
 from driftline.agent.input_contracts import load_contracts
 from driftline.agent.redaction import RedactionPolicy
-from driftline.agent.settings import AgentSettings
 from driftline.collector.alerting.config import load_alerting
 from driftline.collector.cli.main import app
-from driftline.collector.core.settings import CollectorSettings
+from driftline.collector.core.environment import known_variables
 from driftline.collector.runtime.broker import EmbeddedBroker, free_port
+from tests.deploy.test_helm_chart import containers, production, render
 from tests.waiting import wait_for
 
 ROOT = Path(__file__).parents[2]
 DEPLOY = ROOT / "deploy"
-KNOWN = {
-    f"DRIFTLINE_{name.upper()}"
-    for settings in (AgentSettings, CollectorSettings)
-    for name in settings.model_fields
-}
+KNOWN = known_variables()
 
 
 def test_every_setting_is_documented_with_its_variable() -> None:
@@ -67,6 +63,27 @@ def test_compose_and_the_image_run_commands_that_exist() -> None:
     assert {"collect", "api", "detect", "route", "migrate", "agent"} <= commands
     assert 'ENTRYPOINT ["driftline"]' in (DEPLOY / "Dockerfile").read_text()
     assert "USER 10001" in (DEPLOY / "Dockerfile").read_text()
+
+
+def test_every_driftline_variable_the_deployments_set_is_a_setting() -> None:
+    """Every command refuses a DRIFTLINE_* variable no setting reads: a deployment that set
+    one would not start."""
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    names = {
+        line.split("=", 1)[0]
+        for line in (DEPLOY / "driftline.env").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    for service in compose["services"].values():
+        if service.get("image", "").startswith("driftline"):
+            names |= set(service.get("environment", {}))
+    for values in (None, production()):
+        for manifest in render(values):
+            for container in containers(manifest):
+                if container["name"] != "service":  # the example's own service, not Driftline
+                    names |= {variable["name"] for variable in container.get("env", [])}
+    driftline = {name for name in names if name.startswith("DRIFTLINE_")}
+    assert len(driftline) > 20 and driftline <= KNOWN, driftline - KNOWN
 
 
 def test_the_plain_manifests_are_valid_kubernetes() -> None:

@@ -171,6 +171,26 @@ def test_the_router_runs_only_with_an_alerting_file() -> None:
     assert {"driftline-router", "driftline-alerting"} <= names
 
 
+def test_the_router_links_where_people_reach_driftline_and_the_sidecar_reaches_kafka() -> None:
+    """The router had no DRIFTLINE_EXTERNAL_URL, so its alerts linked to nowhere reachable; the
+    example's sidecar asked for SASL_SSL without credentials or CA, and was never ready."""
+    manifests = {
+        m["metadata"]["name"]: m for m in render(production()) if m["kind"] == "Deployment"
+    }
+    (router,) = containers(manifests["driftline-router"])
+    env = {e["name"]: e for e in router["env"]}
+    assert env["DRIFTLINE_EXTERNAL_URL"]["value"] == "https://driftline.internal"
+    workload = manifests[production()["exampleWorkload"]["name"]]
+    (sidecar,) = [c for c in containers(workload) if c["name"] == "driftline-agent"]
+    env = {e["name"]: e for e in sidecar["env"]}
+    assert env["DRIFTLINE_KAFKA_SECURITY_PROTOCOL"]["value"] == "SASL_SSL"
+    for secret in ("DRIFTLINE_KAFKA_SASL_USERNAME", "DRIFTLINE_KAFKA_SASL_PASSWORD"):
+        assert env[secret]["valueFrom"]["secretKeyRef"]["name"] == "driftline-kafka"
+    ca_file = env["DRIFTLINE_KAFKA_SSL_CA_FILE"]["value"]
+    mounts = [m["mountPath"] for m in sidecar["volumeMounts"]]
+    assert any(ca_file.startswith(path) for path in mounts), (ca_file, mounts)
+
+
 @pytest.mark.parametrize(
     ("change", "named"),
     [

@@ -26,13 +26,8 @@ app.kubernetes.io/component: {{ .component }}
 {{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
 {{- end -}}
 
-{{/* Environment of every component: store, Kafka (with TLS and SASL), settings. */}}
-{{- define "driftline.env" -}}
-- name: HOME
-  value: /tmp
-- name: DRIFTLINE_DATABASE_URL
-  valueFrom:
-    secretKeyRef: {name: {{ .Values.database.urlSecret | quote }}, key: {{ .Values.database.urlKey | quote }}}
+{{/* Reaching Kafka, with TLS and SASL: every component's, and every sidecar agent's. */}}
+{{- define "driftline.kafkaEnv" -}}
 - name: DRIFTLINE_KAFKA_BOOTSTRAP_SERVERS
   value: {{ .Values.kafka.bootstrapServers | quote }}
 - name: DRIFTLINE_TOPIC
@@ -52,6 +47,21 @@ app.kubernetes.io/component: {{ .component }}
 {{- if .Values.kafka.caSecret }}
 - name: DRIFTLINE_KAFKA_SSL_CA_FILE
   value: /etc/driftline/kafka-ca/{{ .Values.kafka.caKey }}
+{{- end }}
+{{- end -}}
+
+{{/* Environment of every component: store, Kafka, the address people reach it at (for links
+in alerts), settings. */}}
+{{- define "driftline.env" -}}
+- name: HOME
+  value: /tmp
+- name: DRIFTLINE_DATABASE_URL
+  valueFrom:
+    secretKeyRef: {name: {{ .Values.database.urlSecret | quote }}, key: {{ .Values.database.urlKey | quote }}}
+{{ include "driftline.kafkaEnv" . }}
+{{- with .Values.api.externalUrl }}
+- name: DRIFTLINE_EXTERNAL_URL
+  value: {{ . | quote }}
 {{- end }}
 - name: DRIFTLINE_MIGRATE_ON_START
   value: {{ not .Values.migrations.enabled | quote }}
