@@ -393,9 +393,12 @@ def audit_export(
     manifest = manifest_document(export.manifest)
     manifest_path = out.with_name(out.name + ".manifest.json")
     manifest_path.write_text(json.dumps(manifest, indent=2))
+    with Session(engine) as session:  # kept as the API's are: GET /exports/{id} serves it
+        session.add(export.manifest)
+        session.commit()
     console.print(
         f"[green]✓[/] {manifest['rows']} decisions to {out} (SHA-256 {manifest['sha256']}); "
-        f"manifest {manifest_path}"
+        f"manifest {manifest_path}, kept in the store as export {manifest['id']}"
     )
 
 

@@ -6,6 +6,7 @@ import hashlib
 import io
 import json
 import os
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,10 +21,10 @@ from sqlmodel import Session, col, select
 from driftline.agent.contract import DecisionPayload, Event
 from driftline.collector.audit import checkpoints
 from driftline.collector.audit.erasure import apply_retention
-from driftline.collector.audit.exports import check_file
+from driftline.collector.audit.exports import check_file, manifest_document
 from driftline.collector.audit.integrity import KeyRing
 from driftline.collector.core.settings import CollectorSettings
-from driftline.collector.store.models import Decision, LedgerEntry
+from driftline.collector.store.models import Decision, ExportManifest, LedgerEntry
 from driftline.collector.store.replay import READ_MODELS, rebuild
 from tests import events
 from tests.api_client import api_client
@@ -258,6 +259,9 @@ def test_the_audit_commands_prove_export_and_check_from_the_shell(
     assert exported.returncode == 0, exported.stderr
     manifest = tmp_path / "decisions.csv.manifest.json"
     assert json.loads(manifest.read_text())["rows"] == 1
+    with Session(engine) as session:  # kept in the store, as an export through the API is
+        kept = session.get(ExportManifest, uuid.UUID(json.loads(manifest.read_text())["id"]))
+    assert kept is not None and manifest_document(kept) == json.loads(manifest.read_text())
     assert driftline("audit", "check-export", str(out), str(manifest)).returncode == 0
     out.write_bytes(out.read_bytes().replace(b"s-5", b"s-6"))
     refused = driftline("audit", "check-export", str(out), str(manifest))
