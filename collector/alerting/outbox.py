@@ -18,8 +18,9 @@ from email.utils import parsedate_to_datetime
 import httpx
 import structlog
 from sqlalchemy import Engine
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
+from driftline.collector.alerting import metrics
 from driftline.collector.alerting.config import Receiver
 from driftline.collector.alerting.grouping import Notification
 from driftline.collector.alerting.receivers import common_labels, messages
@@ -91,6 +92,8 @@ class OutboxSender:
                     accepted.append(message)
                 session.add(message)
                 session.commit()  # one at a time: a crash resends at most one message
+            pending = select(func.count()).where(OutboxMessage.state == PENDING)
+            metrics.OUTBOX_PENDING.set(session.exec(pending).one())
         return accepted
 
     def _attempt(self, message: OutboxMessage, now: datetime) -> bool:
@@ -102,6 +105,8 @@ class OutboxSender:
             return False
         if response.is_success:
             message.state, message.sent_at, message.last_error = SENT, now, None
+            metrics.SENDS.labels(message.receiver, message.integration, "sent").inc()
+            metrics.DELIVERY_SECONDS.observe(max(0.0, (now - message.created_at).total_seconds()))
             log.info(
                 "notification sent",
                 receiver=message.receiver,
@@ -115,6 +120,7 @@ class OutboxSender:
             self._retry(message, now, reason, _retry_after(response, now))
         else:
             message.state, message.last_error = FAILED, reason
+            metrics.SENDS.labels(message.receiver, message.integration, "failed").inc()
             log.error(
                 "notification refused; not retrying",
                 receiver=message.receiver,
@@ -131,6 +137,7 @@ class OutboxSender:
         if at_least is not None:
             delay = max(delay, at_least)
         message.next_attempt_at, message.last_error = now + delay, reason
+        metrics.SENDS.labels(message.receiver, message.integration, "retry").inc()
         log.warning(
             "notification not accepted; will retry",
             receiver=message.receiver,

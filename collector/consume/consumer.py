@@ -19,11 +19,11 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from driftline.agent.provenance import TrustedProducers
-from driftline.collector.consume import isolation
+from driftline.collector.consume import isolation, metrics
 from driftline.collector.consume.ingest import BatchOutcome
 from driftline.collector.consume.kafka import Batch, GroupConsumer, KafkaUnavailable
 from driftline.collector.core.clock import DEFAULT_BOUNDS, ClockBounds
-from driftline.collector.core.health import Heartbeat
+from driftline.collector.core.health import Heartbeat, first_line
 from driftline.collector.core.producer_keys import trusted_producers
 from driftline.collector.core.settings import CollectorSettings
 
@@ -85,9 +85,19 @@ class Collector:
         """Consume until ``stop`` is set, beating ``heartbeat`` at every poll. A broker that is
         away at start (a restart during an outage) is waited for, not a reason to exit."""
         beat = heartbeat.beat if heartbeat is not None else None
-        consumer = GroupConsumer.connect(stop, beat, **self._consumer_config)
+
+        def waiting() -> None:
+            if heartbeat is not None:
+                heartbeat.beat()
+                heartbeat.fault(
+                    "kafka", f"cannot reach {self._consumer_config['bootstrap_servers']}"
+                )
+
+        consumer = GroupConsumer.connect(stop, waiting, **self._consumer_config)
         if consumer is None:
             return
+        if heartbeat is not None:
+            heartbeat.clear("kafka")
         log.info("collector consuming", topic=consumer.topic, group=consumer.group_id)
         backoff_s = 0.5
         try:
@@ -95,22 +105,36 @@ class Collector:
                 if beat is not None:
                     beat()
                 batch = consumer.poll(self._batch_size, timeout_s=0.5)
+                metrics.count_lag(consumer.lag())
                 if not batch.messages:
                     continue
                 try:
-                    outcome = self._store(batch)
+                    with metrics.BATCH_SECONDS.time():
+                        outcome = self._store(batch)
                 except SQLAlchemyError as error:
                     log.error("database failed the batch; will read it again", error=str(error))
+                    metrics.BATCH_FAILURES.inc()
+                    if heartbeat is not None:
+                        heartbeat.fault("database", f"failed the last batch: {first_line(error)}")
                     consumer.rewind(batch)
                     stop.wait(backoff_s)
                     backoff_s = min(backoff_s * 2, MAX_BACKOFF_S)
                     continue
+                metrics.count(outcome)
+                if heartbeat is not None:
+                    heartbeat.clear("database")
                 backoff_s = 0.5
                 try:
-                    consumer.commit(batch)
+                    with metrics.COMMIT_SECONDS.time():
+                        consumer.commit(batch)
+                    if heartbeat is not None:
+                        heartbeat.clear("kafka")
                 except KafkaUnavailable as error:
                     # The batch is stored; whoever reads it again absorbs it as duplicates.
                     log.warning("offset commit failed after the batch was stored", error=str(error))
+                    metrics.COMMIT_FAILURES.inc()
+                    if heartbeat is not None:
+                        heartbeat.fault("kafka", f"the last offset commit failed: {error}")
                 log.debug(
                     "batch stored",
                     stored=outcome.stored,

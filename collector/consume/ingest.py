@@ -57,6 +57,8 @@ class BatchOutcome:
     duplicates: int = 0  # identical copies of stored events, absorbed
     dead_letters: int = 0  # kept by this batch, conflicts included
     conflicts: int = 0  # of those, events reusing a stored event's id with other content
+    unproven: int = 0  # of those, components' events no trusted producer key signed
+    refused: int = 0  # of those, events the database refused to store
     clock_skewed: int = 0  # stored events dated too far from the collector's clock
 
     def __add__(self, other: BatchOutcome) -> BatchOutcome:
@@ -85,6 +87,7 @@ def write_batch(
             valid.append(_decoded(message, message.value))
         except ContractError as error:
             invalid.append((message, str(error)))
+    forged: list[tuple[RawMessage, str]] = []
     if producers is not None:
         valid, forged = _proven(valid, producers)
         invalid += forged
@@ -104,12 +107,14 @@ def write_batch(
     conflicts = _conflicts(session, conflicting)
     kept = _keep(session, invalid + conflicts, now)
     conflicted = {decoded.message for decoded in conflicting}
+    unproven = {message for message, _ in forged}
     return BatchOutcome(
         stored=len(fresh),
         duplicates=duplicates,
         dead_letters=len(kept),
         conflicts=sum(message in conflicted for message in kept),
         clock_skewed=len(skews),
+        unproven=sum(message in unproven for message in kept),
     )
 
 
@@ -131,7 +136,7 @@ def _proven(
 def keep_refused(session: Session, message: RawMessage, reason: str) -> BatchOutcome:
     """Stage a dead letter for a message whose event the database refused to store."""
     kept = _keep(session, [(message, f"database refused the event: {reason}")], datetime.now(UTC))
-    return BatchOutcome(dead_letters=len(kept))
+    return BatchOutcome(dead_letters=len(kept), refused=len(kept))
 
 
 class _Decoded(NamedTuple):

@@ -156,6 +156,20 @@ class GroupConsumer:
         on them is missed."""
         return frozenset(self._held.copy())  # a copy: other threads may look
 
+    def lag(self) -> dict[Partition, int]:
+        """Messages behind the end of each partition held, by what the consumer last heard of
+        the end (no request to the broker); a partition whose end or position is not yet
+        known is left out."""
+        held = [TopicPartition(topic, partition) for topic, partition in self.partitions]
+        if not held:
+            return {}
+        behind = {}
+        for position in self._consumer.position(held):
+            _low, high = self._consumer.get_watermark_offsets(position, cached=True)
+            if high >= 0 and position.offset >= 0:
+                behind[(position.topic, position.partition)] = max(0, high - position.offset)
+        return behind
+
     def poll(self, max_messages: int, timeout_s: float) -> Batch:
         """Up to ``max_messages``, waiting up to ``timeout_s`` for the first."""
         try:

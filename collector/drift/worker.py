@@ -39,9 +39,10 @@ from sqlmodel import Session, col, select
 
 from driftline.agent import Driftline
 from driftline.agent.contract import ComponentEventType, DriftPayload, ModelRef
-from driftline.collector.core.health import Heartbeat
+from driftline.collector.core.health import Heartbeat, first_line
 from driftline.collector.core.leadership import Leadership
 from driftline.collector.core.settings import CollectorSettings
+from driftline.collector.drift import metrics
 from driftline.collector.drift.baselines import (
     active_baseline,
     baseline_payload,
@@ -134,8 +135,12 @@ class DetectorWorker:
                         self._states.clear()
                         self._last_checked.clear()
                         self._arrivals.clear()
+                    if heartbeat is not None:
+                        heartbeat.clear("database")
                 except SQLAlchemyError as error:
                     log.error("drift check failed; retrying next interval", error=str(error))
+                    if heartbeat is not None:
+                        heartbeat.fault("database", first_line(error))
                 stop.wait(tick)
         finally:
             leadership.release()
@@ -207,10 +212,12 @@ class DetectorWorker:
                 session, model, version, record.occurred_at, [d.decision_id for d in window]
             )
             vectors = self._vectors(session, record, window)
-            self._count(
-                session, state, stream, baseline, window, scores, vectors,
-                model=model, version=version,
-            )  # fmt: skip
+            with metrics.CHECK_SECONDS.time():
+                self._count(
+                    session, state, stream, baseline, window, scores, vectors,
+                    model=model, version=version,
+                )  # fmt: skip
+            metrics.CHECKS.inc()
         recorded = []
         for transition in state.due():  # a transition moves the state once its event is queued
             if self._emit(model, version, counted, transition):
@@ -442,6 +449,7 @@ class DetectorWorker:
                 test=verdict.test,
             )
             return False
+        metrics.VERDICTS.labels(transition.state).inc()
         log.info(  # the event is the record; on-call hears of it through alert routing
             f"drift {transition.state}",
             model=model,

@@ -10,8 +10,10 @@ from driftline.agent.provenance import TrustedProducers
 from driftline.collector.alerting.config import AlertingConfig
 from driftline.collector.audit.integrity import KeyRing
 from driftline.collector.store.prices import PriceTable
+from driftline.collector.web.api import metrics
 from driftline.collector.web.api.auth import TokenGate, authenticated
 from driftline.collector.web.api.deps import exact_query, no_nul
+from driftline.collector.web.api.metrics import RequestMetrics
 from driftline.collector.web.api.routes import (
     access,
     alerting,
@@ -59,7 +61,9 @@ def create_app(
     app.state.prices = prices  # what a decision's tokens cost; None: no costs shown
     app.add_middleware(TokenGate)
     app.add_middleware(PageHeaders)  # outside the gate: its refusals carry the headers too
+    app.add_middleware(RequestMetrics)  # outermost: every answer counted
     app.include_router(health.router)
+    app.include_router(metrics.router)
     # Every other route needs a token; those that change state ask for a higher role too.
     authorized = [Depends(authenticated), Depends(exact_query), Depends(no_nul)]  # every role reads
     routers = [

@@ -25,7 +25,15 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from driftline.collector.audit.access import Role, authenticate, ranks_at_least, ui_session_token
 from driftline.collector.store.models import ApiToken, AuditRead
 
-OPEN_PATHS = {"/healthz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/ui/login"}
+OPEN_PATHS = {
+    "/healthz",
+    "/metrics",
+    "/openapi.json",
+    "/docs",
+    "/docs/oauth2-redirect",
+    "/redoc",
+    "/ui/login",
+}
 # The web page keeps its session (not the token: see access.open_ui_session) in this cookie
 # (HTTP-only, Secure, SameSite=Strict): it is taken for reads anywhere (a page's export links)
 # and for the page's own forms under /ui.
