@@ -314,6 +314,14 @@ def test_an_unknown_driftline_variable_stops_every_command_naming_the_closest_se
             "DRIFTLINE_DATABASE_URL?" in result.stderr
         )
         assert "DRIFTLINE_TEST_ANYTHING" not in result.stderr
+    # What Kubernetes sets in every pod for the chart's driftline-api Service is no mistake.
+    links = {
+        "DRIFTLINE_API_SERVICE_HOST": "10.0.0.7",
+        "DRIFTLINE_API_SERVICE_PORT_HTTP": "8000",
+        "DRIFTLINE_API_PORT_8000_TCP_ADDR": "10.0.0.7",
+        "DRIFTLINE_COLLECTOR_PORT": "tcp://10.0.0.8:8081",
+    }
+    assert driftline("agent", "--help", env=links).returncode == 0
     far = driftline("--help", env={"DRIFTLINE_ZZZ": "1"})
     assert far.returncode == 2 and "DRIFTLINE_ZZZ is not a Driftline setting (see" in far.stderr
     assert not (tmp_path / "x.db").exists()

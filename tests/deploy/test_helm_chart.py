@@ -205,3 +205,12 @@ def test_the_router_links_where_people_reach_driftline_and_the_sidecar_reaches_k
 def test_values_of_the_wrong_shape_fail_naming_the_key(change: dict[str, Any], named: str) -> None:
     with pytest.raises(helm.HelmError, match=named):
         render(change)
+
+
+def test_no_pod_gets_kubernetes_service_links() -> None:
+    """They would set DRIFTLINE_API_PORT=tcp://... (the chart's driftline-api Service) in every
+    pod, over the setting of that name."""
+    for manifest in render(production()):
+        spec = manifest.get("spec", {}).get("template", {}).get("spec")
+        if spec is not None:
+            assert spec["enableServiceLinks"] is False, manifest["metadata"]["name"]

@@ -226,6 +226,9 @@ spec:
       annotations:
         checksum/alerting: {{ toYaml $root.Values.alerting | sha256sum }}
     spec:
+      # Kubernetes' service links (DRIFTLINE_API_PORT=tcp://... for the chart's own Service)
+      # would collide with Driftline's settings.
+      enableServiceLinks: false
       securityContext:
         {{- toYaml $root.Values.podSecurityContext | nindent 8 }}
       {{- with $root.Values.imagePullSecrets }}
