@@ -382,3 +382,11 @@ def test_sigterm_stops_up_as_ctrl_c_does_its_embedded_broker_included(tmp_path: 
     assert found, text
     with pytest.raises(ConnectionRefusedError):  # nothing holds the broker's port
         socket.create_connection(("127.0.0.1", int(found[1])), timeout=5).close()
+
+
+def test_nothing_to_check_is_exit_2_not_a_failed_check(tmp_path: Path) -> None:
+    missing = driftline("check-config", str(tmp_path / "none.yaml"))
+    assert missing.returncode == 2 and "no such file" in missing.stderr
+    (tmp_path / "p.json").write_text("{}")
+    empty = driftline("audit", "check-proof", str(tmp_path / "p.json"))
+    assert empty.returncode == 2 and "not a proof" in empty.stderr

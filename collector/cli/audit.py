@@ -276,8 +276,10 @@ def audit_check_proof(
         proof = json.loads(proof_file.read_text())
     except (OSError, ValueError) as error:
         fail(f"{proof_file}: not a proof ({error})")
+    if not (isinstance(proof, dict) and isinstance(proof.get("checkpoint"), dict)):
+        fail(f"{proof_file}: not a proof (no signed checkpoint in it)")
     trusted = verifying_keys(load_settings(), public_key).trusted
-    signer = proof.get("checkpoint", {}).get("key_id") if isinstance(proof, dict) else None
+    signer = proof["checkpoint"].get("key_id")
     key = trusted.get(str(signer))
     if key is None:
         fail(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import re
 import time
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -187,8 +188,13 @@ def _schema_head() -> str | None:
     return ScriptDirectory.from_config(config).get_current_head()
 
 
-# What a PostgreSQL server says, refusing a connection, that waiting can mend.
-PASSING_REFUSALS = ("starting up", "shutting down", "in recovery", "too many", "connection slots")
+# What a PostgreSQL server says, refusing a connection, that waiting cannot mend; anything else
+# (starting up, a standby not yet consistent, too many clients, another language) is waited for.
+LASTING_REFUSALS = (
+    re.compile(r'FATAL:\s+(database|role) "[^"]*" does not exist'),
+    re.compile(r"FATAL:\s+password authentication failed"),
+    re.compile(r"FATAL:\s+no pg_hba\.conf entry"),
+)
 
 
 def _answering(settings: CollectorSettings) -> Engine:
@@ -204,8 +210,7 @@ def _answering(settings: CollectorSettings) -> Engine:
             with engine.connect():
                 return engine
         except OperationalError as error:
-            refused = "FATAL:" in str(error.orig)
-            if refused and not any(passing in str(error.orig) for passing in PASSING_REFUSALS):
+            if any(lasting.search(str(error.orig)) for lasting in LASTING_REFUSALS):
                 fail(
                     f"the database at {redacted_url(settings.database_url)} "
                     f"(DRIFTLINE_DATABASE_URL) refuses the connection: {error.orig}"

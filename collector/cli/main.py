@@ -449,6 +449,8 @@ def check_config(
     path: Annotated[Path, typer.Argument(help="The alerting file (routes, receivers, owners).")],
 ) -> None:
     """Validate an alerting file; name the file, line and key of every mistake."""
+    if not path.is_file():  # nothing to check: exit 2, not a check that failed
+        fail(f"{path}: no such file")
     try:
         config = load_alerting(path)
     except AlertConfigError as error:
