@@ -10,13 +10,17 @@ stale pages behind.
 Refreshes do not go through the outbox: one that is lost is replaced by the next, an interval
 later, and recording each in the ledger would say nothing new. Each is posted on a thread of
 its own, one at a time per Alertmanager, so a slow or dead one holds up neither the router
-nor the others; a failure is logged.
+nor the others; a failure is logged. A refresh that was under way when the outbox sent an
+alert's resolve can land after it and open the alert again; so an alert posted as firing
+that its receiver is no longer told fires (resolved, or muted since) is posted once more as
+ended, at the next interval.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
 from datetime import datetime
 
 import httpx
@@ -36,6 +40,7 @@ class AlertmanagerRefresher:
         self._config = config
         self._client = client
         self._posted_at: dict[tuple[str, int], datetime] = {}
+        self._firing: dict[tuple[str, int], dict[str, Alert]] = {}  # posted as firing, last
         self._posting: dict[tuple[str, int], Future[None]] = {}
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="alert-refresh")
 
@@ -52,11 +57,18 @@ class AlertmanagerRefresher:
                 if busy or (last is not None and now - last < manager.resend_interval):
                     continue
                 kept = [a for a in alerts if manager.send_resolved or not a.resolved]
-                if not kept:
+                kept_now = {alert.fingerprint for alert in kept}
+                ended = [
+                    replace(alert, ends_at=now)
+                    for fingerprint, alert in self._firing.get(key, {}).items()
+                    if fingerprint not in kept_now
+                ]
+                self._firing[key] = {a.fingerprint: a for a in kept if not a.resolved}
+                if not kept and not ended:
                     continue
                 self._posted_at[key] = now
                 until = now + LEAD * manager.resend_interval
-                body = [postable(alert, fresh_until=until) for alert in kept]
+                body = [postable(alert, fresh_until=until) for alert in [*kept, *ended]]
                 url = f"{manager.url.rstrip('/')}/api/v2/alerts"
                 self._posting[key] = self._pool.submit(self._post, receiver.name, url, body)
                 started += 1

@@ -234,11 +234,18 @@ class AlertRouter:
             log.warning(
                 "model has no owner in the alerting file; its alerts say unowned", model=model
             )
+
         # A broker that is away is waited for, as the collector does: under `driftline up` a
-        # router that gave up would stop the whole stack.
+        # router that gave up would stop the whole stack. Meanwhile it keeps notifying and
+        # refreshing what it restored: an Alertmanager would otherwise end those alerts.
+        def waiting() -> None:
+            if heartbeat is not None:
+                heartbeat.beat()
+            self.tick()
+
         consumer = GroupConsumer.connect(
             stop,
-            heartbeat.beat if heartbeat is not None else None,
+            waiting,
             bootstrap_servers=bootstrap_servers,
             topic=settings.topic,
             group_id=settings.router_group,

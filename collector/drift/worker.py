@@ -67,6 +67,7 @@ log = structlog.get_logger(__name__)
 
 DETECTOR_SERVICE = "driftline-detector"
 STREAM_BATCH = 20_000  # decisions the sequential check takes of a version in one round
+STALE = "stale: "  # how the evidence of a drift resolved for want of traffic begins
 Version = tuple[str, str]  # (model, version)
 
 
@@ -204,6 +205,11 @@ class DetectorWorker:
             return []
         counted = self._last_checked.get((model, version))
         latest = _Window(record.baseline_id, window[-1].occurred_at, window[0].occurred_at)
+        if counted is None and _stale_since(session, model, version, record.baseline_id, latest):
+            # A worker new to the version (a restart, a new leader) takes a window that was
+            # resolved as stale as counted: checked again, it would raise a drift anew with no
+            # new traffic.
+            counted = self._last_checked[(model, version)] = latest
         if counted != latest:
             counted = self._last_checked[(model, version)] = latest
             stream = self._stream(model, version, record.baseline_id, self._baseline(record))
@@ -309,7 +315,7 @@ class DetectorWorker:
         }
         taken = f"; the newest was taken {newest.end:%Y-%m-%d %H:%M:%S}Z" if newest else ""
         reason = (
-            f"stale: no new decision for {quiet:.0f} s (stale after {after:g} s){taken}; "
+            f"{STALE}no new decision for {quiet:.0f} s (stale after {after:g} s){taken}; "
             "resolved for want of traffic, not because the drift ended"
         )
         resolved = []
@@ -483,6 +489,21 @@ def _kinds(baseline: Baseline) -> FeatureKinds:
     return FeatureKinds(
         baseline.continuous, categorical, tuple(baseline.flags), tuple(baseline.texts)
     )
+
+
+def _stale_since(
+    session: Session, model: str, version: str, baseline_id: str, window: _Window
+) -> bool:
+    """Whether a drift of the version was resolved as stale with this window's newest
+    decision, or a newer one, in its window: nothing has come since."""
+    latest = queries.latest_verdicts(
+        session=session, model=model, version=version, baseline_id=baseline_id
+    )
+    return any(
+        v.state == "resolved" and (v.evidence or [""])[0].startswith(STALE)
+        and v.window_end >= window.end
+        for v in latest
+    )  # fmt: skip
 
 
 def _counted(row: DriftVerdict) -> FeatureVerdict:

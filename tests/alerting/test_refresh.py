@@ -135,3 +135,25 @@ def test_a_dead_slow_or_failing_alertmanager_holds_up_neither_the_router_nor_ano
         failed = [e["receiver"] for e in logs if e["event"] == "alert refresh not taken"]
         assert sorted(failed) == ["am0", "am1"]
         refresher.close()
+
+
+def test_an_alert_posted_as_firing_that_is_told_no_more_is_posted_once_as_ended() -> None:
+    """A refresh under way when the resolve went out can land after it, opening the alert
+    again; a muted one would stay open until its endsAt. Either is posted as ended once."""
+    with recording_server() as manager, httpx.Client(timeout=5) as client:
+        config = _config(manager.url)
+        grouper, refresher = Grouper(config), AlertmanagerRefresher(config, client)
+        grouper.add(_alert("age"), T0)
+        assert len(grouper.due(T0)) == 1
+        assert refresher.refresh(grouper.told_firing(), T0) == 1
+        refresher.wait()
+        grouper.due(T0 + 6 * 60 * SECOND, lambda notification: None)  # muted from now on
+        assert grouper.told_firing() == {}
+        assert refresher.refresh(grouper.told_firing(), T0 + 7 * 60 * SECOND) == 1
+        refresher.wait()
+        assert refresher.refresh(grouper.told_firing(), T0 + 8 * 60 * SECOND) == 0  # once
+        refresher.close()
+    _, ended = manager.accepted()
+    assert [(a["labels"]["feature"], a["endsAt"]) for a in ended] == [
+        ("age", "2026-12-01T09:07:00.000000Z")
+    ]

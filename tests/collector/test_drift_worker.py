@@ -218,6 +218,9 @@ def test_a_drift_whose_traffic_stops_resolves_as_stale_and_raises_again_when_it_
         assert (again.state, again.verdict.feature, again.verdict.test) == ("resolved", "x", "ks")
         assert again.verdict.evidence[0].startswith("stale: ")
         assert agent.flush(timeout_s=30).ok
+        store(engine, [decode(r.value) for r in read_topic(broker.bootstrap_servers, topic, 4)])
+        # Another restart, no new decision: the stale window is not checked, nor raised, again.
+        assert DetectorWorker(engine, agent, settings).check_all() == []
     kinds = [type(decode(r.value)).__name__ for r in read_topic(broker.bootstrap_servers, topic, 4)]
     assert kinds == ["DriftDetectedEvent", "DriftResolvedEvent", "DriftDetectedEvent",
                      "DriftResolvedEvent"]  # fmt: skip
