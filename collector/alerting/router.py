@@ -90,6 +90,7 @@ class AlertRouter:
         self._refresher = AlertmanagerRefresher(config, client)
         self._unreadable: dict[uuid.UUID, str] = {}
         self._services: dict[tuple[str, str], str] = {}
+        self._earlier_labels: set[str] = set()  # fingerprints receivers were told fire
         self.consuming = threading.Event()  # set once Kafka has assigned it partitions
 
     @property
@@ -105,19 +106,31 @@ class AlertRouter:
 
     def _alert(self, event: DriftDetectedEvent | DriftResolvedEvent) -> Alert:
         service = self._service_of(event.model.name, event.payload.version)
-        return alert_for(event, self._config, self._external_url, service)
+        alert = alert_for(event, self._config, self._external_url, service)
+        if alert.fingerprint not in self._earlier_labels:
+            earlier = alert_for(event, self._config, self._external_url, event.service)
+            if earlier.fingerprint in self._earlier_labels:
+                return earlier
+        return alert
 
     def _service_of(self, model: str, version: str) -> str:
         """The AI service whose decisions a verdict is about: that of the version's first
-        decision stored, which does not change, so that a resolve carries the labels its
-        alert had; ``unknown`` while none is stored."""
+        decision in the ledger (by when it was recorded, not by its own time, which a late
+        decision can put first), which never changes, so that a resolve, after a restart
+        too, carries the labels its alert had; ``unknown`` while none is stored."""
         if (found := self._services.get((model, version))) is not None:
             return found
         with Session(self._engine) as session:
             service = session.exec(
                 select(Decision.service)
+                .join(LedgerEntry, col(LedgerEntry.event_id) == col(Decision.event_id))
                 .where(Decision.model_name == model, Decision.model_version == version)
-                .order_by(col(Decision.occurred_at), col(Decision.decision_id))
+                .order_by(
+                    col(LedgerEntry.recorded_at),
+                    col(LedgerEntry.topic),
+                    col(LedgerEntry.partition),
+                    col(LedgerEntry.seq),
+                )
                 .limit(1)
             ).first()
         if service is None:
@@ -142,13 +155,16 @@ class AlertRouter:
                 .order_by(col(LedgerEntry.recorded_at))
             ).all()
             log_entries = session.exec(select(NotificationLogEntry)).all()
+        told_firing = {fp for entry in log_entries for fp in entry.firing}
+        # Receivers told of an alert under its labels from before `service` named the AI
+        # service (the detector's name) keep hearing of it under those, to its resolve.
+        self._earlier_labels = told_firing
         latest: dict[str, Alert] = {}
         for raw in stored:
             event = decode(raw)
             assert isinstance(event, DriftDetectedEvent | DriftResolvedEvent)
             alert = self._alert(event)
             latest[alert.fingerprint] = alert
-        told_firing = {fp for entry in log_entries for fp in entry.firing}
         now = self._clock()
         for alert in latest.values():
             if not alert.resolved or alert.fingerprint in told_firing:
