@@ -201,7 +201,9 @@ class CollectorSettings(KafkaSecuritySettings):
             raise ValueError("must contain {trace_id}")
         return value
 
-    @field_validator("alerting_config", "prices", "detect_stale_after_s", mode="before")
+    @field_validator(
+        "alerting_config", "prices", "detect_stale_after_s", "detect_refusal_phrases", mode="before"
+    )
     @classmethod
     def _blank_means_none(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
@@ -214,6 +216,9 @@ class CollectorSettings(KafkaSecuritySettings):
                 raise ValueError(
                     f"phrase {n + 1} must be 1 to 200 printable characters, got {phrase!r:.80}"
                 )
+        # Each baseline keeps them, within one event: they must not crowd out its sample.
+        if sum(len(phrase.encode()) for phrase in value or ()) > 8_192:
+            raise ValueError("the phrases may hold 8 KiB in all (UTF-8)")
         return value
 
     @field_validator("database_url")

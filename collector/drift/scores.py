@@ -87,9 +87,9 @@ def score_trend(
 
 def _day_mean(day: date, values: list[Value]) -> DayMean:
     n = len(values)
-    mean = sum(float(v) for v in values) / n
-    if n < 2:
-        return DayMean(day, n, mean, None, None)
+    mean = math.fsum(float(v) for v in values) / n
+    if n < 2 or not math.isfinite(mean) or max(abs(float(v)) for v in values) > 1e150:
+        return DayMean(day, n, mean, None, None)  # squares of such values would overflow
     if isinstance(values[0], bool):
         interval = stats.binomtest(sum(map(bool, values)), n).proportion_ci(method="wilson")
         return DayMean(day, n, mean, interval.low, interval.high)

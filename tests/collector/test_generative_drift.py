@@ -207,6 +207,8 @@ def test_a_refusal_phrase_setting_is_refused_naming_the_phrase() -> None:
     with pytest.raises(ValidationError, match="phrase 1"):
         CollectorSettings(detect_refusal_phrases=["   "])
     assert CollectorSettings(detect_refusal_phrases=[]).detect_refusal_phrases == ()
+    with pytest.raises(ValidationError, match="8 KiB in all"):  # each baseline keeps them
+        CollectorSettings(detect_refusal_phrases=["\U0001f600" * 200] * 11)
 
 
 COOKING = ["bake", "roast", "season", "simmer", "grill", "whisk", "slice", "boil"]
