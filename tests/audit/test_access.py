@@ -23,7 +23,7 @@ from driftline.collector.web.api.app import create_app
 from tests.api_client import new_token
 from tests.test_cli import driftline
 
-HEALTH = {"/healthz"}
+HEALTH = {"/healthz", "/metrics"}  # open: liveness, and counts by route template
 
 
 @pytest.fixture
