@@ -127,16 +127,19 @@ def detector(broker: EmbeddedBroker, topic: str) -> Iterator[Callable[..., None]
         service="driftline-detector", kafka_bootstrap_servers=broker.bootstrap_servers, topic=topic
     ) as agent:
 
-        def verdict(state: str, feature: str) -> None:
-            agent.record_signed(
-                agent.complete_event(
-                    {
-                        "type": f"drift_{state}",
-                        "model": {"name": MODEL.name, "version": MODEL.version},
-                        "payload": drift_payload(feature),
-                    }
+        def verdict(state: str, *features: str) -> None:
+            """Verdicts on ``features``, flushed together: a burst reaches the router within
+            one group interval (flushed one by one under load, it can straddle two)."""
+            for feature in features:
+                agent.record_signed(
+                    agent.complete_event(
+                        {
+                            "type": f"drift_{state}",
+                            "model": {"name": MODEL.name, "version": MODEL.version},
+                            "payload": drift_payload(feature),
+                        }
+                    )
                 )
-            )
             assert agent.flush(timeout_s=10).ok
 
         yield verdict
@@ -157,8 +160,7 @@ def test_a_burst_is_one_notification_per_receiver_then_one_resolution_each_in_th
 ) -> None:
     store(engine, [events.decision(service="loan-desk")])
     run_collector()
-    for n in range(50):
-        detector("detected", f"f{n:02d}")
+    detector("detected", *(f"f{n:02d}" for n in range(50)))
     (body,) = wait_for(webhook.accepted, lambda got: len(got) >= 1, what="the grouped alert")
     assert body["version"] == "4" and body["status"] == "firing"
     assert len(body["alerts"]) == 50
@@ -170,8 +172,7 @@ def test_a_burst_is_one_notification_per_receiver_then_one_resolution_each_in_th
     assert body["commonAnnotations"]["runbook_url"] == "https://runbooks.example/credit-risk"
     assert body["commonAnnotations"]["escalation"] == "risk-oncall → head-of-ml"
 
-    for n in range(50):
-        detector("resolved", f"f{n:02d}")
+    detector("resolved", *(f"f{n:02d}" for n in range(50)))
     wait_for(webhook.accepted, lambda got: len(got) >= 2, what="the resolution")
     resolved = webhook.accepted()[1]
     assert resolved["status"] == "resolved" and len(resolved["alerts"]) == 50
