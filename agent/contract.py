@@ -65,6 +65,10 @@ ComponentEventType = Literal[
     "readiness_evaluated",
     "load_tested",
     "drill_completed",
+    "evaluation_set_registered",
+    "evaluation_case_scored",
+    "evaluation_completed",
+    "thresholds_agreed",
 ]
 EventType = Literal[ServiceEventType, ComponentEventType]
 SERVICE_EVENT_TYPES: Final = frozenset(get_args(ServiceEventType))
@@ -401,6 +405,109 @@ class DrillCompletedPayload(_Frozen):
     receivers: list[Name] = Field(max_length=100)
 
 
+class EvaluationThreshold(_Frozen):
+    """An acceptance threshold of an evaluation set: a metric (of the whole set, or of one tag's
+    cases) and its bound."""
+
+    metric: Name  # e.g. "pass_rate", "refusal_recall", "recall:approve", "latency_p95_ms"
+    tag: Label | None = None  # None: the whole set
+    minimum: Finite | None = None
+    maximum: Finite | None = None
+
+    @model_validator(mode="after")
+    def _bounds_something(self) -> EvaluationThreshold:
+        if self.minimum is None and self.maximum is None:
+            raise ValueError(f"the threshold on {self.metric} must give minimum or maximum")
+        if self.minimum is not None and self.maximum is not None and self.minimum > self.maximum:
+            raise ValueError(
+                f"the threshold on {self.metric} has minimum {self.minimum} over "
+                f"maximum {self.maximum}"
+            )
+        return self
+
+
+class EvaluationSetRegisteredPayload(_Frozen):
+    """An evaluation set became known: its content's SHA-256, so that the ledger says which set a
+    run used."""
+
+    set_name: Name
+    set_version: Name
+    sha256: Sha256
+    cases: Count
+    must_refuse: Count  # how many of the cases are rejection cases
+    tags: list[Label] = Field(max_length=1_000)
+    thresholds: list[EvaluationThreshold] = Field(max_length=200)
+    registered_by: Name
+    source: Annotated[str, Field(min_length=1, max_length=500)]  # the file it was read from
+
+
+class EvaluationCaseScoredPayload(_Frozen):
+    """One case of an evaluation run: what the target answered and whether it passed."""
+
+    version: Name
+    run_id: uuid.UUID
+    set_sha256: Sha256
+    case_id: Name
+    tags: list[Label] = Field(max_length=20)
+    must_refuse: bool
+    refused: bool
+    passed: bool
+    output: Annotated[str, Field(max_length=4_000)] | None  # the answer as JSON text, cut to fit
+    latency_ms: Annotated[float, Field(ge=0.0, allow_inf_nan=False)] | None
+    error: Annotated[str, Field(max_length=2_000)] | None  # the target failed: why
+    reason: Annotated[str, Field(max_length=2_000)]  # why the case failed; "" when it passed
+    scores: Scores | None = None
+
+    @model_validator(mode="after")
+    def _scores_named_once(self) -> EvaluationCaseScoredPayload:
+        _names_once(self.scores)
+        return self
+
+
+class EvaluationFigure(_Frozen):
+    """One metric of an evaluation run, of the whole set or of one tag's cases, with the bound
+    the set put on it and whether the figure held it."""
+
+    metric: Name
+    tag: Label | None = None
+    value: Finite | None  # None: no case measured it
+    sample: Count
+    minimum: Finite | None = None
+    maximum: Finite | None = None
+    status: CriterionStatus | None = None  # None: no threshold on it
+
+
+class EvaluationCompletedPayload(_Frozen):
+    """An evaluation run of a set against a model version: its figures per metric and tag, and
+    whether it passed the set's thresholds."""
+
+    version: Name
+    run_id: uuid.UUID
+    set_name: Name
+    set_version: Name
+    set_sha256: Sha256
+    target: Annotated[str, Field(min_length=1, max_length=500)]
+    asked_by: Name
+    started_at: Timestamp
+    cases: Count
+    errors: Count
+    passed: bool
+    figures: list[EvaluationFigure] = Field(max_length=5_000)
+
+
+class ThresholdsAgreedPayload(_Frozen):
+    """A named decision-maker agreed a model's go-live thresholds and the deadline of its
+    decision; ``version`` "*" agrees them for every version of the model."""
+
+    version: Name
+    sha256: Sha256  # of the threshold's canonical JSON
+    threshold: dict[str, JsonValue]  # the agreed threshold, as the file gave it
+    decision_maker: Name
+    stage: Label  # e.g. "go-live"
+    deadline: Timestamp
+    source: Annotated[str, Field(min_length=1, max_length=500)]
+
+
 class Provenance(_Frozen):
     """Who wrote an event: the id of a producer key, and its Ed25519 signature (base64) over
     the event without this field (``driftline.agent.provenance``). Only Driftline's own components
@@ -477,6 +584,9 @@ class _AboutVersion(_Component):
         | ReadinessPayload
         | LoadTestedPayload
         | DrillCompletedPayload
+        | EvaluationCaseScoredPayload
+        | EvaluationCompletedPayload
+        | ThresholdsAgreedPayload
     )
 
     @model_validator(mode="after")
@@ -524,12 +634,34 @@ class DrillCompletedEvent(_AboutVersion):
     payload: DrillCompletedPayload
 
 
+class EvaluationCaseScoredEvent(_AboutVersion):
+    type: Literal["evaluation_case_scored"] = "evaluation_case_scored"
+    payload: EvaluationCaseScoredPayload
+
+
+class EvaluationCompletedEvent(_AboutVersion):
+    type: Literal["evaluation_completed"] = "evaluation_completed"
+    payload: EvaluationCompletedPayload
+
+
+class ThresholdsAgreedEvent(_AboutVersion):
+    type: Literal["thresholds_agreed"] = "thresholds_agreed"
+    payload: ThresholdsAgreedPayload
+
+
 class AlertNotifiedEvent(_Component):
     """About the alert group's model when it has one; ``model.name`` is "*" when it spans
     several."""
 
     type: Literal["alert_notified"] = "alert_notified"
     payload: AlertNotifiedPayload
+
+
+class EvaluationSetRegisteredEvent(_Component):
+    """About a model as a whole, not one version: ``model.version`` is "*"."""
+
+    type: Literal["evaluation_set_registered"] = "evaluation_set_registered"
+    payload: EvaluationSetRegisteredPayload
 
 
 # Driftline's own components' events: a plain union, so that ``Event`` is built from it.
@@ -542,6 +674,10 @@ _ComponentEvents = (
     | ReadinessEvaluatedEvent
     | LoadTestedEvent
     | DrillCompletedEvent
+    | EvaluationSetRegisteredEvent
+    | EvaluationCaseScoredEvent
+    | EvaluationCompletedEvent
+    | ThresholdsAgreedEvent
 )
 Event = Annotated[
     DecisionEvent | ReviewEvent | FeedbackEvent | _ComponentEvents, Field(discriminator="type")
@@ -556,6 +692,10 @@ ComponentPayload = (
     | ReadinessPayload
     | LoadTestedPayload
     | DrillCompletedPayload
+    | EvaluationSetRegisteredPayload
+    | EvaluationCaseScoredPayload
+    | EvaluationCompletedPayload
+    | ThresholdsAgreedPayload
 )
 # Titled, so that its errors name "ComponentEvent", not the union pydantic builds.
 _COMPONENT_EVENT = TypeAdapter[ComponentEvent](

@@ -21,12 +21,14 @@ output, subject_ref, class labels and contract violations (which quote input key
 reviewer, rationale and new output; feedback's reporter, comment and ground truth; of the named
 scores of both, each comment (a judge's explanation may quote the text) and categorical label,
 never a score's name, number or source, which say what was measured; the people
-and prose of governance events (owner, approved_by, set_by, asked_by, source, reason). In them
+and prose of governance events (owner, approved_by, set_by, asked_by, registered_by,
+decision_maker, source, target, reason, error), and an evaluation case's output. In them
 every string and every key is scanned, at any depth; a key that holds a secret becomes the
 detector's mask, numbered to stay unique (``[email]``, ``[email]#2``). Never scanned, as they
 are not free text and a change would corrupt the record: the envelope (ids, service, model
 name and version, time); figures, flags and enumerations; versions, ids and digests; the
-baseline record (its SHA-256 is ``baseline_id``); names from Driftline's own configuration.
+baseline record and an agreed threshold (their SHA-256 is ``baseline_id``, ``sha256``); names
+from Driftline's own configuration and from an evaluation set (its cases' ids and tags).
 
 Detectors. ``email``: an address, in any case. ``card``: 13 to 19 digits that pass the Luhn
 check and start with 2 to 6 (the payment networks' ISO/IEC 7812 identifiers: Mastercard, Amex,
@@ -75,6 +77,7 @@ FREE_TEXT = frozenset(
         *("inputs", "output", "subject_ref", "contract_violations"),
         *("reviewer", "new_output", "rationale", "reporter", "ground_truth", "comment"),
         *("owner", "approved_by", "set_by", "asked_by", "source", "reason"),
+        *("registered_by", "decision_maker", "target", "error"),
     }
 )
 _SEGMENT = re.compile(r"(.*?)((?:\[\])*)")

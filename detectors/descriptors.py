@@ -68,7 +68,7 @@ def describe(
     count_detections: Callable[[str], int] | None = None,
 ) -> dict[str, list[Any]]:
     """The descriptor columns of the texts named ``name``, one value per text."""
-    refusal = _phrases(tuple(refusals))
+    refusal = phrase_pattern(tuple(refusals))
     wanted = [key for key in KINDS if key != "detections" or count_detections is not None]
     columns: dict[str, list[Any]] = {f"{name}.{key}": [] for key in wanted}
     for text in texts:
@@ -117,7 +117,7 @@ def _describe_one(
 
 
 @functools.lru_cache(maxsize=16)
-def _phrases(phrases: tuple[str, ...]) -> re.Pattern[str] | None:
+def phrase_pattern(phrases: tuple[str, ...]) -> re.Pattern[str] | None:
     """One pattern for the phrases, matched as whole words case-insensitively, with any run of
     spaces alike and a typographic apostrophe for a straight one."""
     parts = [_whole_words(phrase.split()) for phrase in phrases if phrase.strip()]

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Annotated, BinaryIO
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 from sqlalchemy import Engine
 from sqlmodel import Session
 
@@ -45,6 +44,7 @@ from driftline.collector.cli.common import (
     id_table,
     load_settings,
     open_store,
+    progress_bar,
     read_store,
     signing_keys,
     typer_app,
@@ -387,7 +387,7 @@ def audit_export(
         fail(str(missing), EXIT_UNABLE)
     with Session(engine) as session:
         total = count(session, where, prices)
-    with out.open("wb") as file, _progress() as progress:
+    with out.open("wb") as file, progress_bar() as progress:
         task = progress.add_task("exporting", total=total)
         for chunk in export.chunks():
             file.write(chunk)
@@ -401,16 +401,6 @@ def audit_export(
     console.print(
         f"[green]✓[/] {manifest['rows']} decisions to {out} (SHA-256 {manifest['sha256']}); "
         f"manifest {manifest_path}, kept in the store as export {manifest['id']}"
-    )
-
-
-def _progress() -> Progress:
-    return Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
     )
 
 
@@ -594,7 +584,7 @@ def audit_release(
 def replay(database_url: DatabaseOption = None) -> None:
     """Rebuild every read model from the ledger."""
     _, engine = _store(database_url)
-    with Session(engine) as session, _progress() as progress:
+    with Session(engine) as session, progress_bar() as progress:
         task = progress.add_task("replaying", total=queries.count_ledger_entries(session=session))
         projected = rebuild(session, lambda n: progress.update(task, advance=n))
         session.commit()

@@ -5,8 +5,9 @@ from __future__ import annotations
 import gc
 import re
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import structlog
 import typer
@@ -15,11 +16,13 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from pydantic import ValidationError
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 from rich.table import Column, Table
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
+from driftline.agent.contract import ComponentEventType, ModelRef
 from driftline.agent.provenance import ProducerKeyError
 from driftline.collector.audit.checkpoints import SigningKeyError
 from driftline.collector.audit.integrity import KeyRing
@@ -27,6 +30,9 @@ from driftline.collector.core.database_url import redacted_url
 from driftline.collector.core.producer_keys import producer_key
 from driftline.collector.core.settings import CollectorSettings
 from driftline.collector.store.database import MIGRATIONS, make_engine, migrate
+
+if TYPE_CHECKING:  # the client loads librdkafka: only the commands that publish need it
+    from driftline.agent import Driftline
 
 log = structlog.get_logger(__name__)
 
@@ -140,6 +146,40 @@ def require_producer_key(settings: CollectorSettings) -> Path:
     except ProducerKeyError as error:
         fail(str(error))
     return settings.producer_key_file
+
+
+def publish(agent: Driftline, events: Sequence[tuple[ComponentEventType, Any, str]]) -> str:
+    """Record events of a component, each a (type, payload, model name), signed, then wait for
+    Kafka; say whether Kafka took them or they wait in the spool, or why they were not
+    recorded."""
+    kinds = sorted({kind for kind, _, _ in events})
+    for kind, payload, model in events:
+        # A payload about one version names it; any other (a set's registration) is about
+        # the model as a whole: "*".
+        version = getattr(payload, "version", "*")
+        agent.record_component(kind, payload, model=ModelRef(name=model, version=version))
+    report = agent.flush(timeout_s=30)
+    if report.failed or report.dropped:
+        reasons = "; ".join(f.reason for f in report.failures) or "dropped: the queue was full"
+        return f"not recorded: {reasons}"
+    if report.pending == 0:
+        what = f"a {kinds[0]} event" if len(events) == 1 else f"{' and '.join(kinds)} events"
+        return f"recorded as {what}"
+    if report.pending == report.spooled:
+        return "kept in the spool until Kafka takes it"
+    return f"not recorded yet: {report.pending} events wait in memory for Kafka"
+
+
+def progress_bar(*, disable: bool = False) -> Progress:
+    """A bar with its count and time, for a command that walks many rows or cases."""
+    return Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        disable=disable,
+    )
 
 
 def freeze_startup_heap() -> None:

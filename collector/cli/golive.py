@@ -18,13 +18,6 @@ from rich.table import Table
 from sqlmodel import Session
 
 from driftline.agent import Driftline
-from driftline.agent.contract import (
-    ComponentEventType,
-    DrillCompletedPayload,
-    LoadTestedPayload,
-    ModelRef,
-    ReadinessPayload,
-)
 from driftline.agent.provenance import ProducerKeyError
 from driftline.collector.alerting.config import AlertConfigError, load_alerting
 from driftline.collector.audit import integrity
@@ -41,6 +34,7 @@ from driftline.collector.cli.common import (
     kafka_servers,
     load_settings,
     open_store,
+    publish,
     read_store,
     require_producer_key,
     verifying_keys,
@@ -143,7 +137,7 @@ def _record(
         service=READINESS_SERVICE, kafka_bootstrap_servers=bootstrap_servers,
         producer_key_file=settings.producer_key_file,
     ) as agent:  # fmt: skip
-        return _publish(agent, "readiness_evaluated", evaluation.model, payload)
+        return publish(agent, [("readiness_evaluated", payload, evaluation.model)])
 
 
 def loadtest(
@@ -196,7 +190,7 @@ def loadtest(
             duration_s=seconds, peak_per_s=peak,
         )  # fmt: skip
         document = result.document()
-        recorded = _publish(agent, "load_tested", model, result.payload())
+        recorded = publish(agent, [("load_tested", result.payload(), model)])
     if as_json:
         console.print_json(json.dumps(document | {"recorded": recorded}))
     else:
@@ -243,27 +237,11 @@ def drill(
         topic=settings.topic, producer_key_file=require_producer_key(settings),
     ) as agent:  # fmt: skip
         result = run_drill(agent, engine, model=model, version=version, timeout_s=seconds)
-        recorded = _publish(agent, "drill_completed", model, result.payload())
+        recorded = publish(agent, [("drill_completed", result.payload(), model)])
     style = "green" if result.passed else "red"
     outcome = "passed" if result.passed else "FAILED"
     console.print(f"[{style}]drill {outcome}[/]: {result.reason} ({recorded})")
     raise typer.Exit(0 if result.passed else EXIT_FAILED)
-
-
-def _publish(
-    agent: Driftline,
-    kind: ComponentEventType,
-    model: str,
-    payload: ReadinessPayload | LoadTestedPayload | DrillCompletedPayload,
-) -> str:
-    agent.record_component(kind, payload, model=ModelRef(name=model, version=payload.version))
-    report = agent.flush(timeout_s=15)
-    if report.delivered:
-        return f"recorded as a {kind} event"
-    if report.spooled:
-        return "kept in the spool until Kafka takes it"
-    reasons = "; ".join(f.reason for f in report.failures) or "unknown"
-    return f"not recorded: {reasons}"
 
 
 def _show(evaluation: Evaluation, recorded: str) -> None:

@@ -63,6 +63,7 @@ from driftline.collector.cli.common import (
     typer_app,
     verifying_keys,
 )
+from driftline.collector.cli.evaluation import eval_app
 from driftline.collector.cli.golive import drill, loadtest, readiness
 from driftline.collector.consume.kafka import KafkaUnavailable
 from driftline.collector.core.database_url import redacted_url
@@ -590,6 +591,7 @@ app.command("replay", rich_help_panel=AUDIT)(replay)
 app.command("readiness", rich_help_panel=GO_LIVE)(readiness)
 app.command("loadtest", rich_help_panel=GO_LIVE)(loadtest)
 app.command("drill", rich_help_panel=GO_LIVE)(drill)
+app.add_typer(eval_app, name="eval", rich_help_panel=GO_LIVE)
 app.add_typer(baseline_app, name="baseline", rich_help_panel=CONFIGURE)
 app.add_typer(silence_app, name="silence", rich_help_panel=CONFIGURE)
 app.add_typer(token_app, name="token", rich_help_panel=CONFIGURE)

@@ -54,6 +54,16 @@ def load_model(
 
 def located(path: Path, root: yaml.Node | None, loc: tuple[Any, ...], message: str) -> str:
     """``file:line: key: message``, the line being the key's own or its nearest parent's."""
+    return f"{path}:{line_of(root, loc)}: {key_path(loc)}: {message}"
+
+
+def key_path(loc: tuple[Any, ...]) -> str:
+    """A pydantic error's location as a key path: ``thresholds[2].window``."""
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+
+
+def line_of(root: yaml.Node | None, loc: tuple[Any, ...]) -> int:
+    """The line of a key in a YAML node tree, or of its nearest parent if it is absent."""
     node, line = root, 1
     for part in loc:
         if isinstance(node, yaml.MappingNode):
@@ -68,8 +78,7 @@ def located(path: Path, root: yaml.Node | None, loc: tuple[Any, ...], message: s
         else:
             break
         line = node.start_mark.line + 1
-    key = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
-    return f"{path}:{line}: {key}: {message}"
+    return line
 
 
 def _unreadable_line(node: yaml.Node | None) -> int:

@@ -98,11 +98,47 @@ def run_simulation(
     return result
 
 
-def _approval_probability(applicant: dict[str, float | int | str]) -> float:
+def _approval_probability(
+    applicant: dict[str, float | int | str], debt_weight: float = 5.0
+) -> float:
     income, debt = float(applicant["income"]), float(applicant["debt_ratio"])
     years = float(applicant["employment_years"])
-    logit = 1.6 * math.log(income / 45_000) - 5.0 * (debt - 0.3) + 0.05 * years
+    logit = 1.6 * math.log(income / 45_000) - debt_weight * (debt - 0.3) + 0.05 * years
     return 1 / (1 + math.exp(-logit))
+
+
+REFER = "refer"  # the answer that sends an application to a human: it is outside policy
+
+
+def decide(applicant: object) -> str:
+    """The loan service's model, as the evaluation set asks it: "approve", "decline", or
+    "refer" for an application it must not decide (not a complete, plausible one)."""
+    if not _in_policy(applicant, max_debt_ratio=1.0):
+        return REFER
+    assert isinstance(applicant, dict)
+    return "approve" if _approval_probability(applicant) >= 0.5 else "decline"
+
+
+def decide_changed(applicant: object) -> str:
+    """A candidate next version, retrained on a population with less debt: it weighs debt
+    less, and lets debt ratios over 1 through. The evaluation set catches both."""
+    if not _in_policy(applicant, max_debt_ratio=math.inf):
+        return REFER
+    assert isinstance(applicant, dict)
+    return "approve" if _approval_probability(applicant, debt_weight=3.0) >= 0.5 else "decline"
+
+
+def _in_policy(applicant: object, *, max_debt_ratio: float) -> bool:
+    if not isinstance(applicant, dict):
+        return False
+    numbers = [applicant.get(k) for k in ("income", "age", "debt_ratio", "employment_years")]
+    if not all(isinstance(n, int | float) and not isinstance(n, bool) for n in numbers):
+        return False
+    income, age, debt, years = (float(n) for n in numbers)  # type: ignore[arg-type]
+    return (
+        income > 0 and 18 <= age <= 100 and 0 <= debt <= max_debt_ratio and 0 <= years <= age
+        and applicant.get("region") in REGIONS
+    )  # fmt: skip
 
 
 def _review(client: Driftline, rng: random.Random, decision_id: uuid.UUID, label: str) -> None:

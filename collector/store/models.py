@@ -310,6 +310,97 @@ class Drill(SQLModel, table=True):
     seconds_to_notification: float | None = None
 
 
+class EvaluationSet(SQLModel, table=True):
+    """An evaluation set registered for a model, with its content's SHA-256
+    (``evaluation_set_registered``)."""
+
+    __tablename__ = "evaluation_sets"
+    __table_args__ = (Index("ix_evaluation_sets_set", "model_name", "set_name", "occurred_at"),)
+
+    event_id: uuid.UUID = Field(primary_key=True)
+    occurred_at: datetime = Field(sa_type=UTCDateTime)
+    model_name: str = Field(max_length=200)
+    set_name: str = Field(max_length=200)
+    set_version: str = Field(max_length=200)
+    sha256: str = Field(max_length=64, index=True)
+    cases: int = Field(sa_type=BigInteger)
+    must_refuse: int = Field(sa_type=BigInteger)
+    registered_by: str = Field(max_length=200)
+    source: str = Field(sa_type=Text)
+    tags: list[str] = Field(sa_type=JSONDocument)
+    thresholds: list[dict[str, Any]] = Field(sa_type=JSONDocument)
+
+
+class EvaluationCase(SQLModel, table=True):
+    """One case of an evaluation run against a model version (``evaluation_case_scored``)."""
+
+    __tablename__ = "evaluation_cases"
+
+    event_id: uuid.UUID = Field(primary_key=True)
+    occurred_at: datetime = Field(sa_type=UTCDateTime)
+    run_id: uuid.UUID = Field(index=True)
+    model_name: str = Field(max_length=200)
+    model_version: str = Field(max_length=200)
+    set_sha256: str = Field(max_length=64)
+    case_id: str = Field(max_length=200)
+    tags: list[str] = Field(sa_type=JSONDocument)
+    must_refuse: bool
+    refused: bool
+    passed: bool
+    output: str | None = Field(default=None, sa_type=Text)
+    latency_ms: float | None = None
+    error: str | None = Field(default=None, sa_type=Text)
+    reason: str = Field(sa_type=Text)
+    scores: list[dict[str, Any]] | None = Field(default=None, sa_type=JSONDocument)
+
+
+class EvaluationRun(SQLModel, table=True):
+    """An evaluation run of a set against a model version, its figures and whether it passed
+    (``evaluation_completed``)."""
+
+    __tablename__ = "evaluation_runs"
+    __table_args__ = (
+        Index("ix_evaluation_runs_version", "model_name", "model_version", "occurred_at"),
+    )
+
+    event_id: uuid.UUID = Field(primary_key=True)
+    occurred_at: datetime = Field(sa_type=UTCDateTime)
+    run_id: uuid.UUID = Field(index=True)
+    model_name: str = Field(max_length=200)
+    model_version: str = Field(max_length=200)
+    set_name: str = Field(max_length=200)
+    set_version: str = Field(max_length=200)
+    set_sha256: str = Field(max_length=64)
+    target: str = Field(sa_type=Text)
+    asked_by: str = Field(max_length=200)
+    started_at: datetime = Field(sa_type=UTCDateTime)
+    cases: int = Field(sa_type=BigInteger)
+    errors: int = Field(sa_type=BigInteger)
+    passed: bool
+    figures: list[dict[str, Any]] = Field(sa_type=JSONDocument)
+
+
+class AgreedThresholds(SQLModel, table=True):
+    """A model's go-live thresholds as a named decision-maker agreed them, for one version or
+    ("*") every version (``thresholds_agreed``)."""
+
+    __tablename__ = "agreed_thresholds"
+    __table_args__ = (
+        Index("ix_agreed_thresholds_version", "model_name", "model_version", "occurred_at"),
+    )
+
+    event_id: uuid.UUID = Field(primary_key=True)
+    occurred_at: datetime = Field(sa_type=UTCDateTime)
+    model_name: str = Field(max_length=200)
+    model_version: str = Field(max_length=200)
+    sha256: str = Field(max_length=64)
+    threshold: dict[str, Any] = Field(sa_type=JSONDocument)
+    decision_maker: str = Field(max_length=200)
+    stage: str = Field(max_length=100)
+    deadline: datetime = Field(sa_type=UTCDateTime)
+    source: str = Field(sa_type=Text)
+
+
 class NotificationLogEntry(SQLModel, table=True):
     """What a receiver was last sent about a group, as Alertmanager's notification log keeps
     it: a restarted router compares with it instead of notifying the same alerts again."""

@@ -1,5 +1,6 @@
 """Read models projected from events: decisions, reviews, feedback, model deployments,
-baselines, drift verdicts, notifications, readiness evaluations, load tests and drills.
+baselines, drift verdicts, notifications, readiness evaluations, load tests, drills, evaluation
+sets, runs and cases, and agreed thresholds.
 
 Projection is a pure function of the events, so replaying the ledger rebuilds the same rows.
 Rows are inserted as plain column values in one statement per table: building an ORM object per
@@ -21,6 +22,9 @@ from driftline.agent.contract import (
     DriftDetectedEvent,
     DriftResolvedEvent,
     DrillCompletedEvent,
+    EvaluationCaseScoredEvent,
+    EvaluationCompletedEvent,
+    EvaluationSetRegisteredEvent,
     Event,
     FeedbackEvent,
     LoadTestedEvent,
@@ -28,15 +32,20 @@ from driftline.agent.contract import (
     ReadinessEvaluatedEvent,
     ReviewEvent,
     Score,
+    ThresholdsAgreedEvent,
     TokenUsage,
 )
 from driftline.collector.store import bulk
 from driftline.collector.store.models import (
+    AgreedThresholds,
     AlertNotification,
     BaselineRecord,
     Decision,
     DriftVerdict,
     Drill,
+    EvaluationCase,
+    EvaluationRun,
+    EvaluationSet,
     Feedback,
     LoadTest,
     ModelDeployment,
@@ -58,6 +67,10 @@ READ_MODELS: tuple[type[SQLModel], ...] = (
     ReadinessEvaluation,
     LoadTest,
     Drill,
+    EvaluationSet,
+    EvaluationCase,
+    EvaluationRun,
+    AgreedThresholds,
 )
 # The read model each event type goes to (what ``row_for`` does, by the type's name).
 TABLE_OF_TYPE: dict[str, type[SQLModel]] = {
@@ -72,6 +85,10 @@ TABLE_OF_TYPE: dict[str, type[SQLModel]] = {
     "readiness_evaluated": ReadinessEvaluation,
     "load_tested": LoadTest,
     "drill_completed": Drill,
+    "evaluation_set_registered": EvaluationSet,
+    "evaluation_case_scored": EvaluationCase,
+    "evaluation_completed": EvaluationRun,
+    "thresholds_agreed": AgreedThresholds,
 }
 
 
@@ -227,6 +244,71 @@ def row_for(event: Event) -> Row:
                 passed=p.passed,
                 reason=p.reason,
                 seconds_to_notification=p.seconds_to_notification,
+            )
+        case EvaluationSetRegisteredEvent(payload=p):
+            return EvaluationSet, dict(
+                event_id=event.event_id,
+                occurred_at=event.occurred_at,
+                model_name=event.model.name,
+                set_name=p.set_name,
+                set_version=p.set_version,
+                sha256=p.sha256,
+                cases=p.cases,
+                must_refuse=p.must_refuse,
+                registered_by=p.registered_by,
+                source=p.source,
+                tags=p.tags,
+                thresholds=[t.model_dump(mode="json") for t in p.thresholds],
+            )
+        case EvaluationCaseScoredEvent(payload=p):
+            return EvaluationCase, dict(
+                event_id=event.event_id,
+                occurred_at=event.occurred_at,
+                run_id=p.run_id,
+                model_name=event.model.name,
+                model_version=p.version,
+                set_sha256=p.set_sha256,
+                case_id=p.case_id,
+                tags=p.tags,
+                must_refuse=p.must_refuse,
+                refused=p.refused,
+                passed=p.passed,
+                output=p.output,
+                latency_ms=p.latency_ms,
+                error=p.error,
+                reason=p.reason,
+                scores=_scores(p.scores),
+            )
+        case EvaluationCompletedEvent(payload=p):
+            return EvaluationRun, dict(
+                event_id=event.event_id,
+                occurred_at=event.occurred_at,
+                run_id=p.run_id,
+                model_name=event.model.name,
+                model_version=p.version,
+                set_name=p.set_name,
+                set_version=p.set_version,
+                set_sha256=p.set_sha256,
+                target=p.target,
+                asked_by=p.asked_by,
+                started_at=p.started_at,
+                cases=p.cases,
+                errors=p.errors,
+                passed=p.passed,
+                figures=[f.model_dump(mode="json") for f in p.figures],
+            )
+        case ThresholdsAgreedEvent(payload=p):
+            return AgreedThresholds, dict(
+                event_id=event.event_id,
+                occurred_at=event.occurred_at,
+                model_name=event.model.name,
+                model_version=p.version,
+                sha256=p.sha256,
+                threshold=p.threshold,
+                decision_maker=p.decision_maker,
+                stage=p.stage,
+                deadline=p.deadline,
+                source=p.source,
             )
     raise TypeError(f"no read model for {type(event).__name__}")
 

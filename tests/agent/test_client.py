@@ -291,10 +291,11 @@ def test_a_generative_call_carries_its_operation_and_token_usage(
 
 def component_documents() -> list[dict[str, Any]]:
     """Valid events of types only Driftline's own components write, as a caller would pass them
-    to ``record_event``: a deployment, a drift verdict, a go-live "go", a passing load test."""
+    to ``record_event``: a deployment, a drift verdict, a go-live "go", a passing load test, and
+    an evaluation set, case, passing run and agreed thresholds."""
     drift = {"type": "drift_detected", "model": {"name": "credit-risk", "version": "3"},
              "payload": events.drift_payload("income")}  # fmt: skip
-    made = [events.deployment(), events.readiness(), events.load_test()]
+    made = [events.deployment(), events.readiness(), events.load_test(), *events.evaluations()]
     return [drift, *(e.model_dump(mode="json", by_alias=True) for e in made)]
 
 
@@ -316,11 +317,12 @@ def test_the_public_record_call_refuses_what_only_driftlines_components_write(
 
     report = client.flush()
 
-    assert alone == [False] * 4
+    assert alone == [False] * len(documents)
     assert together == [False, True, False]
-    assert (report.delivered, report.failed) == (2, 6)  # the decision and the review go on
+    # the decision and the review go on
+    assert (report.delivered, report.failed) == (2, len(documents) + 2)
     reasons = [failure.reason for failure in report.failures]
-    for kind in ("drift_detected", "model_deployed", "readiness_evaluated", "load_tested"):
+    for kind in {document["type"] for document in documents}:
         assert any(r.startswith(f"{kind} events are written by Driftline's own") for r in reasons)
     sent = [decode(r.value) for r in read_topic(broker.bootstrap_servers, topic, 2)]
     assert sorted(type(e).__name__ for e in sent) == ["DecisionEvent", "ReviewEvent"]

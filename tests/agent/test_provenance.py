@@ -164,7 +164,8 @@ def test_a_sealed_event_verifies_from_the_exact_bytes_it_travels_as(event: Any) 
 
 def test_an_unsigned_or_untrusted_component_event_is_refused_naming_its_type() -> None:
     stranger = ProducerKey.generate()
-    for event in (events.deployment(), events.readiness(), events.load_test()):
+    for event in (events.deployment(), events.readiness(), events.load_test(),
+                  *events.evaluations()):  # fmt: skip
         assert event.type in COMPONENT_EVENT_TYPES
         for candidate in (event, stranger.seal(event)):
             refusal = TRUSTED.refusal(candidate)

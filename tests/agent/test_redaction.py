@@ -311,12 +311,14 @@ NOT_FREE_TEXT = {
     "rate_per_s", "duration_s", "peak_per_s", "sent", "lost", "error_rate", "achieved_per_s",
     "call_median_us", "call_p99_us", "delay_median_ms", "delay_p99_ms", "recovery_s", "passed",
     "seconds_to_notification", "window_start", "window_end",
+    "cases", "must_refuse", "refused", "errors", "started_at", "deadline", "figures",
     # enumerations, versions, ids and digests
     "operation", "provider", "response_model", "finish_reason", "action", "version",
     "synthetic_version", "baseline_id", "test", "status", "verdict", "notification_id",
-    "fingerprints",
-    # the baseline itself: its SHA-256 is baseline_id, so one changed byte refuses the event
-    "record",
+    "fingerprints", "run_id", "sha256", "set_sha256",
+    # the baseline itself: its SHA-256 is baseline_id, so one changed byte refuses the event;
+    # an agreed threshold likewise, whose SHA-256 is sha256
+    "record", "threshold",
     # scanned in part, by ``Redactor._score``: a score's comment and label, not its name,
     # number or source
     "scores",
@@ -324,6 +326,9 @@ NOT_FREE_TEXT = {
     "evidence",
     # names from Driftline's own configuration, written by its components
     "feature", "effect_name", "receiver", "receivers", "integration", "group_key", "criteria",
+    "stage",
+    # names from an evaluation set's file: the set's, its cases' ids, tags and thresholds
+    "set_name", "set_version", "case_id", "tags", "thresholds",
 }  # fmt: skip
 
 
@@ -334,7 +339,7 @@ def test_every_payload_field_is_either_scanned_or_known_not_to_be_free_text() ->
     ]  # fmt: skip
     fields = {name for payload in payloads for name in payload.model_fields}
     scanned = redaction.FREE_TEXT | {"class_scores"}  # its labels as keys, under no rule
-    assert len(payloads) == 10 and fields - scanned == NOT_FREE_TEXT
+    assert len(payloads) == 14 and fields - scanned == NOT_FREE_TEXT
 
 
 # Detectors: the formats cards and phones are written in, and what must not be mistaken for one.

@@ -266,7 +266,8 @@ def _answers(url: str) -> bool:
 @pytest.mark.parametrize(
     "kind",
     ["model_deployed", "baseline_set", "drift_detected", "drift_resolved", "readiness_evaluated",
-     "load_tested", "drill_completed", "alert_notified"],
+     "load_tested", "drill_completed", "alert_notified", "evaluation_set_registered",
+     "evaluation_case_scored", "evaluation_completed", "thresholds_agreed"],
 )  # fmt: skip
 def test_governance_events_are_refused_whatever_their_payload(
     sidecar: TestClient, driftline: Driftline, kind: str

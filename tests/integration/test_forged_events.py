@@ -1,5 +1,6 @@
 """Provenance, attacked from the log itself: events of the types only Driftline's own
-components write (a go-live "go", a deployment, a passing load test), produced straight to the
+components write (a go-live "go", a deployment, a passing load test, an evaluation set, a
+passing evaluation run, agreed thresholds), produced straight to the
 Kafka topic with a plain producer, bypassing the agent, the sidecar and the SDK. Unsigned, signed
 by a key the collector does not trust, or signed and then altered, each is a dead letter naming
 why: never in the ledger, never in a read model, never counted by the go-live gate."""
@@ -22,7 +23,11 @@ from driftline.collector.golive.gate import Evaluation, evaluate
 from driftline.collector.golive.thresholds import Technical, Threshold
 from driftline.collector.runtime.broker import EmbeddedBroker
 from driftline.collector.store.models import (
+    AgreedThresholds,
     DeadLetter,
+    EvaluationCase,
+    EvaluationRun,
+    EvaluationSet,
     LedgerEntry,
     LoadTest,
     ModelDeployment,
@@ -34,8 +39,10 @@ from tests.waiting import wait_for
 
 
 def forgeries() -> list[Event]:
-    """A go-live "go" no gate gave, a deployment naming any owner, a load test never run."""
-    return [events.readiness(), events.deployment(service="anyone"), events.load_test()]
+    """A go-live "go" no gate gave, a deployment naming any owner, a load test never run, and
+    an evaluation set, case and passing run no one registered or ran, thresholds no one agreed."""
+    made = [events.readiness(), events.deployment(service="anyone"), events.load_test()]
+    return [*made, *events.evaluations()]
 
 
 def produce(bootstrap_servers: str, topic: str, messages: list[bytes]) -> None:
@@ -82,6 +89,8 @@ def assert_never_believed(engine: Engine) -> None:
     assert rows(engine, ModelDeployment) == []
     assert rows(engine, ReadinessEvaluation) == []
     assert rows(engine, LoadTest) == []
+    for table in (EvaluationSet, EvaluationCase, EvaluationRun, AgreedThresholds):
+        assert rows(engine, table) == []
     criteria = {c.name: c for c in gate(engine).criteria}
     assert criteria["load test"].measured == "none recorded"
     assert criteria["load test"].status == "not enough data"
@@ -106,7 +115,7 @@ def test_unsigned_governance_events_produced_straight_to_kafka_are_dead_letters(
         letters = session.exec(select(DeadLetter).order_by(col(DeadLetter.kafka_offset))).all()
     assert only == decision.event_id
     reasons = sorted(letter.reason for letter in letters)
-    for kind in ("load_tested", "model_deployed", "readiness_evaluated"):
+    for kind in sorted({event.type for event in forged}):
         wanted = f"{kind}: not signed by a trusted Driftline producer key (forged?)"
         assert any(reason.startswith(wanted) for reason in reasons), reasons
     assert_never_believed(engine)
@@ -121,11 +130,12 @@ def test_events_signed_by_a_key_the_collector_does_not_trust_are_dead_letters(
     broker: EmbeddedBroker, topic: str, engine: Engine, run_collector: Callable[[], None]
 ) -> None:
     stranger = ProducerKey.generate()  # well formed, and valid: just not trusted
+    forged = forgeries()
     produce(broker.bootstrap_servers, topic, [json.dumps(signed(e, stranger)).encode()
-                                              for e in forgeries()])  # fmt: skip
+                                              for e in forged])  # fmt: skip
     run_collector()
 
-    assert settled(engine, 3) == (0, 3)
+    assert settled(engine, len(forged)) == (0, len(forged))
     with Session(engine) as session:
         reasons = [letter.reason for letter in session.exec(select(DeadLetter)).all()]
     assert all("not signed by a trusted Driftline producer key (forged?)" in r for r in reasons)
@@ -141,16 +151,19 @@ def test_a_trusted_signature_over_other_content_is_a_dead_letter(
         update={"passed": False, "rate_per_s": 300.0}))  # fmt: skip
     document = signed(failed_test, trusted)
     go = signed(events.readiness(), trusted)
+    failed_run = signed(events.evaluation_run(payload=events.evaluation_run().payload.model_copy(
+        update={"passed": False})), trusted)  # fmt: skip
     altered = [
         document | {"payload": document["payload"] | {"passed": True, "rate_per_s": 9_000.0}},
         document | {"service": "someone-else"},
         go | {"model": {"name": "credit-risk", "version": "4"},
               "payload": go["payload"] | {"version": "4"}},  # the same "go", for another version
+        failed_run | {"payload": failed_run["payload"] | {"passed": True}},
     ]  # fmt: skip
     produce(broker.bootstrap_servers, topic, [json.dumps(d).encode() for d in altered])
     run_collector()
 
-    assert settled(engine, 3) == (0, 3)
+    assert settled(engine, len(altered)) == (0, len(altered))
     with Session(engine) as session:
         reasons = [letter.reason for letter in session.exec(select(DeadLetter)).all()]
     wanted = f"the signature of key {trusted.key_id} does not match the content"
@@ -168,17 +181,19 @@ def test_events_signed_by_a_trusted_producer_are_stored_and_counted(
         service="driftline-loadtest", kafka_bootstrap_servers=broker.bootstrap_servers,
         topic=topic,
     ) as component:  # fmt: skip
-        for event in (events.load_test(), events.deployment()):
+        made = (events.load_test(), events.deployment(), events.evaluation_run(),
+                events.thresholds_agreed())  # fmt: skip
+        for event in made:
             document = event.model_dump(mode="json", by_alias=True)
             assert component.record_signed(component.complete_event(document))
-        assert component.flush().delivered == 2
+        assert component.flush().delivered == len(made)
     straight = json.dumps(signed(events.readiness(), trusted), indent=2, ensure_ascii=True)
     produce(broker.bootstrap_servers, topic, [straight.encode()])
     run_collector()
 
-    assert settled(engine, 3) == (3, 0)
-    assert len(rows(engine, ModelDeployment)) == 1
-    assert len(rows(engine, ReadinessEvaluation)) == 1
+    assert settled(engine, len(made) + 1) == (len(made) + 1, 0)
+    for table in (ModelDeployment, ReadinessEvaluation, EvaluationRun, AgreedThresholds):
+        assert len(rows(engine, table)) == 1
     with Session(engine) as session:
         stored = [json.loads(b) for b in session.exec(select(LedgerEntry.event_bytes)).all()]
     assert {entry["provenance"]["key_id"] for entry in stored} == {trusted.key_id}

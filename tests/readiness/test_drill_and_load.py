@@ -21,7 +21,7 @@ from sqlmodel import Session, select
 from driftline.agent import Driftline
 from driftline.collector.alerting.config import load_alerting
 from driftline.collector.alerting.router import AlertRouter
-from driftline.collector.cli.golive import _publish
+from driftline.collector.cli.common import publish
 from driftline.collector.core.producer_keys import trusted_producers
 from driftline.collector.core.settings import CollectorSettings
 from driftline.collector.drift.worker import DetectorWorker
@@ -116,7 +116,7 @@ def test_a_load_test_loses_nothing_and_counts_for_the_gate(
     assert (result.sent, result.lost, result.error_rate) == (1_200, 0, 0.0)
     assert result.recovery_s is not None and result.delay_p99_ms is not None
     assert result.passed, result
-    assert "recorded" in _publish(agent, "load_tested", "credit-risk", result.payload())
+    assert "recorded" in publish(agent, [("load_tested", result.payload(), "credit-risk")])
 
     def stored() -> list[LoadTest]:
         with Session(engine) as session:

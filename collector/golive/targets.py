@@ -1,0 +1,208 @@
+"""What an evaluation run asks: an HTTP endpoint, a Python callable, or answers already
+recorded. A target turns a case into an ``Answer``, and never raises: a target that fails,
+times out or answers nonsense gives an answer with its error, and the run goes on.
+
+An HTTP target sends a request built from a JSON template, in which the string
+``"{{input}}"`` stands for the case's input as JSON (any value), ``"{{input.a.b}}"`` for one of
+its fields, and either inside a longer string for its text; ``"{{case_id}}"`` is the case's id.
+Placeholders are replaced in the parsed template, never in its text, so no input can break
+out of the JSON. The answer is found in the response by a dotted path (``choices.0.message.
+content``); without one it is the whole JSON response, or its text.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import httpx
+import re2
+
+from driftline.collector.golive.evalsets import Case
+from driftline.collector.golive.scoring import Answer, as_text
+
+_PLACEHOLDER = re2.compile(r"\{\{\s*(input(?:\.[^{}\s]+)?|case_id)\s*\}\}")
+_MISSING = object()
+
+
+class Target(Protocol):
+    @property
+    def description(self) -> str: ...
+
+    def __call__(self, case: Case) -> Answer: ...
+
+
+class TargetError(ValueError):
+    """A target that cannot be set up: a template, path or entry point that is wrong."""
+
+
+def load_entry_point(spec: str) -> Callable[..., Any]:
+    """The callable ``module:attribute.path`` names; TargetError if it cannot be loaded."""
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise TargetError(f"{spec!r}: name a callable as module:function")
+    try:
+        found: Any = importlib.import_module(module_name)
+        for part in attribute.split("."):
+            found = getattr(found, part)
+    except Exception as error:  # an import runs the user's code: any error is theirs
+        raise TargetError(f"{spec!r} cannot be loaded: {type(error).__name__}: {error}") from None
+    if not callable(found):
+        raise TargetError(f"{spec!r} is not callable")
+    function: Callable[..., Any] = found
+    return function
+
+
+def fill(template: Any, case: Case) -> Any:
+    """The template with the case's placeholders replaced (see the module's docstring)."""
+    if isinstance(template, dict):
+        return {key: fill(value, case) for key, value in template.items()}
+    if isinstance(template, list):
+        return [fill(value, case) for value in template]
+    if not isinstance(template, str):
+        return template
+    whole = _PLACEHOLDER.fullmatch(template)
+    if whole is not None:
+        return _value_of(whole.group(1), case)
+    return _PLACEHOLDER.sub(lambda m: as_text(_value_of(m.group(1), case)), template)
+
+
+def _value_of(name: str, case: Case) -> Any:
+    if name == "case_id":
+        return case.id
+    value = pick(case.input, name.removeprefix("input").removeprefix("."))
+    if value is _MISSING:
+        raise TargetError(f"the request template asks for {{{{{name}}}}}, which the input lacks")
+    return value
+
+
+def pick(document: Any, path: str) -> Any:
+    """The value at a dotted path (list items by number); ``_MISSING`` where there is none."""
+    for part in path.split(".") if path else ():
+        if isinstance(document, dict) and part in document:
+            document = document[part]
+        elif isinstance(document, list) and part.isdigit() and int(part) < len(document):
+            document = document[int(part)]
+        else:
+            return _MISSING
+    return document
+
+
+@dataclass
+class HttpTarget:
+    url: str
+    client: httpx.Client
+    template: Any = "{{input}}"
+    answer_path: str = ""
+    headers: Mapping[str, str] | None = None
+    timeout_s: float = 30.0
+
+    @property
+    def description(self) -> str:
+        return f"POST {self.url}"
+
+    def __call__(self, case: Case) -> Answer:
+        try:
+            body = fill(self.template, case)
+        except TargetError as error:
+            return Answer(error=str(error))
+        started = time.perf_counter()
+        try:
+            response = self.client.post(
+                self.url, json=body, headers=dict(self.headers or {}), timeout=self.timeout_s
+            )
+        except httpx.TimeoutException:
+            return Answer(error=f"timed out after {self.timeout_s:g} s")
+        except httpx.HTTPError as error:
+            return Answer(error=f"request failed: {type(error).__name__}: {error}"[:500])
+        latency_ms = (time.perf_counter() - started) * 1000
+        if not response.is_success:
+            reason = f"HTTP {response.status_code}: {response.text[:200]}"
+            return Answer(latency_ms=latency_ms, error=reason)
+        try:
+            document: Any = response.json()
+        except ValueError:
+            if self.answer_path:
+                return Answer(latency_ms=latency_ms, error="the response is not JSON")
+            return Answer(response.text, latency_ms)
+        value = pick(document, self.answer_path)
+        if value is _MISSING:
+            reason = f"the response has nothing at {self.answer_path!r}"
+            return Answer(latency_ms=latency_ms, error=reason)
+        return Answer(value, latency_ms)
+
+
+@dataclass
+class CallableTarget:
+    """A Python function given the case's input; what it returns is the answer. One that does
+    not return within the timeout is left running (Python cannot stop a thread) and its case
+    fails."""
+
+    function: Callable[[Any], Any]
+    description: str
+    timeout_s: float = 30.0
+
+    def __call__(self, case: Case) -> Answer:
+        outcome: dict[str, Any] = {}
+
+        def call() -> None:
+            started = time.perf_counter()
+            try:
+                outcome["value"] = self.function(case.input)
+            except Exception as error:  # the user's code: its failure is the case's
+                outcome["error"] = f"raised {type(error).__name__}: {error}"[:500]
+            outcome["latency_ms"] = (time.perf_counter() - started) * 1000
+
+        thread = threading.Thread(target=call, daemon=True, name=f"eval-{case.id}"[:60])
+        thread.start()
+        thread.join(self.timeout_s)
+        if thread.is_alive():
+            return Answer(error=f"timed out after {self.timeout_s:g} s")
+        if "error" in outcome:
+            return Answer(latency_ms=outcome["latency_ms"], error=outcome["error"])
+        return Answer(outcome["value"], outcome["latency_ms"])
+
+
+@dataclass
+class RecordedTarget:
+    """Answers recorded before, one JSON object per line: ``{"id", "output", "latency_ms"}``."""
+
+    answers: Mapping[str, Answer]
+    description: str
+
+    @classmethod
+    def from_file(cls, path: Path) -> RecordedTarget:
+        answers: dict[str, Answer] = {}
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as error:
+            raise TargetError(f"{path}: cannot read: {error}") from None
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except (ValueError, RecursionError) as error:
+                raise TargetError(f"{path}:{number}: not JSON: {error}") from None
+            if (
+                not isinstance(row, dict)
+                or not isinstance(row.get("id"), str)
+                or "output" not in row
+            ):
+                raise TargetError(f'{path}:{number}: give {{"id": "...", "output": ...}}')
+            latency = row.get("latency_ms")
+            if latency is not None and not (isinstance(latency, int | float) and latency >= 0):
+                raise TargetError(f"{path}:{number}: latency_ms is a number of at least 0")
+            if row["id"] in answers:
+                raise TargetError(f"{path}:{number}: {row['id']!r} is recorded twice")
+            answers[row["id"]] = Answer(row["output"], latency)
+        return cls(answers, f"recorded in {path}")
+
+    def __call__(self, case: Case) -> Answer:
+        return self.answers.get(case.id, Answer(error="no recorded answer for this case"))
