@@ -54,6 +54,7 @@ from driftline.agent.contract import (
 from driftline.agent.direct import DirectSender
 from driftline.agent.dispatcher import DeliveryReport, Dispatcher, Record, RefusingDispatcher
 from driftline.agent.input_contracts import ContractCheck, InputContractError, load_contracts
+from driftline.agent.labels import LabelCap
 from driftline.agent.logs import agent_logger
 from driftline.agent.metrics import AgentMetrics
 from driftline.agent.provenance import ProducerKey, ProducerKeyError
@@ -110,9 +111,10 @@ class Driftline:
         self._producer_key: ProducerKey | None = None
         self._unsigned = "the agent is misconfigured"  # why it cannot sign, when it cannot
         self.metrics = CollectorRegistry()  # what `driftline agent` serves at /metrics
+        cap = LabelCap()  # the (service, model) pairs every event counter tells apart
         try:
             self.settings = settings or AgentSettings(**overrides)
-            redactor = _redactor(self.settings)
+            redactor = _redactor(self.settings, cap)
         except (ValidationError, RedactionError) as error:
             reason = _configuration_problem(error)
             log.error("Driftline agent misconfigured; recording nothing", problem=reason)
@@ -125,7 +127,7 @@ class Driftline:
         self._service = self.settings.service
         self._ack_on_disk = self.settings.sidecar_ack == "on_disk"
         self._producer_key, self._unsigned = _producer_key(self.settings)
-        contract_check = ContractCheck(_input_contracts(self.settings))
+        contract_check = ContractCheck(_input_contracts(self.settings), cap)
         if tracer_provider is None:
             chosen = choose_tracing(self.settings.service, self.settings.trace_exporter)
             self._tracer_provider = chosen.provider
@@ -158,6 +160,7 @@ class Driftline:
             batch_size=self.settings.batch_size,
             linger_ms=self.settings.linger_ms,
             processors=[contract_check, redactor],  # the contract sees inputs before redaction
+            cap=cap,
         )
         self.metrics.register(AgentMetrics(self._dispatcher, spooling, redactor, contract_check))
 
@@ -374,11 +377,11 @@ class Driftline:
         kind = document.get("type")
         if not (isinstance(kind, str) and kind in COMPONENT_EVENT_TYPES):
             reason = f"{kind} events are a service's own: record_event records them, unsigned"
-            self._dispatcher.refuse(document.get("event_id"), reason)
+            self._dispatcher.refuse(document, reason)
             return False
         if self._producer_key is None:
             reason = f"{kind} events must be signed, and {self._unsigned}"
-            self._dispatcher.refuse(document.get("event_id"), reason)
+            self._dispatcher.refuse(document, reason)
             return False
         finish = self._finisher(document, parent or otel_context.get_current())
         return self._dispatcher.submit(Record(document, finish, seal=self._producer_key.seal))
@@ -426,7 +429,7 @@ class Driftline:
             f"{kind} events are written by Driftline's own components only, signed with a "
             "producer key; the public record call refuses them"
         )
-        self._dispatcher.refuse(document.get("event_id"), reason)
+        self._dispatcher.refuse(document, reason)
         return True
 
     def readiness(self) -> tuple[bool, str]:
@@ -544,14 +547,14 @@ def _input_contracts(settings: AgentSettings) -> dict[str, Validator]:
         return {}
 
 
-def _redactor(settings: AgentSettings) -> Redactor:
+def _redactor(settings: AgentSettings, cap: LabelCap) -> Redactor:
     policy = (
         RedactionPolicy.load(settings.redaction_policy)
         if settings.redaction_policy
         else RedactionPolicy()
     )
     key = settings.redaction_key.get_secret_value().encode() if settings.redaction_key else None
-    return Redactor(policy, key)
+    return Redactor(policy, key, cap)
 
 
 def _configuration_problem(error: ValidationError | RedactionError) -> str:

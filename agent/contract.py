@@ -493,6 +493,8 @@ class EvaluationCompletedPayload(_Frozen):
     errors: Count
     passed: bool
     figures: list[EvaluationFigure] = Field(max_length=5_000)
+    # Per-tag figures without a threshold left out, when all would not fit in one event.
+    figures_omitted: Count = 0
 
 
 class ThresholdsAgreedPayload(_Frozen):

@@ -4,8 +4,9 @@ The caller only appends to the queue. The worker validates each record against t
 records its span, encodes it and hands batches to the spooling publisher, which sends them to
 Kafka or keeps them on disk without waiting on the network; between batches the worker
 collects the delivery reports. Every outcome is counted: delivered, failed (with the reason),
-spooled, dropped because the queue was full. ``flush`` and ``close`` return those counts
-instead of swallowing failures, and ``close`` never raises.
+spooled, dropped because the queue was full; in all, and by service and model for the metrics
+(``EventCounts``). ``flush`` and ``close`` return the totals instead of swallowing failures,
+and ``close`` never raises.
 
 ``submit_on_disk`` is the write-ahead path: the caller's thread does the worker's part and
 returns once the events are written to the spool and synced.
@@ -16,11 +17,19 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from driftline.agent.contract import Event, validate, wire_bytes
+from driftline.agent.labels import (
+    UNKNOWN,
+    EventLabels,
+    LabelCap,
+    LabelledCounts,
+    of_document,
+    of_wire,
+)
 from driftline.agent.logs import agent_logger
 from driftline.agent.publisher import Outgoing, PublishResult
 from driftline.agent.spooling import SpoolingPublisher
@@ -53,6 +62,7 @@ class Record:
 class Failure:
     event_id: str
     reason: str
+    labels: EventLabels = field(default=UNKNOWN, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -72,6 +82,17 @@ class DeliveryReport:
         return self.failed == 0 and self.dropped == 0 and self.pending == 0
 
 
+class EventCounts:
+    """The dispatcher's counts by service and model, for the metrics. What is delivered or
+    failed is counted here before in the totals, so that a flush never returns ahead of them."""
+
+    def __init__(self, cap: LabelCap) -> None:
+        self.recorded = LabelledCounts(cap)  # with those found in the spool at start
+        self.delivered = LabelledCounts(cap)
+        self.failed = LabelledCounts(cap)
+        self.dropped = LabelledCounts(cap)
+
+
 class Dispatcher:
     def __init__(
         self,
@@ -81,6 +102,7 @@ class Dispatcher:
         batch_size: int,
         linger_ms: int,
         processors: Sequence[Processor] = (),
+        cap: LabelCap | None = None,
     ) -> None:
         self._publisher = publisher
         self._processors = processors
@@ -88,6 +110,9 @@ class Dispatcher:
         self._batch_size = batch_size
         self._linger_s = linger_ms / 1000
         self._settled = threading.Condition()
+        self.counts = EventCounts(cap or LabelCap())
+        for labels, found in publisher.spool.found.items():
+            self.counts.recorded.add(labels, found)
         self._recorded = publisher.backlog
         self._delivered = self._failed = self._dropped = 0
         self._failures: list[Failure] = []
@@ -98,11 +123,13 @@ class Dispatcher:
 
     def submit(self, record: Record) -> bool:
         """Queue a record without waiting; False if the queue was full and it was dropped."""
+        labels = of_document(record.document)  # read before the worker may change it
         with self._settled:  # counted first, so the worker never settles more than recorded
             self._recorded += 1
         try:
             self._queue.put_nowait(record)
         except queue.Full:
+            self.counts.dropped.add(labels)
             with self._settled:
                 self._recorded -= 1
                 self._dropped += 1
@@ -110,17 +137,24 @@ class Dispatcher:
             if dropped == 1 or dropped % 1000 == 0:
                 log.warning("agent queue full; events dropped", dropped_total=dropped)
             return False
+        # Counted once queued, so that this count never goes down; the worker settles it
+        # long after this line.
+        self.counts.recorded.add(labels)
         return True
 
-    def refuse(self, event_id: object, reason: str) -> None:
+    def refuse(self, document: Mapping[str, Any], reason: str) -> None:
         """Count an event refused on the caller's thread, never queued, as failed, and log why."""
+        labels = of_document(document)
+        self.counts.recorded.add(labels)
         with self._settled:
             self._recorded += 1
-        self._count(PublishResult(delivered=0), [Failure(str(event_id), reason)])
+        failure = Failure(str(document.get("event_id")), reason, labels)
+        self._count(PublishResult(delivered=0), [failure])
 
     def submit_on_disk(self, records: Sequence[Record]) -> list[bool]:
         """Process ``records`` on the caller's thread and write them to the spool, synced;
         for each, True once it is on disk, False if it was refused or could not be written."""
+        self.counts.recorded.add_all(of_document(record.document) for record in records)
         with self._settled:
             self._recorded += len(records)
         outgoing, failures, positions = self._encode(records)
@@ -249,18 +283,27 @@ class Dispatcher:
                         key=event.kafka_key(),
                         value=wire_bytes(event),
                         event_type=event.type,
+                        labels=EventLabels(event.service, event.model.name),
                     )
                 )
                 positions.append(number)
             except (ValueError, RecursionError) as error:  # the contract, a processor refusing
-                failures.append(Failure(str(record.document.get("event_id")), str(error)))
+                failures.append(_failure(record.document, str(error)))
             except Exception as error:  # the worker must outlive any one bad record
-                reason = f"could not be encoded: {error!r}"
-                failures.append(Failure(str(record.document.get("event_id")), reason))
+                failures.append(_failure(record.document, f"could not be encoded: {error!r}"))
         return outgoing, failures, positions
 
     def _count(self, result: PublishResult, failures: list[Failure]) -> None:
-        failures = failures + [Failure(str(item.event_id), why) for item, why in result.failed]
+        failures = failures + [
+            Failure(str(item.event_id), why, item.labels or of_wire(item.value))
+            for item, why in result.failed
+        ]
+        self.counts.failed.add_all(failure.labels for failure in failures)
+        self.counts.delivered.add_all(
+            item.labels or of_wire(item.value) for item in result.acknowledged
+        )
+        if unnamed := result.delivered - len(result.acknowledged):
+            self.counts.delivered.add(UNKNOWN, unnamed)
         if failures:
             log.error(
                 "events not delivered",
@@ -284,6 +327,10 @@ class Dispatcher:
         return event if record.seal is None else record.seal(event)
 
 
+def _failure(document: dict[str, Any], reason: str) -> Failure:
+    return Failure(str(document.get("event_id")), reason, of_document(document))
+
+
 class RefusingDispatcher:
     """Stands in for the dispatcher when the agent is misconfigured: it records nothing, so no
     unredacted data can leave, and every report says why."""
@@ -299,7 +346,7 @@ class RefusingDispatcher:
             self._refused += 1
         return False
 
-    def refuse(self, event_id: object, reason: str) -> None:
+    def refuse(self, document: Mapping[str, Any], reason: str) -> None:
         with self._lock:
             self._refused += 1
 

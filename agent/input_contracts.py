@@ -1,5 +1,10 @@
 """Data contracts: per model, a JSON Schema that a decision's inputs are expected to meet.
 
+A model's entry in the contracts file is either that JSON Schema itself, or a mapping with the
+schema under ``inputs`` beside the model's ``sources`` and ``consumers`` (the data-contract
+review the collector checks, ``collector/golive/contracts.py``). The agent reads ``inputs``
+only; an entry of the mapping form without it has no input contract.
+
 An input that breaks its contract is still recorded (the decision happened), marked with its
 violations in ``payload.contract_violations`` and counted per model and service; detectors use
 the rate. The check runs before redaction, on the inputs as the model saw them. A violation
@@ -8,7 +13,6 @@ names the field and the schema's rule, never the value, so it cannot leak what r
 
 from __future__ import annotations
 
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -17,15 +21,27 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 from jsonschema.protocols import Validator
 
+from driftline.agent.labels import LabelCap, LabelledCounts, of_document
+
 MAX_VIOLATIONS = 20
+# The keys of a model's entry in its mapping form. A mapping with any of them is that form; any
+# other is a plain JSON Schema, as every entry was before (none of them is a JSON Schema keyword).
+ENTRY_KEYS = ("inputs", "sources", "consumers")
 
 
 class InputContractError(ValueError):
     """A contracts file that cannot be used; the message names the file and model."""
 
 
+def is_entry(value: object) -> bool:
+    """Whether a model's entry is the mapping form (``inputs``, ``sources``, ``consumers``)
+    rather than a plain JSON Schema."""
+    return isinstance(value, dict) and any(key in value for key in ENTRY_KEYS)
+
+
 def load_contracts(path: Path) -> dict[str, Validator]:
-    """``{model name: validator}`` from a YAML file mapping model names to JSON Schemas."""
+    """``{model name: validator}`` from a YAML file mapping model names to JSON Schemas, or to
+    entries that hold one under ``inputs``."""
     try:
         document = yaml.safe_load(path.read_text()) or {}
     except (OSError, yaml.YAMLError) as error:
@@ -33,11 +49,23 @@ def load_contracts(path: Path) -> dict[str, Validator]:
     if not isinstance(document, dict):
         raise InputContractError(f"{path}: expected a mapping of model name to JSON Schema")
     validators: dict[str, Validator] = {}
-    for model, schema in document.items():
+    for model, entry in document.items():
+        schema, prefix = entry, ""
+        if is_entry(entry):
+            unknown = [str(key) for key in entry if key not in ENTRY_KEYS]
+            if unknown:
+                raise InputContractError(
+                    f"{path}: {model}: {unknown[0]}: not a key of a contract entry "
+                    f"({', '.join(ENTRY_KEYS)}); its JSON Schema goes under inputs"
+                )
+            if entry.get("inputs") is None:
+                continue
+            schema, prefix = entry["inputs"], "inputs"
         try:
             Draft202012Validator.check_schema(schema)
         except SchemaError as error:
-            where = ".".join(str(part) for part in error.path) or "(top)"
+            parts = [str(part) for part in error.path]
+            where = ".".join([prefix, *parts] if prefix else parts) or "(top)"
             raise InputContractError(f"{path}: {model}: {where}: {error.message}") from None
         validators[str(model)] = Draft202012Validator(schema)
     return validators
@@ -46,9 +74,9 @@ def load_contracts(path: Path) -> dict[str, Validator]:
 class ContractCheck:
     """A processor: marks each decision with the ways its inputs break its model's contract."""
 
-    def __init__(self, validators: dict[str, Validator]) -> None:
+    def __init__(self, validators: dict[str, Validator], cap: LabelCap | None = None) -> None:
         self._validators = validators
-        self.violations: Counter[tuple[str, str]] = Counter()  # (model, service) -> events
+        self.violations = LabelledCounts(cap or LabelCap())  # events, by service and model
 
     def __call__(self, document: dict[str, Any]) -> None:
         payload, model = document.get("payload"), document.get("model")
@@ -62,7 +90,7 @@ class ContractCheck:
         problems = [_describe(error) for error in found[:MAX_VIOLATIONS]]
         payload["contract_violations"] = problems
         if problems:
-            self.violations[(name, str(document.get("service")))] += 1
+            self.violations.add(of_document(document))
 
 
 def _describe(error: Any) -> str:

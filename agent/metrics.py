@@ -1,5 +1,11 @@
 """Prometheus metrics of one agent, read from its counters when scraped, so that recording a
-decision pays nothing for them."""
+decision pays nothing for them.
+
+The counters about events are labelled by ``service`` and ``model`` (the event's model name),
+at most ``labels.MAX_PAIRS`` pairs of them, the rest folded into ``model="(other)"``
+(``driftline.agent.labels``). An event whose service or model could not be read (one the
+contract refuses) counts under ``(none)``. ``sum without (model, service)`` gives the totals.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +16,11 @@ from prometheus_client.registry import Collector
 
 from driftline.agent.dispatcher import Dispatcher
 from driftline.agent.input_contracts import ContractCheck
+from driftline.agent.labels import LabelledCounts
 from driftline.agent.redaction import Redactor
 from driftline.agent.spooling import SpoolingPublisher
+
+LABELS = ["model", "service"]
 
 
 class AgentMetrics(Collector):
@@ -28,34 +37,41 @@ class AgentMetrics(Collector):
         self._contract_check = contract_check
 
     def collect(self) -> Iterator[Metric]:
-        report = self._dispatcher.report()
+        counts = self._dispatcher.counts
         spool = self._publisher.spool
-        counters: dict[str, tuple[float, str]] = {
-            "recorded": (report.recorded, "Events recorded (with those found in the spool)."),
-            "delivered": (report.delivered, "Events Kafka acknowledged."),
-            "failed": (report.failed, "Events refused: contract, redaction or a full spool."),
-            "dropped": (report.dropped, "Events dropped because the in-memory queue was full."),
+        counters: dict[str, tuple[LabelledCounts, str]] = {
+            "events_recorded": (
+                counts.recorded,
+                "Events recorded (with those found in the spool).",
+            ),
+            "events_delivered": (counts.delivered, "Events Kafka acknowledged."),
+            "events_failed": (
+                counts.failed,
+                "Events refused: contract, redaction or a full spool.",
+            ),
+            "events_dropped": (
+                counts.dropped,
+                "Events dropped because the in-memory queue was full.",
+            ),
+            "redactions": (
+                self._redactor.counts,
+                "Values dropped, hashed or masked by the redaction policy.",
+            ),
+            "contract_violations": (
+                self._contract_check.violations,
+                "Decisions whose inputs broke their model's data contract.",
+            ),
         }
-        for name, (value, documentation) in counters.items():
-            yield CounterMetricFamily(f"driftline_agent_events_{name}", documentation, value)
+        for name, (labelled, documentation) in counters.items():
+            family = CounterMetricFamily(f"driftline_agent_{name}", documentation, labels=LABELS)
+            for labels, count in sorted(labelled.items()):
+                family.add_metric([labels.model, labels.service], count)
+            yield family
         yield CounterMetricFamily(
             "driftline_agent_send_errors",
             "Events Kafka did not take when sent; they went to the spool.",
             self._publisher.send_errors,
         )
-        yield CounterMetricFamily(
-            "driftline_agent_redactions",
-            "Values dropped, hashed or masked by the redaction policy.",
-            self._redactor.redactions,
-        )
-        violations = CounterMetricFamily(
-            "driftline_agent_contract_violations",
-            "Decisions whose inputs broke their model's data contract.",
-            labels=["model", "service"],
-        )
-        for (model, service), count in self._contract_check.violations.items():
-            violations.add_metric([model, service], count)
-        yield violations
         gauges: dict[str, tuple[float, str]] = {
             "queue_depth": (self._dispatcher.queue_depth, "Events in memory, not yet sent."),
             "spool_events": (spool.count, "Events waiting in the disk spool."),

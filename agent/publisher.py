@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
+from driftline.agent.labels import EventLabels
 from driftline.agent.logs import agent_logger
 
 log = agent_logger(__name__)
@@ -40,6 +41,9 @@ class Outgoing:
     key: bytes
     value: bytes
     event_type: str | None  # None only for an event spooled by an agent from before the header
+    # Its service and model, for the counters; None when read back from the spool, which
+    # keeps the event as it travels (``labels.of_wire`` reads them from it).
+    labels: EventLabels | None = None
 
     def headers(self) -> list[tuple[str, str | bytes | None]] | None:
         return None if self.event_type is None else [(EVENT_TYPE_HEADER, self.event_type.encode())]
@@ -51,6 +55,9 @@ class PublishResult:
     failed: list[tuple[Outgoing, str]] = field(default_factory=list)
     spooled: int = 0  # not delivered yet, but safe on disk
     refused: list[tuple[Outgoing, str]] = field(default_factory=list)  # by Kafka, for good
+    # The delivered events themselves, to count them by service and model; ``delivered`` of
+    # them. A result that names fewer has the rest counted without labels.
+    acknowledged: list[Outgoing] = field(default_factory=list)
 
 
 # Errors about one message that no retry can cure. Everything else (time-outs, transport,
@@ -156,7 +163,7 @@ class KafkaPublisher:
                     if is_permanent(error.args[0]):
                         refused[position] = self._target.explain(error.args[0])
         unreported = producer.flush(max(0.0, deadline - time.monotonic()))
-        failed, refusals = [], []
+        failed, refusals, acknowledged = [], [], []
         for position, item in enumerate(batch):
             outcome = outcomes.get(position, "no delivery report from the Kafka client")
             if position in refused:
@@ -165,12 +172,15 @@ class KafkaPublisher:
                 refusals.append((item, self._target.explain(outcome)))
             elif outcome is not None:
                 failed.append((item, self._target.explain(outcome)))
+            else:
+                acknowledged.append(item)
         if failed or unreported:
             # A fresh producer (new producer id, new sequence numbers) is the sure way back
             # once the broker returns; the events themselves are the caller's to keep.
             self.shutdown(timeout_s=0)
-        delivered = len(batch) - len(failed) - len(refusals)
-        return PublishResult(delivered=delivered, failed=failed, refused=refusals)
+        return PublishResult(
+            delivered=len(acknowledged), failed=failed, refused=refusals, acknowledged=acknowledged
+        )
 
     def shutdown(self, timeout_s: float) -> None:
         if self._producer is not None:

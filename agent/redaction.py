@@ -55,6 +55,7 @@ import hashlib
 import hmac
 import json
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,6 +64,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
+
+from driftline.agent.labels import LabelCap, LabelledCounts, of_document
 
 Action = Literal["drop", "hash", "mask", "keep"]
 Detector = Literal["email", "card", "phone"]
@@ -325,10 +328,20 @@ class _Plan:
         )
 
 
-class Redactor:
-    """Applies a policy to an event document in place; counts what it changed."""
+class _Made(threading.local):
+    """The redactions made in the document this thread is redacting: the sidecar's threads
+    redact (DRIFTLINE_SIDECAR_ACK=on_disk) while the worker does."""
 
-    def __init__(self, policy: RedactionPolicy, hmac_key: bytes | None) -> None:
+    count = 0
+
+
+class Redactor:
+    """Applies a policy to an event document in place; counts what it changed, by the event's
+    service and model."""
+
+    def __init__(
+        self, policy: RedactionPolicy, hmac_key: bytes | None, cap: LabelCap | None = None
+    ) -> None:
         uses_hash = any(r.action == "hash" for m in policy.models.values() for r in m.rules)
         if uses_hash and not hmac_key:
             raise RedactionError(
@@ -337,9 +350,21 @@ class Redactor:
         self._plans = {name: _Plan.of(policy.for_model(name)) for name in policy.models}
         self._default = self._plans.get("*") or _Plan.of(policy.for_model("*"))
         self._key = hmac_key or b""
-        self.redactions = 0
+        self.counts = LabelledCounts(cap or LabelCap())
+        self._made = _Made()
+
+    @property
+    def redactions(self) -> int:
+        """Values dropped, hashed or masked, in all."""
+        return self.counts.total
 
     def __call__(self, document: dict[str, Any]) -> None:
+        self._made.count = 0
+        self._redact(document)
+        if self._made.count:
+            self.counts.add(of_document(document), self._made.count)
+
+    def _redact(self, document: dict[str, Any]) -> None:
         payload = document.get("payload")
         model = document.get("model")
         if not isinstance(payload, dict) or not isinstance(model, dict):
@@ -431,7 +456,7 @@ class Redactor:
             and PHONE_VALUE.fullmatch(text)
             and (phone or self._phone_named(name, plan))
         ):
-            self.redactions += 1
+            self._made.count += 1
             return "[phone]"
         return scanned
 
@@ -440,10 +465,10 @@ class Redactor:
             return value
         number = abs(int(value))
         if plan.phones and number < 10**15 and (phone or self._phone_named(name, plan)):
-            self.redactions += 1
+            self._made.count += 1
             return "[phone]"
         if plan.cards and 10**12 <= number < 10**19 and _is_card(str(number)):
-            self.redactions += 1
+            self._made.count += 1
             return "[card]"
         return value
 
@@ -452,7 +477,7 @@ class Redactor:
         return plan.phones and PHONE_NAME.search(name) is not None
 
     def _apply(self, action: Action, value: Any) -> Any:
-        self.redactions += 1
+        self._made.count += 1
         if action == "drop":
             return _DROPPED
         if action == "mask":
@@ -466,7 +491,7 @@ class Redactor:
         for scan in plan.scanners:
             scanned = scan(scanned)
         if scanned != text:
-            self.redactions += 1
+            self._made.count += 1
         return scanned
 
 

@@ -20,12 +20,14 @@ import struct
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Literal
 
 import crc32c
 
+from driftline.agent.labels import EventLabels, of_wire
 from driftline.agent.logs import agent_logger
 from driftline.agent.publisher import Outgoing
 
@@ -82,6 +84,7 @@ class Spool:
         self._segments = sorted(int(p.stem) for p in directory.glob(f"*{SEGMENT_SUFFIX}"))
         self._read_segment, self._read_offset = self._load_cursor()
         self.count = 0
+        self.found: Counter[EventLabels] = Counter()  # what it held at start, for the counters
         self._oldest_ns: int | None = None
         self._recover()
         self._writer: IO[bytes] | None = None
@@ -281,7 +284,8 @@ class Spool:
         self._cursor_saved = True
 
     def _recover(self) -> None:
-        """Count what is left to send and cut off a frame torn by a crash."""
+        """Count what is left to send (by service and model too) and cut off a frame torn by
+        a crash."""
         for segment in list(self._segments):
             if segment < self._read_segment:
                 self._path(segment).unlink(missing_ok=True)
@@ -292,8 +296,9 @@ class Spool:
             with path.open("rb") as reader:
                 reader.seek(start)
                 good_end = start
-                while _read_frame(reader) is not None:
+                while (decoded := _read_frame(reader)) is not None:
                     self.count += 1
+                    self.found[of_wire(decoded[0].value)] += 1
                     good_end = reader.tell()
             if good_end < path.stat().st_size:
                 log.warning(

@@ -118,6 +118,7 @@ class SpoolingPublisher:
             delivered=len(reports.acknowledged),
             failed=reports.refused + kept.failed,
             spooled=kept.spooled,
+            acknowledged=reports.acknowledged,
         )
 
     def write_ahead(self, batch: list[Outgoing]) -> PublishResult:
@@ -212,7 +213,9 @@ class SpoolingPublisher:
             self._open(len(result.failed), result.failed[0][1], draining=True)
         else:
             self._reconnected()
-        return PublishResult(delivered=settled - len(refused), failed=refused)
+        skipped = {id(item) for item, _ in refused}
+        delivered = [item for item in items[:settled] if id(item) not in skipped]
+        return PublishResult(delivered=len(delivered), failed=refused, acknowledged=delivered)
 
     def _open(self, failed: int, reason: str, *, draining: bool = False) -> None:
         self.send_errors += failed

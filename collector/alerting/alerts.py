@@ -6,6 +6,7 @@ verdict's ``drift_resolved`` resolves the alert its ``drift_detected`` raised.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import quote
@@ -40,9 +41,12 @@ def alert_for(
     config: AlertingConfig,
     external_url: str,
     service: str,
+    fallbacks: Mapping[str, Mapping[str, str]] | None = None,
 ) -> Alert:
     """The alert of a verdict about ``service``'s model (the AI service, not the detector that
-    sent the verdict), linking to its drift page under ``external_url``."""
+    sent the verdict), linking to its drift page under ``external_url``. ``fallbacks``: per
+    model, per input, what the service does when the input's source fails (from the contracts
+    file), shown as the ``fallback`` annotation."""
     p = event.payload
     labels = {
         "alertname": "DriftDetected",
@@ -71,6 +75,9 @@ def alert_for(
         annotations["runbook_url"] = owner.runbook
     if owner is not None and owner.escalation:
         annotations["escalation"] = " → ".join(owner.escalation)
+    fallback = fallback_for((fallbacks or {}).get(event.model.name, {}), p.feature)
+    if fallback is not None:
+        annotations["fallback"] = fallback
     drift_url = (
         f"{external_url}/ui/drift/{quote(event.model.name, safe='')}/{quote(p.version, safe='')}"
     )
@@ -87,3 +94,10 @@ def alert_for(
 def owner_for(config: AlertingConfig, labels: dict[str, str]) -> Owner | None:
     """The first owner entry whose matchers all match."""
     return next((o for o in config.owners if all_match(o.matchers, labels)), None)
+
+
+def fallback_for(fallbacks: Mapping[str, str], feature: str) -> str | None:
+    """The fallback of the input a feature is, or lies in (``applicant.age``: ``applicant``)."""
+    if feature in fallbacks:
+        return fallbacks[feature]
+    return next((text for name, text in fallbacks.items() if feature.startswith(f"{name}.")), None)

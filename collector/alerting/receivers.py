@@ -120,13 +120,15 @@ def _slack(
 
 
 def _slack_line(alert: Alert) -> str:
-    """An alert's summary, description, owner, escalation path and links."""
+    """An alert's summary, description, owner, escalation path, fallback and links."""
     mark = "✅" if alert.resolved else "🔥"
     line = f"{mark} *{slack_escape(alert.annotations.get('summary', ''))}*\n"
     line += slack_escape(alert.annotations.get("description", ""))
     line += f"\nOwner: {slack_escape(alert.labels.get('owner', 'unowned'))}"
     if "escalation" in alert.annotations:
         line += f"; escalation: {slack_escape(alert.annotations['escalation'])}"
+    if "fallback" in alert.annotations:
+        line += f"\nFallback: {slack_escape(alert.annotations['fallback'])}"
     links = [f"<{_slack_url(alert.generator_url)}|drift page>"] if alert.generator_url else []
     if "runbook_url" in alert.annotations:
         links.append(f"<{_slack_url(alert.annotations['runbook_url'])}|runbook>")
@@ -157,6 +159,16 @@ def _pagerduty(notification: Notification, routing_key: str, external_url: str) 
     common = common_labels([a.labels for a in firing])
     severity = common.get("severity", "warning")
     summary = "; ".join(a.annotations.get("summary", "") for a in firing)
+    details = {
+        "firing": [a.annotations.get("description", "") for a in firing],
+        "owner": common.get("owner", ""),
+        "escalation": firing[0].annotations.get("escalation", ""),
+    }
+    fallbacks = dict.fromkeys(
+        a.annotations["fallback"] for a in firing if "fallback" in a.annotations
+    )
+    if fallbacks:
+        details["fallback"] = "; ".join(fallbacks)
     return {
         "routing_key": routing_key,
         "event_action": "trigger",
@@ -168,11 +180,7 @@ def _pagerduty(notification: Notification, routing_key: str, external_url: str) 
             "component": common.get("model", ""),
             "group": notification.group_key,
             "class": common.get("alertname", ""),
-            "custom_details": {
-                "firing": [a.annotations.get("description", "") for a in firing],
-                "owner": common.get("owner", ""),
-                "escalation": firing[0].annotations.get("escalation", ""),
-            },
+            "custom_details": details,
         },
         "links": [
             {"href": firing[0].generator_url, "text": "drift page"},

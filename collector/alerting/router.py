@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -77,13 +77,16 @@ class AlertRouter:
         client: httpx.Client,
         external_url: str,
         producers: TrustedProducers,
+        fallbacks: Mapping[str, Mapping[str, str]] | None = None,
         clock: Clock = utc_now,
     ) -> None:
+        """``fallbacks``: per model, per input, its source's fallback, shown on alerts."""
         self._engine = engine
         self._producers = producers  # a verdict none of them signed pages nobody
         self._config = config
         self._agent = agent
         self._external_url = external_url
+        self._fallbacks = fallbacks or {}
         self._clock = clock
         self._grouper = Grouper(config)
         self._sender = OutboxSender(engine, client)
@@ -106,9 +109,11 @@ class AlertRouter:
 
     def _alert(self, event: DriftDetectedEvent | DriftResolvedEvent) -> Alert:
         service = self._service_of(event.model.name, event.payload.version)
-        alert = alert_for(event, self._config, self._external_url, service)
+        alert = alert_for(event, self._config, self._external_url, service, self._fallbacks)
         if alert.fingerprint not in self._earlier_labels:
-            earlier = alert_for(event, self._config, self._external_url, event.service)
+            earlier = alert_for(
+                event, self._config, self._external_url, event.service, self._fallbacks
+            )
             if earlier.fingerprint in self._earlier_labels:
                 return earlier
         return alert

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import getpass
 import re
 import time
 from collections.abc import Sequence
@@ -14,15 +15,16 @@ import typer
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 from rich.table import Column, Table
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
-from driftline.agent.contract import ComponentEventType, ModelRef
+from driftline.agent.contract import ComponentEventType, ModelRef, Name
 from driftline.agent.provenance import ProducerKeyError
 from driftline.collector.audit.checkpoints import SigningKeyError
 from driftline.collector.audit.integrity import KeyRing
@@ -106,7 +108,9 @@ def id_table(*headers: str) -> Table:
 
 
 def fail(message: str, code: int = EXIT_UNABLE) -> NoReturn:
-    errors.print(f"[red]✗ {message}", highlight=False)
+    """Exit naming the mistake. The message is text, never markup: a model named "[/x]", or an
+    option's value, is shown as given (and does not crash the console)."""
+    errors.print(f"[red]✗ {escape(message)}", highlight=False)
     raise typer.Exit(code)
 
 
@@ -148,10 +152,26 @@ def require_producer_key(settings: CollectorSettings) -> Path:
     return settings.producer_key_file
 
 
+def who_asks(given: str | None) -> str:
+    """Who a recorded evaluation names: as given, else the user; a name no event can carry, or
+    no user (a container without a passwd entry), exits 2 asking for it."""
+    try:
+        name = given or getpass.getuser()
+    except (KeyError, OSError):
+        fail("no user name to record: give --asked-by (or --registered-by)")
+    try:
+        return NAME.validate_python(name)
+    except ValidationError as error:
+        fail(f"{name!r} cannot name who asks: {error.errors(include_url=False)[0]['msg']}")
+
+
+NAME: TypeAdapter[str] = TypeAdapter(Name)
+
+
 def publish(agent: Driftline, events: Sequence[tuple[ComponentEventType, Any, str]]) -> str:
     """Record events of a component, each a (type, payload, model name), signed, then wait for
     Kafka; say whether Kafka took them or they wait in the spool, or why they were not
-    recorded."""
+    recorded (the text then starts "not recorded": ``NOT_RECORDED``)."""
     kinds = sorted({kind for kind, _, _ in events})
     for kind, payload, model in events:
         # A payload about one version names it; any other (a set's registration) is about
@@ -161,13 +181,16 @@ def publish(agent: Driftline, events: Sequence[tuple[ComponentEventType, Any, st
     report = agent.flush(timeout_s=30)
     if report.failed or report.dropped:
         reasons = "; ".join(f.reason for f in report.failures) or "dropped: the queue was full"
-        return f"not recorded: {reasons}"
+        return f"{NOT_RECORDED}: {reasons}"
     if report.pending == 0:
         what = f"a {kinds[0]} event" if len(events) == 1 else f"{' and '.join(kinds)} events"
         return f"recorded as {what}"
     if report.pending == report.spooled:
         return "kept in the spool until Kafka takes it"
-    return f"not recorded yet: {report.pending} events wait in memory for Kafka"
+    return f"{NOT_RECORDED} yet: {report.pending} events wait in memory for Kafka"
+
+
+NOT_RECORDED = "not recorded"
 
 
 def progress_bar(*, disable: bool = False) -> Progress:

@@ -7,8 +7,8 @@ corrected."""
 
 from __future__ import annotations
 
-import getpass
 import json
+import os
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,6 +17,7 @@ from typing import Annotated, Any
 import httpx
 import typer
 import yaml
+from pydantic import ValidationError
 from rich.markup import escape
 from rich.table import Table
 from sqlmodel import Session, select
@@ -24,6 +25,9 @@ from sqlmodel import Session, select
 from driftline.agent import Driftline
 from driftline.collector.cli.common import (
     EXIT_FAILED,
+    EXIT_UNABLE,
+    NAME,
+    NOT_RECORDED,
     DatabaseOption,
     KafkaOption,
     console,
@@ -36,21 +40,26 @@ from driftline.collector.cli.common import (
     read_store,
     require_producer_key,
     typer_app,
+    who_asks,
 )
-from driftline.collector.cli.golive import STYLES
 from driftline.collector.core.durations import parse_duration
 from driftline.collector.core.logs import configure_logging
 from driftline.collector.core.settings import CollectorSettings
-from driftline.collector.golive.comparison import CaseOutcome, Comparison, compare
+from driftline.collector.golive.comparison import Comparison, compare
 from driftline.collector.golive.evalruns import EvaluationRun, registration, run_set
 from driftline.collector.golive.evalsets import (
+    MAX_CASES,
+    MAX_TAGS,
     EvaluationSet,
     EvaluationSetError,
     Threshold,
     load_set,
 )
 from driftline.collector.golive.production import corrected_cases
+from driftline.collector.golive.run_history import run_outcomes
 from driftline.collector.golive.scorers import build_scorers
+from driftline.collector.golive.scoring import RefusalMatcher
+from driftline.collector.golive.tables import STYLES
 from driftline.collector.golive.targets import (
     CallableTarget,
     HttpTarget,
@@ -59,7 +68,6 @@ from driftline.collector.golive.targets import (
     TargetError,
     load_entry_point,
 )
-from driftline.collector.store.models import EvaluationCase
 from driftline.collector.store.models import EvaluationRun as RunRow
 from driftline.collector.store.models import EvaluationSet as SetRow
 
@@ -93,7 +101,7 @@ def eval_register(
     )
     configure_logging("warning")
     evaluation_set = _load(set_file)
-    payload = registration(evaluation_set, registered_by or getpass.getuser(), str(set_file))
+    payload = registration(evaluation_set, who_asks(registered_by), str(set_file))
     with _agent(settings, kafka_servers(settings), 1) as agent:
         recorded = publish(agent, [("evaluation_set_registered", payload, evaluation_set.model)])
     console.print(
@@ -141,6 +149,15 @@ def eval_run(
     configure_logging("warning")
     bootstrap_servers = None if no_record else kafka_servers(settings)
     evaluation_set = _load(set_file)
+    try:
+        NAME.validate_python(version)
+    except ValidationError as error:
+        fail(f"--version {version!r}: {error.errors(include_url=False)[0]['msg']}")
+    registered = True
+    if bootstrap_servers is not None:  # what recording needs, known before the run, not after
+        asked_by = who_asks(asked_by)
+        require_producer_key(settings)
+        registered = _registered(settings, evaluation_set.digest())
     if not 1 <= concurrency <= 256:
         fail(f"--concurrency: 1 to 256, not {concurrency}")
     try:
@@ -163,11 +180,13 @@ def eval_run(
             )  # fmt: skip
     said = "not recorded (--no-record)"
     if bootstrap_servers is not None:
-        said = _record(run, set_file, version, asked_by or getpass.getuser(), settings)
+        said = _record(run, set_file, version, asked_by or "", settings, registered)
     if as_json:
         console.print_json(json.dumps(run.document() | {"recorded": said}))
     else:
         _show_run(run, version, said)
+    if bootstrap_servers is not None and said.startswith(NOT_RECORDED):  # nor its verdict
+        raise typer.Exit(EXIT_UNABLE)
     raise typer.Exit(0 if run.passed else EXIT_FAILED)
 
 
@@ -202,13 +221,18 @@ def _target(
 
 
 def _record(
-    run: EvaluationRun, set_file: Path, version: str, asked_by: str, settings: CollectorSettings
+    run: EvaluationRun,
+    set_file: Path,
+    version: str,
+    asked_by: str,
+    settings: CollectorSettings,
+    registered: bool,
 ) -> str:
-    """Publish the set's registration (if the ledger lacks it), each case, then the run."""
+    """Publish the set's registration (unless the ledger has it), each case, then the run."""
     evaluation_set = run.evaluation_set
     model = evaluation_set.model
     events: list[tuple[Any, Any, str]] = []
-    if not _registered(settings, run.sha256):
+    if not registered:
         events.append(
             (
                 "evaluation_set_registered",
@@ -253,8 +277,13 @@ def _show_run(run: EvaluationRun, version: str, recorded: str) -> None:
         )
     )
     for column in ("metric", "tag", "value", "cases", "threshold", "result"):
-        table.add_column(column)
-    for f in run.figures:
+        table.add_column(column, overflow="fold")  # names are never cut
+    # Every figure of the whole set, each bounded one, and each tag's pass rate: --json has all.
+    shown = [
+        f for f in run.figures
+        if f.tag is None or f.threshold is not None or f.metric == "pass_rate"
+    ]  # fmt: skip
+    for f in shown:
         bound = _bound(f.threshold) if f.threshold is not None else ""
         value = "—" if f.value is None else f"{f.value:.3f}".rstrip("0").rstrip(".") or "0"
         result = f"[{STYLES[f.status]}]{f.status}[/]" if f.status else ""
@@ -287,26 +316,39 @@ def eval_compare(
         float, typer.Option(min=0, max=1, help="A fall in pass rate tolerated, e.g. 0.02.")
     ] = 0.0,
     alpha: Annotated[float, typer.Option(min=0, max=1, help="The test's significance.")] = 0.05,
+    different_sets: Annotated[
+        bool,
+        typer.Option("--allow-different-sets", help="Compare runs of sets whose cases differ."),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the comparison as JSON.")] = False,
     database_url: DatabaseOption = None,
 ) -> None:
     """What newly fails in the later run, case by case, and whether the fall in pass rate is
-    more than chance (McNemar's exact test); exit 1 when it regressed."""
+    more than chance (McNemar's exact test); exit 1 when it regressed.
+
+    Runs of sets with different SHA-256s are refused unless --allow-different-sets: a change
+    of the expected answers is not a change of the model."""
     settings = load_settings(database_url=database_url)
     configure_logging("warning")
     with Session(read_store(settings)) as session:
         runs = [_run_row(session, run_id) for run_id in (before, after)]
-        if runs[0].set_name != runs[1].set_name:
-            errors.print(
-                f"[yellow]the runs are of different sets: {runs[0].set_name}, {runs[1].set_name}"
+        if runs[0].set_sha256 != runs[1].set_sha256:
+            said = (
+                f"the runs are of different sets: {runs[0].set_name} {runs[0].set_version} "
+                f"({runs[0].set_sha256[:12]}), {runs[1].set_name} {runs[1].set_version} "
+                f"({runs[1].set_sha256[:12]})"
             )
-        comparison = compare(*(_outcomes(session, row.run_id) for row in runs))
+            if not different_sets:
+                fail(f"{said}; give --allow-different-sets to compare their common cases")
+            errors.print(f"[yellow]{escape(said)}; only the cases of both are compared")
+        comparison = compare(*(run_outcomes(session, row.run_id) for row in runs))
     regressed = comparison.regressed(alpha=alpha, max_drop=max_drop)
     rate_before, rate_after = comparison.pass_rates()
     if as_json:
         console.print_json(json.dumps({
             "before": str(runs[0].run_id), "after": str(runs[1].run_id),
-            "cases": len(comparison.shared), "pass_rate_before": rate_before,
+            "cases": len(comparison.shared), "only_before": comparison.only_before,
+            "only_after": comparison.only_after, "pass_rate_before": rate_before,
             "pass_rate_after": rate_after, "p_value": comparison.p_value(),
             "newly_failing": [o.case_id for o in comparison.newly_failing],
             "newly_passing": [o.case_id for o in comparison.newly_passing],
@@ -328,11 +370,6 @@ def _run_row(session: Session, run_id: str) -> RunRow:
     return row
 
 
-def _outcomes(session: Session, run_id: Any) -> list[CaseOutcome]:
-    rows = session.exec(select(EvaluationCase).where(EvaluationCase.run_id == run_id)).all()
-    return [CaseOutcome(r.case_id, r.passed, tuple(r.tags), r.reason) for r in rows]
-
-
 def _show_comparison(comparison: Comparison, runs: list[RunRow], regressed: bool) -> None:
     before, after = comparison.pass_rates()
     shown = [f"{r.model_name} {r.model_version} ({str(r.run_id)[:8]})" for r in runs]
@@ -346,7 +383,7 @@ def _show_comparison(comparison: Comparison, runs: list[RunRow], regressed: bool
         )
     table = Table(title="per tag")
     for column in ("tag", "cases", "newly failing", "newly passing"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")  # names are never cut
     for tag, (n, worse, better) in comparison.by_tag().items():
         table.add_row(escape(tag), str(n), f"[red]{worse}[/]" if worse else "0", str(better))
     console.print(table)
@@ -386,17 +423,52 @@ def eval_add_from_production(
             window = parse_duration(since)
         except ValueError as error:
             fail(f"--since: {error}")
+    existing = _read_text(target)
     known = {case.decision_id for case in evaluation_set.cases if case.decision_id}
-    known |= {case.id for case in evaluation_set.cases}
+    known |= {case.id for case in evaluation_set.cases} | _ids_in(existing)
     with Session(read_store(settings)) as session:
-        cases = corrected_cases(
-            session, model=evaluation_set.model, version=version, window=window, tag=tag,
-            known=known,
-        )  # fmt: skip
-    with target.open("a", encoding="utf-8") as file:
-        for case in cases:
-            file.write(json.dumps(case, ensure_ascii=False, sort_keys=True) + "\n")
+        try:
+            cases = corrected_cases(
+                session, model=evaluation_set.model, version=version, window=window, tag=tag,
+                known=known, refuses=RefusalMatcher(evaluation_set.refusal),
+            )  # fmt: skip
+        except ValueError as error:
+            fail(f"--tag: {error}")
+    tags = set(evaluation_set.tags) | {tag}
+    if len(evaluation_set.cases) + len(cases) > MAX_CASES or len(tags) > MAX_TAGS:
+        fail(f"the set would hold more than {MAX_CASES:,} cases or {MAX_TAGS} tags")
+    lines = [json.dumps(case, ensure_ascii=False, sort_keys=True) for case in cases]
+    if lines:  # written whole or not at all: a set never half grown
+        joined = existing + ("\n" if existing and not existing.endswith("\n") else "")
+        partial = target.with_name(f".{target.name}.partial")
+        partial.write_text(joined + "\n".join(lines) + "\n", encoding="utf-8")
+        os.replace(partial, target)
     console.print(f"{len(cases)} cases added to {target} from production corrections")
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return ""
+    except (OSError, UnicodeDecodeError) as error:
+        fail(f"{path}: cannot read: {error}")
+
+
+def _ids_in(text: str) -> set[str]:
+    """The case ids (and decision ids) a JSONL file holds already, read leniently: a line that
+    is not a case names none."""
+    found: set[str] = set()
+    for line in text.split("\n"):
+        try:
+            case = json.loads(line)
+        except (ValueError, RecursionError):
+            continue
+        if isinstance(case, dict):
+            found |= {
+                v for k, v in case.items() if k in ("id", "decision_id") and isinstance(v, str)
+            }
+    return found
 
 
 def _cases_file(set_file: Path) -> Path:

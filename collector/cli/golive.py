@@ -7,15 +7,16 @@ ask for, recorded as ``load_tested`` and ``drill_completed`` events."""
 from __future__ import annotations
 
 import contextlib
-import getpass
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
+from rich.markup import escape
 from rich.table import Table
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from driftline.agent import Driftline
 from driftline.agent.provenance import ProducerKeyError
@@ -28,7 +29,6 @@ from driftline.collector.cli.common import (
     KafkaOption,
     ModelOption,
     PublicKeyOption,
-    VersionOption,
     console,
     fail,
     kafka_servers,
@@ -38,34 +38,62 @@ from driftline.collector.cli.common import (
     read_store,
     require_producer_key,
     verifying_keys,
+    who_asks,
 )
 from driftline.collector.core.durations import parse_duration
 from driftline.collector.core.logs import configure_logging
 from driftline.collector.core.producer_keys import trusted_producers
 from driftline.collector.core.settings import CollectorSettings
+from driftline.collector.golive.accountability import (
+    AccountabilityConfigError,
+    load_accountability,
+)
+from driftline.collector.golive.agreements import (
+    DEFAULT_CLOCK,
+    STAGE,
+    Agreement,
+    AgreementError,
+    agreement_for,
+    agreement_payload,
+    trail,
+)
+from driftline.collector.golive.contracts import ContractsFileError, load_contracts
 from driftline.collector.golive.drill import run_drill
-from driftline.collector.golive.gate import Evaluation, evaluate
+from driftline.collector.golive.gate import Agreed, Evaluation, evaluate
 from driftline.collector.golive.loadtest import run_load_test
-from driftline.collector.golive.thresholds import ReadinessConfigError, load_thresholds
+from driftline.collector.golive.tables import readiness_table, verdict_line
+from driftline.collector.golive.thresholds import (
+    ReadinessConfigError,
+    Threshold,
+    load_thresholds,
+)
 from driftline.collector.runtime.stack import Stack
+from driftline.collector.store.models import AgreedThresholds
 from driftline.collector.store.queries import latest_version
 
 READINESS_SERVICE = "driftline-readiness"
 LOADTEST_SERVICE = "driftline-loadtest"
 DRILL_SERVICE = "driftline-drill"
 EXIT_CODES = {"go": 0, "no-go": 1, "not enough data": 3}
-STYLES = {"pass": "green", "fail": "red", "not enough data": "yellow"}
 
 
+readiness_app = typer.Typer(rich_markup_mode="markdown")  # its help: the callback's
+ThresholdsOption = Annotated[
+    Path | None, typer.Option(help="The thresholds file; default: DRIFTLINE_READINESS_CONFIG.")
+]
+
+
+@readiness_app.callback(invoke_without_command=True)
 def readiness(
-    model: ModelOption,
-    version: VersionOption,
+    context: typer.Context,
+    model: Annotated[str | None, typer.Option(help="Model name, as the agent records it.")] = None,
+    version: Annotated[
+        str | None, typer.Option(help="Model version, as the agent records it.")
+    ] = None,
     window: Annotated[
         str | None, typer.Option(help="e.g. 7d, 24h; default: the threshold's window")
     ] = None,
-    thresholds: Annotated[
-        Path | None, typer.Option(help="The thresholds file; default: DRIFTLINE_READINESS_CONFIG.")
-    ] = None,
+    thresholds: ThresholdsOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the evaluation as JSON.")] = False,
     asked_by: Annotated[str | None, typer.Option(help="Who asks; default: the user.")] = None,
     no_record: Annotated[
@@ -75,26 +103,32 @@ def readiness(
     database_url: DatabaseOption = None,
     kafka_bootstrap_servers: KafkaOption = None,
 ) -> None:
-    """Evaluate a model version against its agreed threshold: go, no-go or not enough data.
+    """Evaluate a model version against its agreed thresholds: go, no-go or not enough data.
 
-    It reads the store and public keys only, and publishes the evaluation as a
-    readiness_evaluated event signed with the producer key, unless --no-record."""
+    It judges by the thresholds as last agreed (`readiness agree`), shows a changed file as a
+    proposed change, and says the day on the decision clock. It reads the store and public
+    keys only, and publishes the evaluation as a readiness_evaluated event signed with the
+    producer key, unless --no-record."""
+    if context.invoked_subcommand is not None:
+        return
+    if model is None or version is None:
+        fail("give --model and --version (or a command: `driftline readiness --help`)")
     settings = load_settings(
         database_url=database_url, kafka_bootstrap_servers=kafka_bootstrap_servers
     )
     configure_logging(settings.log_level)  # on stderr: stdout is the table or the JSON
     bootstrap_servers = None if no_record else kafka_servers(settings)
-    path = thresholds or settings.readiness_config
-    if path is None:
-        fail("no thresholds file: give --thresholds or set DRIFTLINE_READINESS_CONFIG")
+    proposed = _file_threshold(thresholds or settings.readiness_config, model, version)
     try:
-        config = load_thresholds(path)
         alerting = load_alerting(settings.alerting_config) if settings.alerting_config else None
-    except (ReadinessConfigError, AlertConfigError) as error:
+        accountability = (
+            load_accountability(settings.accountability_config)
+            if settings.accountability_config
+            else None
+        )
+        contracts = load_contracts(settings.input_contracts) if settings.input_contracts else None
+    except (AlertConfigError, AccountabilityConfigError, ContractsFileError) as error:
         fail(f"configuration has mistakes:\n{error}")
-    threshold = config.for_version(model, version)
-    if threshold is None:
-        fail(f'{path} agrees no threshold for {model} {version} (nor for {model} "*")')
     keys = verifying_keys(settings, public_key)
     try:
         producers = trusted_producers(settings)
@@ -107,6 +141,11 @@ def readiness(
         except ValueError as error:
             fail(f"--window: {error}")
     with Session(read_store(settings)) as session:
+        agreement = _agreement(session, model, version)
+        threshold = agreement.threshold if agreement else proposed
+        if threshold is None:
+            fail(f'no threshold agreed or in the thresholds file for {model} {version} (nor "*")')
+        changed = agreement is not None and agreement.proposes_change(proposed)
 
         def ledger_intact() -> bool:
             return integrity.verify(session, keys.trusted, producers=producers).intact
@@ -114,9 +153,11 @@ def readiness(
         evaluation = evaluate(
             session, threshold, model=model, version=version, now=datetime.now(UTC),
             window=span, alerting=alerting, ledger_intact=ledger_intact,
+            agreed=Agreed(agreement, changed), accountability=accountability,
+            contracts=contracts.for_model(model) if contracts else None,
         )  # fmt: skip
     recorded = (
-        _record(evaluation, asked_by or getpass.getuser(), settings, bootstrap_servers)
+        _record(evaluation, who_asks(asked_by), settings, bootstrap_servers)
         if bootstrap_servers
         else "not recorded (--no-record)"
     )
@@ -124,7 +165,177 @@ def readiness(
         console.print_json(json.dumps(evaluation.document() | {"recorded": recorded}))
     else:
         _show(evaluation, recorded)
+        if changed and agreement is not None and proposed is not None:
+            keys_changed = ", ".join(_changed(agreement.threshold, proposed)) or "its text"
+            console.print(
+                f"[yellow]the thresholds file proposes a change ({escape(keys_changed)}), "
+                f"not agreed: judged by the agreement of {agreement.agreed_at:%Y-%m-%d}[/]"
+            )
     raise typer.Exit(EXIT_CODES[evaluation.verdict])
+
+
+def _file_threshold(path: Path | None, model: str, version: str) -> Threshold | None:
+    """The file's threshold for the version, if there is a file (its mistakes are fatal)."""
+    if path is None:
+        return None
+    try:
+        return load_thresholds(path).for_version(model, version)
+    except ReadinessConfigError as error:
+        fail(f"configuration has mistakes:\n{error}")
+
+
+def _agreement(session: Session, model: str, version: str) -> Agreement | None:
+    try:
+        return agreement_for(session, model, version)
+    except AgreementError as error:
+        fail(str(error))
+
+
+def _changed(agreed: Threshold, proposed: Threshold) -> list[str]:
+    """The keys whose values differ, as ``technical.latency_p95_ms``."""
+
+    def flat(document: Any, prefix: str = "") -> dict[str, Any]:
+        if not isinstance(document, dict):
+            return {prefix: document}
+        found: dict[str, Any] = {}
+        for key, value in document.items():
+            found |= flat(value, f"{prefix}.{key}" if prefix else key)
+        return found
+
+    before, after = flat(agreed.model_dump(mode="json")), flat(proposed.model_dump(mode="json"))
+    return sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+
+
+@readiness_app.command("agree")
+def readiness_agree(
+    model: ModelOption,
+    decision_maker: Annotated[
+        str, typer.Option(help="The one person who owns the go/no-go of this stage.")
+    ],
+    version: Annotated[str, typer.Option(help='The version, or "*" for every version.')] = "*",
+    deadline: Annotated[
+        str | None,
+        typer.Option(
+            help="The go/no-go's date (YYYY-MM-DD) or time from now (90d); "
+            "default: 90 days, or the deadline already agreed."
+        ),
+    ] = None,
+    stage: Annotated[str, typer.Option(help="The stage it decides.")] = STAGE,
+    thresholds: ThresholdsOption = None,
+    database_url: DatabaseOption = None,
+    kafka_bootstrap_servers: KafkaOption = None,
+) -> None:
+    """Record the file's thresholds for a version as agreed, by a named decision-maker, with the
+    deadline of the go/no-go; the gate judges by them from now on.
+
+    Agreeing again keeps the deadline unless --deadline moves it, and every agreement stays in
+    the trail (`readiness trail`)."""
+    settings = load_settings(
+        database_url=database_url, kafka_bootstrap_servers=kafka_bootstrap_servers
+    )
+    configure_logging("warning")
+    bootstrap_servers = kafka_servers(settings)
+    path = thresholds or settings.readiness_config
+    if path is None:
+        fail("no thresholds file: give --thresholds or set DRIFTLINE_READINESS_CONFIG")
+    threshold = _file_threshold(path, model, version)
+    if threshold is None:
+        fail(f"{path} has no threshold for {model} {version}")
+    now = datetime.now(UTC)
+    with Session(read_store(settings)) as session:
+        earlier = _agreement(session, model, version)
+        own = _versions_with_their_own(session, model) if version == "*" else []
+    if deadline is not None:
+        due = _deadline(deadline, now)
+        if due <= now:
+            fail(f"--deadline: {due:%Y-%m-%d %H:%M} UTC has passed")
+    elif earlier is not None and earlier.scope == version:
+        due = earlier.deadline
+        if due <= now:
+            fail(
+                f"the deadline agreed before, {due:%Y-%m-%d %H:%M} UTC, has passed: give "
+                "--deadline to set a new one"
+            )
+    else:
+        due = now + DEFAULT_CLOCK
+    try:
+        payload = agreement_payload(
+            threshold, version=version, decision_maker=decision_maker, deadline=due,
+            source=str(path), stage=stage,
+        )  # fmt: skip
+    except ValidationError as error:
+        problem = error.errors(include_url=False)[0]
+        option = "--" + "-".join(str(part) for part in problem["loc"][:1]).replace("_", "-")
+        fail(f"{option}: {problem['msg']}")
+    with Driftline(
+        service=READINESS_SERVICE, kafka_bootstrap_servers=bootstrap_servers,
+        topic=settings.topic, producer_key_file=require_producer_key(settings),
+    ) as agent:  # fmt: skip
+        recorded = publish(agent, [("thresholds_agreed", payload, model)])
+    if earlier is not None and earlier.scope == version and earlier.deadline != due:
+        console.print(f"deadline moved from {earlier.deadline:%Y-%m-%d} to {due:%Y-%m-%d}")
+    if earlier is not None and earlier.sha256 == payload.sha256:
+        console.print("the same thresholds as agreed before: agreed again")
+    if own:
+        console.print(
+            f"[yellow]{escape(', '.join(own))} keep the agreements of their own: these "
+            f'"*" thresholds do not govern them (agree each again to change them)[/]'
+        )
+    console.print(
+        f"{escape(model)} {escape(version)}: thresholds {payload.sha256[:12]} agreed by "
+        f"{escape(decision_maker)}, go/no-go due {due:%Y-%m-%d} ({recorded})"
+    )
+
+
+def _versions_with_their_own(session: Session, model: str) -> list[str]:
+    """The model's versions agreed one by one, which a "*" agreement does not govern."""
+    versions = session.exec(
+        select(col(AgreedThresholds.model_version))
+        .where(AgreedThresholds.model_name == model, AgreedThresholds.model_version != "*")
+        .distinct()
+    ).all()
+    return sorted(versions)
+
+
+def _deadline(text: str, now: datetime) -> datetime:
+    """A date is its whole day, UTC (the deadline is its last microsecond, so that it is shown
+    as the date given); else a time from now."""
+    if len(text) == 10 and text[4] == "-" and text[7] == "-":  # YYYY-MM-DD, or a mistake in one
+        try:
+            day = datetime.strptime(text, "%Y-%m-%d").date()
+        except ValueError as error:
+            fail(f"--deadline: {text!r} is not a date: {error}")
+        return datetime.combine(day, time.max, tzinfo=UTC)
+    try:
+        return now + parse_duration(text)
+    except (ValueError, OverflowError) as error:
+        fail(f"--deadline: a date (YYYY-MM-DD) or a time from now (90d): {error}")
+
+
+@readiness_app.command("trail")
+def readiness_trail(
+    model: ModelOption,
+    version: Annotated[str, typer.Option(help='The version, or "*".')] = "*",
+    database_url: DatabaseOption = None,
+) -> None:
+    """Every agreement of a version's thresholds: when, by whom, what (its SHA-256) and the
+    deadline each set."""
+    settings = load_settings(database_url=database_url)
+    configure_logging("warning")
+    with Session(read_store(settings)) as session:
+        rows = trail(session, model, version)
+    if not rows:
+        fail(f"no agreement recorded for {model} {version}", EXIT_FAILED)
+    table = Table(title=escape(f"agreements of {model} {version}'s thresholds"))
+    for column in ("agreed", "version", "decision-maker", "stage", "thresholds", "deadline"):
+        table.add_column(column, overflow="fold")  # names are never cut
+    for row in rows:
+        table.add_row(
+            f"{row.occurred_at:%Y-%m-%d %H:%M}", escape(row.model_version),
+            escape(row.decision_maker), escape(row.stage), row.sha256[:12],
+            f"{row.deadline:%Y-%m-%d}",
+        )  # fmt: skip
+    console.print(table)
 
 
 def _record(
@@ -245,16 +456,5 @@ def drill(
 
 
 def _show(evaluation: Evaluation, recorded: str) -> None:
-    table = Table(
-        title=f"{evaluation.model} {evaluation.version}: "
-        f"{evaluation.window_start:%Y-%m-%d %H:%M} to {evaluation.window_end:%Y-%m-%d %H:%M} UTC"
-    )
-    for column in ("area", "criterion", "threshold", "measured", "sample", "result"):
-        table.add_column(column)
-    for c in evaluation.criteria:
-        sample = "" if c.sample is None else f"{c.sample:,}"
-        result = f"[{STYLES[c.status]}]{c.status}[/]"
-        table.add_row(c.area, c.name, c.threshold, c.measured or "—", sample, result)
-    console.print(table)
-    style = {"go": "green", "no-go": "red"}.get(evaluation.verdict, "yellow")
-    console.print(f"verdict: [bold {style}]{evaluation.verdict}[/] ({recorded})")
+    console.print(readiness_table(evaluation))
+    console.print(f"{verdict_line(evaluation)} ({recorded})")

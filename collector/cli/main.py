@@ -64,7 +64,7 @@ from driftline.collector.cli.common import (
     verifying_keys,
 )
 from driftline.collector.cli.evaluation import eval_app
-from driftline.collector.cli.golive import drill, loadtest, readiness
+from driftline.collector.cli.golive import drill, loadtest, readiness_app
 from driftline.collector.consume.kafka import KafkaUnavailable
 from driftline.collector.core.database_url import redacted_url
 from driftline.collector.core.durations import parse_duration
@@ -80,9 +80,13 @@ from driftline.collector.drift.baselines import (
     fit_reference,
 )
 from driftline.collector.drift.reference import ReferenceFileError
+from driftline.collector.golive.accountability import SETTING, AccountabilityConfigError
+from driftline.collector.golive.contracts import ContractsFileError
+from driftline.collector.golive.thresholds import ReadinessConfigError
 from driftline.collector.runtime import services
 from driftline.collector.runtime.chat_simulation import PRICES as DEMO_PRICES
 from driftline.collector.runtime.demo import DemoFailed, run_demo
+from driftline.collector.runtime.demo_golive import demo_configuration
 from driftline.collector.runtime.simulation import REVIEW_BELOW
 from driftline.collector.runtime.stack import Stack
 from driftline.collector.store.database import migrate
@@ -146,6 +150,7 @@ def demo(
         detect_baseline_first=min(1_000, decisions),
         detect_review_threshold=REVIEW_BELOW,
         prices=DEMO_PRICES,
+        **demo_configuration(),
     )
     if 0 < chats < settings.detect_baseline_first:  # the chat service's baseline is of as many
         fail(f"--chats must be 0 or at least {settings.detect_baseline_first}", EXIT_UNABLE)
@@ -184,6 +189,12 @@ def api(database_url: DatabaseOption = None, api_port: PortOption = None) -> Non
         fail(f"{error} (DRIFTLINE_TRUSTED_PRODUCER_KEYS, DRIFTLINE_PRODUCER_KEY_FILE)")
     except PriceFileError as error:
         fail(f"the price table (DRIFTLINE_PRICES) has mistakes:\n{error}", EXIT_UNABLE)
+    except AccountabilityConfigError as error:
+        fail(f"the accountability map ({SETTING}) has mistakes:\n{error}", EXIT_UNABLE)
+    except ContractsFileError as error:
+        fail(f"the contracts (DRIFTLINE_INPUT_CONTRACTS) have mistakes:\n{error}", EXIT_UNABLE)
+    except ReadinessConfigError as error:
+        fail(f"the thresholds (DRIFTLINE_READINESS_CONFIG) have mistakes:\n{error}", EXIT_UNABLE)
     server = services.api_server(app_, settings)
     freeze_startup_heap()
     server.run()
@@ -371,9 +382,12 @@ def route(database_url: DatabaseOption = None, kafka_bootstrap_servers: KafkaOpt
         _probes(settings, stale_after_s=60) as heartbeat,
     ):
         api_url = f"http://{settings.api_host}:{settings.api_port}"
-        router = services.router(
-            engine, settings, config, agent=agent, client=client, api_url=api_url
-        )
+        try:
+            router = services.router(
+                engine, settings, config, agent=agent, client=client, api_url=api_url
+            )
+        except ContractsFileError as error:
+            fail(f"the contracts file (DRIFTLINE_INPUT_CONTRACTS) has mistakes:\n{error}")
         freeze_startup_heap()
         with contextlib.suppress(KeyboardInterrupt):
             router.run(threading.Event(), settings, bootstrap_servers, heartbeat)
@@ -483,7 +497,8 @@ def _running(settings: CollectorSettings) -> Iterator[Stack]:
         stack = Stack(settings).start()
     except (
         SQLAlchemyError, KafkaUnavailable, RuntimeError, AlertConfigError, SigningKeyError,
-        ProducerKeyError, PriceFileError,
+        ProducerKeyError, PriceFileError, AccountabilityConfigError, ContractsFileError,
+        ReadinessConfigError,
     ) as error:  # fmt: skip
         fail(f"could not start: {error}")
     try:
@@ -588,7 +603,7 @@ app.command("api", rich_help_panel=RUN)(api)
 app.command("agent", rich_help_panel=RUN)(agent_command)
 app.add_typer(audit_app, name="audit", rich_help_panel=AUDIT)
 app.command("replay", rich_help_panel=AUDIT)(replay)
-app.command("readiness", rich_help_panel=GO_LIVE)(readiness)
+app.add_typer(readiness_app, name="readiness", rich_help_panel=GO_LIVE)
 app.command("loadtest", rich_help_panel=GO_LIVE)(loadtest)
 app.command("drill", rich_help_panel=GO_LIVE)(drill)
 app.add_typer(eval_app, name="eval", rich_help_panel=GO_LIVE)

@@ -117,6 +117,11 @@ class CollectorSettings(KafkaSecuritySettings):
     prices: Path | None = Field(
         default=None, description="The price table: what generative models' tokens cost."
     )
+    input_contracts: Path | None = Field(
+        default=None,
+        description="The agent's contracts file: drift alerts show the fallback of the source "
+        "that supplies the drifted input.",
+    )
     router_group: str = "driftline-router"
     external_url: str | None = Field(
         default=None, description="Where people reach the API, for links in alerts."
@@ -127,6 +132,11 @@ class CollectorSettings(KafkaSecuritySettings):
     )
     readiness_config: Path | None = Field(
         default=None, description="The deployment thresholds file for `driftline readiness`."
+    )
+    accountability_config: Path | None = Field(
+        default=None,
+        description="The accountability map: who answers for each type of decision, the "
+        "escalation path when one is challenged, the audit trail kept, when last reviewed.",
     )
     detect_review_threshold: float | None = Field(
         default=None, ge=0, le=1, description="Confidence under which decisions go to a human."
@@ -202,7 +212,13 @@ class CollectorSettings(KafkaSecuritySettings):
         return value
 
     @field_validator(
-        "alerting_config", "prices", "detect_stale_after_s", "detect_refusal_phrases", mode="before"
+        "alerting_config",
+        "accountability_config",
+        "prices",
+        "input_contracts",
+        "detect_stale_after_s",
+        "detect_refusal_phrases",
+        mode="before",
     )
     @classmethod
     def _blank_means_none(cls, value: object) -> object:

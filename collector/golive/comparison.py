@@ -29,6 +29,14 @@ class Comparison:
         return sorted(self.before.keys() & self.after.keys())
 
     @property
+    def only_before(self) -> list[str]:
+        return sorted(self.before.keys() - self.after.keys())
+
+    @property
+    def only_after(self) -> list[str]:
+        return sorted(self.after.keys() - self.before.keys())
+
+    @property
     def newly_failing(self) -> list[CaseOutcome]:
         return [
             self.after[c] for c in self.shared if self.before[c].passed and not self.after[c].passed

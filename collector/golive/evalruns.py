@@ -39,6 +39,9 @@ from driftline.collector.golive.targets import Target
 
 OUTPUT_CHARACTERS = 4_000  # of an answer's JSON text, kept in its case's event
 REASON_CHARACTERS = 2_000
+# Of an event's 512 KiB, what a run's figures may take; the rest is its envelope and names.
+FIGURES_BUDGET = 400 * 1024
+MAX_FIGURES = 5_000
 
 
 @dataclass(frozen=True)
@@ -83,19 +86,29 @@ class EvaluationRun:
         )  # fmt: skip
 
     def payload(self, version: str, asked_by: str) -> EvaluationCompletedPayload:
+        """The run's event. A set at its limits (150 tags, 20 scorers, long names) has more
+        figures than an event holds: then the whole set's and every bounded one are kept, and
+        the others, each tag's unbounded figures, are counted as left out (the case events
+        hold what they were made from)."""
+        figures = [
+            EvaluationFigure(
+                metric=f.metric, tag=f.tag, value=f.value, sample=f.sample,
+                minimum=f.threshold.minimum if f.threshold else None,
+                maximum=f.threshold.maximum if f.threshold else None, status=f.status,
+            )
+            for f in self.figures
+        ]  # fmt: skip
+        omitted = 0
+        size = sum(len(f.model_dump_json()) + 1 for f in figures)
+        if size > FIGURES_BUDGET or len(figures) > MAX_FIGURES:
+            kept = [f for f in figures if f.tag is None or f.status is not None]
+            omitted, figures = len(figures) - len(kept), kept
         return EvaluationCompletedPayload(
             version=version, run_id=self.run_id, set_name=self.evaluation_set.name,
             set_version=self.evaluation_set.version, set_sha256=self.sha256,
             target=recordable(self.target, 500), asked_by=asked_by, started_at=self.started_at,
-            cases=len(self.results), errors=self.errors, passed=self.passed,
-            figures=[
-                EvaluationFigure(
-                    metric=f.metric, tag=f.tag, value=f.value, sample=f.sample,
-                    minimum=f.threshold.minimum if f.threshold else None,
-                    maximum=f.threshold.maximum if f.threshold else None, status=f.status,
-                )
-                for f in self.figures
-            ],
+            cases=len(self.results), errors=self.errors, passed=self.passed, figures=figures,
+            figures_omitted=omitted,
         )  # fmt: skip
 
     def document(self) -> dict[str, Any]:

@@ -40,13 +40,24 @@ import csv
 import hashlib
 import io
 import json
+import math
+from collections import Counter
 from pathlib import Path
 from typing import Annotated, Any, Self
 
 import re2
+import yaml
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    ValidationError,
+    model_validator,
+)
 
 from driftline.collector.core.config_files import (
     ConfigFileError,
@@ -68,8 +79,53 @@ METRICS = (
     "latency_p95_ms",
 )
 PER_CLASS = ("precision:", "recall:")
-Name = Annotated[str, Field(min_length=1, max_length=200)]
-Tag = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f]+$")]
+MAX_THRESHOLDS = 200  # an evaluation_set_registered event carries at most 200, implied ones too
+# A class's figures are named "precision:<class>": longer classes are not classes.
+MAX_CLASS_CHARACTERS = 200 - len("precision:")
+MAX_CLASSES = 50  # more distinct exact answers than this are not classes
+
+
+def one_line(text: str) -> str:
+    """Text fit for an id, a name or a tag, which events and stores carry: no control character
+    (NUL above all: PostgreSQL stores none) and no lone surrogate (UTF-8 has none)."""
+    for n, c in enumerate(text):
+        if c < " " or "\x7f" <= c <= "\x9f" or "\ud800" <= c <= "\udfff":
+            raise ValueError(f"holds the control character U+{ord(c):04X} at {n}; give one line")
+    return text
+
+
+def json_fit(value: Any) -> Any:
+    """A JSON value every target can be sent and every event can carry: no NaN or infinity
+    (JSON has none) and no lone surrogate (UTF-8 has none), found without recursion."""
+    stack: list[tuple[Any, str]] = [(value, "")]
+    while stack:
+        item, where = stack.pop()
+        at = f" at {where.lstrip('.')}" if where else ""
+        if isinstance(item, float) and not math.isfinite(item):
+            raise ValueError(f"{item} is not a JSON number{at}")
+        if isinstance(item, str) and _surrogate(item):
+            raise ValueError(f"holds a lone surrogate, which UTF-8 cannot carry{at}")
+        if isinstance(item, dict):
+            for key, child in item.items():
+                if _surrogate(str(key)):
+                    raise ValueError(f"a key holds a lone surrogate{at}")
+                stack.append((child, f"{where}.{key}"))
+        elif isinstance(item, list):
+            stack.extend((child, f"{where}[{n}]") for n, child in enumerate(item))
+    return value
+
+
+def _surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+Name = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(one_line)]
+Tag = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(one_line)]
+Json = Annotated[JsonValue, AfterValidator(json_fit)]
 
 
 class _Strict(BaseModel):
@@ -79,15 +135,15 @@ class _Strict(BaseModel):
 class Expected(_Strict):
     """What a right answer is: exactly one of the ways below."""
 
-    exact: JsonValue = None
+    exact: Json = None
     normalise: bool = Field(
         default=False, description="compare text without case, accents, punctuation or spacing"
     )
-    any_of: list[JsonValue] | None = Field(default=None, min_length=1)
+    any_of: list[Json] | None = Field(default=None, min_length=1)
     number: float | None = Field(default=None, allow_inf_nan=False)
     tolerance: float = Field(default=0.0, ge=0, allow_inf_nan=False)
     regex: Annotated[str, Field(min_length=1, max_length=2_000)] | None = None
-    json_schema: dict[str, JsonValue] | None = None
+    json_schema: dict[str, Json] | None = None
     reference: Annotated[str, Field(min_length=1)] | None = None
     min_similarity: float = Field(default=0.8, ge=0, le=1)
 
@@ -119,7 +175,7 @@ KINDS = ("exact", "any_of", "number", "regex", "json_schema", "reference")
 
 class Case(_Strict):
     id: Name
-    input: JsonValue
+    input: Json
     expected: Expected | None = None
     tags: list[Tag] = Field(default_factory=list, max_length=20)
     must_refuse: bool = False
@@ -139,7 +195,7 @@ class Refusal(_Strict):
     """How an answer that refuses looks: one of these outputs, or text with one of the
     phrases (matched case-insensitively)."""
 
-    outputs: list[JsonValue] = Field(default_factory=list, max_length=100)
+    outputs: list[Json] = Field(default_factory=list, max_length=100)
     phrases: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(
         default_factory=list, max_length=200
     )
@@ -174,6 +230,8 @@ class Scorer(_Strict):
     def _one_source(self) -> Self:
         if (self.entry_point is None) == (self.judge_url is None):
             raise ValueError("give entry_point or judge_url, not both")
+        if self.name == "similarity":  # the score of a reference expectation is so named
+            raise ValueError("'similarity' is the name of a reference answer's score")
         return self
 
 
@@ -185,7 +243,7 @@ class _Described(_Strict):
     model: Name
     description: Annotated[str, Field(max_length=10_000)] = ""
     refusal: Refusal = Refusal()
-    thresholds: list[Threshold] = Field(default_factory=list, max_length=200)
+    thresholds: list[Threshold] = Field(default_factory=list, max_length=MAX_THRESHOLDS)
     scorers: list[Scorer] = Field(default_factory=list, max_length=20)
 
 
@@ -236,6 +294,12 @@ def load_set(path: Path) -> EvaluationSet:
     header, root = load_model(
         path, _Header, "a mapping with name, model and cases", EvaluationSetError
     )
+    # YAML keeps the last of a key written twice, silently: a case's second "expected" would
+    # replace its first. Say so instead.
+    if twice := _keys_twice(root):
+        raise EvaluationSetError(
+            [f"{path}:{line}: {key!r} is written twice" for line, key in twice]
+        )
     # Each case with where it is written: its line, and its key in an inline list.
     documents: list[tuple[str, tuple[str | int, ...], Any]]
     if header.cases is not None:
@@ -286,10 +350,31 @@ def load_set(path: Path) -> EvaluationSet:
     return evaluation_set
 
 
+def _keys_twice(root: yaml.Node | None) -> list[tuple[int, str]]:
+    """Each key written twice in one mapping of the YAML tree, with its second line."""
+    found: list[tuple[int, str]] = []
+    stack = [root] if root is not None else []
+    while stack:
+        node = stack.pop()
+        if isinstance(node, yaml.MappingNode):
+            seen: set[str] = set()
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode):
+                    if key.value in seen:
+                        found.append((key.start_mark.line + 1, key.value))
+                    seen.add(key.value)
+                stack.append(value)
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
+    return sorted(found)
+
+
 def _read_cases(path: Path) -> list[tuple[str, Any]]:
     """Each case of a JSONL or CSV file with where it is (``file:line``)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        # Bytes, then text: no newline translation (a CSV cell may hold "\r\n"); and a
+        # byte-order mark, which spreadsheets write, is not part of the first line.
+        text = path.read_bytes().decode("utf-8-sig")
     except OSError as problem:
         raise EvaluationSetError([f"{path}: cannot read: {problem.strerror}"]) from None
     except UnicodeDecodeError as problem:
@@ -308,7 +393,7 @@ def _jsonl_cases(path: Path, text: str) -> list[tuple[str, Any]]:
         if not line.strip():
             continue
         try:
-            cases.append((f"{path}:{number}", json.loads(line)))
+            cases.append((f"{path}:{number}", json.loads(line, object_pairs_hook=_once)))
         except (ValueError, RecursionError) as error:
             problems.append(f"{path}:{number}: not a JSON object: {error}")
     if problems:
@@ -316,26 +401,45 @@ def _jsonl_cases(path: Path, text: str) -> list[tuple[str, Any]]:
     return cases
 
 
+def _once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are each written once: json keeps the last, silently."""
+    if twice := sorted(k for k, n in Counter(k for k, _ in pairs).items() if n > 1):
+        raise ValueError(f"the key {twice[0]!r} is written twice")
+    return dict(pairs)
+
+
 CSV_COLUMNS = ("id", "input", "expected", "exact", "tags", "must_refuse")
 
 
 def _csv_cases(path: Path, text: str) -> list[tuple[str, Any]]:
     reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)
-    unknown = sorted(set(reader.fieldnames or ()) - set(CSV_COLUMNS))
-    if unknown or "id" not in (reader.fieldnames or ()):
+    try:
+        fieldnames = list(reader.fieldnames or ())
+    except csv.Error as error:
+        raise EvaluationSetError([f"{path}:1: not valid CSV: {error}"]) from None
+    unknown = sorted(set(fieldnames) - set(CSV_COLUMNS))
+    if unknown or "id" not in fieldnames:
         raise EvaluationSetError(
             [f"{path}:1: columns are {', '.join(CSV_COLUMNS)} (id needed); unknown: {unknown}"]
         )
+    if twice := sorted(c for c, n in Counter(fieldnames).items() if n > 1):
+        raise EvaluationSetError([f"{path}:1: the column {twice[0]!r} is named twice"])
     cases, problems = [], []
+    first = reader.line_num + 1  # a record's first line: a quoted cell may span several
     try:
         for row in reader:
-            where = f"{path}:{reader.line_num}"
+            where = f"{path}:{first}"
+            first = reader.line_num + 1
+            if None in row:  # more cells than columns: an unquoted comma, say
+                extra = len(row[None])
+                problems.append(f"{where}: {extra} more cells than the {len(fieldnames)} columns")
+                continue
             try:
                 cases.append((where, _csv_case(row)))
             except ValueError as error:
                 problems.append(f"{where}: {error}")
     except csv.Error as error:
-        problems.append(f"{path}:{reader.line_num}: not valid CSV: {error}")
+        problems.append(f"{path}:{first}: not valid CSV: {error}")
     if problems:
         raise EvaluationSetError(problems)
     return cases
@@ -349,7 +453,7 @@ def _csv_case(row: dict[str, str | None]) -> dict[str, Any]:
     for column in ("input", "expected"):
         if cell(column):
             try:
-                case[column] = json.loads(cell(column))
+                case[column] = json.loads(cell(column), object_pairs_hook=_once)
             except (ValueError, RecursionError) as error:
                 raise ValueError(f"{column}: not JSON: {error}") from None
     if cell("exact"):
@@ -372,17 +476,81 @@ def metric_known(metric: str, evaluation_set: EvaluationSet) -> bool:
     return metric.startswith(PER_CLASS) and bool(metric.split(":", 1)[1])
 
 
+def classes(evaluation_set: EvaluationSet) -> list[str]:
+    """The classes of a set: its distinct exact text answers short enough to name figures
+    ("recall:<class>") that events carry, when there are at most MAX_CLASSES; else none."""
+    found = sorted(
+        {
+            case.expected.exact
+            for case in evaluation_set.cases
+            if case.expected is not None
+            and case.expected.kind == "exact"
+            and isinstance(case.expected.exact, str)
+        }
+    )
+    # A text no figure's name can carry (a paragraph, a NUL) is an answer, not a class.
+    found = [label for label in found if _class_like(label)]
+    return found if len(found) <= MAX_CLASSES else []
+
+
+def _class_like(label: str) -> bool:
+    try:
+        one_line(label)
+    except ValueError:
+        return False
+    return 0 < len(label) <= MAX_CLASS_CHARACTERS
+
+
 def _threshold_mistakes(evaluation_set: EvaluationSet) -> list[tuple[int, str, str]]:
     tags = set(evaluation_set.tags)
+    known_classes = set(classes(evaluation_set))
+    scored = {s.name for s in evaluation_set.scorers}
+    if any(c.expected is not None and c.expected.kind == "reference" for c in evaluation_set.cases):
+        scored.add("similarity")
     mistakes = []
+    seen: dict[tuple[str, str | None], int] = {}
     for index, threshold in enumerate(evaluation_set.thresholds):
         if not metric_known(threshold.metric, evaluation_set):
             known = ", ".join([*METRICS, "precision:<class>", "recall:<class>", "score:<name>"])
             mistakes.append(
                 (index, "metric", f"unknown metric {threshold.metric!r}; known: {known}")
             )
+        elif threshold.metric.startswith(PER_CLASS):
+            label = threshold.metric.split(":", 1)[1]
+            if label not in known_classes:
+                why = (
+                    f"no case's exact answer is {label!r}"
+                    if known_classes
+                    else f"the set has no classes (more than {MAX_CLASSES} exact answers, or "
+                    "none that is short text)"
+                )
+                mistakes.append((index, "metric", why))
+        elif threshold.metric.startswith("score:") and threshold.metric[6:] not in scored:
+            mistakes.append((index, "metric", "no case has a reference answer to score"))
         if threshold.tag is not None and threshold.metric.startswith(PER_CLASS):
             mistakes.append((index, "tag", "precision and recall are of the whole set"))
         elif threshold.tag is not None and threshold.tag not in tags:
             mistakes.append((index, "tag", f"no case has the tag {threshold.tag!r}"))
+        # Two bounds on one figure would be one threshold: the run would judge by only one.
+        key = (threshold.metric, threshold.tag)
+        if key in seen:
+            mistakes.append(
+                (
+                    index,
+                    "metric",
+                    f"thresholds[{seen[key]}] bounds this figure already; "
+                    "give minimum and maximum in one threshold",
+                )
+            )
+        seen.setdefault(key, index)
+    if len(evaluation_set.gates()) > MAX_THRESHOLDS:
+        mistakes.append(
+            (
+                MAX_THRESHOLDS - 1,
+                "metric",
+                f"over {MAX_THRESHOLDS} thresholds with the "
+                "refusal_recall one the rejection cases imply: bound refusal_recall yourself, "
+                "or give fewer",
+            )
+        )
     return mistakes

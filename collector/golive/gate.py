@@ -2,8 +2,10 @@
 stored events of one version over a window, and a verdict. A criterion without enough data is
 reported as such and never passes, so the verdict is "go" only when every criterion passed.
 
-Load tests (``driftline loadtest``) and incident drills (``driftline drill``) count when one
-was recorded for the version within the days the threshold allows.
+Load tests (``driftline loadtest``), incident drills (``driftline drill``) and evaluation runs
+(``driftline eval run``) count when one was recorded for the version within the days the
+threshold allows. Given what was agreed (``Agreed``), the gate also says whether the thresholds
+were agreed at all and where the decision clock stands.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 from sqlmodel import Session, col, select
@@ -26,20 +28,40 @@ from driftline.agent.contract import (
 from driftline.collector.alerting.alerts import owner_for
 from driftline.collector.alerting.config import AlertingConfig
 from driftline.collector.drift.baselines import active_baseline
+from driftline.collector.golive.accountability import AccountabilityMap, accountability_criteria
+from driftline.collector.golive.agreements import Agreement, decided_by_deadline
+from driftline.collector.golive.comparison import compare
+from driftline.collector.golive.contracts import ModelContract, review
+from driftline.collector.golive.criteria import Criterion
+from driftline.collector.golive.run_history import previous_run, run_outcomes
 from driftline.collector.golive.thresholds import Threshold
 from driftline.collector.store import queries
-from driftline.collector.store.models import Decision, Drill, Feedback, LoadTest, Review
+from driftline.collector.store.models import (
+    Decision,
+    Drill,
+    EvaluationRun,
+    EvaluationSet,
+    Feedback,
+    LoadTest,
+    Review,
+)
 from driftline.detectors.verdict import CONFIDENCE
 
 
+class Unchecked:
+    """Not asked for: a criterion the caller did not want checked (tests, partial gates)."""
+
+
+UNCHECKED = Unchecked()
+
+
 @dataclass(frozen=True)
-class Criterion:
-    area: ReadinessArea
-    name: str
-    threshold: str
-    measured: str | None
-    sample: int | None
-    status: CriterionStatus
+class Agreed:
+    """What the gate was told of agreement: the latest agreement (None: nothing agreed yet),
+    and whether the thresholds file now says something else (a proposed change)."""
+
+    agreement: Agreement | None
+    proposed_change: bool = False
 
 
 @dataclass(frozen=True)
@@ -49,6 +71,8 @@ class Evaluation:
     window_start: datetime
     window_end: datetime
     criteria: list[Criterion]
+    clock: str | None = None  # "day 41 of 90 (decision due 2027-03-01)"
+    proposed_change: bool = False
 
     @property
     def verdict(self) -> ReadinessVerdict:
@@ -65,6 +89,8 @@ class Evaluation:
             "window_start": self.window_start.isoformat(),
             "window_end": self.window_end.isoformat(),
             "verdict": self.verdict,
+            "clock": self.clock,
+            "proposed_change": self.proposed_change,
             "criteria": [asdict(c) for c in self.criteria],
         }
 
@@ -98,8 +124,13 @@ def evaluate(
     window: timedelta | None = None,
     alerting: AlertingConfig | None,
     ledger_intact: Callable[[], bool],
+    agreed: Agreed | None = None,
+    accountability: AccountabilityMap | Unchecked | None = UNCHECKED,
+    contracts: ModelContract | Unchecked | None = UNCHECKED,
 ) -> Evaluation:
-    since = now - (window or threshold.window)
+    """``agreed``: what was agreed, ``accountability``: the map, ``contracts``: the model's data
+    contract (None: none configured), when the caller checked them (the command always does)."""
+    since = _before(now, window or threshold.window)
     rows = session.exec(
         select(
             col(Decision.decision_id),
@@ -124,9 +155,136 @@ def evaluate(
         *_technical(session, threshold, decisions, enough, model, version, now),
         *_data(session, threshold, decisions, enough, model, version),
         *_organisational(session, threshold, alerting, model, version, now),
+        *_evaluation(session, threshold, model, version, now),
         *_governance(session, threshold, decisions, enough, ledger_intact),
     ]
-    return Evaluation(model, version, since, now, criteria)
+    if not isinstance(contracts, Unchecked):
+        criteria += review(
+            session, contracts, model=model, version=version, since=since, now=now,
+            min_decisions=threshold.min_decisions,
+        )  # fmt: skip
+    if not isinstance(accountability, Unchecked):
+        criteria += accountability_criteria(accountability, session, model=model, now=now)
+    if agreed is None:
+        return Evaluation(model, version, since, now, _by_area(criteria))
+    criteria += _agreement(session, agreed, model, version, now)
+    clock = agreed.agreement.clock(now) if agreed.agreement else None
+    return Evaluation(model, version, since, now, _by_area(criteria), clock, agreed.proposed_change)
+
+
+AREAS: tuple[ReadinessArea, ...] = get_args(ReadinessArea)
+
+
+def _by_area(criteria: list[Criterion]) -> list[Criterion]:
+    """In the areas' order (technical, data, organisational, governance), each area's criteria
+    in the order they were measured."""
+    return sorted(criteria, key=lambda c: AREAS.index(c.area))
+
+
+def _agreement(
+    session: Session, agreed: Agreed, model: str, version: str, now: datetime
+) -> list[Criterion]:
+    agreement = agreed.agreement
+    if agreement is None:
+        return [
+            Criterion("governance", "thresholds agreed", "by a named decision-maker",
+                      "never agreed (`driftline readiness agree`)", None, "fail")
+        ]  # fmt: skip
+    said = f"by {agreement.decision_maker} on {agreement.agreed_at:%Y-%m-%d}"
+    if agreed.proposed_change:
+        said += "; the file proposes a change, not agreed"
+    found = [Criterion("governance", "thresholds agreed", "by a named decision-maker", said,
+                       agreement.agreements, "pass")]  # fmt: skip
+    wanted = f"go/no-go by {agreement.deadline:%Y-%m-%d}"
+    status: CriterionStatus
+    if now <= agreement.deadline:
+        measured, status = f"day {agreement.day(now)} of {agreement.days}", "pass"
+    else:
+        decided = decided_by_deadline(session, agreement, model, version)
+        measured = f"decided: {decided}" if decided else "the deadline passed with no decision"
+        status = "pass" if decided else "fail"
+    found.append(Criterion("governance", "decision deadline", wanted, measured, None, status))
+    return found
+
+
+def _evaluation(
+    session: Session, threshold: Threshold, model: str, version: str, now: datetime
+) -> list[Criterion]:
+    """A passing run of the named set within the days allowed, its per-tag minimums, and no
+    regression beyond the bound against the previous version's latest run of the set."""
+    wanted = threshold.evaluation
+    if wanted.set is None:
+        return []
+    within = f"within {wanted.within_days} d"
+    run = session.exec(
+        select(EvaluationRun)
+        .where(
+            EvaluationRun.model_name == model,
+            EvaluationRun.model_version == version,
+            EvaluationRun.set_name == wanted.set,
+            col(EvaluationRun.occurred_at) >= _before(now, timedelta(days=wanted.within_days)),
+        )
+        .order_by(col(EvaluationRun.occurred_at).desc())
+    ).first()
+    name = f"evaluation {wanted.set}"
+    if run is None:
+        return [Criterion("technical", name, f"a passing run {within}", "no run recorded",
+                          None, "fail")]  # fmt: skip
+    # The set as last registered for the model: a run of an earlier version of it (before
+    # cases were added, say), or of content registered for another model only, does not count.
+    registered = session.exec(
+        select(col(EvaluationSet.sha256), col(EvaluationSet.set_version))
+        .where(EvaluationSet.model_name == model, EvaluationSet.set_name == wanted.set)
+        .order_by(col(EvaluationSet.occurred_at).desc(), col(EvaluationSet.event_id).desc())
+    ).first()
+    measured = f"{'passed' if run.passed else 'failed'} on {run.occurred_at:%Y-%m-%d}"
+    current = registered is not None and registered[0] == run.set_sha256
+    if registered is None:
+        measured += "; its set is not registered"
+    elif not current:
+        measured += (
+            f"; of set version {run.set_version} ({run.set_sha256[:12]}), not the registered "
+            f"{registered[1]} ({registered[0][:12]})"
+        )
+    status: CriterionStatus = "pass" if run.passed and current else "fail"
+    found = [Criterion("technical", name, f"a passing run {within}", measured, run.cases, status)]
+    rates = {f["tag"]: f for f in run.figures if f["metric"] == "pass_rate"}
+    for tag, minimum in sorted(wanted.tag_minimums.items()):
+        figure = rates.get(tag)
+        criterion = f"{name}: {tag}"
+        if figure is None or figure["value"] is None:
+            found.append(Criterion("technical", criterion, f"≥ {minimum:.0%}", "no such cases",
+                                   0, "fail"))  # fmt: skip
+            continue
+        status = "pass" if figure["value"] >= minimum else "fail"
+        found.append(Criterion("technical", criterion, f"≥ {minimum:.0%}",
+                               f"{figure['value']:.1%}", figure["sample"], status))  # fmt: skip
+    if wanted.max_regression is not None:
+        found.append(_regression(session, run, wanted.max_regression, name))
+    return found
+
+
+def _regression(session: Session, run: EvaluationRun, bound: float, name: str) -> Criterion:
+    """The fall in pass rate, over the cases both runs asked, from the latest run of the same
+    set for another version of the model, recorded before this one."""
+    previous = previous_run(session, run)
+    wanted = f"pass rate falls ≤ {bound:.0%} from the previous version"
+    if previous is None:
+        return Criterion("technical", f"{name}: regression", wanted, "no earlier version's run",
+                         None, "pass")  # fmt: skip
+    comparison = compare(run_outcomes(session, previous.run_id), run_outcomes(session, run.run_id))
+    before, after = comparison.pass_rates()
+    if before is None or after is None:
+        return Criterion("technical", f"{name}: regression", wanted,
+                         f"no case in common with {previous.model_version}", 0, "fail")  # fmt: skip
+    fall = before - after
+    measured = (
+        f"{before:.1%} in {previous.model_version} → {after:.1%}; "
+        f"{len(comparison.newly_failing)} newly failing (p = {comparison.p_value():.2g})"
+    )
+    status: CriterionStatus = "pass" if fall <= bound else "fail"
+    return Criterion("technical", f"{name}: regression", wanted, measured,
+                     len(comparison.shared), status)  # fmt: skip
 
 
 def _technical(
@@ -156,7 +314,7 @@ def _technical(
         )  # fmt: skip
     if technical.load_peak_per_s is None and technical.max_error_rate is None:
         return found
-    since = now - timedelta(days=technical.load_within_days)
+    since = _before(now, timedelta(days=technical.load_within_days))
     test = session.exec(
         select(LoadTest)
         .where(
@@ -261,7 +419,8 @@ def _organisational(
             .where(
                 Drill.model_name == model,
                 Drill.model_version == version,
-                col(Drill.occurred_at) >= now - timedelta(days=organisational.drill_within_days),
+                col(Drill.occurred_at)
+                >= _before(now, timedelta(days=organisational.drill_within_days)),
             )
             .order_by(col(Drill.occurred_at).desc())
         ).first()
@@ -371,6 +530,15 @@ def _labels(session: Session, decision_ids: Sequence[Any]) -> dict[Any, bool]:
 def _chunks(items: Sequence[Any], size: int = 500) -> list[Sequence[Any]]:
     # SQLite allows a bounded number of parameters per statement.
     return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def _before(now: datetime, span: timedelta) -> datetime:
+    """``now - span``, or the earliest time there is when that is before year 1 (a window of
+    "99999999d" on the command line): every record, never an OverflowError."""
+    try:
+        return now - span
+    except OverflowError:
+        return datetime.min.replace(tzinfo=now.tzinfo)
 
 
 def _thin(area: ReadinessArea, name: str, threshold: str, sample: int) -> Criterion:

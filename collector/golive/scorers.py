@@ -4,6 +4,7 @@ as a named score (source ``rule`` or ``model``) beside the case's result."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -11,7 +12,7 @@ import httpx
 from driftline.agent.contract import ScoreSource
 from driftline.collector.golive.evalsets import Case, EvaluationSet, Scorer
 from driftline.collector.golive.scoring import Answer, CaseScorer
-from driftline.collector.golive.targets import load_entry_point
+from driftline.collector.golive.targets import load_entry_point, post_json
 
 
 def build_scorers(
@@ -49,9 +50,17 @@ def _build(scorer: Scorer, client: httpx.Client, timeout_s: float) -> CaseScorer
             "expected": case.expected.model_dump(mode="json") if case.expected else None,
             "output": answer.value,
         }
-        response = client.post(url, json=body, timeout=timeout_s)
-        response.raise_for_status()
-        document: Any = response.json()
+        # Within timeout_s in all, however slowly the judge trickles its answer.
+        try:
+            response, content = post_json(client, url, body, {}, timeout_s)
+        except TimeoutError:
+            raise TimeoutError(f"the judge did not answer within {timeout_s:g} s") from None
+        if not response.is_success:
+            raise ValueError(f"the judge answered HTTP {response.status_code}")
+        try:
+            document: Any = json.loads(content)
+        except (ValueError, RecursionError):
+            raise ValueError('the judge must answer JSON: {"score": <0..1>}') from None
         if not isinstance(document, dict) or "score" not in document:
             raise ValueError('the judge must answer {"score": <0..1>}')
         return document["score"]  # type: ignore[no-any-return]

@@ -20,11 +20,17 @@ import numpy as np
 import re2
 from jsonschema import Draft202012Validator
 
-from driftline.collector.golive.evalsets import Case, EvaluationSet, Expected, Refusal, Threshold
+from driftline.collector.golive.evalsets import (
+    Case,
+    EvaluationSet,
+    Expected,
+    Refusal,
+    Threshold,
+    classes,
+)
 from driftline.detectors.descriptors import phrase_pattern
 
 Status = Literal["pass", "fail", "not enough data"]
-MAX_CLASSES = 50  # more distinct exact answers than this are not classes
 
 
 @dataclass(frozen=True)
@@ -70,11 +76,16 @@ CaseScorer = Callable[[Case, Answer], float]
 
 def normalised(text: str) -> str:
     """Text compared without case, accents, punctuation or runs of spacing."""
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    # Casefolded between two decompositions: "℡" decomposes to capitals, "ᾼ" folds to two
+    # letters; once through is not enough for the result to be its own normal form.
+    folded = unicodedata.normalize("NFKD", text).casefold()
+    decomposed = unicodedata.normalize("NFKD", folded)
+    # Format characters (a right-to-left mark, a zero-width space, a byte-order mark) are
+    # invisible: "approve\u200f" is "approve".
     kept = "".join(
         " " if unicodedata.category(c).startswith(("P", "S", "Z")) else c
         for c in decomposed
-        if not unicodedata.combining(c)
+        if not unicodedata.combining(c) and unicodedata.category(c) != "Cf"
     )
     return " ".join(kept.split())
 
@@ -100,7 +111,12 @@ def same(answer: Any, expected: Any, *, normalise: bool = False) -> bool:
 
 def as_text(value: Any) -> str:
     """An answer as text: itself if it is text, else its JSON."""
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+
+
+def _utf8(text: str) -> str:
+    """Text RE2 can read: a lone surrogate (JSON's "\\ud800" gives one) as U+FFFD."""
+    return text.encode("utf-8", "replace").decode("utf-8")
 
 
 def token_f1(answer: str, reference: str) -> float:
@@ -121,20 +137,30 @@ def check_expected(expected: Expected, value: Any) -> tuple[bool, str, float | N
     match expected.kind:
         case "exact":
             ok = same(value, expected.exact, normalise=expected.normalise)
-            return ok, "" if ok else f"expected {_shown(expected.exact)}", None
+            return (
+                ok,
+                "" if ok else f"answered {_shown(value)}, expected {_shown(expected.exact)}",
+                None,
+            )
         case "any_of":
             assert expected.any_of is not None
             ok = any(same(value, v, normalise=expected.normalise) for v in expected.any_of)
-            return ok, "" if ok else f"expected one of {_shown(expected.any_of)}", None
+            return (
+                ok,
+                ""
+                if ok
+                else f"answered {_shown(value)}, expected one of {_shown(expected.any_of)}",
+                None,
+            )
         case "number":
             assert expected.number is not None
             number = _number(value)
             ok = number is not None and abs(number - expected.number) <= expected.tolerance
             want = f"{expected.number:g} ± {expected.tolerance:g}"
-            return ok, "" if ok else f"expected {want}", None
+            return ok, "" if ok else f"answered {_shown(value)}, expected {want}", None
         case "regex":
             assert expected.regex is not None
-            ok = re2.search(expected.regex, as_text(value)) is not None
+            ok = re2.search(expected.regex, _utf8(as_text(value))) is not None
             return ok, "" if ok else f"does not match /{expected.regex}/", None
         case "json_schema":
             return (*_schema_check(expected.json_schema or {}, value), None)
@@ -165,7 +191,10 @@ def _schema_check(schema: dict[str, Any], value: Any) -> tuple[bool, str]:
             value = json.loads(value)
         except (ValueError, RecursionError):
             return False, "not JSON, which its schema asks for"
-    error = next(iter(Draft202012Validator(schema).iter_errors(value)), None)
+    try:
+        error = next(iter(Draft202012Validator(schema).iter_errors(value)), None)
+    except Exception as problem:  # a $ref that resolves nowhere, say: the set's mistake
+        return False, f"its schema cannot be checked: {type(problem).__name__}: {problem}"[:300]
     if error is None:
         return True, ""
     where = "/".join(str(p) for p in error.absolute_path) or "the answer"
@@ -173,7 +202,11 @@ def _schema_check(schema: dict[str, Any], value: Any) -> tuple[bool, str]:
 
 
 def _shown(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=False)
+    """A value as a reason quotes it: its JSON, cut to 200 characters."""
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError, RecursionError):
+        text = repr(value)[:200]
     return text if len(text) <= 200 else text[:199] + "…"
 
 
@@ -205,24 +238,28 @@ def score_case(
     minimum. A scorer that fails fails the case, naming the scorer."""
     if answer.error is not None:
         return CaseResult(case, answer, refused=False, passed=False, reason=answer.error)
-    refused = refuses(answer.value)
     reasons: list[str] = []
     scores: dict[str, float] = {}
-    if case.must_refuse:
-        if not refused:
-            reasons.append("answered a case it must refuse")
-    elif refused:
-        reasons.append("refused a case it must answer")
-    elif case.expected is not None:
-        ok, why, similarity = check_expected(case.expected, answer.value)
-        if similarity is not None:
-            scores["similarity"] = similarity
-        if not ok:
-            reasons.append(why)
+    try:
+        refused = refuses(answer.value)
+        if case.must_refuse:
+            if not refused:
+                reasons.append("answered a case it must refuse")
+        elif refused:
+            reasons.append("refused a case it must answer")
+        elif case.expected is not None:
+            ok, why, similarity = check_expected(case.expected, answer.value)
+            if similarity is not None:
+                scores["similarity"] = similarity
+            if not ok:
+                reasons.append(why)
+    except Exception as error:  # an answer nothing can read: its case fails
+        reason = f"the answer cannot be checked: {type(error).__name__}: {error}"[:500]
+        return CaseResult(case, answer, refused=False, passed=False, reason=reason)
     for name, (scorer, minimum) in scorers.items():
         try:
             score = _unit(scorer(case, answer))
-        except Exception as error:  # a user's scorer or a judge: say which, and go on
+        except (Exception, SystemExit) as error:  # a user's scorer or a judge: say which
             reasons.append(f"scorer {name} failed: {type(error).__name__}: {error}"[:500])
             continue
         scores[name] = score
@@ -234,6 +271,8 @@ def score_case(
 
 def _unit(score: object) -> float:
     """A scorer's answer as a number in [0, 1]; anything else is the scorer's mistake."""
+    if isinstance(score, np.generic) and score.ndim == 0:  # numpy's float32, bool_, int64
+        score = score.item()
     if isinstance(score, bool):
         return float(score)
     if not isinstance(score, int | float) or not 0 <= score <= 1:
@@ -243,20 +282,27 @@ def _unit(score: object) -> float:
 
 def figures(results: Sequence[CaseResult], evaluation_set: EvaluationSet) -> list[Figure]:
     """Every metric of the whole set and of each tag, each with the threshold on it if any."""
-    thresholds = {(t.metric, t.tag): t for t in evaluation_set.gates()}
+    # Each figure with every threshold on it: a set built in code may bound one twice.
+    thresholds: dict[tuple[str, str | None], list[Threshold]] = {}
+    for t in evaluation_set.gates():
+        thresholds.setdefault((t.metric, t.tag), []).append(t)
     groups: list[tuple[str | None, list[CaseResult]]] = [(None, list(results))]
     groups += [(tag, [r for r in results if tag in r.case.tags]) for tag in evaluation_set.tags]
+    labels = classes(evaluation_set)
     found = []
     for tag, group in groups:
-        for metric, (value, sample) in _metrics(group, per_class=tag is None).items():
-            found.append(Figure(metric, tag, value, sample, thresholds.pop((metric, tag), None)))
+        for metric, (value, sample) in _metrics(group, labels if tag is None else []).items():
+            bounds: list[Threshold | None] = [*thresholds.pop((metric, tag), [])] or [None]
+            found += [Figure(metric, tag, value, sample, t) for t in bounds]
     # A threshold on a metric no case measured (a class that never came up): no data for it.
-    found += [Figure(metric, tag, None, 0, t) for (metric, tag), t in thresholds.items()]
+    found += [
+        Figure(metric, tag, None, 0, t) for (metric, tag), ts in thresholds.items() for t in ts
+    ]
     return found
 
 
 def _metrics(
-    results: Sequence[CaseResult], *, per_class: bool
+    results: Sequence[CaseResult], labels: Sequence[str]
 ) -> dict[str, tuple[float | None, int]]:
     def share(hits: Iterable[bool]) -> tuple[float | None, int]:
         counted = list(hits)
@@ -276,9 +322,13 @@ def _metrics(
         and isinstance(r.case.expected.exact, str)
     ]  # fmt: skip
     metrics["accuracy"] = share(_class_of(r) == _expected_class(r) for r in classified)
-    if per_class:
-        metrics |= _per_class(classified)
-    latencies = [r.answer.latency_ms for r in results if r.answer.latency_ms is not None]
+    if labels:
+        metrics |= _per_class(classified, labels)
+    latencies = [
+        r.answer.latency_ms
+        for r in results
+        if r.answer.latency_ms is not None and math.isfinite(r.answer.latency_ms)
+    ]
     for name, q in (("latency_p50_ms", 50), ("latency_p95_ms", 95)):
         metrics[name] = (
             (float(np.percentile(latencies, q)), len(latencies)) if latencies else (None, 0)
@@ -289,18 +339,22 @@ def _metrics(
     return metrics
 
 
-def _per_class(classified: Sequence[CaseResult]) -> dict[str, tuple[float | None, int]]:
-    """Precision and recall per expected class, the answer's class being its exact text."""
+def _per_class(
+    classified: Sequence[CaseResult], labels: Sequence[str]
+) -> dict[str, tuple[float | None, int]]:
+    """Precision and recall per expected class, the answer's class being its exact text (or,
+    where its case compares normalised text, the class it normalises to)."""
     metrics: dict[str, tuple[float | None, int]] = {}
-    classes = sorted({_expected_class(r) for r in classified})
-    if len(classes) > MAX_CLASSES:  # exact answers, not a classification
-        return metrics
-    for label in classes:
-        expected = [r for r in classified if _expected_class(r) == label]
-        predicted = [r for r in classified if _class_of(r) == label]
-        hits = sum(_class_of(r) == label for r in expected)
+    by_normal: dict[str, str] = {}
+    for label in labels:
+        by_normal.setdefault(normalised(label), label)
+    answered = [(r, _class_of(r, by_normal)) for r in classified]
+    for label in labels:
+        expected = [(r, c) for r, c in answered if _expected_class(r) == label]
+        predicted = [(r, c) for r, c in answered if c == label]
+        hits = sum(c == label for _, c in expected)
         metrics[f"recall:{label}"] = (hits / len(expected), len(expected))
-        right = sum(_expected_class(r) == label for r in predicted)
+        right = sum(_expected_class(r) == label for r, _ in predicted)
         metrics[f"precision:{label}"] = (
             (right / len(predicted), len(predicted)) if predicted else (None, 0)
         )
@@ -312,17 +366,17 @@ def _expected_class(result: CaseResult) -> str:
     return str(result.case.expected.exact)
 
 
-def _class_of(result: CaseResult) -> str | None:
+def _class_of(result: CaseResult, by_normal: Mapping[str, str] | None = None) -> str | None:
     value = result.answer.value
     expected = result.case.expected
     if result.answer.error is not None or not isinstance(value, str) or expected is None:
         return None
     # Said as the set says it (normalised, if the case compares so): its class.
-    return (
-        str(expected.exact)
-        if same(value, expected.exact, normalise=expected.normalise)
-        else (value)
-    )
+    if same(value, expected.exact, normalise=expected.normalise):
+        return str(expected.exact)
+    if expected.normalise and by_normal:
+        return by_normal.get(normalised(value), value)
+    return value
 
 
 def passed(found: Sequence[Figure]) -> bool:

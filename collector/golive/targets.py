@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
+import numpy as np
 import re2
 
 from driftline.collector.golive.evalsets import Case
@@ -29,6 +31,7 @@ from driftline.collector.golive.scoring import Answer, as_text
 
 _PLACEHOLDER = re2.compile(r"\{\{\s*(input(?:\.[^{}\s]+)?|case_id)\s*\}\}")
 _MISSING = object()
+MAX_RESPONSE_BYTES = 32 * 1024 * 1024  # of an answer (or a judge's): more is not an answer
 
 
 class Target(Protocol):
@@ -42,6 +45,10 @@ class TargetError(ValueError):
     """A target that cannot be set up: a template, path or entry point that is wrong."""
 
 
+class ResponseTooLarge(ValueError):
+    """A response over MAX_RESPONSE_BYTES: an endpoint that streams without end, say."""
+
+
 def load_entry_point(spec: str) -> Callable[..., Any]:
     """The callable ``module:attribute.path`` names; TargetError if it cannot be loaded."""
     module_name, _, attribute = spec.partition(":")
@@ -51,7 +58,9 @@ def load_entry_point(spec: str) -> Callable[..., Any]:
         found: Any = importlib.import_module(module_name)
         for part in attribute.split("."):
             found = getattr(found, part)
-    except Exception as error:  # an import runs the user's code: any error is theirs
+    # An import runs the user's code: any error is theirs, a sys.exit() at import too (which
+    # would otherwise end the run with the user's exit code, 0 as "passed" included).
+    except (Exception, SystemExit) as error:
         raise TargetError(f"{spec!r} cannot be loaded: {type(error).__name__}: {error}") from None
     if not callable(found):
         raise TargetError(f"{spec!r} is not callable")
@@ -62,7 +71,8 @@ def load_entry_point(spec: str) -> Callable[..., Any]:
 def fill(template: Any, case: Case) -> Any:
     """The template with the case's placeholders replaced (see the module's docstring)."""
     if isinstance(template, dict):
-        return {key: fill(value, case) for key, value in template.items()}
+        # A placeholder in a key stands for its text: a key is always text.
+        return {_fill_text(key, case): fill(value, case) for key, value in template.items()}
     if isinstance(template, list):
         return [fill(value, case) for value in template]
     if not isinstance(template, str):
@@ -70,7 +80,12 @@ def fill(template: Any, case: Case) -> Any:
     whole = _PLACEHOLDER.fullmatch(template)
     if whole is not None:
         return _value_of(whole.group(1), case)
-    return _PLACEHOLDER.sub(lambda m: as_text(_value_of(m.group(1), case)), template)
+    return _fill_text(template, case)
+
+
+def _fill_text(template: str, case: Case) -> str:
+    filled: str = _PLACEHOLDER.sub(lambda m: as_text(_value_of(m.group(1), case)), template)
+    return filled
 
 
 def _value_of(name: str, case: Case) -> Any:
@@ -87,7 +102,12 @@ def pick(document: Any, path: str) -> Any:
     for part in path.split(".") if path else ():
         if isinstance(document, dict) and part in document:
             document = document[part]
-        elif isinstance(document, list) and part.isdigit() and int(part) < len(document):
+        elif (
+            isinstance(document, list)
+            and part.isascii()  # "²" is a digit to str.isdigit, and no number to int()
+            and part.isdigit()
+            and int(part) < len(document)
+        ):
             document = document[int(part)]
         else:
             return _MISSING
@@ -112,30 +132,88 @@ class HttpTarget:
             body = fill(self.template, case)
         except TargetError as error:
             return Answer(error=str(error))
+        except (ValueError, RecursionError) as error:  # an input too deep to write as text
+            return Answer(error=f"the request cannot be built: {type(error).__name__}"[:500])
         started = time.perf_counter()
         try:
-            response = self.client.post(
-                self.url, json=body, headers=dict(self.headers or {}), timeout=self.timeout_s
+            response, content = post_json(
+                self.client, self.url, body, dict(self.headers or {}), self.timeout_s
             )
+        except TimeoutError:
+            return Answer(error=f"timed out after {self.timeout_s:g} s")
         except httpx.TimeoutException:
             return Answer(error=f"timed out after {self.timeout_s:g} s")
         except httpx.HTTPError as error:
             return Answer(error=f"request failed: {type(error).__name__}: {error}"[:500])
+        except ResponseTooLarge as error:
+            return Answer(latency_ms=(time.perf_counter() - started) * 1000, error=str(error))
+        except (ValueError, TypeError) as error:  # a body JSON cannot carry: NaN, say
+            return Answer(error=f"the request cannot be sent: {error}"[:500])
         latency_ms = (time.perf_counter() - started) * 1000
         if not response.is_success:
-            reason = f"HTTP {response.status_code}: {response.text[:200]}"
+            reason = f"HTTP {response.status_code}: {_text(response, content)[:200]}"
             return Answer(latency_ms=latency_ms, error=reason)
         try:
-            document: Any = response.json()
-        except ValueError:
+            document: Any = json.loads(content)
+        except (ValueError, RecursionError):
             if self.answer_path:
                 return Answer(latency_ms=latency_ms, error="the response is not JSON")
-            return Answer(response.text, latency_ms)
+            return Answer(_text(response, content), latency_ms)
         value = pick(document, self.answer_path)
         if value is _MISSING:
             reason = f"the response has nothing at {self.answer_path!r}"
             return Answer(latency_ms=latency_ms, error=reason)
         return Answer(value, latency_ms)
+
+
+def post_json(
+    client: httpx.Client, url: str, body: Any, headers: dict[str, str], timeout_s: float
+) -> tuple[httpx.Response, bytes]:
+    """POST ``body`` as JSON and read the response within ``timeout_s`` in all: httpx's own
+    timeout is per read, so an endpoint that trickles a byte a second, or streams without end,
+    would hold the case for ever. TimeoutError past the deadline; ResponseTooLarge for a
+    response over MAX_RESPONSE_BYTES; ValueError for a body JSON cannot carry."""
+    deadline = time.monotonic() + timeout_s
+    request = client.build_request("POST", url, json=body, headers=headers, timeout=timeout_s)
+    response = client.send(request, stream=True)
+    try:
+        chunks, size = [], 0
+        for chunk in response.iter_bytes():  # decompressed as it comes: no gzip bomb
+            size += len(chunk)
+            if size > MAX_RESPONSE_BYTES:
+                raise ResponseTooLarge(f"the response is over {MAX_RESPONSE_BYTES:,} bytes")
+            chunks.append(chunk)
+            if time.monotonic() > deadline:
+                raise TimeoutError
+        if time.monotonic() > deadline:
+            raise TimeoutError
+    finally:
+        response.close()
+    return response, b"".join(chunks)
+
+
+def _text(response: httpx.Response, content: bytes) -> str:
+    try:
+        return content.decode(response.charset_encoding or "utf-8", errors="replace")
+    except LookupError:  # a charset Python does not know
+        return content.decode("utf-8", errors="replace")
+
+
+def as_json(value: Any) -> Any:
+    """What a Python function returned, as JSON: numpy's scalars and arrays as their values;
+    ValueError for anything else that is not JSON (a set, an object, a cycle)."""
+
+    def convert(item: Any) -> Any:
+        if isinstance(item, np.generic | np.ndarray):
+            return item.tolist()
+        raise TypeError(f"returned {type(item).__name__}, which is not JSON")
+
+    try:
+        return json.loads(json.dumps(value, default=convert, ensure_ascii=False))
+    except RecursionError:
+        raise ValueError("returned a value nested too deeply to read") from None
+    except TypeError as error:
+        raise ValueError(str(error)) from None
 
 
 @dataclass
@@ -154,10 +232,15 @@ class CallableTarget:
         def call() -> None:
             started = time.perf_counter()
             try:
-                outcome["value"] = self.function(case.input)
-            except Exception as error:  # the user's code: its failure is the case's
+                value = self.function(case.input)
+                outcome["latency_ms"] = (time.perf_counter() - started) * 1000
+                outcome["value"] = as_json(value)
+            # The user's code: its failure is the case's, a sys.exit() in it too.
+            except (Exception, SystemExit) as error:
                 outcome["error"] = f"raised {type(error).__name__}: {error}"[:500]
-            outcome["latency_ms"] = (time.perf_counter() - started) * 1000
+            except BaseException as error:  # stop the run, say: still the case's, not a crash
+                outcome["error"] = f"raised {type(error).__name__}"
+            outcome.setdefault("latency_ms", (time.perf_counter() - started) * 1000)
 
         thread = threading.Thread(target=call, daemon=True, name=f"eval-{case.id}"[:60])
         thread.start()
@@ -180,7 +263,8 @@ class RecordedTarget:
     def from_file(cls, path: Path) -> RecordedTarget:
         answers: dict[str, Answer] = {}
         try:
-            lines = path.read_text(encoding="utf-8").splitlines()
+            # Lines end at "\n" only: splitlines() would also break inside a string at U+2028.
+            lines = path.read_bytes().decode("utf-8-sig").split("\n")
         except (OSError, UnicodeDecodeError) as error:
             raise TargetError(f"{path}: cannot read: {error}") from None
         for number, line in enumerate(lines, start=1):
@@ -196,8 +280,8 @@ class RecordedTarget:
                 or "output" not in row
             ):
                 raise TargetError(f'{path}:{number}: give {{"id": "...", "output": ...}}')
-            latency = row.get("latency_ms")
-            if latency is not None and not (isinstance(latency, int | float) and latency >= 0):
+            latency = _latency(row.get("latency_ms"))
+            if latency is _MISSING:
                 raise TargetError(f"{path}:{number}: latency_ms is a number of at least 0")
             if row["id"] in answers:
                 raise TargetError(f"{path}:{number}: {row['id']!r} is recorded twice")
@@ -206,3 +290,17 @@ class RecordedTarget:
 
     def __call__(self, case: Case) -> Answer:
         return self.answers.get(case.id, Answer(error="no recorded answer for this case"))
+
+
+def _latency(value: Any) -> Any:
+    """A recorded latency as a finite float of at least 0, None if none; _MISSING if wrong
+    (true, NaN, infinity, 1e400 and -1 are no latencies)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return _MISSING
+    try:
+        latency = float(value)
+    except OverflowError:
+        return _MISSING
+    return latency if math.isfinite(latency) and latency >= 0 else _MISSING

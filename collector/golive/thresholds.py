@@ -14,26 +14,48 @@ the alerting file: ``load_thresholds`` names the file, line and key of every mis
         governance: {ledger_verifies: true, review_below_confidence: 0.7,
                      min_review_coverage: 0.95, max_override_rate: 0.15,
                      min_accuracy: 0.9, min_labelled: 200}
+        evaluation: {set: loan-desk-golden, within_days: 30, tag_minimums: {high-debt: 0.9},
+                     max_regression: 0.02}
+
+What the gate judges is the threshold as agreed (``driftline readiness agree``, recorded in the
+ledger), not this file's text: a change to it is a proposal until it is agreed again.
 """
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from driftline.collector.core.config_files import ConfigFileError, load_model, located
 from driftline.collector.core.durations import Duration
 
 Rate = Annotated[float, Field(ge=0, le=1)]
 Positive = Annotated[float, Field(gt=0)]
+# A span a file can give: a century at most, so that "now minus it" is always a date.
+MAX_DAYS = 36_500
+Days = Annotated[int, Field(ge=1, le=MAX_DAYS)]
+
+
+def _no_control(text: str) -> str:
+    # NUL cannot be stored (PostgreSQL refuses it); other control and format characters
+    # (a carriage return, a right-to-left override) would make a name read as another.
+    if any(unicodedata.category(c) in ("Cc", "Cf") for c in text):
+        raise ValueError("must not hold control or format characters")
+    return text
+
+
+Text200 = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_no_control)]
+Text100 = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_no_control)]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # No infinity or NaN: an agreement keeps the threshold as JSON, which has neither.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Technical(_Strict):
@@ -43,7 +65,7 @@ class Technical(_Strict):
         default=None, description="a load test at three times this peak must have passed"
     )
     max_error_rate: Rate | None = Field(default=None, description="in that load test")
-    load_within_days: int = Field(default=30, ge=1)
+    load_within_days: Days = 30
 
 
 class Data(_Strict):
@@ -53,7 +75,7 @@ class Data(_Strict):
 
 class Organisational(_Strict):
     named_owner: bool = Field(default=True, description="an owner and an escalation path")
-    drill_within_days: int | None = Field(default=None, ge=1)
+    drill_within_days: Days | None = None
 
 
 class Governance(_Strict):
@@ -71,15 +93,45 @@ class Governance(_Strict):
         return self
 
 
+class Evaluation(_Strict):
+    """A golden evaluation set the version must have passed (``driftline eval run``)."""
+
+    set: Text200 | None = Field(
+        default=None, description="the set's name; a passing run of it is required"
+    )
+    within_days: Days = 30
+    tag_minimums: dict[Text100, Rate] = Field(
+        default_factory=dict, description="a minimum pass rate per tag, in that run"
+    )
+    max_regression: Rate | None = Field(
+        default=None,
+        description="the most the pass rate may fall from the previous version's latest run",
+    )
+
+    @model_validator(mode="after")
+    def _names_its_set(self) -> Self:
+        if self.set is None and (self.tag_minimums or self.max_regression is not None):
+            raise ValueError("tag_minimums and max_regression need the set they are of")
+        return self
+
+
 class Threshold(_Strict):
-    model: Annotated[str, Field(min_length=1, max_length=200)]
-    version: Annotated[str, Field(min_length=1, max_length=200)] = "*"
+    model: Text200
+    version: Text200 = "*"
     window: Duration = timedelta(days=7)
     min_decisions: int = Field(default=500, ge=1)
     technical: Technical = Technical()
     data: Data = Data()
     organisational: Organisational = Organisational()
     governance: Governance = Governance()
+    evaluation: Evaluation = Evaluation()
+
+    @field_validator("window")
+    @classmethod
+    def _some_window(cls, value: timedelta) -> timedelta:
+        if not timedelta(0) < value <= timedelta(days=MAX_DAYS):
+            raise ValueError(f"must be longer than 0s and at most {MAX_DAYS}d")
+        return value
 
 
 class ReadinessConfig(_Strict):

@@ -1,6 +1,8 @@
 """What ``driftline demo`` does inside the running stack: drive the simulated service through
 the agent, check that every event reached the ledger intact, show one decision's trail, then
-shift the service's population until the detector worker reports drift, and show its verdicts.
+run the golden evaluation set against the live model and a changed one, agree the go-live
+thresholds and show the gate's verdict (``demo_golive``), then shift the service's population
+until the detector worker reports drift, and show its verdicts.
 Then a simulated chat service: its tokens and cost, and a change of its users' topic and length
 until the worker reports the text drift, with the words that moved. Each step reads its result
 back through the store or the API, as a user would.
@@ -25,6 +27,7 @@ from driftline.collector.audit.access import create_token, free_name
 from driftline.collector.audit.checkpoints import public_key_from_pem
 from driftline.collector.audit.proofs import check_proof
 from driftline.collector.runtime import chat_simulation as chat
+from driftline.collector.runtime.demo_golive import show_golive
 from driftline.collector.runtime.simulation import MODEL, SERVICE, VERSION, run_simulation
 from driftline.collector.runtime.stack import Stack
 from driftline.collector.store import queries
@@ -67,6 +70,7 @@ def run_demo(
         )
         _show_trail(console, api, chosen)
         _show_proof(console, api, chosen)
+        show_golive(console, stack, _wait_until)
         if shifted:
             _show_drift(console, stack, api, decisions, shifted)
         if chats:
@@ -265,6 +269,14 @@ def _wait_for_json(
             return body
         if time.monotonic() > deadline:
             return None
+        time.sleep(0.25)
+
+
+def _wait_until(check: Callable[[], bool], what: str, timeout_s: float = 90) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() > deadline:
+            raise DemoFailed(f"{what}: not there after {timeout_s:g} s")
         time.sleep(0.25)
 
 

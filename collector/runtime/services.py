@@ -24,6 +24,9 @@ from driftline.collector.consume.consumer import Collector
 from driftline.collector.core.producer_keys import trusted_producers
 from driftline.collector.core.settings import CollectorSettings
 from driftline.collector.drift.worker import DETECTOR_SERVICE, DetectorWorker
+from driftline.collector.golive.accountability import load_accountability
+from driftline.collector.golive.contracts import load_contracts
+from driftline.collector.golive.thresholds import load_thresholds
 from driftline.collector.store.prices import load_prices
 from driftline.collector.web.api.app import create_app
 
@@ -48,6 +51,12 @@ def detector(engine: Engine, settings: CollectorSettings, agent: Driftline) -> D
 def alerting(settings: CollectorSettings) -> AlertingConfig | None:
     """The alerting file, when one is configured; AlertConfigError naming its mistakes."""
     return load_alerting(settings.alerting_config) if settings.alerting_config else None
+
+
+def fallbacks(settings: CollectorSettings) -> dict[str, dict[str, str]]:
+    """Per model, per input, its source's fallback from the contracts file, when one is
+    configured; ContractsFileError naming its mistakes."""
+    return load_contracts(settings.input_contracts).fallbacks() if settings.input_contracts else {}
 
 
 def router_agent(settings: CollectorSettings, bootstrap_servers: str) -> Driftline:
@@ -82,7 +91,8 @@ def router(
     client: httpx.Client,
     api_url: str,
 ) -> AlertRouter:
-    """The router; alerts link to DRIFTLINE_EXTERNAL_URL, else to ``api_url``."""
+    """The router; alerts link to DRIFTLINE_EXTERNAL_URL, else to ``api_url``, and show the
+    fallbacks of DRIFTLINE_INPUT_CONTRACTS (ContractsFileError when it has mistakes)."""
     return AlertRouter(
         engine=engine,
         config=config,
@@ -90,6 +100,7 @@ def router(
         client=client,
         external_url=settings.external_url or api_url,
         producers=trusted_producers(settings),
+        fallbacks=fallbacks(settings),
     )
 
 
@@ -105,7 +116,9 @@ def api(
 ) -> FastAPI:
     """The API and web page. With a key ring that holds no signing key, the routes that sign
     answer 503; ProducerKeyError when a trusted producer key cannot be read, PriceFileError
-    when the price table has mistakes."""
+    when the price table has mistakes, AccountabilityConfigError when the accountability map
+    has."""
+    accountability = settings.accountability_config
     return create_app(
         engine,
         keys=keys,
@@ -113,6 +126,11 @@ def api(
         trace_link_template=settings.trace_link_template,
         producers=trusted_producers(settings),
         prices=load_prices(settings.prices) if settings.prices else None,
+        accountability=load_accountability(accountability) if accountability else None,
+        thresholds=load_thresholds(settings.readiness_config)
+        if settings.readiness_config
+        else None,
+        contracts=load_contracts(settings.input_contracts) if settings.input_contracts else None,
     )
 
 

@@ -312,6 +312,7 @@ NOT_FREE_TEXT = {
     "call_median_us", "call_p99_us", "delay_median_ms", "delay_p99_ms", "recovery_s", "passed",
     "seconds_to_notification", "window_start", "window_end",
     "cases", "must_refuse", "refused", "errors", "started_at", "deadline", "figures",
+    "figures_omitted",
     # enumerations, versions, ids and digests
     "operation", "provider", "response_model", "finish_reason", "action", "version",
     "synthetic_version", "baseline_id", "test", "status", "verdict", "notification_id",

@@ -108,8 +108,9 @@ def test_health_readiness_and_metrics(sidecar: TestClient, driftline: Driftline)
     assert sidecar.get("/healthz").json() == {"status": "ok"}
     assert sidecar.get("/readyz").status_code == 200
     metrics = sidecar.get("/metrics").text
-    assert "driftline_agent_events_delivered_total 1.0" in metrics
-    assert "driftline_agent_redactions_total 1.0" in metrics
+    labels = '{model="credit-risk",service="java-service"}'
+    assert f"driftline_agent_events_delivered_total{labels} 1.0" in metrics
+    assert f"driftline_agent_redactions_total{labels} 1.0" in metrics
     assert "driftline_agent_spool_events 0.0" in metrics
     assert "driftline_agent_send_latency_seconds_count 1.0" in metrics
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, update
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from driftline.agent.contract import (
     BaselineSetEvent,
@@ -34,7 +34,7 @@ from driftline.collector.golive.gate import Evaluation, evaluate
 from driftline.collector.golive.thresholds import ReadinessConfigError, Threshold, load_thresholds
 from driftline.collector.runtime.broker import EmbeddedBroker
 from driftline.collector.store import ledger
-from driftline.collector.store.models import DriftVerdict, Drill, LedgerEntry
+from driftline.collector.store.models import AgreedThresholds, DriftVerdict, Drill, LedgerEntry
 from tests import events
 from tests.api_client import api_client
 from tests.waiting import wait_for
@@ -65,6 +65,23 @@ owners:
   - matchers: ['model="credit-risk"']
     owner: risk-ml-team
     escalation: [a.kim, head-of-risk]
+"""
+
+# What the command checks beside the thresholds: the model's data contract and its
+# accountability map, both complete for the stored decisions.
+CONTRACTS = """\
+credit-risk:
+  inputs: {type: object, properties: {income: {type: number, minimum: 0}}}
+  sources:
+    - {name: bureau, fields: [income], owner: bureau-team, update_every: 2d,
+       fallback: every decision sent to review}
+  consumers:
+    - {name: loan-desk, owner: lending, consequence: an application waits}
+"""
+ACCOUNTABILITY = """\
+decision_types:
+  - {{model: credit-risk, accountable: head-of-credit, escalation: [risk-oncall],
+     audit_trail: the ledger, reviewed_on: {today}}}
 """
 
 
@@ -317,7 +334,13 @@ def test_the_command_gates_a_pipeline_and_records_its_evaluation(
     run_collector()
     (tmp_path / "thresholds.yaml").write_text(THRESHOLDS)
     (tmp_path / "alerting.yaml").write_text(ALERTING)
+    (tmp_path / "contracts.yaml").write_text(CONTRACTS)
+    (tmp_path / "accountability.yaml").write_text(
+        ACCOUNTABILITY.format(today=NOW.date().isoformat())
+    )
     environment = os.environ | {
+        "DRIFTLINE_INPUT_CONTRACTS": str(tmp_path / "contracts.yaml"),
+        "DRIFTLINE_ACCOUNTABILITY_CONFIG": str(tmp_path / "accountability.yaml"),
         "DRIFTLINE_DATABASE_URL": database_url,
         "DRIFTLINE_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
         "DRIFTLINE_TOPIC": topic,
@@ -334,15 +357,47 @@ def test_the_command_gates_a_pipeline_and_records_its_evaluation(
 
     keygen = [sys.executable, "-m", "driftline", "audit", "keygen", "--out"]
     subprocess.run([*keygen, os.environ["DRIFTLINE_SIGNING_KEY_FILE"]], env=environment, check=True)
+    unagreed = readiness("--json", "--no-record")
+    assert unagreed.returncode == 1, unagreed.stdout + unagreed.stderr
+    criteria = {c["name"]: c for c in json.loads(unagreed.stdout)["criteria"]}
+    assert criteria["thresholds agreed"]["status"] == "fail"
+
+    def agree(*options: str) -> None:
+        agreed = subprocess.run(
+            [sys.executable, "-m", "driftline", "readiness", "agree", "--model", "credit-risk",
+             "--version", "3", "--decision-maker", "head-of-credit", *options],
+            env=environment, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert agreed.returncode == 0, agreed.stdout + agreed.stderr
+
+    def agreements() -> int:
+        with Session(store) as session:
+            return len(session.exec(select(AgreedThresholds)).all())
+
+    agree("--deadline", "30d")
+    wait_for(agreements, lambda n: n == 1, what="the agreement in the store")
     go = readiness("--json")
     assert go.returncode == 0, go.stdout + go.stderr
-    assert json.loads(go.stdout)["verdict"] == "go"
+    evaluation = json.loads(go.stdout)
+    assert evaluation["verdict"] == "go" and evaluation["clock"].startswith("day 1 of 30")
     (tmp_path / "strict.yaml").write_text(
         THRESHOLDS.replace("latency_p95_ms: 50", "latency_p95_ms: 5")
     )
+    # A changed file is a proposal: the gate goes on judging by what was agreed.
+    proposal = readiness("--thresholds", str(tmp_path / "strict.yaml"), "--no-record")
+    assert proposal.returncode == 0, proposal.stdout + proposal.stderr
+    assert "proposes a change (technical.latency_p95_ms), not agreed" in proposal.stdout
+    agree("--thresholds", str(tmp_path / "strict.yaml"))
+    wait_for(agreements, lambda n: n == 2, what="the second agreement in the store")
     no_go = readiness("--thresholds", str(tmp_path / "strict.yaml"))
     assert no_go.returncode == 1
     assert "latency p95" in no_go.stdout and "fail" in no_go.stdout and "no-go" in no_go.stdout
+    assert "day 1 of 30" in no_go.stdout  # agreeing again kept the clock
+    trail = subprocess.run(
+        [sys.executable, "-m", "driftline", "readiness", "trail", "--model", "credit-risk",
+         "--version", "3"], env=environment, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert trail.returncode == 0 and trail.stdout.count("go-live") == 2, trail.stdout
     thin = readiness("--window", "1m")
     assert thin.returncode == 3 and "not enough data" in thin.stdout
 

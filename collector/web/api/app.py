@@ -9,6 +9,9 @@ from sqlalchemy import Engine
 from driftline.agent.provenance import TrustedProducers
 from driftline.collector.alerting.config import AlertingConfig
 from driftline.collector.audit.integrity import KeyRing
+from driftline.collector.golive.accountability import AccountabilityMap
+from driftline.collector.golive.contracts import Contracts
+from driftline.collector.golive.thresholds import ReadinessConfig
 from driftline.collector.store.prices import PriceTable
 from driftline.collector.web.api import metrics
 from driftline.collector.web.api.auth import TokenGate, authenticated
@@ -24,6 +27,7 @@ from driftline.collector.web.api.routes import (
     integrity,
     readiness,
 )
+from driftline.collector.web.api.routes import accountability as accountability_routes
 from driftline.collector.web.api.schemas import Problem
 from driftline.collector.web.ui import routes as ui
 from driftline.collector.web.ui.protection import PageHeaders
@@ -47,6 +51,9 @@ def create_app(
     trace_link_template: str | None = None,
     producers: TrustedProducers | None = None,
     prices: PriceTable | None = None,
+    accountability: AccountabilityMap | None = None,
+    thresholds: ReadinessConfig | None = None,
+    contracts: Contracts | None = None,
 ) -> FastAPI:
     app = FastAPI(
         title="Driftline",
@@ -59,6 +66,9 @@ def create_app(
     app.state.alerting = alerting_config
     app.state.trace_link_template = trace_link_template
     app.state.prices = prices  # what a decision's tokens cost; None: no costs shown
+    app.state.accountability = accountability  # None: no map, every model a gap
+    app.state.thresholds = thresholds  # the file's: the go-live page shows changes it proposes
+    app.state.contracts = contracts  # the data contracts: the go-live page shows their gaps
     app.add_middleware(TokenGate)
     app.add_middleware(PageHeaders)  # outside the gate: its refusals carry the headers too
     app.add_middleware(RequestMetrics)  # outermost: every answer counted
@@ -66,9 +76,8 @@ def create_app(
     app.include_router(metrics.router)
     # Every other route needs a token; those that change state ask for a higher role too.
     authorized = [Depends(authenticated), Depends(exact_query), Depends(no_nul)]  # every role reads
-    routers = [
-        m.router for m in (decisions, drift, alerting, integrity, governance, access, readiness)
-    ]
+    resources = (decisions, drift, alerting, integrity, governance, access, readiness)
+    routers = [m.router for m in (*resources, accountability_routes)]
     for router in [*routers, decisions.exports_router]:
         app.include_router(router, dependencies=authorized, responses=REFUSALS)
     app.include_router(ui.router)  # the login form

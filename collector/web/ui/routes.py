@@ -26,6 +26,7 @@ from driftline.collector.audit.access import (
     ranks_at_least,
 )
 from driftline.collector.core.durations import parse_duration
+from driftline.collector.golive.accountability import SETTING, period_text
 from driftline.collector.store.models import ApiToken, Decision
 from driftline.collector.store.search import Cursor, DecisionFilter, PricesMissing, search
 from driftline.collector.web.api.auth import SESSION_COOKIE, authenticated
@@ -197,10 +198,30 @@ def decision(
         decision_id=decision_id,
         keys=request.app.state.keys,
         prices=request.app.state.prices,
+        accountability=request.app.state.accountability,
     )
     if page is None:
         raise HTTPException(status_code=404, detail=f"no decision {decision_id}")
     return _render(request, token, "decision.html", {"page": page})
+
+
+@pages.get("/accountability", response_class=HTMLResponse)
+def accountability(request: Request, session: SessionDep, token: Token) -> Response:
+    page = views.accountability_page(
+        session, accountability=request.app.state.accountability, now=datetime.now(UTC)
+    )
+    context = {"page": page, "setting": SETTING, "period_text": period_text}
+    return _render(request, token, "accountability.html", context)
+
+
+@pages.get("/golive", response_class=HTMLResponse)
+def golive(request: Request, session: SessionDep, token: Token) -> Response:
+    state = request.app.state
+    rows = views.golive_page(
+        session, thresholds=state.thresholds, contracts=state.contracts,
+        accountability=state.accountability, now=datetime.now(UTC),
+    )  # fmt: skip
+    return _render(request, token, "golive.html", {"rows": rows})
 
 
 def _render(

@@ -30,6 +30,15 @@ from driftline.collector.audit.row_verification import check_decision
 from driftline.collector.drift.baselines import active_baseline
 from driftline.collector.drift.features import decision_row, flatten
 from driftline.collector.drift.scores import DayMean, Value, score_samples, score_trend
+from driftline.collector.golive.accountability import (
+    AccountabilityMap,
+    DecisionType,
+    Survey,
+    survey_store,
+)
+from driftline.collector.golive.contracts import Contracts
+from driftline.collector.golive.overview import VersionStatus, version_statuses
+from driftline.collector.golive.thresholds import ReadinessConfig
 from driftline.collector.store import queries
 from driftline.collector.store.models import (
     Decision,
@@ -37,6 +46,7 @@ from driftline.collector.store.models import (
     ModelDeployment,
     NotificationLogEntry,
     OutboxMessage,
+    ReadinessEvaluation,
     Review,
     Silence,
 )
@@ -350,15 +360,31 @@ class Verification:
 
 
 @dataclass(frozen=True)
+class Challenge:
+    """A decision a review overrode or escalated, or feedback said was wrong, and the entry of
+    the accountability map that answers for it (None: no map, or no entry covers it)."""
+
+    reasons: list[str]  # "overridden by a.kim on 2026-11-02", "reported wrong by ..."
+    entry: DecisionType | None
+    configured: bool
+
+
+@dataclass(frozen=True)
 class DecisionPage:
     lineage: queries.Lineage
     verification: Verification
     inputs: list[tuple[str, Any]] = field(default_factory=list)
     cost: str | None = None  # with its currency; None: no price table, or no price for it
+    challenge: Challenge | None = None  # None: nobody challenged it
 
 
 def decision_page(
-    session: Session, *, decision_id: uuid.UUID, keys: KeyRing, prices: PriceTable | None = None
+    session: Session,
+    *,
+    decision_id: uuid.UUID,
+    keys: KeyRing,
+    prices: PriceTable | None = None,
+    accountability: AccountabilityMap | None = None,
 ) -> DecisionPage | None:
     lineage = queries.lineage(session=session, decision_id=decision_id)
     if lineage is None:
@@ -369,7 +395,46 @@ def decision_page(
         verification=verify_decision(session, decision_id=decision_id, keys=keys),
         inputs=sorted(flatten(lineage.trail.decision.inputs).items()),
         cost=None if cost is None or prices is None else f"{cost:.6f} {prices.currency}",
+        challenge=_challenge(lineage.trail, accountability),
     )
+
+
+def _challenge(
+    trail: queries.DecisionTrail, accountability: AccountabilityMap | None
+) -> Challenge | None:
+    said = {"override": "overridden", "escalate": "escalated"}
+    reasons = [
+        f"{said[r.action]} by {r.reviewer} on {r.occurred_at.date()}"
+        for r in trail.reviews
+        if r.action in said
+    ]
+    reasons += [
+        f"reported wrong by {f.reporter} on {f.occurred_at.date()}"
+        for f in trail.feedback
+        if f.correct is False
+    ]
+    if not reasons:
+        return None
+    decision = trail.decision
+    entry = (
+        accountability.challenged(decision.model_name, decision.output) if accountability else None
+    )
+    return Challenge(reasons, entry, accountability is not None)
+
+
+@dataclass(frozen=True)
+class AccountabilityPage:
+    configured: bool
+    survey: Survey
+
+
+def accountability_page(
+    session: Session, *, accountability: AccountabilityMap | None, now: datetime
+) -> AccountabilityPage:
+    """The map's entries with their gaps, and the models it leaves without one; with no map,
+    every model with decisions is one."""
+    given = accountability or AccountabilityMap(decision_types=[])
+    return AccountabilityPage(accountability is not None, survey_store(given, session, now=now))
 
 
 def verify_decision(session: Session, *, decision_id: uuid.UUID, keys: KeyRing) -> Verification:
@@ -521,3 +586,60 @@ def _percentiles(values: list[float]) -> dict[str, float]:
         return {}
     p50, p95, p99 = np.percentile(np.asarray(values, dtype=float), [50, 95, 99])
     return {"p50": float(p50), "p95": float(p95), "p99": float(p99)}
+
+
+@dataclass(frozen=True)
+class GoLiveRow:
+    status: VersionStatus
+    gaps: list[str]  # the model's contract and accountability gaps
+    failing: list[dict[str, Any]]  # criteria the gate's latest verdict did not pass
+
+
+def golive_page(
+    session: Session,
+    *,
+    thresholds: ReadinessConfig | None,
+    contracts: Contracts | None,
+    accountability: AccountabilityMap | None,
+    now: datetime,
+) -> list[GoLiveRow]:
+    """Each model version's clock, agreed thresholds (and any proposed change), latest
+    evaluation runs with their tags and regressions, and the gaps in its data contract and
+    accountability map; what the gate last found short, too."""
+    statuses = version_statuses(session, thresholds=thresholds, now=now)
+    given = accountability or AccountabilityMap(decision_types=[])
+    models = sorted({s.model for s in statuses})
+    survey = survey_store(given, session, now=now, models=models)
+    rows = []
+    for status in statuses:
+        gaps = _contract_gaps(contracts, status.model)
+        gaps += [f"accountability: {g.decision_type}: {g.what}" for g in survey.gaps
+                 if g.model == status.model]  # fmt: skip
+        if accountability is None:
+            gaps.append("accountability: no map is configured")
+        latest = session.exec(
+            select(ReadinessEvaluation.criteria)
+            .where(
+                ReadinessEvaluation.model_name == status.model,
+                ReadinessEvaluation.model_version == status.version,
+            )
+            .order_by(col(ReadinessEvaluation.occurred_at).desc())
+        ).first()
+        failing = [c for c in latest or () if c.get("status") != "pass"]
+        rows.append(GoLiveRow(status, gaps, failing))
+    return rows
+
+
+def _contract_gaps(contracts: Contracts | None, model: str) -> list[str]:
+    """What the data contract leaves out, as written: the SLAs the gate measures."""
+    contract = contracts.for_model(model) if contracts else None
+    if contract is None:
+        return ["data contract: none for this model" + ("" if contracts else " (no file)")]
+    gaps = [] if contract.sources else ["data contract: no upstream source"]
+    gaps += [] if contract.consumers else ["data contract: no downstream consumer"]
+    gaps += [
+        f"data contract: source {s.name} has no owner" for s in contract.sources if not s.owner
+    ]
+    gaps += [f"data contract: consumer {c.name} has no owner" for c in contract.consumers
+             if not c.owner]  # fmt: skip
+    return gaps

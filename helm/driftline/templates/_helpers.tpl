@@ -201,7 +201,7 @@ trust the earlier keys' public halves. */}}
 {{- end -}}
 
 {{/* A worker (collector, detector, router, housekeeper): its command, probes on the health
-port. */}}
+port; with "metrics", a Service for Prometheus to find its pods' /metrics by. */}}
 {{- define "driftline.worker" -}}
 {{- $root := .root -}}
 apiVersion: apps/v1
@@ -298,4 +298,23 @@ spec:
   selector:
     matchLabels:
       {{- include "driftline.selector" (dict "root" $root "component" .component) | nindent 6 }}
+{{- if .metrics }}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: {{ include "driftline.fullname" $root }}-{{ .component }}
+  labels:
+    {{- include "driftline.labels" $root | nindent 4 }}
+    app.kubernetes.io/component: {{ .component }}
+spec:
+  # Headless: nothing is balanced over a worker's pods; Prometheus scrapes each one, also one
+  # that is not ready (its database failing, say), whose metrics then matter most.
+  clusterIP: None
+  publishNotReadyAddresses: true
+  selector:
+    {{- include "driftline.selector" (dict "root" $root "component" .component) | nindent 4 }}
+  ports:
+    - {name: metrics, port: {{ $root.Values.healthPort }}, targetPort: health}
+{{- end }}
 {{- end -}}
