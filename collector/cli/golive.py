@@ -20,7 +20,6 @@ from sqlmodel import Session, col, select
 
 from driftline.agent import Driftline
 from driftline.agent.provenance import ProducerKeyError
-from driftline.collector.alerting.config import AlertConfigError, load_alerting
 from driftline.collector.audit import integrity
 from driftline.collector.cli.common import (
     EXIT_FAILED,
@@ -40,14 +39,11 @@ from driftline.collector.cli.common import (
     verifying_keys,
     who_asks,
 )
+from driftline.collector.core.config_files import ConfigFileError
 from driftline.collector.core.durations import parse_duration
 from driftline.collector.core.logs import configure_logging
 from driftline.collector.core.producer_keys import trusted_producers
 from driftline.collector.core.settings import CollectorSettings
-from driftline.collector.golive.accountability import (
-    AccountabilityConfigError,
-    load_accountability,
-)
 from driftline.collector.golive.agreements import (
     DEFAULT_CLOCK,
     STAGE,
@@ -57,7 +53,7 @@ from driftline.collector.golive.agreements import (
     agreement_payload,
     trail,
 )
-from driftline.collector.golive.contracts import ContractsFileError, load_contracts
+from driftline.collector.golive.configuration import gate_configuration
 from driftline.collector.golive.drill import run_drill
 from driftline.collector.golive.gate import Agreed, Evaluation, evaluate
 from driftline.collector.golive.loadtest import run_load_test
@@ -120,14 +116,8 @@ def readiness(
     bootstrap_servers = None if no_record else kafka_servers(settings)
     proposed = _file_threshold(thresholds or settings.readiness_config, model, version)
     try:
-        alerting = load_alerting(settings.alerting_config) if settings.alerting_config else None
-        accountability = (
-            load_accountability(settings.accountability_config)
-            if settings.accountability_config
-            else None
-        )
-        contracts = load_contracts(settings.input_contracts) if settings.input_contracts else None
-    except (AlertConfigError, AccountabilityConfigError, ContractsFileError) as error:
+        configuration = gate_configuration(settings)
+    except ConfigFileError as error:
         fail(f"configuration has mistakes:\n{error}")
     keys = verifying_keys(settings, public_key)
     try:
@@ -152,9 +142,9 @@ def readiness(
 
         evaluation = evaluate(
             session, threshold, model=model, version=version, now=datetime.now(UTC),
-            window=span, alerting=alerting, ledger_intact=ledger_intact,
-            agreed=Agreed(agreement, changed), accountability=accountability,
-            contracts=contracts.for_model(model) if contracts else None,
+            window=span, alerting=configuration.alerting, ledger_intact=ledger_intact,
+            agreed=Agreed(agreement, changed), accountability=configuration.accountability,
+            contracts=configuration.contract_of(model),
         )  # fmt: skip
     recorded = (
         _record(evaluation, who_asks(asked_by), settings, bootstrap_servers)

@@ -21,14 +21,13 @@ from sqlmodel import Session, select
 
 from driftline.agent import Driftline
 from driftline.agent.contract import ModelRef
-from driftline.collector.alerting.config import load_alerting
 from driftline.collector.audit import integrity
 from driftline.collector.audit.integrity import KeyRing
 from driftline.collector.core.producer_keys import trusted_producers
-from driftline.collector.golive.accountability import SETTING, load_accountability
+from driftline.collector.golive.accountability import SETTING
 from driftline.collector.golive.agreements import DEFAULT_CLOCK, agreement_for, agreement_payload
 from driftline.collector.golive.comparison import CaseOutcome, compare
-from driftline.collector.golive.contracts import load_contracts
+from driftline.collector.golive.configuration import gate_configuration
 from driftline.collector.golive.evalruns import EvaluationRun, registration, run_set
 from driftline.collector.golive.evalsets import load_set
 from driftline.collector.golive.gate import Agreed, evaluate
@@ -182,13 +181,7 @@ def _stored(engine: Engine | None) -> bool:
 def _gate(stack: Stack) -> Any:
     assert stack.engine is not None
     settings = stack.settings
-    alerting = load_alerting(settings.alerting_config) if settings.alerting_config else None
-    accountability = (
-        load_accountability(settings.accountability_config)
-        if settings.accountability_config
-        else None
-    )
-    contracts = load_contracts(settings.input_contracts) if settings.input_contracts else None
+    configuration = gate_configuration(settings)
     keys = KeyRing.for_verifying(settings, ())
     producers = trusted_producers(settings)
     with Session(stack.engine) as session:
@@ -200,7 +193,7 @@ def _gate(stack: Stack) -> Any:
 
         return evaluate(
             session, agreement.threshold, model=MODEL, version=VERSION, now=datetime.now(UTC),
-            alerting=alerting, agreed=Agreed(agreement), ledger_intact=ledger_intact,
-            accountability=accountability,
-            contracts=contracts.for_model(MODEL) if contracts else None,
+            alerting=configuration.alerting, agreed=Agreed(agreement), ledger_intact=ledger_intact,
+            accountability=configuration.accountability,
+            contracts=configuration.contract_of(MODEL),
         )  # fmt: skip

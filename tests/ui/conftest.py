@@ -8,12 +8,16 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
+import uvicorn
 from playwright.sync_api import Browser, ConsoleMessage, Page, Response, sync_playwright
 
 from driftline.collector.runtime.broker import free_port
@@ -133,3 +137,21 @@ def sign_in(watched: WatchedPage, system: RunningSystem, token: str) -> None:
     page.keyboard.type(token)
     page.keyboard.press("Enter")
     page.wait_for_url(f"{system.url}/ui/")
+
+
+@contextmanager
+def serve_app(app: Any) -> Iterator[str]:
+    """An app of the API's served on loopback (port 0) for the block: its base URL."""
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the API did not start"
+        time.sleep(0.05)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)

@@ -4,14 +4,11 @@ a challenged decision's page shows where it escalates, or that nothing covers it
 hold markup are shown as text, never run. The real app on loopback, over a store filled
 directly (the demo configures no accountability map)."""
 
-import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-import uvicorn
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlmodel import Session
 
@@ -23,7 +20,7 @@ from driftline.collector.store.database import make_engine, migrate
 from driftline.collector.web.api.app import create_app
 from tests import events
 from tests.api_client import new_token
-from tests.ui.conftest import RunningSystem, WatchedPage, sign_in
+from tests.ui.conftest import RunningSystem, WatchedPage, serve_app, sign_in
 
 TODAY = datetime.now(UTC).date()
 SCRIPT = '<script>document.title="owned"</script>'
@@ -78,26 +75,15 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         write_batch(session, [RawMessage("e", 0, n, None, encode(e)) for n, e in enumerate(batch)])
         session.commit()
     app = create_app(engine, keys=KeyRing.of(Ed25519PrivateKey.generate()), accountability=MAP)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the API did not start"
-        time.sleep(0.05)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    system = RunningSystem(
-        url=f"http://127.0.0.1:{port}",
-        database_url=database_url,
-        operator_token=new_token(engine, "operator"),
-        auditor_token=new_token(engine, "auditor"),
-    )
-    try:
+    with serve_app(app) as url:
+        system = RunningSystem(
+            url=url,
+            database_url=database_url,
+            operator_token=new_token(engine, "operator"),
+            auditor_token=new_token(engine, "auditor"),
+        )
         yield Served(system, str(declined.decision_id), str(wrong.decision_id))
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
-        engine.dispose()
+    engine.dispose()
 
 
 def never_runs_markup(watched: WatchedPage) -> None:

@@ -4,15 +4,12 @@ regression from the previous version, the gaps of its data contract and accounta
 and what the gate last found short. Names that hold markup are shown as text, never run. The
 real app on loopback, over a store filled with real runs of the shipped example set."""
 
-import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from driftline.agent.contract import ModelDeployedPayload
@@ -24,7 +21,7 @@ from driftline.collector.store.database import make_engine, migrate
 from driftline.collector.web.api.app import create_app
 from tests.api_client import new_token
 from tests.readiness.test_gate_agreement import record_run, store
-from tests.ui.conftest import RunningSystem, WatchedPage, sign_in
+from tests.ui.conftest import RunningSystem, WatchedPage, serve_app, sign_in
 
 NOW = datetime.now(UTC)
 SCRIPT = '<script>document.title="owned"</script>'
@@ -51,24 +48,12 @@ def system(tmp_path: Path) -> Iterator[RunningSystem]:
     app = create_app(
         engine, keys=KeyRing.of(Ed25519PrivateKey.generate()), thresholds=FILE, contracts=None,
     )  # fmt: skip
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the API did not start"
-        time.sleep(0.05)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
+    with serve_app(app) as url:
         yield RunningSystem(
-            url=f"http://127.0.0.1:{port}", database_url=database_url,
-            operator_token=new_token(engine, "operator"),
+            url=url, database_url=database_url, operator_token=new_token(engine, "operator"),
             auditor_token=new_token(engine, "auditor"),
         )  # fmt: skip
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
-        engine.dispose()
+    engine.dispose()
 
 
 def test_each_version_shows_its_clock_runs_regression_and_gaps(
