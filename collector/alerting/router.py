@@ -23,6 +23,7 @@ import structlog
 from confluent_kafka import Message
 from pydantic import ValidationError
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
 
 from driftline.agent import Driftline
@@ -42,7 +43,7 @@ from driftline.collector.alerting.muting import UnreadableSilence, active_silenc
 from driftline.collector.alerting.outbox import OutboxSender, enqueue
 from driftline.collector.alerting.refresh import AlertmanagerRefresher
 from driftline.collector.consume.kafka import GroupConsumer, KafkaUnavailable, event_type
-from driftline.collector.core.health import Heartbeat
+from driftline.collector.core.health import Heartbeat, first_line
 from driftline.collector.core.leadership import Leadership
 from driftline.collector.core.settings import CollectorSettings
 from driftline.collector.store.models import (
@@ -59,6 +60,7 @@ ROUTER_BATCH = 500
 # What the router takes; None: a message from an agent older than the event-type header.
 VERDICT_TYPES = frozenset({"drift_detected", "drift_resolved", None})
 LEADERSHIP_CHECK_S = 5.0
+DATABASE_RETRY_S = 2.0  # between tries of a database that failed
 UNKNOWN_SERVICE = "unknown"  # a verdict's service before any decision of its version is stored
 Clock = Callable[[], datetime]
 
@@ -230,13 +232,23 @@ class AlertRouter:
             while not stop.is_set():
                 if heartbeat is not None:
                     heartbeat.beat()
-                if leadership.hold():
-                    self._consume_while_leading(
-                        stop, leadership, settings, bootstrap_servers, heartbeat
-                    )
-                else:
-                    log.info("another alert router is active; standing by")
-                    stop.wait(5)
+                try:
+                    if leadership.hold():
+                        self._consume_while_leading(
+                            stop, leadership, settings, bootstrap_servers, heartbeat
+                        )
+                    else:
+                        log.info("another alert router is active; standing by")
+                        stop.wait(5)
+                except SQLAlchemyError as error:
+                    # A database that is away stops no router: it says so in its health, and
+                    # starts a new term from the store once it answers. What it had read and
+                    # not committed is read again; the grouper takes a verdict twice as once.
+                    problem = first_line(error)
+                    if heartbeat is not None:
+                        heartbeat.fault("database", problem)
+                    log.error("alert router's database failed; starting again", error=problem)
+                    stop.wait(DATABASE_RETRY_S)
         finally:
             leadership.release()
             self.close()
@@ -305,6 +317,8 @@ class AlertRouter:
                 except KafkaUnavailable as error:  # read again, it makes the same alerts
                     log.warning("alert router's offset commit failed", error=str(error))
                 self.tick()
+                if heartbeat is not None:
+                    heartbeat.clear("database")
         finally:
             consumer.close()
 
