@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-from datetime import UTC, datetime, time
+from collections.abc import Callable
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -23,6 +24,7 @@ from driftline.agent.provenance import ProducerKeyError
 from driftline.collector.audit import integrity
 from driftline.collector.cli.common import (
     EXIT_FAILED,
+    NOT_RECORDED,
     DatabaseOption,
     EmbeddedKafkaOption,
     KafkaOption,
@@ -45,15 +47,17 @@ from driftline.collector.core.logs import configure_logging
 from driftline.collector.core.producer_keys import trusted_producers
 from driftline.collector.core.settings import CollectorSettings
 from driftline.collector.golive.agreements import (
+    DEADLINE_ASKER,
     DEFAULT_CLOCK,
     STAGE,
     Agreement,
     AgreementError,
     agreement_for,
     agreement_payload,
+    past_deadline,
     trail,
 )
-from driftline.collector.golive.configuration import gate_configuration
+from driftline.collector.golive.configuration import GateConfiguration, gate_configuration
 from driftline.collector.golive.drill import run_drill
 from driftline.collector.golive.gate import Agreed, Evaluation, evaluate
 from driftline.collector.golive.loadtest import run_load_test
@@ -136,15 +140,9 @@ def readiness(
         if threshold is None:
             fail(f'no threshold agreed or in the thresholds file for {model} {version} (nor "*")')
         changed = agreement is not None and agreement.proposes_change(proposed)
-
-        def ledger_intact() -> bool:
-            return integrity.verify(session, keys.trusted, producers=producers).intact
-
-        evaluation = evaluate(
-            session, threshold, model=model, version=version, now=datetime.now(UTC),
-            window=span, alerting=configuration.alerting, ledger_intact=ledger_intact,
-            agreed=Agreed(agreement, changed), accountability=configuration.accountability,
-            contracts=configuration.contract_of(model),
+        evaluation = _judge(
+            session, threshold, model, version, Agreed(agreement, changed), configuration,
+            lambda: integrity.verify(session, keys.trusted, producers=producers).intact, span,
         )  # fmt: skip
     recorded = (
         _record(evaluation, who_asks(asked_by), settings, bootstrap_servers)
@@ -162,6 +160,69 @@ def readiness(
                 f"not agreed: judged by the agreement of {agreement.agreed_at:%Y-%m-%d}[/]"
             )
     raise typer.Exit(EXIT_CODES[evaluation.verdict])
+
+
+def _judge(
+    session: Session,
+    threshold: Threshold,
+    model: str,
+    version: str,
+    agreed: Agreed,
+    configuration: GateConfiguration,
+    ledger_intact: Callable[[], bool],
+    window: timedelta | None = None,
+) -> Evaluation:
+    return evaluate(
+        session, threshold, model=model, version=version, now=datetime.now(UTC),
+        window=window, alerting=configuration.alerting, ledger_intact=ledger_intact,
+        agreed=agreed, accountability=configuration.accountability,
+        contracts=configuration.contract_of(model),
+    )  # fmt: skip
+
+
+@readiness_app.command("deadlines")
+def readiness_deadlines(
+    public_key: PublicKeyOption = None,
+    database_url: DatabaseOption = None,
+    kafka_bootstrap_servers: KafkaOption = None,
+) -> None:
+    """Record the gate's verdict for every version whose go/no-go deadline passed with no
+    decision: what a scheduler runs (daily, say), so that the ledger holds the verdict at the
+    deadline. Exit 0 when each is recorded, whatever its verdict."""
+    settings = load_settings(
+        database_url=database_url, kafka_bootstrap_servers=kafka_bootstrap_servers
+    )
+    configure_logging("warning")
+    try:
+        configuration = gate_configuration(settings)
+        producers = trusted_producers(settings)
+    except ConfigFileError as error:
+        fail(f"configuration has mistakes:\n{error}")
+    except ProducerKeyError as error:
+        fail(f"{error}: the ledger criterion needs the producer public keys")
+    keys = verifying_keys(settings, public_key)
+    with Session(read_store(settings)) as session:
+        due = past_deadline(session, datetime.now(UTC))
+        evaluations = [
+            _judge(
+                session, agreement.threshold, model, version, Agreed(agreement), configuration,
+                lambda: integrity.verify(session, keys.trusted, producers=producers).intact,
+            )
+            for model, version, agreement in due
+        ]  # fmt: skip
+    if not evaluations:
+        console.print("no deadline has passed without a decision")
+        return
+    recorded = "".join(
+        _record(e, DEADLINE_ASKER, settings, kafka_servers(settings)) + "\n" for e in evaluations
+    )
+    for evaluation in evaluations:
+        console.print(
+            f"{escape(evaluation.model)} {escape(evaluation.version)}: {verdict_line(evaluation)}"
+        )
+    if NOT_RECORDED in recorded:
+        fail(f"not every verdict was recorded:\n{recorded}")
+    console.print(f"{len(evaluations)} verdicts at their deadline recorded")
 
 
 def _file_threshold(path: Path | None, model: str, version: str) -> Threshold | None:

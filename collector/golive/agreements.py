@@ -23,7 +23,11 @@ from sqlmodel import Session, col, select
 
 from driftline.agent.contract import ThresholdsAgreedPayload
 from driftline.collector.golive.thresholds import Threshold
-from driftline.collector.store.models import AgreedThresholds, ReadinessEvaluation
+from driftline.collector.store.models import (
+    AgreedThresholds,
+    ModelDeployment,
+    ReadinessEvaluation,
+)
 
 DEFAULT_CLOCK = timedelta(days=90)
 STAGE = "go-live"
@@ -165,3 +169,45 @@ def decided_by_deadline(session: Session, agreement: Agreement, model: str, vers
     if decision is None:
         return ""
     return f"{decision.verdict} on {decision.occurred_at:%Y-%m-%d}"
+
+
+DEADLINE_ASKER = "driftline-deadline"  # who asks when the gate records its verdict at a deadline
+
+
+def past_deadline(session: Session, now: datetime) -> list[tuple[str, str, Agreement]]:
+    """The versions whose go/no-go deadline has passed with no decision while the clock ran,
+    and whose verdict at the deadline is not recorded yet: what ``readiness deadlines``
+    records. A model's "*" agreement governs each of its deployed versions without one of its
+    own. An agreement that no longer reads is left to the gate, which says so."""
+    scopes = session.exec(
+        select(AgreedThresholds.model_name, AgreedThresholds.model_version).distinct()
+    ).all()
+    deployed = session.exec(
+        select(ModelDeployment.model_name, ModelDeployment.model_version).distinct()
+    ).all()
+    own = {(model, version) for model, version in scopes if version != "*"}
+    versions = own | {
+        (model, version) for model, version in deployed
+        if (model, "*") in scopes and (model, version) not in own
+    }  # fmt: skip
+    due = []
+    for model, version in sorted(versions):
+        try:
+            agreement = agreement_for(session, model, version)
+        except AgreementError:
+            continue
+        if agreement is None or agreement.deadline > now:
+            continue
+        if decided_by_deadline(session, agreement, model, version):
+            continue
+        recorded = session.exec(
+            select(ReadinessEvaluation.event_id).where(
+                ReadinessEvaluation.model_name == model,
+                ReadinessEvaluation.model_version == version,
+                ReadinessEvaluation.asked_by == DEADLINE_ASKER,
+                col(ReadinessEvaluation.occurred_at) >= agreement.deadline,
+            )
+        ).first()
+        if recorded is None:
+            due.append((model, version, agreement))
+    return due

@@ -398,6 +398,12 @@ def test_the_command_gates_a_pipeline_and_records_its_evaluation(
          "--version", "3"], env=environment, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert trail.returncode == 0 and trail.stdout.count("go-live") == 2, trail.stdout
+    deadlines = subprocess.run(
+        [sys.executable, "-m", "driftline", "readiness", "deadlines"],
+        env=environment, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert deadlines.returncode == 0, deadlines.stdout + deadlines.stderr
+    assert "no deadline has passed without a decision" in deadlines.stdout
     thin = readiness("--window", "1m")
     assert thin.returncode == 3 and "not enough data" in thin.stdout
 

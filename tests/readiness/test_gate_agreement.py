@@ -12,12 +12,14 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from driftline.agent.contract import Event, ModelRef, component_event, encode
+from driftline.agent.contract import Event, ModelDeployedPayload, ModelRef, component_event, encode
 from driftline.agent.provenance import ProducerKey
 from driftline.collector.consume.ingest import RawMessage, write_batch
 from driftline.collector.golive.agreements import (
+    DEADLINE_ASKER,
     agreement_for,
     agreement_payload,
+    past_deadline,
     threshold_digest,
 )
 from driftline.collector.golive.criteria import Criterion
@@ -184,3 +186,33 @@ def test_a_decision_recorded_before_the_deadline_meets_it(engine: Engine, verdic
         )  # fmt: skip
     deadline = {c.name: c for c in found.criteria}["decision deadline"]
     assert deadline.status == "pass" and deadline.measured.startswith(f"decided: {verdict} on")  # type: ignore[union-attr]
+
+
+def test_a_deadline_passed_undecided_is_due_until_its_verdict_is_recorded(engine: Engine) -> None:
+    threshold = Threshold(model="credit-risk", min_decisions=1)
+    agree(engine, threshold, NOW - timedelta(days=100), NOW - timedelta(days=10))
+    agreed_for_all = agreement_payload(
+        threshold, version="*", decision_maker="head-of-credit", deadline=NOW + timedelta(days=5),
+        source="thresholds.yaml",
+    )  # fmt: skip
+    deployed = ModelDeployedPayload(version="4", owner="o", approved_by="a")
+    store(engine, [("thresholds_agreed", agreed_for_all, "*", NOW - timedelta(days=1)),
+                   ("model_deployed", deployed, "4", NOW - timedelta(days=1))])  # fmt: skip
+    with Session(engine) as session:
+        # 3 has its own agreement, past its deadline; 4 is governed by "*", not due yet.
+        assert [(m, v) for m, v, _ in past_deadline(session, NOW)] == [("credit-risk", "3")]
+        assert [(m, v) for m, v, _ in past_deadline(session, NOW + timedelta(days=6))] == [
+            ("credit-risk", "3"), ("credit-risk", "4"),
+        ]  # fmt: skip
+    at_deadline = events.readiness(occurred_at=NOW - timedelta(days=1))
+    at_deadline = at_deadline.model_copy(
+        update={"payload": at_deadline.payload.model_copy(update={"asked_by": DEADLINE_ASKER,
+                                                                 "verdict": "no-go"})}
+    )  # fmt: skip
+    producer = ProducerKey.load(Path(os.environ["DRIFTLINE_PRODUCER_KEY_FILE"]))
+    with Session(engine) as session:
+        write_batch(
+            session, [RawMessage("deadline", 0, 0, None, encode(producer.seal(at_deadline)))]
+        )
+        session.commit()
+        assert past_deadline(session, NOW) == []  # recorded: not due again
