@@ -275,6 +275,8 @@ class AlertRouter:
             if heartbeat is not None:
                 heartbeat.beat()
             self.tick()
+            if heartbeat is not None:
+                heartbeat.clear("database")
 
         consumer = GroupConsumer.connect(
             stop,

@@ -125,7 +125,14 @@ class HttpTarget:
 
     @property
     def description(self) -> str:
-        return f"POST {self.url}"
+        """What the run's event names: the endpoint without credentials or query, which may
+        carry an API key (headers, which carry most, are never recorded)."""
+        try:
+            url = httpx.URL(self.url)
+            bare = url.copy_with(username=None, password=None, query=None, fragment=None)
+        except (httpx.InvalidURL, TypeError, ValueError):
+            return "POST (an endpoint whose URL does not parse)"
+        return f"POST {bare}"
 
     def __call__(self, case: Case) -> Answer:
         try:

@@ -286,3 +286,9 @@ def test_eval_without_kafka_runs_with_no_record_and_says_what_is_wrong(
     ran = eval_command("run", str(EXAMPLE), "--version", "1", "--callable", "json:loads",
                        topic=topic, DRIFTLINE_KAFKA_BOOTSTRAP_SERVERS="")  # fmt: skip
     assert ran.returncode == 2 and "DRIFTLINE_KAFKA_BOOTSTRAP_SERVERS" in ran.stderr
+
+
+def test_an_endpoint_is_recorded_without_its_credentials_or_query() -> None:
+    with httpx.Client() as client:
+        target = HttpTarget("https://bob:secret@model.internal:8443/v1/score?api_key=abc", client)
+        assert target.description == "POST https://model.internal:8443/v1/score"
