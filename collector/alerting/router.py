@@ -61,6 +61,7 @@ ROUTER_BATCH = 500
 VERDICT_TYPES = frozenset({"drift_detected", "drift_resolved", None})
 LEADERSHIP_CHECK_S = 5.0
 DATABASE_RETRY_S = 2.0  # between tries of a database that failed
+UNLEDGERED_PRUNE_S = 30.0
 UNKNOWN_SERVICE = "unknown"  # a verdict's service before any decision of its version is stored
 Clock = Callable[[], datetime]
 
@@ -96,6 +97,11 @@ class AlertRouter:
         self._unreadable: dict[uuid.UUID, str] = {}
         self._services: dict[tuple[str, str], str] = {}
         self._earlier_labels: set[str] = set()  # fingerprints receivers were told fire
+        # Verdicts taken from Kafka that the ledger may not hold yet (the collector stores them
+        # apart): a new term, after a database error, takes them again, as their offsets are
+        # committed and the ledger alone would forget them.
+        self._unledgered: dict[uuid.UUID, DriftDetectedEvent | DriftResolvedEvent] = {}
+        self._next_prune = 0.0
         self.consuming = threading.Event()  # set once Kafka has assigned it partitions
 
     @property
@@ -105,6 +111,7 @@ class AlertRouter:
         return dict(self._unreadable)
 
     def take(self, event: DriftDetectedEvent | DriftResolvedEvent) -> Alert:
+        self._unledgered[event.event_id] = event
         alert = self._alert(event)
         self._grouper.add(alert, self._clock())
         return alert
@@ -166,10 +173,16 @@ class AlertRouter:
         # Receivers told of an alert under its labels from before `service` named the AI
         # service (the detector's name) keep hearing of it under those, to its resolve.
         self._earlier_labels = told_firing
-        latest: dict[str, Alert] = {}
+        events: list[DriftDetectedEvent | DriftResolvedEvent] = []
         for raw in stored:
             event = decode(raw)
             assert isinstance(event, DriftDetectedEvent | DriftResolvedEvent)
+            events.append(event)
+        ledgered = {event.event_id for event in events}
+        self._unledgered = {k: v for k, v in self._unledgered.items() if k not in ledgered}
+        events += sorted(self._unledgered.values(), key=lambda event: event.occurred_at)
+        latest: dict[str, Alert] = {}
+        for event in events:
             alert = self._alert(event)
             latest[alert.fingerprint] = alert
         now = self._clock()
@@ -182,6 +195,7 @@ class AlertRouter:
 
     def tick(self) -> list[OutboxMessage]:
         """Store what is due for notification, send what is due for sending; what was sent."""
+        self._prune_unledgered()
         now = self._clock()
         with Session(self._engine) as session:
             silences = active_silences(session, now)
@@ -201,6 +215,20 @@ class AlertRouter:
             self._record(message)
         self._refresher.refresh(self._grouper.told_firing(), now)
         return sent
+
+    def _prune_unledgered(self) -> None:
+        """Forget, every half minute, the verdicts taken that the ledger holds by now."""
+        if not self._unledgered or time.monotonic() < self._next_prune:
+            return
+        self._next_prune = time.monotonic() + UNLEDGERED_PRUNE_S
+        ids = list(self._unledgered)
+        with Session(self._engine) as session:
+            for start in range(0, len(ids), 500):  # SQLite's bound on parameters
+                chunk = ids[start : start + 500]
+                for event_id in session.exec(
+                    select(LedgerEntry.event_id).where(col(LedgerEntry.event_id).in_(chunk))
+                ).all():
+                    self._unledgered.pop(event_id, None)
 
     def close(self) -> None:
         """Wait for the refreshes under way."""
@@ -233,7 +261,10 @@ class AlertRouter:
                 if heartbeat is not None:
                     heartbeat.beat()
                 try:
-                    if leadership.hold():
+                    leading = leadership.hold()
+                    if heartbeat is not None:  # the database answered
+                        heartbeat.clear("database")
+                    if leading:
                         self._consume_while_leading(
                             stop, leadership, settings, bootstrap_servers, heartbeat
                         )
@@ -242,8 +273,9 @@ class AlertRouter:
                         stop.wait(5)
                 except SQLAlchemyError as error:
                     # A database that is away stops no router: it says so in its health, and
-                    # starts a new term from the store once it answers. What it had read and
-                    # not committed is read again; the grouper takes a verdict twice as once.
+                    # starts a new term from the store once it answers, with the verdicts it
+                    # took that the ledger lacks yet; what it had not committed is read
+                    # again, and the grouper takes a verdict twice as once.
                     problem = first_line(error)
                     if heartbeat is not None:
                         heartbeat.fault("database", problem)

@@ -208,6 +208,12 @@ def _target(
         return CallableTarget(load_entry_point(call), f"callable {call}", timeout_s)
     assert url is not None
     try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError, ValueError) as error:
+        fail(f"--url {url!r}: not a URL: {error}")
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        fail(f"--url {url!r}: give an http:// or https:// URL with a host")
+    try:
         template = json.loads(request)
     except ValueError as error:
         fail(f"--request: not JSON: {error}")

@@ -7,6 +7,7 @@ ask for, recorded as ``load_tested`` and ``drill_completed`` events."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime, time, timedelta
@@ -144,6 +145,8 @@ def readiness(
             session, threshold, model, version, Agreed(agreement, changed), configuration,
             lambda: integrity.verify(session, keys.trusted, producers=producers).intact, span,
         )  # fmt: skip
+    if asked_by == DEADLINE_ASKER:
+        fail(f"--asked-by {DEADLINE_ASKER} is the name the deadline's own verdicts carry")
     recorded = (
         _record(evaluation, who_asks(asked_by), settings, bootstrap_servers)
         if bootstrap_servers
@@ -193,6 +196,8 @@ def readiness_deadlines(
         database_url=database_url, kafka_bootstrap_servers=kafka_bootstrap_servers
     )
     configure_logging("warning")
+    bootstrap_servers = kafka_servers(settings)  # what recording needs, known before judging
+    require_producer_key(settings)
     try:
         configuration = gate_configuration(settings)
         producers = trusted_producers(settings)
@@ -202,27 +207,39 @@ def readiness_deadlines(
         fail(f"{error}: the ledger criterion needs the producer public keys")
     keys = verifying_keys(settings, public_key)
     with Session(read_store(settings)) as session:
-        due = past_deadline(session, datetime.now(UTC))
+        found = past_deadline(session, datetime.now(UTC))
+        intact = functools.cache(
+            lambda: integrity.verify(session, keys.trusted, producers=producers).intact
+        )  # the whole ledger, walked once for every version judged
         evaluations = [
             _judge(
                 session, agreement.threshold, model, version, Agreed(agreement), configuration,
-                lambda: integrity.verify(session, keys.trusted, producers=producers).intact,
+                intact,
             )
-            for model, version, agreement in due
+            for model, version, agreement in found.due
         ]  # fmt: skip
-    if not evaluations:
-        console.print("no deadline has passed without a decision")
-        return
-    recorded = "".join(
-        _record(e, DEADLINE_ASKER, settings, kafka_servers(settings)) + "\n" for e in evaluations
-    )
     for evaluation in evaluations:
         console.print(
             f"{escape(evaluation.model)} {escape(evaluation.version)}: {verdict_line(evaluation)}"
         )
-    if NOT_RECORDED in recorded:
-        fail(f"not every verdict was recorded:\n{recorded}")
-    console.print(f"{len(evaluations)} verdicts at their deadline recorded")
+    recorded = ""
+    if evaluations:
+        with Driftline(
+            service=READINESS_SERVICE, kafka_bootstrap_servers=bootstrap_servers,
+            topic=settings.topic, producer_key_file=settings.producer_key_file,
+        ) as agent:  # fmt: skip
+            recorded = publish(
+                agent,
+                [("readiness_evaluated", e.payload(DEADLINE_ASKER), e.model) for e in evaluations],
+            )
+    if found.unreadable:
+        fail("agreements the gate cannot judge by:\n" + "\n".join(found.unreadable))
+    if recorded.startswith(NOT_RECORDED):
+        fail(f"the verdicts at their deadline were {recorded}")
+    if not evaluations:
+        console.print("no deadline has passed without a decision")
+        return
+    console.print(f"{len(evaluations)} verdicts at their deadline {recorded}")
 
 
 def _file_threshold(path: Path | None, model: str, version: str) -> Threshold | None:

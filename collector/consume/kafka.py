@@ -124,24 +124,28 @@ class GroupConsumer:
         ``wait`` is called between attempts (a heartbeat, say)."""
         consumer = cls(**config)
         backoff_s = 0.5
-        while not stop.is_set():
-            try:
-                consumer._consumer.list_topics(timeout=CONNECT_TIMEOUT_S)
-            except KafkaException as error:
-                log.error(
-                    "cannot reach Kafka; trying again",
-                    bootstrap_servers=consumer.bootstrap_servers,
-                    group=consumer.group_id,
-                    error=str(error.args[0]),
-                    retry_in_s=backoff_s,
-                )
-                if wait is not None:
-                    wait()
-                stop.wait(backoff_s)
-                backoff_s = min(backoff_s * 2, MAX_BACKOFF_S)
-                continue
-            consumer._subscribe()
-            return consumer
+        try:
+            while not stop.is_set():
+                try:
+                    consumer._consumer.list_topics(timeout=CONNECT_TIMEOUT_S)
+                except KafkaException as error:
+                    log.error(
+                        "cannot reach Kafka; trying again",
+                        bootstrap_servers=consumer.bootstrap_servers,
+                        group=consumer.group_id,
+                        error=str(error.args[0]),
+                        retry_in_s=backoff_s,
+                    )
+                    if wait is not None:
+                        wait()
+                    stop.wait(backoff_s)
+                    backoff_s = min(backoff_s * 2, MAX_BACKOFF_S)
+                    continue
+                consumer._subscribe()
+                return consumer
+        except BaseException:  # ``wait`` failed (the router's database, say): no consumer left
+            consumer.close()
+            raise
         consumer.close()
         return None
 

@@ -161,6 +161,9 @@ def decided_by_deadline(session: Session, agreement: Agreement, model: str, vers
             ReadinessEvaluation.model_name == model,
             ReadinessEvaluation.model_version == version,
             col(ReadinessEvaluation.verdict).in_(["go", "no-go"]),
+            # The verdict recorded at a deadline is no one's decision: a deadline moved past it
+            # still waits for one.
+            ReadinessEvaluation.asked_by != DEADLINE_ASKER,
             col(ReadinessEvaluation.occurred_at) >= agreement.started_at,
             col(ReadinessEvaluation.occurred_at) <= agreement.deadline,
         )
@@ -174,11 +177,17 @@ def decided_by_deadline(session: Session, agreement: Agreement, model: str, vers
 DEADLINE_ASKER = "driftline-deadline"  # who asks when the gate records its verdict at a deadline
 
 
-def past_deadline(session: Session, now: datetime) -> list[tuple[str, str, Agreement]]:
+@dataclass(frozen=True)
+class PastDeadline:
+    due: list[tuple[str, str, Agreement]]  # (model, version, agreement) to record a verdict for
+    unreadable: list[str]  # why an agreement could not be read: the gate cannot judge by it
+
+
+def past_deadline(session: Session, now: datetime) -> PastDeadline:
     """The versions whose go/no-go deadline has passed with no decision while the clock ran,
     and whose verdict at the deadline is not recorded yet: what ``readiness deadlines``
     records. A model's "*" agreement governs each of its deployed versions without one of its
-    own. An agreement that no longer reads is left to the gate, which says so."""
+    own. An agreement that no longer reads (altered in the store) is reported, not skipped."""
     scopes = session.exec(
         select(AgreedThresholds.model_name, AgreedThresholds.model_version).distinct()
     ).all()
@@ -190,11 +199,12 @@ def past_deadline(session: Session, now: datetime) -> list[tuple[str, str, Agree
         (model, version) for model, version in deployed
         if (model, "*") in scopes and (model, version) not in own
     }  # fmt: skip
-    due = []
+    due, unreadable = [], []
     for model, version in sorted(versions):
         try:
             agreement = agreement_for(session, model, version)
-        except AgreementError:
+        except AgreementError as error:
+            unreadable.append(str(error))
             continue
         if agreement is None or agreement.deadline > now:
             continue
@@ -210,4 +220,4 @@ def past_deadline(session: Session, now: datetime) -> list[tuple[str, str, Agree
         ).first()
         if recorded is None:
             due.append((model, version, agreement))
-    return due
+    return PastDeadline(due, unreadable)

@@ -1,6 +1,7 @@
 """The alert router outlives its database: stopped under it (a private PostgreSQL server), the
 router keeps running, names the database in its health, and once the server is back it clears
-the fault and notifies again, from the store."""
+the fault and notifies again, from the store; a verdict it had taken, whose offset it had
+committed but that no collector had stored yet, still fires."""
 
 import threading
 import time
@@ -24,7 +25,7 @@ from tests.http_recorder import recording_server
 from tests.waiting import wait_for
 
 CONFIG = """\
-route: {{receiver: team, group_by: [model, version], group_wait: 1s, group_interval: 1s}}
+route: {{receiver: team, group_by: [model, version], group_wait: 4s, group_interval: 1s}}
 receivers:
   - name: team
     webhook_configs: [{{url: "{url}/hook"}}]
@@ -69,6 +70,10 @@ def test_a_stopped_database_is_named_in_health_and_the_router_goes_on_after(
         thread.start()
         try:
             assert router.consuming.wait(30), "the router never joined its consumer group"
+            # Taken and committed, waiting out group_wait; no collector runs, so the ledger
+            # does not hold it when the database goes.
+            verdict(detector, "detected", "income")
+            time.sleep(1.5)  # the router polls every 0.25 s: it has taken and committed it
             postgres.stop()
             wait_for(lambda: heartbeat.faults, lambda f: "database" in f, what="the fault")
             time.sleep(3)  # a few of its loops with the database away
@@ -77,22 +82,24 @@ def test_a_stopped_database_is_named_in_health_and_the_router_goes_on_after(
             wait_for(
                 lambda: heartbeat.faults, lambda f: "database" not in f, what="the fault cleared"
             )
-            verdict(detector, "detected")
             (body,) = wait_for(webhook.accepted, lambda got: len(got) >= 1, what="a notification")
             assert body["status"] == "firing"
+            assert [a["labels"]["feature"] for a in body["alerts"]] == ["income"]
+            verdict(detector, "detected", "debt_ratio")
+            wait_for(webhook.accepted, lambda got: len(got) >= 2, what="the next notification")
         finally:
             stop.set()
             thread.join(timeout=20)
             engine.dispose()
 
 
-def verdict(agent: Driftline, state: str) -> None:
+def verdict(agent: Driftline, state: str, feature: str) -> None:
     agent.record_signed(
         agent.complete_event(
             {
                 "type": f"drift_{state}",
                 "model": {"name": MODEL.name, "version": MODEL.version},
-                "payload": drift_payload("income"),
+                "payload": drift_payload(feature),
             }
         )
     )

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
 from sqlmodel import Session
 
 from driftline.agent.contract import Event, ModelDeployedPayload, ModelRef, component_event, encode
@@ -19,6 +19,7 @@ from driftline.collector.golive.agreements import (
     DEADLINE_ASKER,
     agreement_for,
     agreement_payload,
+    decided_by_deadline,
     past_deadline,
     threshold_digest,
 )
@@ -29,6 +30,7 @@ from driftline.collector.golive.gate import Agreed, evaluate
 from driftline.collector.golive.targets import CallableTarget
 from driftline.collector.golive.thresholds import Evaluation, Threshold
 from driftline.collector.runtime.simulation import decide, decide_changed
+from driftline.collector.store.models import AgreedThresholds
 from tests import events
 
 EXAMPLE = Path(__file__).parents[2] / "deploy/config/examples/loan-desk-eval.yaml"
@@ -200,8 +202,8 @@ def test_a_deadline_passed_undecided_is_due_until_its_verdict_is_recorded(engine
                    ("model_deployed", deployed, "4", NOW - timedelta(days=1))])  # fmt: skip
     with Session(engine) as session:
         # 3 has its own agreement, past its deadline; 4 is governed by "*", not due yet.
-        assert [(m, v) for m, v, _ in past_deadline(session, NOW)] == [("credit-risk", "3")]
-        assert [(m, v) for m, v, _ in past_deadline(session, NOW + timedelta(days=6))] == [
+        assert [(m, v) for m, v, _ in past_deadline(session, NOW).due] == [("credit-risk", "3")]
+        assert [(m, v) for m, v, _ in past_deadline(session, NOW + timedelta(days=6)).due] == [
             ("credit-risk", "3"), ("credit-risk", "4"),
         ]  # fmt: skip
     at_deadline = events.readiness(occurred_at=NOW - timedelta(days=1))
@@ -215,4 +217,17 @@ def test_a_deadline_passed_undecided_is_due_until_its_verdict_is_recorded(engine
             session, [RawMessage("deadline", 0, 0, None, encode(producer.seal(at_deadline)))]
         )
         session.commit()
-        assert past_deadline(session, NOW) == []  # recorded: not due again
+        assert past_deadline(session, NOW).due == []  # recorded: not due again
+    # The deadline moved past that verdict: it decided nothing, so the new deadline waits for a
+    # decision, and is due once it passes.
+    agree(engine, threshold, NOW - timedelta(hours=1), NOW + timedelta(days=2))
+    with Session(engine) as session:
+        agreement = agreement_for(session, "credit-risk", "3")
+        assert agreement is not None
+        assert decided_by_deadline(session, agreement, "credit-risk", "3") == ""
+        later = past_deadline(session, NOW + timedelta(days=3))
+        assert ("credit-risk", "3") in [(m, v) for m, v, _ in later.due]
+        # An agreement altered in the store is reported, never skipped in silence.
+        session.exec(update(AgreedThresholds).values(threshold={"model": "credit-risk"}))  # type: ignore[call-overload]
+        session.commit()
+        assert past_deadline(session, NOW + timedelta(days=3)).unreadable
